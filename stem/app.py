@@ -1,0 +1,329 @@
+"""``Stem``: the application object. Register tasks on it, enqueue jobs through it.
+
+::
+
+    app = stem.Stem()                      # Redis URL from $STEM_REDIS_URL
+
+    @app.task(max_retries=5)
+    def send_email(to: str) -> None: ...
+
+    handle = send_email.enqueue("a@example.com")
+    handle.result(timeout_s=10)
+
+Every setting is a constructor argument; an unknown keyword is a ``TypeError`` at once
+(typos are not silently dropped).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, overload
+
+from stem._async import in_thread
+from stem.broker import NewJob, RedisBroker
+from stem.config import resolve_redis_url
+from stem.envelope import encode_fields, new_job_id
+from stem.errors import ConfigError
+from stem.handle import JobHandle
+from stem.middleware.base import Middleware, OutgoingJob
+from stem.task import Pool, RetryPolicy, Task, make_task
+
+
+class Stem:
+    """A stem application: task registry, settings, and the producer API.
+
+    ``redis_url`` falls back to ``$STEM_REDIS_URL`` (then to the URL file of a running
+    ``stem supervise``). The broker connection opens lazily on first use and is shared by
+    threads; ``close()`` releases it.
+    """
+
+    def __init__(
+        self,
+        redis_url: str | None = None,
+        *,
+        namespace: str = "stem",
+        default_queue: str = "default",
+        default_pool: Pool | str = Pool.PROCESSES,
+        retry: RetryPolicy | None = None,
+        lease_s: float = 30.0,
+        max_deliveries: int = 5,
+        result_ttl_s: int = 7 * 86_400,
+        idempotency_ttl_s: int = 86_400,
+        dlq_maxlen: int = 100_000,
+        dlq_retention_s: int = 14 * 86_400,
+        middleware: Sequence[Middleware] = (),
+    ) -> None:
+        if lease_s <= 0:
+            raise ConfigError(f"lease_s must be > 0, got {lease_s}")
+        if max_deliveries < 1:
+            raise ConfigError(f"max_deliveries must be >= 1, got {max_deliveries}")
+        self.redis_url = redis_url
+        self.namespace = namespace
+        self.default_queue = default_queue
+        self.default_pool = Pool(default_pool)
+        self.retry = retry or RetryPolicy()
+        self.lease_s = lease_s
+        self.max_deliveries = max_deliveries
+        self.result_ttl_s = result_ttl_s
+        self.idempotency_ttl_s = idempotency_ttl_s
+        self.dlq_maxlen = dlq_maxlen
+        self.dlq_retention_s = dlq_retention_s
+        self.middleware: list[Middleware] = list(middleware)
+        self.tasks: dict[str, Task[Any, Any]] = {}
+        self._broker: RedisBroker | None = None
+        self._lock = threading.Lock()
+
+    # -- broker ----------------------------------------------------------------------
+
+    @property
+    def broker(self) -> RedisBroker:
+        """The broker, connected on first use."""
+        if self._broker is None:
+            with self._lock:
+                if self._broker is None:
+                    self._broker = self._open_broker()
+        return self._broker
+
+    def _open_broker(self) -> RedisBroker:
+        url = resolve_redis_url(self.redis_url)
+        if url is None:
+            raise ConfigError(
+                "no Redis URL: pass redis_url=, set STEM_REDIS_URL or use --redis-url "
+                "(or run `stem supervise`, which starts an embedded Redis)"
+            )
+        return RedisBroker(
+            url,
+            namespace=self.namespace,
+            result_ttl_s=self.result_ttl_s,
+            dlq_maxlen=self.dlq_maxlen,
+            dlq_retention_s=self.dlq_retention_s,
+        )
+
+    def connect(self, redis_url: str) -> None:
+        """Point the app at ``redis_url`` (closing any open connection)."""
+        self.close()
+        self.redis_url = redis_url
+
+    def close(self) -> None:
+        """Close the broker connection; the next use reopens it."""
+        with self._lock:
+            if self._broker is not None:
+                self._broker.close()
+                self._broker = None
+
+    # -- tasks -----------------------------------------------------------------------
+
+    @overload
+    def task(self, fn: Callable[..., Any], /) -> Task[Any, Any]: ...
+
+    @overload
+    def task(
+        self,
+        fn: None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        priority: int = 0,
+        max_retries: int | None = None,
+        retry_on: tuple[type[BaseException], ...] | None = None,
+        dont_retry_on: tuple[type[BaseException], ...] | None = None,
+        backoff_base_s: float | None = None,
+        backoff_cap_s: float | None = None,
+        soft_time_limit_s: float | None = None,
+        time_limit_s: float | None = None,
+        pool: Pool | str | None = None,
+    ) -> Callable[[Callable[..., Any]], Task[Any, Any]]: ...
+
+    def task(
+        self,
+        fn: Callable[..., Any] | None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str | None = None,
+        priority: int = 0,
+        max_retries: int | None = None,
+        retry_on: tuple[type[BaseException], ...] | None = None,
+        dont_retry_on: tuple[type[BaseException], ...] | None = None,
+        backoff_base_s: float | None = None,
+        backoff_cap_s: float | None = None,
+        soft_time_limit_s: float | None = None,
+        time_limit_s: float | None = None,
+        pool: Pool | str | None = None,
+    ) -> Task[Any, Any] | Callable[[Callable[..., Any]], Task[Any, Any]]:
+        """Register a sync or async function as a task (``@app.task`` or ``@app.task(...)``).
+
+        ``name`` defaults to ``module.qualname``; ``queue`` to the app's default queue;
+        ``priority`` is 0-9 (higher runs first). Retry options override the app's
+        ``RetryPolicy``. ``soft_time_limit_s`` raises ``SoftTimeLimitExceeded`` inside
+        the task; ``time_limit_s`` kills it (process pool) or cancels it (async).
+        ``pool`` is ``async`` for async functions, ``processes`` (default) or ``threads``.
+        """
+        changes = {
+            k: v
+            for k, v in {
+                "max_retries": max_retries,
+                "retry_on": retry_on,
+                "dont_retry_on": dont_retry_on,
+                "backoff_base_s": backoff_base_s,
+                "backoff_cap_s": backoff_cap_s,
+            }.items()
+            if v is not None
+        }
+
+        def register(func: Callable[..., Any]) -> Task[Any, Any]:
+            task = make_task(
+                self,
+                func,
+                name=name,
+                queue=queue,
+                priority=priority,
+                retry=self.retry,
+                retry_changes=changes,
+                soft_time_limit_s=soft_time_limit_s,
+                time_limit_s=time_limit_s,
+                pool=pool,
+            )
+            if task.name in self.tasks:
+                raise ConfigError(f"a task named {task.name!r} is already registered")
+            self.tasks[task.name] = task
+            return task
+
+        return register(fn) if fn is not None else register
+
+    # -- enqueue ---------------------------------------------------------------------
+
+    def enqueue(
+        self,
+        task: Task[Any, Any] | str,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay_s: float | None = None,
+        eta: dt.datetime | None = None,
+        idempotency_key: str | None = None,
+        idempotency_ttl_s: int | None = None,
+        job_id: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> JobHandle:
+        """Enqueue one job of ``task`` (a Task or a task name) in one round trip.
+
+        ``delay_s`` or ``eta`` (an aware datetime) delay it; ``idempotency_key`` makes a
+        repeat within ``idempotency_ttl_s`` return the first job instead of a second one;
+        ``job_id`` picks the id (a repeat of a live id is also idempotent).
+        """
+        out = self._outgoing(task, args, kwargs, queue, priority, delay_s, eta, job_id, headers)
+        ttl = idempotency_ttl_s if idempotency_ttl_s is not None else self.idempotency_ttl_s
+        new = self._new_job(out, idempotency_key or "", ttl)
+        [(jid, created)] = self.broker.enqueue(out.queue, [new])
+        for m in self.middleware:
+            m.after_enqueue(out, created)
+        return JobHandle(self, jid, out.queue, created)
+
+    def enqueue_many(
+        self,
+        task: Task[Any, Any] | str,
+        calls: Iterable[Sequence[Any]],
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay_s: float | None = None,
+    ) -> list[JobHandle]:
+        """One job of ``task`` per positional-argument tuple in ``calls``, in one round trip.
+
+        Every argument is encoded before anything is sent: one bad argument refuses the
+        whole batch and nothing is written.
+        """
+        outs = [
+            self._outgoing(task, call, None, queue, priority, delay_s, None, None, None)
+            for call in calls
+        ]
+        if not outs:
+            return []
+        news = [self._new_job(o, "", self.idempotency_ttl_s) for o in outs]
+        pairs = self.broker.enqueue(outs[0].queue, news)
+        return [JobHandle(self, jid, outs[0].queue, created) for jid, created in pairs]
+
+    async def enqueue_async(
+        self,
+        task: Task[Any, Any] | str,
+        args: Sequence[Any] = (),
+        kwargs: dict[str, Any] | None = None,
+        **options: Any,
+    ) -> JobHandle:
+        """``enqueue`` for trio or asyncio code (runs the blocking call in a thread)."""
+        return await in_thread(self.enqueue, task, args, kwargs, **options)
+
+    def job(self, job_id: str, queue: str | None = None) -> JobHandle:
+        """A handle to an existing job; without ``queue``, every known queue is searched."""
+        if queue is None:
+            record = self.broker.find_job(job_id)
+            queue = record.queue if record is not None else self.default_queue
+        return JobHandle(self, job_id, queue, created=False)
+
+    def _outgoing(
+        self,
+        task: Task[Any, Any] | str,
+        args: Sequence[Any],
+        kwargs: dict[str, Any] | None,
+        queue: str | None,
+        priority: int | None,
+        delay_s: float | None,
+        eta: dt.datetime | None,
+        job_id: str | None,
+        headers: dict[str, str] | None,
+    ) -> OutgoingJob:
+        registered = self.tasks.get(task) if isinstance(task, str) else task
+        name = task if isinstance(task, str) else task.name
+        if priority is None:
+            priority = registered.priority if registered is not None else 0
+        elif not 0 <= priority <= 9:
+            raise ConfigError(f"priority must be 0-9, got {priority}")
+        out = OutgoingJob(
+            job_id=job_id or new_job_id(),
+            task=name,
+            args=args if isinstance(args, list | tuple) else list(args),
+            kwargs=kwargs or {},
+            queue=queue or (registered.queue if registered is not None else self.default_queue),
+            priority=priority,
+            eta_ms=_eta_ms(delay_s, eta),
+            headers=dict(headers) if headers else {},
+        )
+        for m in self.middleware:
+            m.before_enqueue(out)
+        return out
+
+    @staticmethod
+    def _new_job(out: OutgoingJob, idempotency_key: str, ttl_s: int) -> NewJob:
+        envelope = encode_fields(
+            out.job_id,
+            out.task,
+            out.args,
+            out.kwargs,
+            out.queue,
+            out.priority,
+            time.time_ns() // 1_000_000,
+            out.eta_ms,
+            out.headers,
+        )
+        return NewJob(out.job_id, envelope, out.priority, out.eta_ms, idempotency_key, ttl_s)
+
+
+def _eta_ms(delay_s: float | None, eta: dt.datetime | None) -> int:
+    if delay_s is not None and eta is not None:
+        raise ConfigError("give delay_s or eta, not both")
+    if delay_s is not None:
+        if delay_s < 0:
+            raise ConfigError(f"delay_s must be >= 0, got {delay_s}")
+        return 0 if delay_s == 0 else time.time_ns() // 1_000_000 + int(delay_s * 1000)
+    if eta is not None:
+        if eta.tzinfo is None:
+            raise ConfigError("eta must be a timezone-aware datetime")
+        return int(eta.timestamp() * 1000)
+    return 0

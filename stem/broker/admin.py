@@ -1,0 +1,148 @@
+"""Operator-facing broker operations: queue depths, worker heartbeats, the dead-letter
+queue, and looking a job up by id alone. Mixed into ``RedisBroker``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from stem.broker.base import DeadEntry, JobRecord, QueueStats
+from stem.broker.connection import mapped
+from stem.broker.keys import GROUP, Keys
+from stem.broker.scripts import Scripts
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
+
+
+class AdminMixin:
+    """Inspection and dead-letter operations (needs ``client``, ``keys``, ``scripts``)."""
+
+    url: str
+    client: Any  # redis.Redis; its replies are untyped, so this is the Any boundary
+    keys: Keys
+    scripts: Scripts
+
+    def job(self, queue: str, job_id: str) -> JobRecord | None:  # provided by the broker
+        raise NotImplementedError
+
+    @mapped
+    def queues(self) -> list[str]:
+        """Every queue ever used in this namespace, sorted."""
+        return sorted(_text(q) for q in self.client.smembers(self.keys.queues))
+
+    @mapped
+    def queue_stats(self, queue: str) -> QueueStats:
+        """Ready, delayed, pending (held by workers) and dead counts of ``queue``.
+
+        Ready is stream length minus pending: settled entries are deleted from the
+        stream, so what remains is either waiting or held.
+        """
+        qk = self.keys.queue(queue)
+        with self.client.pipeline(transaction=False) as pipe:
+            for stream in qk.streams():
+                pipe.xlen(stream)
+                pipe.xpending(stream, GROUP)
+            pipe.zcard(qk.delayed)
+            pipe.xlen(qk.dead)
+            replies = pipe.execute(raise_on_error=False)
+        length = pending = 0
+        for i in range(0, 20, 2):
+            length += replies[i] if isinstance(replies[i], int) else 0
+            summary = replies[i + 1]
+            if isinstance(summary, dict):
+                pending += int(summary.get("pending", 0))
+        return QueueStats(queue, length - pending, int(replies[20]), pending, int(replies[21]))
+
+    @mapped
+    def find_job(self, job_id: str, queues: Sequence[str] | None = None) -> JobRecord | None:
+        """Look ``job_id`` up in ``queues`` (default: every known queue)."""
+        for queue in queues if queues is not None else self.queues():
+            record = self.job(queue, job_id)
+            if record is not None:
+                return record
+        return None
+
+    # -- workers ------------------------------------------------------------------------
+
+    @mapped
+    def heartbeat(self, worker_id: str, record: dict[str, Any], ttl_s: float) -> None:
+        """Store one worker's heartbeat record; it disappears ``ttl_s`` after the last one."""
+        now_ms = time.time_ns() // 1_000_000
+        key = self.keys.worker(worker_id)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.set(key, json.dumps({**record, "ts_ms": now_ms}), px=int(ttl_s * 1000))
+            pipe.zadd(self.keys.workers, {worker_id: now_ms})
+            pipe.execute()
+
+    @mapped
+    def forget_worker(self, worker_id: str) -> None:
+        """Remove a worker's heartbeat (on clean shutdown)."""
+        self.client.delete(self.keys.worker(worker_id))
+        self.client.zrem(self.keys.workers, worker_id)
+
+    @mapped
+    def workers(self) -> list[dict[str, Any]]:
+        """Heartbeat records of live workers; prunes those whose record expired."""
+        ids = [_text(w) for w in self.client.zrange(self.keys.workers, 0, -1)]
+        if not ids:
+            return []
+        raw = self.client.mget([self.keys.worker(w) for w in ids])
+        gone = [w for w, r in zip(ids, raw, strict=True) if r is None]
+        if gone:
+            self.client.zrem(self.keys.workers, *gone)
+        return [json.loads(r) for r in raw if r is not None]
+
+    # -- dead-letter queue --------------------------------------------------------------
+
+    @mapped
+    def dead_entries(self, queue: str, count: int = 50, before: str = "+") -> list[DeadEntry]:
+        """Newest-first DLQ entries of ``queue`` (up to ``count``, ids up to ``before``)."""
+        raw = self.client.xrevrange(self.keys.queue(queue).dead, before, "-", count=count)
+        return [_dead_entry(eid, fields) for eid, fields in raw]
+
+    @mapped
+    def dead_entry(self, queue: str, entry_or_job_id: str) -> DeadEntry | None:
+        """One DLQ entry, by its entry id or by the job id it holds."""
+        dead = self.keys.queue(queue).dead
+        if "-" in entry_or_job_id and entry_or_job_id.split("-", maxsplit=1)[0].isdigit():
+            got = self.client.xrange(dead, entry_or_job_id, entry_or_job_id)
+            return _dead_entry(*got[0]) if got else None
+        for eid, fields in self.client.xrevrange(dead, "+", "-"):
+            if fields.get(b"id", b"").decode() == entry_or_job_id:
+                return _dead_entry(eid, fields)
+        return None
+
+    @mapped
+    def replay(self, queue: str, entry_ids: Sequence[str]) -> list[str]:
+        """Put DLQ entries back on their ready streams with their job ids; return those."""
+        qk = self.keys.queue(queue)
+        out = self.scripts.replay(keys=[qk.dead], args=[qk.prefix, GROUP, *entry_ids])
+        return [_text(j) for j in out]
+
+    @mapped
+    def purge_dead(self, queue: str) -> int:
+        """Delete every DLQ entry of ``queue``; return how many there were."""
+        dead = self.keys.queue(queue).dead
+        n = int(self.client.xlen(dead))
+        self.client.delete(dead)
+        return n
+
+
+def _dead_entry(eid: bytes, fields: dict[bytes, bytes]) -> DeadEntry:
+    def get(name: str) -> str:
+        return _text(fields.get(name.encode(), b""))
+
+    return DeadEntry(
+        entry_id=eid.decode(),
+        job_id=get("id"),
+        reason=get("reason"),
+        error=get("error"),
+        envelope=get("env"),
+        state=get("state"),
+        ts_ms=int(get("ts") or 0),
+    )

@@ -1,0 +1,124 @@
+"""Every Redis key stem uses is built here, and only here.
+
+All of a queue's keys share the hash tag ``{queue}`` so that a queue lives in one Redis
+Cluster slot and its multi-key Lua scripts work on Cluster. Keys that are not about one
+queue (the queue registry, worker heartbeats, the schedule store) are namespace-wide.
+``docs/reference/redis-keys.md`` lists every key with its type and lifetime; keep the two
+in step (``tests/test_keys.py`` checks that every builder here is documented there).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from stem.errors import ConfigError
+
+#: Priority levels; each level that has been used gets its own ready stream.
+PRIORITIES = range(10)
+#: Highest priority first: the order in which a worker reads a queue's streams.
+READ_ORDER = tuple(reversed(PRIORITIES))
+#: The consumer group every worker of a queue joins.
+GROUP = "workers"
+
+_NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
+
+
+def check_name(kind: str, value: str) -> str:
+    """Refuse names that would break key building (braces, spaces, empty)."""
+    if not _NAME.match(value):
+        raise ConfigError(
+            f"invalid {kind} {value!r}: use 1-200 letters, digits, '_', '.', ':' or '-'"
+        )
+    return value
+
+
+@dataclass(frozen=True)
+class QueueKeys:
+    """The keys of one queue; every one carries the queue's hash tag."""
+
+    namespace: str
+    queue: str
+
+    @property
+    def prefix(self) -> str:
+        """``ns:{queue}:``, the start of every key of this queue (Lua derives job keys)."""
+        return f"{self.namespace}:{{{self.queue}}}:"
+
+    def stream(self, priority: int) -> str:
+        """Ready stream for one priority level (entries hold only a job id)."""
+        return f"{self.prefix}p{priority}"
+
+    def streams(self) -> list[str]:
+        """All ready streams in read order, highest priority first."""
+        return [self.stream(p) for p in READ_ORDER]
+
+    @property
+    def delayed(self) -> str:
+        """Sorted set: job id scored by the epoch ms at which it becomes ready."""
+        return f"{self.prefix}delayed"
+
+    @property
+    def dead(self) -> str:
+        """Dead-letter stream: one entry per buried job, with reason and payload."""
+        return f"{self.prefix}dead"
+
+    @property
+    def stats(self) -> str:
+        """Hash of counters (duplicates skipped, reclaimed, dead-lettered, ...)."""
+        return f"{self.prefix}stats"
+
+    def job(self, job_id: str) -> str:
+        """Hash: the job record (envelope, state, attempt, result or error)."""
+        return f"{self.prefix}job:{job_id}"
+
+    def done(self, job_id: str) -> str:
+        """List used as a latch: pushed once when the job settles, waiters BLMOVE on it."""
+        return f"{self.prefix}done:{job_id}"
+
+    def idempotency(self, key: str) -> str:
+        """String: the job id first enqueued under an idempotency key, with a TTL."""
+        return f"{self.prefix}idem:{key}"
+
+
+@dataclass(frozen=True)
+class Keys:
+    """Namespace-wide keys, and a factory for per-queue keys."""
+
+    namespace: str = "stem"
+
+    def __post_init__(self) -> None:
+        check_name("namespace", self.namespace)
+
+    def queue(self, name: str) -> QueueKeys:
+        """Keys of queue ``name``."""
+        return QueueKeys(self.namespace, check_name("queue name", name))
+
+    @property
+    def queues(self) -> str:
+        """Set of every queue name ever used in this namespace."""
+        return f"{self.namespace}:queues"
+
+    @property
+    def workers(self) -> str:
+        """Sorted set: worker id scored by its last heartbeat (epoch ms)."""
+        return f"{self.namespace}:workers"
+
+    def worker(self, worker_id: str) -> str:
+        """Hash: one worker's heartbeat record; expires when the worker stops beating."""
+        return f"{self.namespace}:worker:{worker_id}"
+
+    @property
+    def schedule(self) -> str:
+        """Hash: beat entry name -> entry definition (JSON)."""
+        return f"{self.namespace}:schedule"
+
+    @property
+    def schedule_state(self) -> str:
+        """Hash: beat entry name -> last run (tick, job id, drift) as JSON."""
+        return f"{self.namespace}:schedule:state"
+
+    @property
+    def limits(self) -> str:
+        """Hash: rate-limit name -> limit definition, changed at run time."""
+        return f"{self.namespace}:limits"

@@ -1,0 +1,25 @@
+-- bury.lua: settle a job into the dead-letter queue with a reason: ack, delete the entry,
+-- append to the DLQ (keeping the envelope, or the raw entry when it has none) and mark the
+-- record failed/dead, in one step.
+--
+-- KEYS[1] {q}:p<prio> the ready stream, KEYS[2] {q}:job:<id>, KEYS[3] {q}:dead,
+-- KEYS[4] {q}:done:<id>
+-- ARGV[1] group, ARGV[2] entry id, ARGV[3] job id ('' when unknown), ARGV[4] reason,
+-- ARGV[5] error JSON, ARGV[6] raw entry as JSON (used when there is no record),
+-- ARGV[7] state (failed|dead), ARGV[8] result TTL s, ARGV[9] DLQ max length,
+-- ARGV[10] DLQ retention ms
+-- Returns 1 when buried; 0 when already terminal; -1 when the entry is no longer ours.
+local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+if acked == 0 then return -1 end
+redis.call('XDEL', KEYS[1], ARGV[2])
+local env = false
+if ARGV[3] ~= '' then
+  local rec = redis.call('HMGET', KEYS[2], 'env', 'state')
+  if rec[2] and TERMINAL[rec[2]] then return 0 end
+  env = rec[1]
+end
+local jkey = false
+if env then jkey = KEYS[2] end
+bury(KEYS[3], jkey, KEYS[4], ARGV[3], ARGV[4], ARGV[5], env or ARGV[6], ARGV[7], ARGV[8],
+  ARGV[9], ARGV[10], now_ms())
+return 1

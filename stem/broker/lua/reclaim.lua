@@ -1,0 +1,47 @@
+-- reclaim.lua: take back jobs whose lease expired (their worker died or hung) and hand
+-- them back for delivery; dead-letter a job delivered too often (a poison job).
+--
+-- KEYS[1] {q}:p<prio> a ready stream, KEYS[2] {q}:dead the DLQ stream
+-- ARGV[1] queue key prefix "ns:{q}:" (derived, same slot: {q}:job:<id>, {q}:done:<id>,
+--         {q}:stats), ARGV[2] group, ARGV[3] reclaimer consumer name,
+-- ARGV[4] min idle ms (the lease), ARGV[5] XAUTOCLAIM cursor, ARGV[6] page size,
+-- ARGV[7] max deliveries, ARGV[8] result TTL s, ARGV[9] DLQ max length,
+-- ARGV[10] DLQ retention ms
+-- Returns {next cursor, requeued, dead-lettered, duplicates dropped}.
+local prefix, group = ARGV[1], ARGV[2]
+local reply = redis.call('XAUTOCLAIM', KEYS[1], group, ARGV[3], ARGV[4], ARGV[5],
+  'COUNT', ARGV[6])
+local now = now_ms()
+local requeued, buried, dups = 0, 0, 0
+for _, entry in ipairs(reply[2]) do
+  local eid, fields = entry[1], entry[2]
+  redis.call('XACK', KEYS[1], group, eid)
+  redis.call('XDEL', KEYS[1], eid)
+  local jid = field(fields, 'id')
+  local rec = false
+  if jid then
+    rec = redis.call('HMGET', prefix .. 'job:' .. jid, 'env', 'state', 'deliveries')
+    if not rec[1] then rec = false end
+  end
+  if fields and not rec then
+    local reason = 'undecodable'
+    if jid then reason = 'missing-record' end
+    bury(KEYS[2], false, false, jid, reason, '{}', cjson.encode(fields), 'dead', ARGV[8],
+      ARGV[9], ARGV[10], now)
+    buried = buried + 1
+  elseif rec and TERMINAL[rec[2]] then
+    dups = dups + 1
+  elseif rec and tonumber(rec[3]) >= tonumber(ARGV[7]) then
+    local err = cjson.encode({type = 'MaxDeliveries', message =
+      'delivered ' .. rec[3] .. ' times without settling (worker killed or hung each time)'})
+    bury(KEYS[2], prefix .. 'job:' .. jid, prefix .. 'done:' .. jid, jid, 'max-deliveries',
+      err, rec[1], 'dead', ARGV[8], ARGV[9], ARGV[10], now)
+    buried = buried + 1
+  elseif rec then
+    requeue(KEYS[1], prefix .. 'job:' .. jid, jid)
+    requeued = requeued + 1
+  end
+end
+if requeued > 0 then redis.call('HINCRBY', prefix .. 'stats', 'reclaimed', requeued) end
+if dups > 0 then redis.call('HINCRBY', prefix .. 'stats', 'duplicates', dups) end
+return {reply[1], requeued, buried, dups}

@@ -1,0 +1,33 @@
+-- replay.lua: put dead-lettered jobs back on their ready stream, with the same job id.
+-- The record is rebuilt from the envelope kept in the DLQ entry (the record may have
+-- expired); attempt and delivery counts start again; the done latch is cleared so waiters
+-- wait for the new outcome. Replay is the one operator action that moves a job out of a
+-- terminal state.
+--
+-- KEYS[1] {q}:dead
+-- ARGV[1] queue key prefix "ns:{q}:" (derived, same slot: {q}:job:<id>, {q}:done:<id>,
+--         {q}:p<prio>), ARGV[2] group, then DLQ entry ids
+-- Returns the job ids replayed; entries without an envelope (raw payloads) stay put.
+local prefix, group = ARGV[1], ARGV[2]
+local out = {}
+for i = 3, #ARGV do
+  local got = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
+  if got[1] then
+    local fields = got[1][2]
+    local jid, env = field(fields, 'id'), field(fields, 'env')
+    local ok, decoded = pcall(cjson.decode, env or '')
+    if jid and jid ~= '' and ok and type(decoded) == 'table' and decoded['task'] then
+      local jkey = prefix .. 'job:' .. jid
+      local prio = tonumber(decoded['priority']) or 0
+      local stream = prefix .. 'p' .. prio
+      redis.call('DEL', jkey, prefix .. 'done:' .. jid)
+      redis.call('HSET', jkey, 'env', env, 'state', 'queued', 'prio', prio, 'attempt', 0,
+        'deliveries', 0, 'enq_ms', now_ms(), 'replayed', 1)
+      ensure_group(stream, group)
+      redis.call('XADD', stream, '*', 'id', jid)
+      redis.call('XDEL', KEYS[1], ARGV[i])
+      out[#out + 1] = jid
+    end
+  end
+end
+return out

@@ -1,0 +1,364 @@
+"""``RedisBroker``: queues on Redis Streams, delayed jobs in sorted sets, atomic Lua settles.
+
+Per queue (all keys share the queue's hash tag, see ``keys.py``): one ready stream per
+priority level with one consumer group, a delayed sorted set, a dead-letter stream, and a
+record hash per job that doubles as the result backend. Stream entries carry only the job
+id; the envelope lives in the record, so retries, reclaims and replays never copy it.
+
+Every method blocks; actors call them from ``trio.to_thread.run_sync``. The client is a
+thread-safe connection pool; blocking reads (``wait_ready``, ``wait_done``) hold one
+connection each for their duration. Connection failures raise ``BrokerUnavailable``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
+from itertools import islice
+from typing import Any
+
+import redis
+
+from stem.broker.admin import AdminMixin
+from stem.broker.base import (
+    Delivery,
+    JobRecord,
+    NewJob,
+    Outcome,
+    ReclaimStats,
+    Settlement,
+)
+from stem.broker.connection import mapped, open_client
+from stem.broker.keys import GROUP, READ_ORDER, Keys, QueueKeys
+from stem.broker.scripts import ScriptBatch, Scripts, source
+from stem.states import JobState
+
+#: Jobs per enqueue script call: large enough to amortise the call, small enough that one
+#: call never blocks Redis for long (about a millisecond).
+ENQUEUE_CHUNK = 500
+
+
+def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
+    it = iter(items)
+    while chunk := list(islice(it, size)):
+        yield chunk
+
+
+def _s(value: bytes | str | None) -> str | None:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _int(value: bytes | None) -> int | None:
+    return int(value) if value is not None else None
+
+
+class RedisBroker(AdminMixin):
+    """The Redis Streams broker and result backend.
+
+    ``result_ttl_s`` is how long a settled job's record (result or error) is kept;
+    ``dlq_maxlen`` and ``dlq_retention_s`` bound the dead-letter stream (whichever is
+    reached first trims it). ``close()`` releases the connection pool.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        namespace: str = "stem",
+        result_ttl_s: int = 7 * 86_400,
+        dlq_maxlen: int = 100_000,
+        dlq_retention_s: int = 14 * 86_400,
+        client: redis.Redis | None = None,
+    ) -> None:
+        self.url = url
+        self.keys = Keys(namespace)
+        # redis-py's replies are untyped: this attribute is the Any boundary of the broker.
+        self.client: Any = client if client is not None else open_client(url)
+        self.scripts = Scripts(self.client)
+        self.result_ttl_s = result_ttl_s
+        self.dlq_maxlen = dlq_maxlen
+        self.dlq_retention_ms = dlq_retention_s * 1000
+        self._registered: set[str] = set()
+        # Per queue, the stream positions seen by the last empty fetch (for wait_ready).
+        self._positions: dict[str, dict[str, bytes]] = {}
+
+    def close(self) -> None:
+        """Disconnect every pooled connection."""
+        self.client.close()
+
+    @mapped
+    def ping(self) -> None:
+        """Round-trip to Redis; raises ``BrokerUnavailable`` when it is unreachable."""
+        self.client.ping()
+
+    # -- producing -----------------------------------------------------------------------
+
+    @mapped
+    def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[tuple[str, bool]]:
+        """Add ``jobs`` to ``queue`` in one round trip; return (job id, created) per job.
+
+        A job whose idempotency key or id is already known is not added again: its pair
+        carries the existing job's id and ``False``.
+        """
+        qk = self.keys.queue(queue)
+        self._register(queue)
+        if len(jobs) <= ENQUEUE_CHUNK:
+            reply = self.scripts.enqueue(keys=[qk.delayed], args=self._enqueue_args(qk, jobs))
+            return _pairs(reply)
+        batch = ScriptBatch(self.client)
+        for chunk in _chunks(jobs, ENQUEUE_CHUNK):
+            batch.add(self.scripts.enqueue, [qk.delayed], self._enqueue_args(qk, chunk))
+        replies = batch.execute()
+        return [pair for reply in replies for pair in _pairs(reply)]
+
+    @staticmethod
+    def _enqueue_args(qk: QueueKeys, jobs: Sequence[NewJob]) -> list[Any]:
+        args: list[Any] = [qk.prefix, GROUP, 6]
+        for job in jobs:
+            args += (job.id, job.envelope, job.priority, job.eta_ms)
+            args += (job.idempotency_key, job.idempotency_ttl_s)
+        return args
+
+    def _register(self, queue: str) -> None:
+        # The queue registry is namespace-wide (another Cluster slot), so it is written
+        # outside the enqueue script, once per queue per process.
+        if queue not in self._registered:
+            self.client.sadd(self.keys.queues, queue)
+            self._registered.add(queue)
+
+    # -- consuming -----------------------------------------------------------------------
+
+    @mapped
+    def fetch(self, queue: str, consumer: str, count: int) -> list[Delivery]:
+        """Deliver up to ``count`` jobs of ``queue`` to ``consumer``, highest priority first.
+
+        Returns an empty list when nothing is ready; ``wait_ready`` then blocks until
+        something arrives, without missing entries added in between.
+        """
+        qk = self.keys.queue(queue)
+        self._register(queue)
+        reply = self.scripts.fetch(keys=qk.streams(), args=[qk.prefix, GROUP, consumer, count])
+        if reply[0] == 0:
+            self._positions[queue] = dict(zip(qk.streams(), reply[1:], strict=True))
+            return []
+        return [_delivery(queue, item) for item in reply[1:]]
+
+    @mapped
+    def wait_ready(self, queues: Sequence[str], timeout_ms: int) -> bool:
+        """Block until a new entry lands on one of ``queues`` (or the timeout passes).
+
+        Reads nothing into any consumer group: it only wakes the caller, who then calls
+        ``fetch`` (which keeps the bound on held jobs exact). Positions come from the last
+        empty ``fetch`` of each queue.
+        """
+        streams: dict[str, bytes | str] = {}
+        for queue in queues:
+            known = self._positions.get(queue)
+            if known is None:
+                return True  # never fetched empty: fetch first
+            streams.update(known)
+        reply = self.client.xread(streams, count=1, block=max(1, timeout_ms))
+        return bool(reply)
+
+    @mapped
+    def settle(self, settlements: Sequence[Settlement]) -> list[int]:
+        """Settle many deliveries in one pipelined round trip; one script per job.
+
+        Each reply is the script's: 1 done, 0 already terminal, -1 the entry was no longer
+        ours (a lost lease; the current holder settles the job instead).
+        """
+        batch = ScriptBatch(self.client)
+        for item in settlements:
+            self._settle_one(batch, item)
+        return [int(r) for r in batch.execute()]
+
+    def _settle_one(self, batch: ScriptBatch, item: Settlement) -> None:
+        d = item.delivery
+        qk = self.keys.queue(d.queue)
+        stream = qk.stream(d.priority)
+        jid = d.job_id or ""
+        if item.outcome is Outcome.COMPLETE:
+            keys = [stream, qk.job(jid), qk.done(jid)]
+            args: list[Any] = [GROUP, d.entry_id, item.payload, self.result_ttl_s]
+            batch.add(self.scripts.complete, keys, args)
+        elif item.outcome is Outcome.RETRY:
+            keys = [stream, qk.job(jid), qk.delayed]
+            args = [GROUP, d.entry_id, jid, item.delay_ms, item.payload]
+            batch.add(self.scripts.retry, keys, args)
+        else:
+            keys = [stream, qk.job(jid), qk.dead, qk.done(jid)]
+            raw = json.dumps(d.raw or {})
+            args = [GROUP, d.entry_id, jid, item.reason, item.payload, raw]
+            args += [item.state.value, self.result_ttl_s, self.dlq_maxlen, self.dlq_retention_ms]
+            batch.add(self.scripts.bury, keys, args)
+
+    @mapped
+    def renew(self, queue: str, consumer: str, held: Mapping[int, Sequence[str]]) -> list[str]:
+        """Renew the lease of every entry ``consumer`` holds in ``queue`` (one call).
+
+        ``held`` maps priority to entry ids. Returns entry ids whose lease was already
+        lost (another consumer took them over after this one stalled).
+        """
+        qk = self.keys.queue(queue)
+        keys: list[str] = []
+        args: list[Any] = [GROUP, consumer]
+        for priority, entry_ids in held.items():
+            if entry_ids:
+                keys.append(qk.stream(priority))
+                args += [len(entry_ids), *entry_ids]
+        if not keys:
+            return []
+        return [e.decode() for e in self.scripts.renew(keys=keys, args=args)]
+
+    @mapped
+    def release(self, deliveries: Sequence[Delivery], *, undo_delivery: bool) -> int:
+        """Hand deliveries back for immediate redelivery; return how many went back.
+
+        ``undo_delivery`` takes back the delivery count (a graceful hand-back is not a
+        failed delivery). Deliveries without a record cannot go back: bury them instead.
+        """
+        groups: dict[tuple[str, int], list[str]] = defaultdict(list)
+        for d in deliveries:
+            if d.job_id is not None:
+                groups[(d.queue, d.priority)] += [d.entry_id, d.job_id]
+        if not groups:
+            return 0
+        batch = ScriptBatch(self.client)
+        for (queue, priority), pairs in groups.items():
+            qk = self.keys.queue(queue)
+            args = [qk.prefix, GROUP, 1 if undo_delivery else 0, *pairs]
+            batch.add(self.scripts.release, [qk.stream(priority)], args)
+        return sum(int(n) for n in batch.execute())
+
+    @mapped
+    def pending_of(self, queue: str, consumer: str) -> list[Delivery]:
+        """Entries ``consumer`` still holds in ``queue`` (a restarted worker's leftovers)."""
+        qk = self.keys.queue(queue)
+        out: list[Delivery] = []
+        for priority in READ_ORDER:
+            stream = qk.stream(priority)
+            if not self.client.exists(stream):
+                continue
+            for p in self.client.xpending_range(stream, GROUP, "-", "+", 10_000, consumer):
+                eid = _s(p["message_id"]) or ""
+                entry = self.client.xrange(stream, eid, eid)
+                fields = {_s(k) or "": _s(v) or "" for k, v in entry[0][1].items()} if entry else {}
+                jid = fields.get("id")
+                out.append(Delivery(queue, priority, eid, jid, None, 0, 0, fields))
+        return out
+
+    @mapped
+    def promote_due(self, queue: str, limit: int = 1000) -> tuple[int, int]:
+        """Move due delayed jobs onto their streams; return (promoted, ms until next due).
+
+        The wait is -1 when nothing is delayed. Server time decides what is due.
+        """
+        qk = self.keys.queue(queue)
+        n, next_ms, now_ms = self.scripts.promote(keys=[qk.delayed], args=[qk.prefix, GROUP, limit])
+        return int(n), (-1 if int(next_ms) < 0 else max(0, int(next_ms) - int(now_ms)))
+
+    @mapped
+    def reclaim(
+        self,
+        queue: str,
+        consumer: str,
+        *,
+        min_idle_ms: int,
+        max_deliveries: int,
+        page: int = 100,
+    ) -> ReclaimStats:
+        """Take back every entry of ``queue`` idle longer than ``min_idle_ms``.
+
+        Pages through each ready stream with ``XAUTOCLAIM``; expired jobs go back to their
+        stream, jobs delivered ``max_deliveries`` times go to the dead-letter queue.
+        """
+        qk = self.keys.queue(queue)
+        totals = [0, 0, 0]
+        for priority in READ_ORDER:
+            stream = qk.stream(priority)
+            if not self.client.exists(stream):
+                continue
+            cursor = "0-0"
+            while True:
+                args: list[Any] = [qk.prefix, GROUP, consumer, min_idle_ms, cursor, page]
+                args += [max_deliveries]
+                args += [self.result_ttl_s, self.dlq_maxlen, self.dlq_retention_ms]
+                nxt, *counts = self.scripts.reclaim(keys=[stream, qk.dead], args=args)
+                totals = [a + int(b) for a, b in zip(totals, counts, strict=True)]
+                cursor = _s(nxt) or "0-0"
+                if cursor == "0-0":
+                    break
+        return ReclaimStats("0-0", *totals)
+
+    # -- results -------------------------------------------------------------------------
+
+    @mapped
+    def job(self, queue: str, job_id: str) -> JobRecord | None:
+        """The record of ``job_id`` in ``queue``, or None if unknown or expired."""
+        raw = self.client.hgetall(self.keys.queue(queue).job(job_id))
+        if not raw:
+            return None
+        return _record(queue, job_id, {k.decode(): v for k, v in raw.items()})
+
+    @mapped
+    def wait_done(self, queue: str, job_id: str, timeout_s: float) -> bool:
+        """Block until ``job_id`` settles or ``timeout_s`` passes; True if it settled.
+
+        The settle scripts push once onto the job's done latch; ``BLMOVE`` of the latch
+        onto itself wakes every waiter and leaves the latch in place for later ones.
+        """
+        latch = self.keys.queue(queue).done(job_id)
+        got = self.client.blmove(latch, latch, max(0.01, timeout_s), "RIGHT", "LEFT")
+        return got is not None
+
+    @mapped
+    def script_source(self, name: str) -> str:
+        """The Lua source of one script as sent to Redis (for docs and debugging)."""
+        return source(name)
+
+
+def _pairs(reply: list[Any]) -> list[tuple[str, bool]]:
+    return [(_s(reply[i]) or "", bool(reply[i + 1])) for i in range(0, len(reply), 2)]
+
+
+def _delivery(queue: str, item: list[Any]) -> Delivery:
+    index, eid, jid, env, attempt, deliveries, raw = item
+    fields = None
+    if raw is not None:
+        fields = {(_s(raw[i]) or ""): (_s(raw[i + 1]) or "") for i in range(0, len(raw), 2)}
+    return Delivery(
+        queue=queue,
+        priority=READ_ORDER[int(index) - 1],
+        entry_id=eid.decode(),
+        job_id=_s(jid),
+        envelope=env,
+        attempt=int(attempt),
+        deliveries=int(deliveries),
+        raw=fields,
+    )
+
+
+def _record(queue: str, job_id: str, raw: dict[str, bytes]) -> JobRecord:
+    return JobRecord(
+        id=job_id,
+        queue=queue,
+        state=JobState(raw["state"].decode()),
+        attempt=int(raw.get("attempt", b"0")),
+        deliveries=int(raw.get("deliveries", b"0")),
+        envelope=raw.get("env", b"").decode(),
+        result=_s(raw.get("result")),
+        error=_s(raw.get("error")),
+        reason=_s(raw.get("reason")),
+        enq_ms=_int(raw.get("enq_ms")),
+        start_ms=_int(raw.get("start_ms")),
+        end_ms=_int(raw.get("end_ms")),
+        eta_ms=_int(raw.get("eta_ms")),
+        worker=_s(raw.get("worker")),
+    )
+
+
+def now_ms() -> int:
+    """Wall-clock epoch milliseconds of this process (records written by the client)."""
+    return time.time_ns() // 1_000_000

@@ -1,0 +1,58 @@
+"""Where settings come from at the edges: the Redis URL and the app to load.
+
+Order for the Redis URL: an explicit value (argument or ``--redis-url``), then
+``$STEM_REDIS_URL``, then the URL that a running ``stem supervise`` with an embedded Redis
+wrote to ``./.stem/redis.url``. Nothing configured is a ``ConfigError`` saying so.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from stem.errors import ConfigError
+
+if TYPE_CHECKING:
+    from stem.app import Stem
+
+#: Where ``stem supervise`` writes the URL of its embedded Redis.
+EMBEDDED_URL_FILE = Path(".stem") / "redis.url"
+
+
+def resolve_redis_url(explicit: str | None = None) -> str | None:
+    """The Redis URL to use, or None when none is configured anywhere."""
+    if explicit:
+        return explicit
+    from_env = os.environ.get("STEM_REDIS_URL")
+    if from_env:
+        return from_env
+    if EMBEDDED_URL_FILE.is_file():
+        written = EMBEDDED_URL_FILE.read_text().strip()
+        return written or None
+    return None
+
+
+def load_app(spec: str) -> Stem:
+    """Import ``module:attribute`` and return the ``Stem`` app it names.
+
+    The current directory is importable, as it is for ``python -m``. Every failure is a
+    ``ConfigError`` with one line saying what was wrong.
+    """
+    from stem.app import Stem
+
+    module_name, _, attr = spec.partition(":")
+    if not module_name or not attr:
+        raise ConfigError(f"--app {spec!r}: expected 'module:attribute', e.g. 'myapp.jobs:app'")
+    if "" not in sys.path and os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigError(f"--app {spec!r}: cannot import {module_name!r}: {exc}") from None
+    app = getattr(module, attr, None)
+    if not isinstance(app, Stem):
+        raise ConfigError(f"--app {spec!r}: {module_name}.{attr} is not a stem.Stem app")
+    return app

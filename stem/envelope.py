@@ -1,0 +1,153 @@
+"""The job envelope: the versioned JSON document that travels from producer to worker.
+
+An envelope is immutable once written: it holds what the producer decided (task, args,
+queue, priority, headers). What changes while a job lives (attempt, deliveries, state)
+lives in the job record next to it, so a signature over the envelope's exact bytes stays
+valid across retries, reclaims and dead-letter replays. JSON only, never pickle.
+
+Version 1 fields: ``v`` (1), ``id``, ``task``, ``args`` (list), ``kwargs`` (object),
+``queue``, ``priority`` (0-9, higher runs first), ``enq_ms`` (producer clock, epoch ms),
+``eta_ms`` (0 unless delayed), ``headers`` (string to string; W3C ``traceparent`` and
+``tracestate`` when tracing is on).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from stem.errors import PayloadError, SerializationError
+
+VERSION = 1
+
+_encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+
+
+def new_job_id() -> str:
+    """A new job id: sortable by creation time (ms), 80 random bits after it."""
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(10).hex()}"
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A decoded envelope; build one with :meth:`create`, read one with :func:`decode`."""
+
+    id: str
+    task: str
+    args: list[Any]
+    kwargs: dict[str, Any]
+    queue: str
+    priority: int = 0
+    enq_ms: int = 0
+    eta_ms: int = 0
+    headers: dict[str, str] = field(default_factory=dict)
+
+    def encode(self) -> str:
+        """The exact JSON text that is stored and (when signing is on) signed."""
+        return encode_fields(
+            self.id,
+            self.task,
+            self.args,
+            self.kwargs,
+            self.queue,
+            self.priority,
+            self.enq_ms,
+            self.eta_ms,
+            self.headers,
+        )
+
+
+def encode_fields(
+    job_id: str,
+    task: str,
+    args: list[Any] | tuple[Any, ...],
+    kwargs: dict[str, Any],
+    queue: str,
+    priority: int,
+    enq_ms: int,
+    eta_ms: int,
+    headers: dict[str, str],
+) -> str:
+    """Encode an envelope without building an :class:`Envelope` first (the hot path).
+
+    Raises :class:`SerializationError` naming the first argument that is not JSON.
+    """
+    doc = {
+        "v": VERSION,
+        "id": job_id,
+        "task": task,
+        "args": args,
+        "kwargs": kwargs,
+        "queue": queue,
+        "priority": priority,
+        "enq_ms": enq_ms,
+        "eta_ms": eta_ms,
+        "headers": headers,
+    }
+    try:
+        return _encode(doc)
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(_name_bad_argument(task, args, kwargs, exc)) from None
+
+
+def dumps(value: Any, what: str) -> str:
+    """Encode a result or error value, naming ``what`` if it is not JSON-serialisable."""
+    try:
+        return _encode(value)
+    except (TypeError, ValueError) as exc:
+        raise SerializationError(f"{what} is not JSON-serialisable: {exc}") from None
+
+
+def _name_bad_argument(
+    task: str, args: list[Any] | tuple[Any, ...], kwargs: dict[str, Any], exc: Exception
+) -> str:
+    for index, value in enumerate(args):
+        try:
+            _encode(value)
+        except (TypeError, ValueError):
+            kind = type(value).__name__
+            return f"task {task!r}: positional argument {index} ({kind}) is not JSON-serialisable"
+    for name, value in kwargs.items():
+        try:
+            _encode(value)
+        except (TypeError, ValueError):
+            kind = type(value).__name__
+            return f"task {task!r}: keyword argument {name!r} ({kind}) is not JSON-serialisable"
+    return f"task {task!r}: arguments are not JSON-serialisable: {exc}"
+
+
+def decode(raw: bytes | str) -> Envelope:
+    """Decode and validate an envelope; raise :class:`PayloadError` saying what is wrong."""
+    try:
+        doc = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise PayloadError(f"envelope is not valid JSON: {exc}") from None
+    if not isinstance(doc, dict):
+        raise PayloadError("envelope is not a JSON object")
+    if doc.get("v") != VERSION:
+        raise PayloadError(f"unsupported envelope version {doc.get('v')!r}")
+    try:
+        env = Envelope(
+            id=_typed(doc, "id", str),
+            task=_typed(doc, "task", str),
+            args=_typed(doc, "args", list),
+            kwargs=_typed(doc, "kwargs", dict),
+            queue=_typed(doc, "queue", str),
+            priority=_typed(doc, "priority", int),
+            enq_ms=_typed(doc, "enq_ms", int),
+            eta_ms=_typed(doc, "eta_ms", int),
+            headers=_typed(doc, "headers", dict),
+        )
+    except KeyError as exc:
+        raise PayloadError(f"envelope lacks field {exc.args[0]!r}") from None
+    return env
+
+
+def _typed(doc: dict[str, Any], key: str, kind: type[Any]) -> Any:
+    value = doc[key]
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise PayloadError(f"envelope field {key!r} should be {kind.__name__}")
+    return value

@@ -1,0 +1,80 @@
+"""``JobHandle``: what ``enqueue`` returns, to ask about a job and wait for its result."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from stem._async import in_thread
+from stem.errors import JobFailed, JobNotFound, ResultTimeout
+from stem.states import TERMINAL_STATES, JobState
+
+if TYPE_CHECKING:
+    from stem.app import Stem
+    from stem.broker import JobRecord
+
+#: Longest single blocking wait; the record is re-read between waits (covers expiry).
+_WAIT_SLICE_S = 5.0
+
+
+@dataclass(frozen=True)
+class JobHandle:
+    """A job by id. ``created`` is False when an idempotency key matched an earlier job."""
+
+    app: Stem
+    id: str
+    queue: str
+    created: bool = True
+
+    def info(self) -> JobRecord | None:
+        """The job's full record, or None if it is unknown or its record expired."""
+        return self.app.broker.job(self.queue, self.id)
+
+    def status(self) -> JobState | None:
+        """The job's state, or None if it is unknown or its record expired."""
+        record = self.info()
+        return record.state if record is not None else None
+
+    def result(self, timeout_s: float | None = None) -> Any:
+        """Wait for the job to settle and return its result.
+
+        Wakes as soon as the job settles (the settle pushes a latch this call blocks on,
+        not a polling loop). Raises ``ResultTimeout`` after ``timeout_s`` (None: wait as
+        long as it takes), ``JobFailed`` if it ended failed or dead (``.error`` holds
+        type, message and traceback), ``JobNotFound`` if there is no such job.
+        """
+        deadline = None if timeout_s is None else time.monotonic() + timeout_s
+        broker = self.app.broker
+        while True:
+            record = broker.job(self.queue, self.id)
+            if record is None:
+                raise JobNotFound(f"no job {self.id} in queue {self.queue!r}", job_id=self.id)
+            if record.state in TERMINAL_STATES:
+                return _outcome(record)
+            remaining = _WAIT_SLICE_S if deadline is None else deadline - time.monotonic()
+            if remaining <= 0:
+                raise ResultTimeout(
+                    f"job {self.id} still {record.state.value} after {timeout_s}s", job_id=self.id
+                )
+            broker.wait_done(self.queue, self.id, min(remaining, _WAIT_SLICE_S))
+
+    async def result_async(self, timeout_s: float | None = None) -> Any:
+        """``result`` for trio or asyncio code."""
+        return await in_thread(self.result, timeout_s)
+
+    async def status_async(self) -> JobState | None:
+        """``status`` for trio or asyncio code."""
+        return await in_thread(self.status)
+
+
+def _outcome(record: JobRecord) -> Any:
+    if record.state is JobState.SUCCEEDED:
+        return json.loads(record.result) if record.result is not None else None
+    error = json.loads(record.error) if record.error else {}
+    what = f"{error.get('type', 'Error')}: {error.get('message', '')}".rstrip(": ")
+    reason = f" ({record.reason})" if record.reason else ""
+    raise JobFailed(
+        f"job {record.id} {record.state.value}{reason}: {what}", job_id=record.id, error=error
+    )

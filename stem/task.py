@@ -1,0 +1,183 @@
+"""Tasks: functions registered with ``@app.task``, and their retry policy.
+
+A ``Task`` wraps a sync or async function. Calling it runs the function here and now;
+``task.enqueue(...)`` sends a job to a worker. Its options (queue, priority, retries, time
+limits, pool) are read by the worker when it runs the job.
+"""
+
+from __future__ import annotations
+
+import enum
+import inspect
+import random
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from stem.errors import ConfigError, Retry
+
+if TYPE_CHECKING:
+    from stem.app import Stem
+    from stem.handle import JobHandle
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class Pool(enum.Enum):
+    """Where a task runs inside the worker."""
+
+    ASYNC = "async"  # a trio task in the worker process (async functions only)
+    THREADS = "threads"  # a thread of the worker process (sync functions)
+    PROCESSES = "processes"  # a pool child process: can be killed at a hard time limit
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """When and how soon a failed job runs again.
+
+    Exponential backoff with full jitter: the delay before retry ``n`` (0-based) is
+    uniform in ``[0, min(backoff_cap_s, backoff_base_s * 2**n)]``. ``raise stem.Retry(
+    delay_s=...)`` picks the delay itself. An exception in ``dont_retry_on``, or not in
+    ``retry_on``, is not retried; neither is any exception once ``max_retries`` is spent.
+    """
+
+    max_retries: int = 3
+    backoff_base_s: float = 1.0
+    backoff_cap_s: float = 300.0
+    retry_on: tuple[type[BaseException], ...] = (Exception,)
+    dont_retry_on: tuple[type[BaseException], ...] = ()
+    rng: random.Random = field(default_factory=random.Random, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.max_retries < 0:
+            raise ConfigError(f"max_retries must be >= 0, got {self.max_retries}")
+        if self.backoff_base_s < 0 or self.backoff_cap_s < 0:
+            raise ConfigError("backoff_base_s and backoff_cap_s must be >= 0")
+
+    def retryable(self, error: BaseException) -> bool:
+        """Whether ``error`` is of a kind that may be retried (attempts aside)."""
+        if isinstance(error, Retry):
+            return True
+        if isinstance(error, self.dont_retry_on):
+            return False
+        return isinstance(error, self.retry_on)
+
+    def delay_s(self, attempt: int, error: BaseException | None = None) -> float:
+        """Seconds to wait before the retry that follows attempt ``attempt`` (0-based)."""
+        if isinstance(error, Retry) and error.delay_s is not None:
+            return max(0.0, error.delay_s)
+        ceiling = min(self.backoff_cap_s, self.backoff_base_s * (2 ** min(attempt, 62)))
+        return self.rng.uniform(0.0, ceiling)
+
+
+class Task(Generic[P, R]):
+    """A registered task. Call it to run the function locally; ``enqueue`` to send a job."""
+
+    def __init__(
+        self,
+        app: Stem,
+        fn: Callable[P, R],
+        *,
+        name: str,
+        queue: str,
+        priority: int,
+        retry: RetryPolicy,
+        soft_time_limit_s: float | None,
+        time_limit_s: float | None,
+        pool: Pool,
+    ) -> None:
+        self.app = app
+        self.fn = fn
+        self.name = name
+        self.queue = queue
+        self.priority = priority
+        self.retry = retry
+        self.soft_time_limit_s = soft_time_limit_s
+        self.time_limit_s = time_limit_s
+        self.pool = pool
+        self.is_async = inspect.iscoroutinefunction(fn)
+        self.signature = inspect.signature(fn)
+        self.__doc__ = fn.__doc__
+        self.__name__ = getattr(fn, "__name__", name)
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<stem.Task {self.name} queue={self.queue} pool={self.pool.value}>"
+
+    def enqueue(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle:
+        """Send a job that runs this task with these arguments; return its handle.
+
+        Arguments must be JSON-serialisable: one that is not raises ``SerializationError``
+        naming it, and nothing is written. Use ``app.enqueue(task, ...)`` for options
+        (delay, priority, idempotency key).
+        """
+        return self.app.enqueue(self, args, kwargs)
+
+    async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle:
+        """``enqueue`` for trio or asyncio code (runs the blocking call in a thread)."""
+        return await self.app.enqueue_async(self, args, kwargs)
+
+    def enqueue_many(self, calls: Iterable[Sequence[Any]]) -> list[JobHandle]:
+        """One job per positional-argument tuple in ``calls``, sent in one round trip."""
+        return self.app.enqueue_many(self, calls)
+
+    def bind_check(self, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
+        """Raise ``TypeError`` if ``args``/``kwargs`` do not fit the function."""
+        self.signature.bind(*args, **kwargs)
+
+    def options(self) -> dict[str, Any]:
+        """The task's options, for display."""
+        return {
+            "name": self.name,
+            "queue": self.queue,
+            "priority": self.priority,
+            "max_retries": self.retry.max_retries,
+            "soft_time_limit_s": self.soft_time_limit_s,
+            "time_limit_s": self.time_limit_s,
+            "pool": self.pool.value,
+        }
+
+
+def make_task(
+    app: Stem,
+    fn: Callable[..., Any],
+    *,
+    name: str | None,
+    queue: str | None,
+    priority: int,
+    retry: RetryPolicy,
+    retry_changes: dict[str, Any],
+    soft_time_limit_s: float | None,
+    time_limit_s: float | None,
+    pool: Pool | str | None,
+) -> Task[Any, Any]:
+    """Validate ``@app.task`` options and build the ``Task`` (one clear error per mistake)."""
+    task_name = name or f"{fn.__module__}.{fn.__qualname__}"
+    is_async = inspect.iscoroutinefunction(fn)
+    chosen = Pool(pool) if pool is not None else (Pool.ASYNC if is_async else app.default_pool)
+    if is_async and chosen is not Pool.ASYNC:
+        raise ConfigError(f"task {task_name!r}: async functions run in the async pool")
+    if not is_async and chosen is Pool.ASYNC:
+        raise ConfigError(f"task {task_name!r}: the async pool needs an async function")
+    if not 0 <= priority <= 9:
+        raise ConfigError(f"task {task_name!r}: priority must be 0-9, got {priority}")
+    for label, limit in (("soft_time_limit_s", soft_time_limit_s), ("time_limit_s", time_limit_s)):
+        if limit is not None and limit <= 0:
+            raise ConfigError(f"task {task_name!r}: {label} must be > 0, got {limit}")
+    return Task(
+        app,
+        fn,
+        name=task_name,
+        queue=queue or app.default_queue,
+        priority=priority,
+        retry=replace(retry, **retry_changes) if retry_changes else retry,
+        soft_time_limit_s=soft_time_limit_s,
+        time_limit_s=time_limit_s,
+        pool=chosen,
+    )
+
+
+AsyncFn = Callable[..., Awaitable[Any]]

