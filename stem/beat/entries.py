@@ -77,8 +77,9 @@ class Entry:
     ``jitter_s`` delays each tick's fire time by a deterministic amount in
     ``[0, jitter_s)`` to spread entries that share a tick (see :func:`stem.beat.ticks.jitter_ms`).
     ``grace_s`` is how late past its fire time a tick may still fire; a later one counts
-    as missed and ``missed`` decides its fate. ``priority`` None leaves the enqueue
-    default. Entries compare by value and hash by name (names are unique in a schedule).
+    as missed and ``missed`` decides its fate. ``queue`` and ``priority`` None leave the
+    task's defaults to ``enqueue``. Entries compare by value and hash by name (names are
+    unique in a schedule).
     """
 
     name: str
@@ -86,7 +87,7 @@ class Entry:
     schedule: Schedule
     args: tuple[Any, ...] = ()
     kwargs: Mapping[str, Any] = field(default_factory=dict)
-    queue: str = "default"
+    queue: str | None = None
     priority: int | None = None
     jitter_s: float = 0.0
     enabled: bool = True
@@ -110,7 +111,9 @@ class Entry:
             raise ConfigError(f"task must be a non-empty string, got {self.task!r}")
         if not isinstance(self.schedule, Interval | Cron | Once):
             raise ConfigError(f"schedule must be Interval, Cron or Once, got {self.schedule!r}")
-        if not isinstance(self.queue, str) or not _NAME.match(self.queue):
+        if self.queue is not None and (
+            not isinstance(self.queue, str) or not _NAME.match(self.queue)
+        ):
             raise ConfigError(f"invalid queue {self.queue!r}: {NAME_RULE}")
         if self.priority is not None and (
             isinstance(self.priority, bool) or self.priority not in PRIORITIES
@@ -148,12 +151,14 @@ class Entry:
         out.update(
             args=list(self.args),
             kwargs=dict(self.kwargs),
-            queue=self.queue,
             jitter_s=self.jitter_s,
             enabled=self.enabled,
             missed=self.missed.value,
             grace_s=self.grace_s,
         )
+        # TOML has no null: options left to enqueue's defaults are simply absent.
+        if self.queue is not None:
+            out["queue"] = self.queue
         if self.priority is not None:
             out["priority"] = self.priority
         return out
