@@ -53,6 +53,7 @@ from supervisor.health import FileHeartbeatProbe, HeartbeatProbe
 from supervisor.output import OutputWriter
 from supervisor.process import stop_group
 from supervisor.replica import Replica, child_env
+from supervisor.replica import describe_returncode as describe
 from supervisor.spec import ChildSpec, RestartType, Strategy, validate_specs
 from supervisor.status import (
     FINAL_STATES,
@@ -378,13 +379,19 @@ class Supervisor:
         proc = replica.process
         if proc is None:
             return
-        if proc.returncode is None:
+        was_alive = proc.returncode is None
+        if was_alive:
             self._output.event(f"stopping {replica.label} (pid {proc.pid})")
             replica.state = ChildState.STOPPING
             self._changed()
         await stop_group(proc, replica.spec.stop_timeout_s)
         await replica.done.wait()
-        replica.last_exit = proc.returncode
+        returncode = await proc.wait()
+        replica.last_exit = returncode
+        if was_alive:
+            replica.last_reason = f"stopped by the supervisor ({describe(returncode)})"
+        else:
+            replica.last_reason = replica.health_reason or describe(returncode)
 
     def _kill_all(self) -> None:
         for replica in self._replicas:

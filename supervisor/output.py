@@ -84,12 +84,18 @@ async def pump_lines(
         pending += chunk
         *lines, pending = pending.split(b"\n")
         for raw in lines:
-            emit(_decode(raw))
+            _emit_cut(raw, emit, max_line_bytes)
         while len(pending) > max_line_bytes:
             emit(_decode(pending[:max_line_bytes]))
             pending = pending[max_line_bytes:]
     if pending:
         emit(_decode(pending))
+
+
+def _emit_cut(raw: bytes, emit: Callable[[str], None], max_line_bytes: int) -> None:
+    raw = raw.removesuffix(b"\r")
+    for start in range(0, max(len(raw), 1), max_line_bytes):
+        emit(_decode(raw[start : start + max_line_bytes]))
 
 
 def _decode(raw: bytes) -> str:
