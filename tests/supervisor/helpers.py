@@ -72,15 +72,21 @@ def tree(pid: int) -> list[psutil.Process]:
     return [root, *root.children(recursive=True)]
 
 
-def lines_of(output: io.StringIO, label: str) -> list[str]:
+def parsed(output: io.StringIO | str) -> list[tuple[str, str]]:
+    """Text-mode output as (label, text) pairs."""
+    text = output if isinstance(output, str) else output.getvalue()
+    pairs = [line.partition(" | ") for line in text.splitlines()]
+    return [(label.strip(), said) for label, sep, said in pairs if sep]
+
+
+def lines_of(output: io.StringIO | str, label: str) -> list[str]:
     """The text of ``label``'s lines in text-mode output."""
-    prefix_end = " | "
-    result = []
-    for line in output.getvalue().splitlines():
-        head, sep, text = line.partition(prefix_end)
-        if sep and head.strip() == label:
-            result.append(text)
-    return result
+    return [said for who, said in parsed(output) if who == label]
+
+
+def who_said(output: io.StringIO | str, text: str) -> list[str]:
+    """The labels that wrote exactly ``text``, in output order."""
+    return [who for who, said in parsed(output) if said == text]
 
 
 async def wait_ready(output: io.StringIO, *labels: str) -> None:

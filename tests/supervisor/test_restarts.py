@@ -44,6 +44,7 @@ async def test_a_child_that_crashes_is_restarted_with_growing_delays(tmp_path: P
         await wait_until(
             lambda: log.exists() and len(log.read_text().split()) >= 4, "four starts logged"
         )
+        record = stats(supervisor, "crash.1")
 
     announced = [line for line in output.getvalue().splitlines() if "restarting in" in line]
     assert [line.rsplit(" in ", 1)[1] for line in announced[:3]] == [
@@ -55,7 +56,6 @@ async def test_a_child_that_crashes_is_restarted_with_growing_delays(tmp_path: P
     gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
     # Delays are lower bounds: a busy machine only makes the gaps longer.
     assert [gap >= delay for gap, delay in zip(gaps, [0.1, 0.2, 0.4], strict=False)] == [True] * 3
-    record = stats(supervisor, "crash.1")
     assert (record.last_exit, record.last_reason) == (3, "exited with code 3")
 
 
@@ -137,12 +137,13 @@ async def test_rest_for_one_restarts_the_children_started_after_the_one_that_die
             "redis and everything after it restarted",
         )
         after = {s.label: (s.pid, s.restarts) for s in supervisor.statistics()}
+        beat_reason = stats(supervisor, "beat.1").last_reason
 
+    assert beat_reason == "stopped to restart after redis.1"
     assert after["config.1"] == (before["config.1"], 0)
     assert all(after[label][0] != before[label] for label in labels)
     # The dependents were stopped gracefully, not killed.
     assert output.getvalue().count("worker.1   | TERM") >= 1
-    assert stats(supervisor, "beat.1").last_reason == "stopped to restart after redis.1"
 
 
 async def test_rest_for_one_leaves_earlier_children_and_peers_alone() -> None:
