@@ -56,17 +56,14 @@ def entry_from_mapping(data: Mapping[str, Any], *, index: int | None = None) -> 
     Raises :class:`~stem.beat.entries.ScheduleEntryError` naming the entry and problem.
     """
     name = data.get("name")
-    if isinstance(name, str) and name:
-        label = repr(name)
-    else:
-        label = f"#{index}" if index is not None else "(unnamed)"
     try:
         _check_keys(data)
         schedule = _schedule(data)
         options = {key: data[key] for key in _PASSTHROUGH if key in data}
         missed = _missed(data.get("missed", MissedPolicy.SKIP.value))
     except ConfigError as exc:
-        raise ScheduleEntryError(label, str(exc)) from None
+        label = name if isinstance(name, str) else None
+        raise ScheduleEntryError(label, str(exc), index=index) from None
     return Entry(name=data["name"], task=data["task"], schedule=schedule, missed=missed, **options)
 
 
@@ -90,7 +87,7 @@ def entries_from_tables(
         if entry.name in first_index:
             first = first_index[entry.name]
             problem = f"duplicate name (entry #{index}; first defined by entry #{first})"
-            errors.append(ScheduleEntryError(repr(entry.name), problem))
+            errors.append(ScheduleEntryError(entry.name, problem, index=index))
             continue
         first_index[entry.name] = index
         entries.append(entry)

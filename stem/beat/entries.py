@@ -46,15 +46,20 @@ class MissedPolicy(enum.Enum):
 
 
 class ScheduleEntryError(ConfigError):
-    """One schedule entry is invalid; ``entry`` labels it and ``problem`` says why.
+    """One schedule entry is invalid: ``name`` (None if it has none) and ``problem`` say
+    which and why.
 
-    ``entry`` is the entry's name, or ``#n`` (its position in the file) when it has no
-    usable name.
+    The message names the entry by its quoted name, else by ``#index`` (its position in
+    a file), else as ``(unnamed)``.
     """
 
-    def __init__(self, entry: str, problem: str) -> None:
-        super().__init__(f"schedule entry {entry}: {problem}")
-        self.entry = entry
+    def __init__(self, name: str | None, problem: str, *, index: int | None = None) -> None:
+        label = f"#{index}" if index is not None else "(unnamed)"
+        if name:
+            label = repr(name)
+        super().__init__(f"schedule entry {label}: {problem}")
+        self.name = name
+        self.index = index
         self.problem = problem
 
 
@@ -95,11 +100,11 @@ class Entry:
     grace_s: float = DEFAULT_GRACE_S
 
     def __post_init__(self) -> None:
-        label = repr(self.name) if isinstance(self.name, str) else "with a non-string name"
         try:
             self._check()
         except ConfigError as exc:
-            raise ScheduleEntryError(label, str(exc)) from None
+            name = self.name if isinstance(self.name, str) else None
+            raise ScheduleEntryError(name, str(exc)) from None
 
     def __hash__(self) -> int:
         return hash(self.name)
@@ -174,18 +179,20 @@ class Entry:
     @classmethod
     def from_json(cls, text: str | bytes) -> Entry:
         """Decode :meth:`to_json` output; a bad document raises :class:`ScheduleEntryError`."""
+        # config builds on this module (it parses into Entry), hence the late import.
         from stem.beat.config import entry_from_mapping
 
         try:
             doc = json.loads(text)
         except ValueError as exc:
-            raise ScheduleEntryError("(stored)", f"not valid JSON: {exc}") from None
+            raise ScheduleEntryError(None, f"stored entry is not valid JSON: {exc}") from None
         if not isinstance(doc, dict):
-            raise ScheduleEntryError("(stored)", "not a JSON object")
+            raise ScheduleEntryError(None, "stored entry is not a JSON object")
         version = doc.pop("v", None)
         if version != JSON_VERSION:
+            name = doc.get("name")
             raise ScheduleEntryError(
-                repr(doc.get("name", "(stored)")), f"unsupported JSON version {version!r}"
+                name if isinstance(name, str) else None, f"unsupported JSON version {version!r}"
             )
         return entry_from_mapping(doc)
 

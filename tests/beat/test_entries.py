@@ -64,8 +64,8 @@ def test_an_error_from_code_also_names_the_entry() -> None:
     assert str(caught.value) == (
         "schedule entry 'tick': priority must be an integer from 0 to 9, got 11"
     )
-    assert (caught.value.entry, caught.value.problem) == (
-        "'tick'",
+    assert (caught.value.name, caught.value.problem) == (
+        "tick",
         "priority must be an integer from 0 to 9, got 11",
     )
 
@@ -151,7 +151,8 @@ def test_a_one_off_keeps_its_instant_through_json() -> None:
     decoded = Entry.from_json(entry.to_json())
 
     assert isinstance(decoded.schedule, Once)
-    assert decoded.schedule.at_ms == entry.schedule.at_ms  # type: ignore[union-attr]
+    assert isinstance(entry.schedule, Once)
+    assert decoded.schedule.at_ms == entry.schedule.at_ms
 
 
 def test_stored_json_with_an_unknown_version_is_refused() -> None:
