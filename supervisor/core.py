@@ -235,6 +235,7 @@ class Supervisor:
                 self._control_scope.cancel()
             else:
                 self._start_pending()
+            self._write_status()  # readable as soon as serve() has started
             task_status.started()
             try:
                 async for event in receive_channel:

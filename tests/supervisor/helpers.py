@@ -34,9 +34,7 @@ def spec(name: str, *args: str, **kwargs: Any) -> ChildSpec:
     return ChildSpec(name, child(*args), cwd=REPO_ROOT, **kwargs)
 
 
-async def wait_until(
-    predicate: Callable[[], object], what: str, timeout_s: float = WAIT_S
-) -> None:
+async def wait_until(predicate: Callable[[], object], what: str, timeout_s: float = WAIT_S) -> None:
     """Poll ``predicate`` until it is true; fail the test after ``timeout_s``."""
     try:
         with trio.fail_after(timeout_s):

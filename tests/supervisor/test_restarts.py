@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 from pathlib import Path
 
 import psutil
@@ -53,29 +54,33 @@ async def test_a_child_that_crashes_is_restarted_with_growing_delays(tmp_path: P
         "0.40 s",
     ]
     starts = [float(line) for line in log.read_text().split()]
-    gaps = [later - earlier for earlier, later in zip(starts, starts[1:], strict=False)]
+    gaps = [later - earlier for earlier, later in itertools.pairwise(starts)]
     # Delays are lower bounds: a busy machine only makes the gaps longer.
     assert [gap >= delay for gap, delay in zip(gaps, [0.1, 0.2, 0.4], strict=False)] == [True] * 3
     assert (record.last_exit, record.last_reason) == (3, "exited with code 3")
 
 
-async def test_exceeding_the_intensity_gives_up_naming_the_child_and_leaves_no_process() -> None:
+async def test_exceeding_the_intensity_gives_up_naming_the_child_and_leaves_no_process(
+    tmp_path: Path,
+) -> None:
+    go = tmp_path / "go"
     sleeper = spec("steady", "family")
-    crasher = spec("flaky", "crash", "1", backoff=QUICK)
+    crasher = spec("flaky", "crash-when", str(go), "1", backoff=QUICK)
     supervisor = Supervisor([sleeper, crasher], intensity=RestartIntensity(2, 60.0))
     processes: list[psutil.Process] = []
 
-    async def collect_tree_then_serve() -> None:
+    async def serve_and_crash_once_the_tree_is_known() -> None:
         async with trio.open_nursery() as nursery:
             await nursery.start(supervisor.serve)
             await wait_until(lambda: running(supervisor, "steady.1"), "steady.1 running")
-            steady = stats(supervisor, "steady.1")
-            assert steady.pid is not None
-            await wait_until(lambda: len(tree(steady.pid)) == 2, "its grandchild")  # type: ignore[arg-type]
-            processes.extend(tree(steady.pid))  # type: ignore[arg-type]
+            pid = stats(supervisor, "steady.1").pid
+            assert pid is not None
+            await wait_until(lambda: len(tree(pid)) == 2, "its grandchild")
+            processes.extend(tree(pid))
+            go.touch()
 
     with trio.fail_after(WAIT_S), pytest.raises(ExceptionGroup) as caught:
-        await collect_tree_then_serve()
+        await serve_and_crash_once_the_tree_is_known()
 
     (gave_up,) = caught.value.exceptions
     assert isinstance(gave_up, SupervisorGaveUp)

@@ -70,4 +70,4 @@ def test_a_supervisor_rejects_duplicate_names_and_an_empty_spec_list() -> None:
 @pytest.mark.parametrize("kwargs", [{"health_interval_s": 0}, {"status_interval_s": -1.0}])
 def test_a_supervisor_rejects_non_positive_intervals(kwargs: dict[str, float]) -> None:
     with pytest.raises(SupervisorConfigError):
-        Supervisor([ChildSpec("a", ["true"])], **kwargs)
+        Supervisor([ChildSpec("a", ["true"])], **kwargs)  # type: ignore[arg-type]

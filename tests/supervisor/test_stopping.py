@@ -41,7 +41,9 @@ async def test_stopping_stops_children_in_reverse_start_order() -> None:
     assert who_said(output, "TERM") == ["third.1", "second.1", "first.1"]
 
 
-async def test_a_child_ignoring_sigterm_is_killed_after_its_stop_timeout_with_its_grandchild() -> None:
+async def test_a_child_ignoring_sigterm_is_killed_after_its_stop_timeout_with_its_grandchild() -> (
+    None
+):
     stubborn = spec("stubborn", "stubborn", stop_timeout_s=0.5)
 
     async with supervising([stubborn]) as (supervisor, output):
@@ -66,7 +68,7 @@ async def test_cancelling_serve_still_stops_every_child_and_its_group() -> None:
             a_pid = stats(supervisor, "a.1").pid
             assert a_pid is not None
             await wait_until(lambda: len(tree(a_pid)) == 2, "a's grandchild")
-            processes = tree(a_pid) + [psutil.Process(stats(supervisor, "b.1").pid)]
+            processes = [*tree(a_pid), psutil.Process(stats(supervisor, "b.1").pid)]
             scope.cancel()
             await trio.sleep_forever()
 
@@ -114,7 +116,9 @@ async def test_request_rolling_restart_is_not_counted_against_the_intensity() ->
             await wait_until(lambda: running(supervisor, "a.1", restarts=round_), "restarted")  # noqa: B023
 
 
-async def wait_for_status(path: Path, predicate_what: str, running_children: int) -> SupervisorStatus:
+async def wait_for_status(
+    path: Path, predicate_what: str, running_children: int
+) -> SupervisorStatus:
     """Poll the status file until ``running_children`` children run."""
     found: list[SupervisorStatus] = []
 

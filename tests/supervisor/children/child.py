@@ -33,7 +33,8 @@ def spawn_self(*args: str, pdeathsig: bool = False) -> subprocess.Popen[bytes]:
         from supervisor import set_parent_death_signal
 
         preexec = set_parent_death_signal
-    return subprocess.Popen([sys.executable, __file__, *args], preexec_fn=preexec)
+    # The test children are single-threaded, so preexec_fn is safe here.
+    return subprocess.Popen([sys.executable, __file__, *args], preexec_fn=preexec)  # noqa: PLW1509
 
 
 def sleep() -> None:
@@ -48,6 +49,13 @@ def crash(code: str) -> None:
     if log:
         with open(log, "a") as file:
             file.write(f"{time.monotonic()}\n")
+    sys.exit(int(code))
+
+
+def crash_when(path: str, code: str) -> None:
+    """Wait until ``path`` exists, then exit with ``code``."""
+    while not os.path.exists(path):
+        time.sleep(0.02)
     sys.exit(int(code))
 
 
@@ -138,6 +146,7 @@ def lines() -> None:
 MODES: dict[str, Callable[..., None]] = {
     "sleep": sleep,
     "crash": crash,
+    "crash-when": crash_when,
     "announce": announce,
     "stubborn": stubborn,
     "stubborn-leaf": stubborn_leaf,
