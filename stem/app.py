@@ -102,10 +102,12 @@ class Stem:
             dlq_retention_s=self.dlq_retention_s,
         )
 
-    def connect(self, redis_url: str) -> None:
-        """Point the app at ``redis_url`` (closing any open connection)."""
+    def connect(self, redis_url: str, *, namespace: str | None = None) -> None:
+        """Point the app at ``redis_url`` (and ``namespace``), closing any open connection."""
         self.close()
         self.redis_url = redis_url
+        if namespace is not None:
+            self.namespace = namespace
 
     def close(self) -> None:
         """Close the broker connection; the next use reopens it."""

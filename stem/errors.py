@@ -106,3 +106,17 @@ class Retry(StemError):
         super().__init__(reason)
         self.delay_s = delay_s
         self.reason = reason
+
+
+def describe(exc: BaseException, *, with_traceback: bool = True) -> dict[str, Any]:
+    """What a job record stores about an exception: type, message and traceback."""
+    import traceback
+
+    kind = type(exc)
+    name = kind.__qualname__
+    if kind.__module__ != "builtins":
+        name = f"{kind.__module__}.{name}"
+    record: dict[str, Any] = {"type": name, "message": str(exc)}
+    if with_traceback:
+        record["traceback"] = "".join(traceback.format_exception(exc))
+    return record

@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from stem.errors import ConfigError, Retry
+from stem.errors import ConfigError, Retry, SerializationError
 
 if TYPE_CHECKING:
     from stem.app import Stem
@@ -59,7 +59,7 @@ class RetryPolicy:
         """Whether ``error`` is of a kind that may be retried (attempts aside)."""
         if isinstance(error, Retry):
             return True
-        if isinstance(error, self.dont_retry_on):
+        if isinstance(error, (SerializationError, *self.dont_retry_on)):  # never fixes itself
             return False
         return isinstance(error, self.retry_on)
 

@@ -48,6 +48,9 @@ def open_client(url: str, *, max_connections: int | None = None) -> redis.Redis:
             decode_responses=False,
             health_check_interval=30,
             socket_connect_timeout=5,
+            # Above the longest blocking wait stem issues (5 s slices), so a blocked read
+            # is never mistaken for a dead connection; still catches a hung server.
+            socket_timeout=30,
             socket_keepalive=True,
             max_connections=max_connections,
         )

@@ -1,0 +1,1 @@
+"""Observability: logging setup, heartbeats towards the supervisor, metrics and traces."""

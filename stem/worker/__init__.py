@@ -1,0 +1,103 @@
+"""The worker actor: ``stem worker`` runs one ``Worker`` in one trio process.
+
+``run(...)`` is the blocking entry point the CLI calls: it installs SIGTERM/SIGINT
+handling (first signal: graceful stop; second SIGINT: immediate), runs the worker and
+returns the process exit code.
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import trio
+
+from stem.observe.logs import configure_logging
+from stem.task import Pool
+from stem.worker.core import Worker, WorkerOptions
+
+if TYPE_CHECKING:
+    from stem.app import Stem
+
+__all__ = ["Worker", "WorkerOptions", "parse_queues", "run", "serve_worker"]
+
+
+def parse_queues(spec: str) -> tuple[tuple[str, ...], tuple[int, ...] | None]:
+    """``"a,b"`` (strict order) or ``"a:3,b:1"`` (weighted) into names and weights."""
+    from stem.broker.keys import check_name
+    from stem.errors import ConfigError
+
+    names: list[str] = []
+    weights: list[int] = []
+    for part in (p.strip() for p in spec.split(",")):
+        if not part:
+            continue
+        name, _, weight = part.partition(":")
+        names.append(check_name("queue name", name))
+        if weight:
+            if not weight.isdigit() or int(weight) < 1:
+                raise ConfigError(f"queue weight {weight!r} in {part!r} must be a positive integer")
+            weights.append(int(weight))
+    if not names:
+        raise ConfigError("--queues names no queue")
+    if weights and len(weights) != len(names):
+        raise ConfigError("give a weight to every queue or to none (e.g. 'high:3,low:1')")
+    return tuple(names), (tuple(weights) if weights else None)
+
+
+async def serve_worker(
+    app: Stem,
+    options: WorkerOptions,
+    *,
+    handle_signals: bool = True,
+    task_status: trio.TaskStatus[Worker] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Run a worker until it stops (signals, burst, or cancellation)."""
+    worker = Worker(app, options)
+    async with trio.open_nursery() as nursery:
+        if handle_signals:
+            nursery.start_soon(_watch_signals, worker)
+        await nursery.start(worker.serve)
+        task_status.started(worker)
+        await worker.stopped.wait()
+        nursery.cancel_scope.cancel()
+
+
+async def _watch_signals(worker: Worker) -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        seen = 0
+        async for signum in signals:
+            seen += 1
+            immediate = seen > 1 and signum == signal.SIGINT
+            worker.request_stop(immediate=immediate)
+
+
+def run(
+    app: Stem,
+    app_spec: str | None,
+    *,
+    queues: Sequence[str] = ("default",),
+    weights: Sequence[int] | None = None,
+    concurrency: int = 10,
+    prefetch: int = 10,
+    pool: str | None = None,
+    burst: bool = False,
+    stop_timeout_s: float = 25.0,
+    name: str | None = None,
+) -> int:
+    """Run a worker in this process until it stops; return the exit code (0)."""
+    configure_logging("worker")
+    options = WorkerOptions(
+        queues=tuple(queues),
+        weights=tuple(weights) if weights else None,
+        concurrency=concurrency,
+        prefetch=prefetch,
+        pool=Pool(pool) if pool else None,
+        burst=burst,
+        stop_timeout_s=stop_timeout_s,
+        name=name,
+        app_spec=app_spec,
+    )
+    trio.run(serve_worker, app, options)
+    return 0

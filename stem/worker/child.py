@@ -1,0 +1,95 @@
+"""The process-pool child: runs sync tasks one at a time for its parent worker.
+
+Started as ``python -m stem.worker.child APP_SPEC``. It speaks JSON lines on a private
+file descriptor (the original stdout, moved aside), so a task's ``print`` goes to stderr
+and never corrupts the protocol. Requests: ``{"task", "args", "kwargs", "ctx", "soft_s"}``;
+replies: ``{"ok": true, "result": ..., "rss_kb": ...}`` or ``{"ok": false, "error": {...},
+"retry_delay_s": ...}``. The child exits when its stdin closes, and dies with its parent
+(``PR_SET_PDEATHSIG`` on Linux), so a killed worker leaves no orphans.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import signal
+import sys
+from types import FrameType
+from typing import Any, TextIO
+
+from stem.context import JobContext, reset_current, set_current
+from stem.envelope import dumps
+from stem.errors import Retry, SoftTimeLimitExceeded, describe
+
+
+def die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when its parent dies (no-op elsewhere)."""
+    if not sys.platform.startswith("linux"):
+        return
+    import ctypes
+
+    pr_set_pdeathsig = 1
+    libc = ctypes.CDLL(None, use_errno=True)
+    parent = os.getppid()
+    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the parent died before prctl took effect
+        os._exit(1)
+
+
+def _on_alarm(signum: int, frame: FrameType | None) -> None:
+    raise SoftTimeLimitExceeded("soft time limit exceeded")
+
+
+def _run(tasks: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
+    task = tasks[request["task"]]
+    ctx = JobContext(**request["ctx"])
+    token = set_current(ctx)
+    soft_s = request.get("soft_s")
+    try:
+        if soft_s:
+            signal.setitimer(signal.ITIMER_REAL, soft_s)
+        result = task.fn(*request["args"], **request["kwargs"])
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        dumps(result, f"the result of task {task.name!r}")  # refuse what cannot be stored
+        return {"ok": True, "result": result}
+    except Exception as exc:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        reply: dict[str, Any] = {"ok": False, "error": describe(exc)}
+        reply["retryable"] = task.retry.retryable(exc)
+        if isinstance(exc, Retry):
+            reply["retry_delay_s"] = exc.delay_s
+        return reply
+    finally:
+        reset_current(token)
+
+
+def serve(app_spec: str, requests: TextIO, replies: TextIO) -> None:
+    """Answer requests until ``requests`` closes."""
+    from stem.config import load_app
+
+    tasks = load_app(app_spec).tasks
+    signal.signal(signal.SIGALRM, _on_alarm)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    replies.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
+    replies.flush()
+    for line in requests:
+        reply = _run(tasks, json.loads(line))
+        reply["rss_kb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        replies.write(json.dumps(reply) + "\n")
+        replies.flush()
+
+
+def main() -> None:
+    """Entry point: move stdout aside for the protocol, then serve."""
+    die_with_parent()
+    protocol = os.fdopen(os.dup(1), "w", buffering=1)
+    os.dup2(2, 1)  # task output goes to stderr, and so to the worker's log
+    sys.stdout = sys.stderr
+    with contextlib.suppress(KeyboardInterrupt, BrokenPipeError):
+        serve(sys.argv[1], sys.stdin, protocol)
+
+
+if __name__ == "__main__":
+    main()

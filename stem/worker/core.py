@@ -1,0 +1,385 @@
+"""``Worker``: fetch with a bound, run under a concurrency limit, settle in batches.
+
+::
+
+    fetch loop ──> channel ──> N runners ──> settle queue ──> settle loop ──> Redis
+        ^  (holds <= concurrency + prefetch)                    (one round trip per batch)
+        └── lease keeper thread renews every held job; promote loop moves due delays
+
+Shutdown (``request_stop``, or SIGTERM/SIGINT through ``run``): stop fetching; hand
+prefetched jobs back at once; let running jobs finish for up to ``stop_timeout_s``; then
+cancel what still runs and hand it back too; flush settlements; remove the heartbeat.
+``request_stop(immediate=True)`` (a second SIGINT) skips the wait. Either way every held
+job ends settled or back on its stream for immediate redelivery.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import random
+import socket
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from stem.broker import Delivery, Settlement
+from stem.errors import BrokerUnavailable, ConfigError
+from stem.middleware.retries import Retries, TimeLimits
+from stem.task import Pool
+from stem.worker.execute import Executor, Runner
+from stem.worker.lease import HeldJobs, LeaseKeeper
+from stem.worker.pools import AsyncRunner, ProcessPool, ThreadRunner
+
+if TYPE_CHECKING:
+    from stem.app import Stem
+
+log = logging.getLogger("stem.worker")
+
+HEARTBEAT_INTERVAL_S = 2.0
+HEARTBEAT_TTL_S = 10.0
+PROMOTE_IDLE_S = 0.05  # how often due delayed jobs are looked for when none is known
+
+
+@dataclass(frozen=True)
+class WorkerOptions:
+    """Settings of one worker process (every CLI flag maps onto one field)."""
+
+    queues: tuple[str, ...] = ("default",)
+    weights: tuple[int, ...] | None = None  # None: strict priority in queue order
+    concurrency: int = 10
+    prefetch: int = 10
+    pool: Pool | None = None  # None: each task's own pool
+    burst: bool = False
+    stop_timeout_s: float = 25.0
+    name: str | None = None
+    app_spec: str | None = None  # module:attr, needed by the process pool
+    max_tasks_per_child: int = 10_000
+    max_memory_mb: float = 512.0
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1 or self.prefetch < 0:
+            raise ConfigError("concurrency must be >= 1 and prefetch >= 0")
+        if not self.queues:
+            raise ConfigError("a worker needs at least one queue")
+        if self.weights is not None and (
+            len(self.weights) != len(self.queues) or min(self.weights) < 1
+        ):
+            raise ConfigError("queue weights must be positive integers, one per queue")
+        if self.stop_timeout_s < 0:
+            raise ConfigError("stop_timeout_s must be >= 0")
+
+
+def default_name() -> str:
+    """A consumer name that is stable across restarts of the same supervised replica."""
+    host = os.environ.get("DYNO") or socket.gethostname()
+    child = os.environ.get("SUPERVISOR_CHILD_NAME")
+    if child:
+        return f"{host}/{child}.{os.environ.get('SUPERVISOR_REPLICA', '1')}"
+    return f"{host}/{os.getpid()}"
+
+
+class Worker:
+    """One worker process's job loop. ``serve()`` runs it; see the module docstring."""
+
+    def __init__(self, app: Stem, options: WorkerOptions) -> None:
+        self.app = app
+        self.options = options
+        self.broker = app.broker
+        self.name = options.name or default_name()
+        self.capacity = options.concurrency + options.prefetch
+        self.held = HeldJobs()
+        self.lease = LeaseKeeper(self.broker, self.name, self.held, app.lease_s / 3)
+        self.executor = Executor(app, self._runners(), [Retries(), TimeLimits(), *app.middleware])
+        self.started_at = time.time()
+        self._stop = trio.Event()
+        self.stopped = trio.Event()  # set once serve() has fully cleaned up
+        self._immediate = False
+        self._space = trio.Event()
+        self._pending: list[Settlement] = []
+        self._pending_ready = trio.Event()
+        self._released: list[Delivery] = []
+        self._running = 0
+        self._live_runners = 0
+        self._runners_done = trio.Event()
+
+    def _runners(self) -> dict[Pool, Runner]:
+        size = self.options.concurrency
+        runners: dict[Pool, Runner] = {Pool.ASYNC: AsyncRunner(), Pool.THREADS: ThreadRunner(size)}
+        if self.options.app_spec:
+            self.pool = ProcessPool(
+                self.options.app_spec,
+                size,
+                max_tasks_per_child=self.options.max_tasks_per_child,
+                max_memory_mb=self.options.max_memory_mb,
+            )
+            runners[Pool.PROCESSES] = self.pool
+        else:
+            runners[Pool.PROCESSES] = runners[Pool.THREADS]  # no app spec: threads stand in
+        if self.options.pool is not None:
+            forced = runners[self.options.pool]
+            runners = {
+                Pool.ASYNC: runners[Pool.ASYNC],
+                Pool.THREADS: forced,
+                Pool.PROCESSES: forced,
+            }
+        return runners
+
+    def request_stop(self, *, immediate: bool = False) -> None:
+        """Begin a graceful stop (or an immediate one: running jobs are handed back now)."""
+        self._immediate = self._immediate or immediate
+        self._stop.set()
+        if immediate and self._work_scope is not None:
+            self._work_scope.cancel()
+
+    _work_scope: trio.CancelScope | None = None
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until stopped; on return, every job this worker held is settled or handed back."""
+        await self._claim_name()
+        await self._recover_own()
+        self.lease.start()
+        try:
+            async with trio.open_nursery() as services:
+                services.start_soon(self._settle_loop)
+                services.start_soon(self._heartbeat_loop)
+                services.start_soon(self._promote_loop)
+                await self._work(task_status)
+                await self._drain_settlements()
+                services.cancel_scope.cancel()
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._hand_back_all()
+                self.lease.stop()
+                if hasattr(self, "pool"):
+                    await self.pool.aclose()
+                with contextlib.suppress(BrokerUnavailable):  # else it expires on its own
+                    await trio.to_thread.run_sync(self.broker.forget_worker, self.name)
+                self.stopped.set()
+
+    async def _work(self, task_status: trio.TaskStatus[None]) -> None:
+        send, recv = trio.open_memory_channel[Delivery](math.inf)
+        self._live_runners = self.options.concurrency
+        with trio.CancelScope() as work_scope:
+            self._work_scope = work_scope
+            async with trio.open_nursery() as nursery:
+                fetch_scope = trio.CancelScope()
+                nursery.start_soon(self._fetch_loop, send, fetch_scope)
+                for _ in range(self.options.concurrency):
+                    nursery.start_soon(self._runner, recv.clone())
+                recv.close()
+                nursery.start_soon(self._stopper, send, fetch_scope, work_scope)
+                task_status.started()
+
+    async def _stopper(
+        self,
+        send: trio.MemorySendChannel[Delivery],
+        fetch_scope: trio.CancelScope,
+        work_scope: trio.CancelScope,
+    ) -> None:
+        await self._stop.wait()
+        fetch_scope.cancel()
+        await send.aclose()  # runners hand back what is still queued, then finish
+        if not self._immediate:
+            with trio.move_on_after(self.options.stop_timeout_s):
+                await self._runners_done.wait()
+            if self._running:
+                log.warning("stop timeout: handing %d running job(s) back", self._running)
+        work_scope.cancel()
+
+    async def _fetch_loop(
+        self, send: trio.MemorySendChannel[Delivery], scope: trio.CancelScope
+    ) -> None:
+        with scope:
+            while True:
+                free = self.capacity - len(self.held)
+                if free <= 0:
+                    self._space = trio.Event()
+                    await self._space.wait()
+                    continue
+                got = await self._call(self._fetch, free)
+                if got:
+                    for d in got:
+                        send.send_nowait(d)
+                elif self.options.burst and not len(self.held) and await self._call(self._idle):
+                    log.info("burst: queues are empty, stopping")
+                    self.request_stop()
+                    return
+                else:
+                    await self._call(
+                        self.broker.wait_ready, self.options.queues, 1000, abandon=True
+                    )
+
+    def _fetch(self, free: int) -> list[Delivery]:
+        # Runs in a thread; held jobs are recorded here, before returning, so a fetch
+        # that completes while the loop is being cancelled is still handed back.
+        out: list[Delivery] = []
+        for queue in self._queue_order():
+            got = self.broker.fetch(queue, self.name, free - len(out))
+            self.held.add(got)
+            out += got
+            if len(out) >= free:
+                break
+        return out
+
+    def _queue_order(self) -> Sequence[str]:
+        queues, weights = self.options.queues, self.options.weights
+        if weights is None or len(queues) == 1:
+            return queues
+        # Weighted: each fetch picks the first queue with odds by weight, so a busy
+        # high-weight queue cannot starve a low one.
+        order, pool = [], list(zip(queues, weights, strict=True))
+        while pool:
+            pick = random.choices(range(len(pool)), [w for _, w in pool])[0]
+            order.append(pool.pop(pick)[0])
+        return order
+
+    def _idle(self) -> bool:
+        return all(
+            (s := self.broker.queue_stats(q)).ready + s.delayed + s.pending == 0
+            for q in self.options.queues
+        )
+
+    async def _runner(self, recv: trio.MemoryReceiveChannel[Delivery]) -> None:
+        try:
+            async with recv:
+                async for d in recv:
+                    if self._stop.is_set():
+                        self._released.append(d)  # prefetched, not started: hand back now
+                        self._pending_ready.set()
+                        continue
+                    self._running += 1
+                    try:
+                        settlement = await self.executor.execute(d)
+                    finally:
+                        self._running -= 1
+                    self._pending.append(settlement)
+                    self._pending_ready.set()
+        finally:
+            self._live_runners -= 1
+            if self._live_runners == 0:
+                self._runners_done.set()
+
+    async def _settle_loop(self) -> None:
+        while True:
+            await self._pending_ready.wait()
+            self._pending_ready = trio.Event()
+            await self._flush()
+
+    async def _flush(self) -> None:
+        if self._released:
+            back, self._released = self._released, []
+            try:
+                await self._call(self.broker.release, back, undo_delivery=True)
+                self.held.remove(back)
+            except BrokerUnavailable as exc:  # still held: handed back at the end
+                log.warning("handing %d job(s) back failed: %s", len(back), exc)
+        while self._pending:
+            batch, self._pending = self._pending, []
+            try:
+                await self._call(self.broker.settle, batch)
+            except BrokerUnavailable as exc:
+                log.warning("settling %d job(s) failed, retrying: %s", len(batch), exc)
+                self._pending = batch + self._pending
+                await trio.sleep(0.5)
+                continue
+            self.held.remove([s.delivery for s in batch])
+            self._space.set()
+
+    async def _drain_settlements(self) -> None:
+        await self._flush()
+
+    async def _hand_back_all(self) -> None:
+        if self._pending:
+            with trio.move_on_after(10):
+                await self._flush()
+        leftover = self.held.snapshot()
+        if not leftover:
+            return
+        try:
+            n = await self._call(self.broker.release, leftover, undo_delivery=True)
+            log.info("handed %d job(s) back for redelivery", n)
+            self.held.remove(leftover)
+        except BrokerUnavailable as exc:
+            log.error("could not hand %d job(s) back (the reclaimer will): %s", len(leftover), exc)
+
+    async def _promote_loop(self) -> None:
+        while True:
+            wait_s = PROMOTE_IDLE_S
+            for queue in self.options.queues:
+                try:
+                    _, next_ms = await self._call(self.broker.promote_due, queue)
+                except BrokerUnavailable as exc:
+                    log.warning("promoting delayed jobs failed: %s", exc)
+                    next_ms = -1
+                if next_ms >= 0:
+                    wait_s = min(wait_s, next_ms / 1000)
+            await trio.sleep(max(wait_s, 0.002))
+
+    async def _heartbeat_loop(self) -> None:
+        from stem.observe.heartbeat import touch_supervisor_heartbeat
+
+        while True:
+            try:
+                await self._call(
+                    self.broker.heartbeat, self.name, self.statistics(), HEARTBEAT_TTL_S
+                )
+            except BrokerUnavailable as exc:
+                log.warning("heartbeat failed: %s", exc)
+            touch_supervisor_heartbeat()
+            await trio.sleep(HEARTBEAT_INTERVAL_S)
+
+    async def _claim_name(self) -> None:
+        workers = await self._call(self.broker.workers)
+        for w in workers:
+            if (
+                w.get("id") == self.name
+                and w.get("pid") != os.getpid()
+                and w.get("host") == socket.gethostname()
+            ) and _pid_alive(int(w.get("pid", 0))):
+                raise ConfigError(f"worker name {self.name!r} is in use by live pid {w['pid']}")
+
+    async def _recover_own(self) -> None:
+        for queue in self.options.queues:
+            mine = await self._call(self.broker.pending_of, queue, self.name)
+            if mine:
+                n = await self._call(self.broker.release, mine, undo_delivery=False)
+                log.info(
+                    "%s: recovered %d job(s) left by a previous run of %s", queue, n, self.name
+                )
+
+    def statistics(self) -> dict[str, Any]:
+        """The heartbeat record: who this worker is and what it has done."""
+        return {
+            "id": self.name,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queues": list(self.options.queues),
+            "concurrency": self.options.concurrency,
+            "prefetch": self.options.prefetch,
+            "in_flight": len(self.held),
+            "running": self._running,
+            "processed": self.executor.processed,
+            "failed": self.executor.failed,
+            "lost_leases": self.lease.lost,
+            "started_at": self.started_at,
+        }
+
+    @staticmethod
+    async def _call(fn: Any, *args: Any, abandon: bool = False, **kwargs: Any) -> Any:
+        return await trio.to_thread.run_sync(lambda: fn(*args, **kwargs), abandon_on_cancel=abandon)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0

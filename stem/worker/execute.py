@@ -1,0 +1,155 @@
+"""From one delivery to one settlement: admit, run, decide, through the middleware.
+
+A delivery that cannot run (no record, undecodable envelope, unknown task, arguments
+that do not fit the function) is buried with its reason and never crashes the worker.
+A task that raises becomes an ``Outcome("fail")`` that the ``Retries`` middleware turns
+into a retry or a bury; the result must be JSON (a result that is not is a failure that
+is not retried).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+import trio
+
+from stem.broker import Delivery, Outcome, Settlement
+from stem.context import JobContext
+from stem.envelope import decode, dumps
+from stem.errors import PayloadError, SerializationError, describe
+from stem.middleware.base import Middleware
+from stem.middleware.base import Outcome as Decision
+from stem.states import DeadReason, JobState
+
+if TYPE_CHECKING:
+    from stem.app import Stem
+    from stem.task import Pool, Task
+
+log = logging.getLogger("stem.worker")
+
+
+class Runner(Protocol):
+    """Runs a task's function somewhere (see ``pools``)."""
+
+    async def run(
+        self, task: Task[Any, Any], ctx: JobContext, soft_s: float | None, hard_s: float | None
+    ) -> Any: ...
+
+
+class Executor:
+    """Turns deliveries into settlements; owns no state but counters."""
+
+    def __init__(
+        self, app: Stem, runners: Mapping[Pool, Runner], middleware: Sequence[Middleware]
+    ) -> None:
+        self.app = app
+        self.runners = runners
+        self.middleware = list(middleware)
+        self.processed = 0
+        self.failed = 0
+
+    async def execute(self, d: Delivery) -> Settlement:
+        """Run one delivery to its settlement (cancellation propagates: caller releases)."""
+        admitted = self._admit(d)
+        if isinstance(admitted, Settlement):
+            self.failed += 1
+            return admitted
+        task, ctx = admitted
+        self._hooks("before_process", ctx)
+        try:
+            soft_s, hard_s = ctx.state.get("soft_s"), ctx.state.get("hard_s")
+            result = await self.runners[task.pool].run(task, ctx, soft_s, hard_s)
+            payload = dumps(result, f"the result of task {task.name!r}")
+            decision = Decision("complete", result=payload)
+        except Exception as exc:
+            decision = Decision("fail", error=exc)
+        for m in reversed(self.middleware):
+            _guarded(m.after_process, ctx, decision)
+        return self._settlement(d, ctx, decision)
+
+    def _admit(self, d: Delivery) -> tuple[Task[Any, Any], JobContext] | Settlement:
+        if d.envelope is None:
+            reason = DeadReason.MISSING_RECORD if d.job_id else DeadReason.UNDECODABLE
+            return self._reject(d, reason, "stream entry without a job record")
+        try:
+            env = decode(d.envelope)
+        except PayloadError as exc:
+            return self._reject(d, DeadReason.UNDECODABLE, str(exc))
+        task = self.app.tasks.get(env.task)
+        if task is None:
+            return self._reject(
+                d, DeadReason.UNKNOWN_TASK, f"no task named {env.task!r} is registered"
+            )
+        try:
+            task.bind_check(env.args, env.kwargs)
+        except TypeError as exc:
+            return self._reject(d, DeadReason.BAD_ARGUMENTS, f"{task.name}: {exc}")
+        ctx = JobContext(
+            job_id=d.job_id or env.id,
+            task=task.name,
+            queue=d.queue,
+            attempt=d.attempt,
+            deliveries=d.deliveries,
+            args=env.args,
+            kwargs=env.kwargs,
+            headers=env.headers,
+            enq_ms=env.enq_ms,
+            started_monotonic=trio.current_time(),
+        )
+        ctx.state["task"] = task
+        return task, ctx
+
+    def _reject(self, d: Delivery, reason: DeadReason, message: str) -> Settlement:
+        log.warning(
+            "dead-lettering %s in %s: %s (%s)",
+            d.job_id or d.entry_id,
+            d.queue,
+            message,
+            reason.value,
+        )
+        error = json.dumps({"type": "PayloadError", "message": message})
+        for m in self.middleware:
+            _guarded(m.on_dead_letter, None, reason.value, error)
+        return Settlement(d, Outcome.BURY, error, reason=reason.value, state=JobState.DEAD)
+
+    def _settlement(self, d: Delivery, ctx: JobContext, decision: Decision) -> Settlement:
+        if decision.kind == "complete":
+            self.processed += 1
+            return Settlement(d, Outcome.COMPLETE, str(decision.result))
+        self.failed += 1
+        error = _error_json(decision.error)
+        if decision.kind == "retry":
+            self._hooks("on_retry", ctx, decision)
+            return Settlement(d, Outcome.RETRY, error, delay_ms=int(decision.delay_s * 1000))
+        reason = decision.reason or DeadReason.NOT_RETRYABLE.value
+        for m in self.middleware:
+            _guarded(m.on_dead_letter, ctx, reason, error)
+        log.warning("job %s (%s) dead-lettered: %s", ctx.job_id, ctx.task, reason)
+        return Settlement(d, Outcome.BURY, error, reason=reason, state=JobState.FAILED)
+
+    def _hooks(self, name: str, *args: Any) -> None:
+        for m in self.middleware:
+            _guarded(getattr(m, name), *args)
+
+
+def _error_json(error: BaseException | None) -> str:
+    from stem.worker.process_pool import RemoteTaskError
+
+    if isinstance(error, RemoteTaskError):
+        return json.dumps(error.record)
+    if error is None:
+        return json.dumps({"type": "Error", "message": "failed"})
+    return json.dumps(describe(error))
+
+
+def _guarded(hook: Any, *args: Any) -> None:
+    try:
+        hook(*args)
+    except Exception:
+        log.exception("middleware hook %s failed (ignored)", getattr(hook, "__qualname__", hook))
+
+
+__all__ = ["Executor", "Runner", "SerializationError"]

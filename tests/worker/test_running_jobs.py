@@ -1,0 +1,120 @@
+"""Jobs run in every pool and settle with their results (an in-process worker)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+import trio
+
+from stem import JobFailed, JobState, Stem
+from stem.worker import Worker, WorkerOptions, serve_worker
+from tests.apps import jobs
+from tests.worker.conftest import APP_SPEC
+
+
+@pytest.fixture
+async def worker(japp: Stem) -> AsyncIterator[Worker]:
+    options = WorkerOptions(concurrency=4, prefetch=4, app_spec=APP_SPEC, stop_timeout_s=5)
+    async with trio.open_nursery() as nursery:
+        w = await nursery.start(
+            lambda task_status: serve_worker(
+                japp, options, handle_signals=False, task_status=task_status
+            )
+        )
+        yield w
+        w.request_stop()
+
+
+async def result(handle: object, timeout_s: float = 30) -> object:
+    return await handle.result_async(timeout_s)  # type: ignore[attr-defined]
+
+
+async def test_an_async_task_returns_its_result(worker: Worker) -> None:
+    assert await result(jobs.add.enqueue(2, 3)) == 5
+
+
+async def test_a_sync_task_runs_in_a_pool_child_process(worker: Worker) -> None:
+    assert await result(jobs.sync_add.enqueue(2, 3)) == 5
+    info = await result(jobs.whoami.enqueue())
+    assert info["pid"] != __import__("os").getpid()  # type: ignore[index]
+
+
+async def test_a_thread_pool_task_returns_its_result(worker: Worker) -> None:
+    assert await result(jobs.thread_add.enqueue(4, 5)) == 9
+
+
+async def test_a_task_sees_its_job_id_and_attempt(worker: Worker) -> None:
+    handle = jobs.whoami.enqueue()
+    info = await result(handle)
+    assert (info["id"], info["attempt"]) == (handle.id, 0)  # type: ignore[index]
+
+
+async def test_a_failing_task_is_retried_until_it_succeeds(worker: Worker) -> None:
+    assert await result(jobs.flaky.enqueue(2)) == 2
+
+
+async def test_exhausted_retries_end_in_the_dead_letter_queue(worker: Worker, japp: Stem) -> None:
+    handle = jobs.flaky.enqueue(10)
+    with pytest.raises(JobFailed, match="max-retries") as caught:
+        await result(handle)
+    assert caught.value.error["type"] == "ValueError"
+    [dead] = japp.broker.dead_entries(japp.default_queue)
+    assert (dead.job_id, dead.reason) == (handle.id, "max-retries")
+    assert handle.status() is JobState.FAILED
+
+
+async def test_an_exception_in_dont_retry_on_is_not_retried(worker: Worker) -> None:
+    handle = jobs.never_retry_keyerror.enqueue()
+    with pytest.raises(JobFailed, match="not-retryable"):
+        await result(handle)
+    assert handle.info().attempt == 0  # type: ignore[union-attr]
+
+
+async def test_a_task_can_ask_for_a_retry_with_its_own_delay(worker: Worker) -> None:
+    assert await result(jobs.asks_for_retry.enqueue()) == 1
+
+
+async def test_a_result_that_is_not_json_fails_the_job(worker: Worker) -> None:
+    with pytest.raises(JobFailed, match="not-retryable"):
+        await result(jobs.bad_result.enqueue())
+
+
+async def test_a_runaway_sync_task_is_killed_at_its_hard_limit_and_the_next_job_runs(
+    worker: Worker,
+) -> None:
+    runaway = jobs.spin.enqueue()
+    with pytest.raises(JobFailed, match="hard-time-limit"):
+        await result(runaway)
+    assert await result(jobs.sync_add.enqueue(1, 1)) == 2
+
+
+async def test_a_soft_limit_raises_inside_the_task_which_may_clean_up(worker: Worker) -> None:
+    assert await result(jobs.soft_limited.enqueue()) == "cleaned up"
+
+
+async def test_a_task_that_kills_its_pool_child_fails_and_the_pool_recovers(
+    worker: Worker,
+) -> None:
+    with pytest.raises(JobFailed, match="ChildDied"):
+        await result(jobs.crash_child.enqueue(), timeout_s=60)
+    assert await result(jobs.sync_add.enqueue(2, 2)) == 4
+
+
+async def test_bad_jobs_are_dead_lettered_with_reasons_and_the_worker_stays_up(
+    worker: Worker, japp: Stem
+) -> None:
+    broker = japp.broker
+    unknown = japp.enqueue("no.such.task")
+    wrong_args = jobs.sync_add.enqueue(1, 2, 3)
+    broker.client.xadd(broker.keys.queue("default").stream(0), {"junk": "\xff"})
+    with trio.fail_after(30):
+        while broker.queue_stats("default").dead < 3:
+            await trio.sleep(0.02)
+    reasons = {d.job_id: d.reason for d in broker.dead_entries("default")}
+    assert reasons == {
+        unknown.id: "unknown-task",
+        wrong_args.id: "bad-arguments",
+        "": "undecodable",
+    }
+    assert await result(jobs.add.enqueue(1, 1)) == 2
