@@ -124,6 +124,8 @@ class ChildProcess:
 
     def strays(self) -> list[psutil.Process]:
         """Descendants that left the child's process group (only findable while it runs)."""
+        if self.returncode is not None:
+            return []  # reaped: the pid may already belong to an unrelated process
         try:
             found = psutil.Process(self.pid).children(recursive=True)
         except psutil.Error:
