@@ -137,7 +137,7 @@ async def wait_for_status(
 
 @contextlib.asynccontextmanager
 async def supervisor_process(
-    tmp_path: Path, *modes: str
+    tmp_path: Path, *modes: str, stop_timeout_s: float = 5.0
 ) -> AsyncIterator[tuple[trio.Process, Path, SupervisorStatus]]:
     """``children/run_supervisor.py`` with one child per mode, once they all run."""
     status_path = tmp_path / "status.json"
@@ -145,6 +145,7 @@ async def supervisor_process(
         [sys.executable, RUN_SUPERVISOR, str(status_path), *modes],
         cwd=REPO_ROOT,
         stdout=subprocess.PIPE,
+        env={**os.environ, "STOP_TIMEOUT_S": str(stop_timeout_s)},
     )
     try:
         status = await wait_for_status(status_path, "children running", len(modes))
@@ -199,5 +200,41 @@ async def test_a_sigkilled_supervisor_takes_its_children_with_it(tmp_path: Path)
         process.kill()
         with trio.fail_after(WAIT_S):
             await process.wait()
-        # Both children die of PDEATHSIG; the grandchild dies with its own parent.
-        await wait_until(lambda: all(gone(p) for p in processes), "every child gone", 10.0)
+        try:
+            # Both children die of PDEATHSIG; the grandchild of its parent's death.
+            await wait_until(lambda: all(gone(p) for p in processes), "every child gone", 10.0)
+        finally:
+            for survivor in [p for p in processes if not gone(p)]:
+                survivor.kill()  # orphans are no longer ours to reap; do not leak them
+
+
+async def test_a_second_sigterm_during_the_shutdown_kills_every_child_at_once(
+    tmp_path: Path,
+) -> None:
+    # With a stop timeout far beyond the test's deadline, only the second signal can end it.
+    async with supervisor_process(tmp_path, "stubborn", stop_timeout_s=3600) as (
+        process,
+        status_path,
+        status,
+    ):
+        (pid,) = [c.pid for c in status.children]
+        assert pid is not None
+        await wait_until(lambda: len(tree(pid)) == 2, "the grandchild")
+        processes = tree(pid)
+        assert process.stdout is not None
+        output = b""
+        with trio.fail_after(WAIT_S):
+            while b"| ready" not in output:
+                output += await process.stdout.receive_some()
+            process.send_signal(signal.SIGTERM)
+            while b"stopping c0.1" not in output:
+                output += await process.stdout.receive_some()
+            process.send_signal(signal.SIGTERM)
+            async for chunk in process.stdout:
+                output += chunk
+            returncode = await process.wait()
+
+    assert returncode == 0
+    assert b"killing every child" in output
+    assert [gone(p) for p in processes] == [True, True]
+    assert read_status(status_path).children[0].last_exit == -signal.SIGKILL

@@ -1,11 +1,13 @@
 """A supervisor in its own process, for the tests that signal or SIGKILL the supervisor.
 
 ``run_supervisor.py STATUS_PATH CHILD_MODE...``: one spec per mode (named ``c0``, ``c1``,
-...), each running ``child.py MODE``; exits 0 after a stop, 3 if it gave up.
+...), each running ``child.py MODE``; exits 0 after a stop, 3 if it gave up. The stop
+timeout is ``$STOP_TIMEOUT_S`` (default 5 s).
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -17,8 +19,9 @@ CHILD = str(Path(__file__).with_name("child.py"))
 
 
 def main(status_path: str, modes: list[str]) -> int:
+    stop_timeout_s = float(os.environ.get("STOP_TIMEOUT_S", "5"))
     specs = [
-        ChildSpec(f"c{i}", [sys.executable, CHILD, *mode.split()], stop_timeout_s=5)
+        ChildSpec(f"c{i}", [sys.executable, CHILD, *mode.split()], stop_timeout_s=stop_timeout_s)
         for i, mode in enumerate(modes)
     ]
     supervisor = Supervisor(
