@@ -136,30 +136,41 @@ class Replica:
     async def _watch_health(
         self, proc: ChildProcess, probe: HeartbeatProbe, interval_s: float
     ) -> None:
-        hb_timeout = self.spec.heartbeat_timeout_s
-        rss_cap = self.spec.max_rss_mb
-        if hb_timeout is None and rss_cap is None:
+        """Every ``interval_s``: a hung child is SIGKILLed, a bloated one stopped gracefully."""
+        timeout_s = self.spec.heartbeat_timeout_s
+        if timeout_s is None and self.spec.max_rss_mb is None:
             return
-        interval_s = min(interval_s, hb_timeout / 4 if hb_timeout else math.inf)
+        interval_s = min(interval_s, timeout_s / 4 if timeout_s else math.inf)
         while True:
             await trio.sleep(interval_s)
             if self.state is not ChildState.RUNNING:
                 continue  # being stopped already; a child shutting down may stop beating
-            if hb_timeout is not None:
-                age = probe.seconds_since_heartbeat(self.label)
-                if age > hb_timeout:
-                    # A hung or stopped process cannot act on SIGTERM.
-                    self.health_reason = f"hung: no heartbeat for {age:.1f} s (> {hb_timeout:g} s)"
-                    self.state = ChildState.STOPPING
-                    proc.signal_group(signal.SIGKILL)
-                    return
-            if rss_cap is not None:
-                rss = await trio.to_thread.run_sync(tree_rss_bytes, proc.pid)
-                if rss > rss_cap * _MB:
-                    self.health_reason = f"memory: {rss / _MB:.0f} MB > max_rss_mb {rss_cap:g}"
-                    self.state = ChildState.STOPPING
-                    await stop_group(proc, self.spec.stop_timeout_s)
-                    return
+            if reason := self._heartbeat_problem(probe):
+                self.health_reason, self.state = reason, ChildState.STOPPING
+                proc.signal_group(signal.SIGKILL)  # a hung or stopped process ignores SIGTERM
+                return
+            if reason := await self._memory_problem(proc):
+                self.health_reason, self.state = reason, ChildState.STOPPING
+                await stop_group(proc, self.spec.stop_timeout_s)
+                return
+
+    def _heartbeat_problem(self, probe: HeartbeatProbe) -> str | None:
+        timeout_s = self.spec.heartbeat_timeout_s
+        if timeout_s is None:
+            return None
+        age_s = probe.seconds_since_heartbeat(self.label)
+        if age_s <= timeout_s:
+            return None
+        return f"hung: no heartbeat for {age_s:.1f} s (> {timeout_s:g} s)"
+
+    async def _memory_problem(self, proc: ChildProcess) -> str | None:
+        cap_mb = self.spec.max_rss_mb
+        if cap_mb is None or proc.returncode is not None:
+            return None
+        rss_mb = await trio.to_thread.run_sync(tree_rss_bytes, proc.pid) / _MB
+        if rss_mb <= cap_mb:
+            return None
+        return f"memory: {rss_mb:.0f} MB > max_rss_mb {cap_mb:g}"
 
 
 def child_env(replica: Replica, probe: HeartbeatProbe) -> dict[str, str]:

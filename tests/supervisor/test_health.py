@@ -39,11 +39,11 @@ def beats(output_lines: list[str]) -> int:
 
 
 async def test_a_child_whose_heartbeat_goes_stale_is_killed_and_replaced() -> None:
-    beating = spec("beating", "heartbeat", heartbeat_timeout_s=0.5, backoff=QUICK)
+    beating = spec("beating", "heartbeat", heartbeat_timeout_s=1.0, backoff=QUICK)
 
     async with supervising([beating], intensity=ROOMY, health_interval_s=0.1) as (sup, output):
         # Beats for twice the timeout (a line per 5 beats of 50 ms) and no restart: healthy.
-        await wait_until(lambda: beats(lines_of(output, "beating.1")) >= 5, "20 beats")
+        await wait_until(lambda: beats(lines_of(output, "beating.1")) >= 9, "40 beats")
         assert stats(sup, "beating.1").restarts == 0
         pid = stats(sup, "beating.1").pid
         assert pid is not None
