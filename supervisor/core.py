@@ -29,7 +29,11 @@ SIGTERM/SIGINT during that SIGKILLs everything at once. The shutdown is shielded
 cancellation, so ``serve()`` never returns while a child it started is still running.
 SIGHUP or ``request_rolling_restart()`` restarts the running replicas one at a time.
 
-Requests and ``statistics()`` must be called from the thread running trio.
+Run ``serve()`` in the main thread: each child is told to die when the thread that
+started it exits (``PR_SET_PDEATHSIG``), which is what makes a SIGKILLed supervisor take
+its children with it. ``request_stop()`` and ``request_rolling_restart()`` must be called
+from the thread running trio. Output is written synchronously, so a supervisor whose
+stdout is a pipe nobody reads will stall; send it to a file or a log collector.
 """
 
 from __future__ import annotations
