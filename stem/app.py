@@ -17,6 +17,7 @@ Every setting is a constructor argument; an unknown keyword is a ``TypeError`` a
 from __future__ import annotations
 
 import datetime as dt
+import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -24,6 +25,7 @@ from typing import Any, overload
 
 from stem._async import in_thread
 from stem.broker import NewJob, RedisBroker
+from stem.broker.keys import check_name
 from stem.config import resolve_redis_url
 from stem.envelope import encode_fields, new_job_id
 from stem.errors import ConfigError
@@ -222,6 +224,8 @@ class Stem:
         """
         out = self._outgoing(task, args, kwargs, queue, priority, delay_s, eta, job_id, headers)
         ttl = idempotency_ttl_s if idempotency_ttl_s is not None else self.idempotency_ttl_s
+        if idempotency_key is not None and not _ONE_LINE.match(idempotency_key):
+            raise ConfigError("idempotency_key must be 1-512 characters without line breaks")
         new = self._new_job(out, idempotency_key or "", ttl)
         [(jid, created)] = self.broker.enqueue(out.queue, [new])
         for m in self.middleware:
@@ -281,6 +285,8 @@ class Stem:
         job_id: str | None,
         headers: dict[str, str] | None,
     ) -> OutgoingJob:
+        if job_id is not None:
+            check_name("job id", job_id)
         registered = self.tasks.get(task) if isinstance(task, str) else task
         name = task if isinstance(task, str) else task.name
         if priority is None:
@@ -315,6 +321,9 @@ class Stem:
             out.headers,
         )
         return NewJob(out.job_id, envelope, out.priority, out.eta_ms, idempotency_key, ttl_s)
+
+
+_ONE_LINE = re.compile(r"^[^\r\n]{1,512}$")
 
 
 def _eta_ms(delay_s: float | None, eta: dt.datetime | None) -> int:

@@ -16,7 +16,7 @@ import logging
 import os
 import signal
 import socket
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import trio
@@ -33,6 +33,46 @@ log = logging.getLogger("stem.reclaimer")
 PROMOTE_INTERVAL_S = 0.05
 
 
+class Reclaimer:
+    """One reclaimer's rounds; ``serve_reclaimer`` runs them on timers."""
+
+    def __init__(self, app: Stem, queues: Sequence[str] | None) -> None:
+        self.app = app
+        self.broker = app.broker
+        self.queues = queues
+        self.name = f"reclaimer/{socket.gethostname()}/{os.getpid()}"
+
+    def queue_names(self) -> Sequence[str]:
+        """The configured queues, or every known queue."""
+        return self.queues if self.queues is not None else self.broker.queues()
+
+    def reclaim_round(self) -> None:
+        """Take back every expired lease in every queue (blocking; run in a thread)."""
+        for queue in self.queue_names():
+            stats = self.broker.reclaim(
+                queue,
+                self.name,
+                min_idle_ms=int(self.app.lease_s * 1000),
+                max_deliveries=self.app.max_deliveries,
+            )
+            if stats.requeued or stats.dead_lettered:
+                log.warning(
+                    "%s: %d expired job(s) handed back, %d dead-lettered (max-deliveries)",
+                    queue,
+                    stats.requeued,
+                    stats.dead_lettered,
+                )
+
+    def promote_round(self) -> float:
+        """Promote due delayed jobs; return seconds until the next one is due (capped)."""
+        wait_s = PROMOTE_INTERVAL_S
+        for queue in self.queue_names():
+            _, next_ms = self.broker.promote_due(queue)
+            if next_ms >= 0:
+                wait_s = min(wait_s, next_ms / 1000)
+        return max(wait_s, 0.002)
+
+
 async def serve_reclaimer(
     app: Stem,
     *,
@@ -41,50 +81,32 @@ async def serve_reclaimer(
     task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Reclaim and promote until cancelled; ``queues=None`` means every known queue."""
-    broker = app.broker
-    name = f"reclaimer/{socket.gethostname()}/{os.getpid()}"
+    reclaimer = Reclaimer(app, queues)
     every_s = interval_s if interval_s is not None else max(0.05, min(app.lease_s / 2, 5.0))
-    min_idle_ms = int(app.lease_s * 1000)
-
-    async def names() -> Sequence[str]:
-        return queues if queues is not None else await trio.to_thread.run_sync(broker.queues)
 
     async def reclaim_loop() -> None:
         while True:
-            for queue in await names():
-                stats = await trio.to_thread.run_sync(
-                    lambda q=queue: broker.reclaim(  # type: ignore[misc]
-                        q, name, min_idle_ms=min_idle_ms, max_deliveries=app.max_deliveries
-                    )
-                )
-                if stats.requeued or stats.dead_lettered:
-                    log.warning(
-                        "%s: %d expired job(s) handed back, %d dead-lettered (max-deliveries)",
-                        queue,
-                        stats.requeued,
-                        stats.dead_lettered,
-                    )
+            await trio.to_thread.run_sync(reclaimer.reclaim_round)
             touch_supervisor_heartbeat()
             await trio.sleep(every_s)
 
     async def promote_loop() -> None:
         while True:
-            for queue in await names():
-                await trio.to_thread.run_sync(broker.promote_due, queue)
-            await trio.sleep(PROMOTE_INTERVAL_S)
-
-    async def resilient(loop: object) -> None:
-        while True:
-            try:
-                await loop()  # type: ignore[operator]
-            except BrokerUnavailable as exc:
-                log.warning("reclaimer: %s (retrying in 1 s)", exc)
-                await trio.sleep(1)
+            await trio.sleep(await trio.to_thread.run_sync(reclaimer.promote_round))
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(resilient, reclaim_loop)
-        nursery.start_soon(resilient, promote_loop)
+        nursery.start_soon(_resilient, reclaim_loop)
+        nursery.start_soon(_resilient, promote_loop)
         task_status.started()
+
+
+async def _resilient(loop: Callable[[], Awaitable[None]]) -> None:
+    while True:
+        try:
+            await loop()
+        except BrokerUnavailable as exc:
+            log.warning("reclaimer: %s (retrying in 1 s)", exc)
+            await trio.sleep(1)
 
 
 def run(app: Stem, *, queues: Sequence[str] | None = None, interval_s: float | None = None) -> int:

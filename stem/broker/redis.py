@@ -106,19 +106,22 @@ class RedisBroker(AdminMixin):
         self._register(queue)
         if len(jobs) <= ENQUEUE_CHUNK:
             reply = self.scripts.enqueue(keys=[qk.delayed], args=self._enqueue_args(qk, jobs))
-            return _pairs(reply)
+            return _pairs(jobs, reply)
         batch = ScriptBatch(self.client)
-        for chunk in _chunks(jobs, ENQUEUE_CHUNK):
+        chunks = list(_chunks(jobs, ENQUEUE_CHUNK))
+        for chunk in chunks:
             batch.add(self.scripts.enqueue, [qk.delayed], self._enqueue_args(qk, chunk))
         replies = batch.execute()
-        return [pair for reply in replies for pair in _pairs(reply)]
+        return [pair for c, r in zip(chunks, replies, strict=True) for pair in _pairs(c, r)]
 
     @staticmethod
     def _enqueue_args(qk: QueueKeys, jobs: Sequence[NewJob]) -> list[Any]:
-        args: list[Any] = [qk.prefix, GROUP, 6]
-        for job in jobs:
-            args += (job.id, job.envelope, job.priority, job.eta_ms)
-            args += (job.idempotency_key, job.idempotency_ttl_s)
+        args: list[Any] = [qk.prefix, GROUP]
+        args += [
+            f"{j.id}\n{j.priority}\n{j.eta_ms}\n{j.idempotency_ttl_s}\n{j.idempotency_key}\n"
+            f"{j.envelope}"
+            for j in jobs
+        ]
         return args
 
     def _register(self, queue: str) -> None:
@@ -319,8 +322,14 @@ class RedisBroker(AdminMixin):
         return source(name)
 
 
-def _pairs(reply: list[Any]) -> list[tuple[str, bool]]:
-    return [(_s(reply[i]) or "", bool(reply[i + 1])) for i in range(0, len(reply), 2)]
+def _pairs(jobs: Sequence[NewJob], reply: list[Any]) -> list[tuple[str, bool]]:
+    flags, matched = reply[0], iter(reply[1:])
+    if b"0" not in flags:
+        return [(j.id, True) for j in jobs]
+    return [
+        (j.id, True) if flag == ord("1") else (_s(next(matched)) or "", False)
+        for j, flag in zip(jobs, flags, strict=True)
+    ]
 
 
 def _delivery(queue: str, item: list[Any]) -> Delivery:

@@ -7,18 +7,27 @@
 --            {q}:job:<id>      job record (hash)
 --            {q}:idem:<key>    idempotency key -> job id (string, with TTL)
 -- ARGV[2]  consumer group name
--- ARGV[3]  number of fields per job (6), then per job:
---            job id, envelope JSON, priority, eta epoch ms (0: now),
---            idempotency key ('' for none), idempotency TTL s
--- Returns  flat list: per job, the job id that holds the work and 1 if it was created
---          (0 if an idempotency key or an existing job id matched).
+-- ARGV[3..] one argument per job (fewer arguments: packing them is the client's cost):
+--            "<job id>\n<priority>\n<eta epoch ms, 0: now>\n<idempotency TTL s>\n
+--             <idempotency key or empty>\n<envelope JSON>" (the envelope is last, so only
+--            the key and id must be free of newlines; the client checks that)
+-- Returns  {flags, id...}: flags has one character per job, '1' created or '0' matched an
+--          earlier job (idempotency key or existing id); then, for each '0' only, the id
+--          of the job that holds the work. (Compact: parsing the reply is client time.)
 local t = redis.call('TIME')
 local now_ms = t[1] * 1000 + math.floor(t[2] / 1000)
-local prefix, group, width = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local out = {}
-for i = 4, #ARGV, width do
-  local jid, env, prio, eta = ARGV[i], ARGV[i + 1], ARGV[i + 2], tonumber(ARGV[i + 3])
-  local idem, idem_ttl = ARGV[i + 4], ARGV[i + 5]
+local prefix, group = ARGV[1], ARGV[2]
+local flags, out, ready = {}, {''}, {}
+for i = 3, #ARGV do
+  local job = ARGV[i]
+  local fields, pos = {}, 1
+  for f = 1, 5 do
+    local nl = string.find(job, '\n', pos, true)
+    fields[f] = string.sub(job, pos, nl - 1)
+    pos = nl + 1
+  end
+  local jid, prio, eta, idem_ttl, idem = fields[1], fields[2], tonumber(fields[3]), fields[4], fields[5]
+  local env = string.sub(job, pos)
   local existing = false
   if idem ~= '' then
     local ikey = prefix .. 'idem:' .. idem
@@ -32,8 +41,8 @@ for i = 4, #ARGV, width do
     existing = jid
   end
   if existing then
+    flags[#flags + 1] = '0'
     out[#out + 1] = existing
-    out[#out + 1] = 0
   else
     if eta > now_ms then
       redis.call('HSET', jkey, 'env', env, 'state', 'scheduled', 'prio', prio,
@@ -41,15 +50,16 @@ for i = 4, #ARGV, width do
       redis.call('ZADD', KEYS[1], eta, jid)
     else
       local stream = prefix .. 'p' .. prio
-      if redis.call('EXISTS', stream) == 0 then
+      if not ready[stream] and redis.call('EXISTS', stream) == 0 then
         redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
       end
+      ready[stream] = true
       redis.call('HSET', jkey, 'env', env, 'state', 'queued', 'prio', prio,
         'attempt', 0, 'deliveries', 0, 'enq_ms', now_ms)
       redis.call('XADD', stream, '*', 'id', jid)
     end
-    out[#out + 1] = jid
-    out[#out + 1] = 1
+    flags[#flags + 1] = '1'
   end
 end
+out[1] = table.concat(flags)
 return out
