@@ -37,6 +37,8 @@ from supervisor.status import ALIVE_STATES, FINAL_STATES, ChildState
 
 @dataclasses.dataclass(frozen=True)
 class Ended:
+    """An incarnation of ``replica`` ended, or could not be started."""
+
     replica: Replica
     generation: int
     returncode: int | None  # None: it could not be started
@@ -45,13 +47,15 @@ class Ended:
 
 @dataclasses.dataclass(frozen=True)
 class RestartDue:
+    """The backoff delay of ``replica`` is over (stale unless ``token`` is current)."""
+
     replica: Replica
     token: int
 
 
 @dataclasses.dataclass(frozen=True)
 class RollingRestart:
-    pass
+    """Stop and start every running replica, one at a time."""
 
 
 Event = Ended | RestartDue | RollingRestart

@@ -168,6 +168,10 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None) -
             # fork-safe and the GIL is ours, so threads in the parent do not matter here.
             preexec_fn=before_exec if _prctl is not None else None,  # noqa: PLW1509
         )
+    except subprocess.SubprocessError as exc:  # raised when preexec_fn failed
+        os.close(out_r)
+        os.close(err_r)
+        raise OSError(f"cannot start {argv[0]!r}: {exc}") from exc
     except BaseException:
         os.close(out_r)
         os.close(err_r)

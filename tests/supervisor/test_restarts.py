@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import itertools
+import os
 from pathlib import Path
 
 import psutil
@@ -197,3 +198,16 @@ async def test_a_temporary_child_is_never_restarted_even_after_a_failure() -> No
 
     record = stats(supervisor, "oneshot.1")
     assert (record.restarts, record.last_exit, record.pid) == (0, 2, None)
+
+
+def test_spawn_of_a_missing_command_raises_os_error_and_leaks_no_descriptor() -> None:
+    from supervisor.process import spawn
+
+    before = len(os.listdir("/proc/self/fd"))
+
+    with pytest.raises(OSError):
+        spawn(["/nonexistent/command"], dict(os.environ))
+    with pytest.raises(OSError):
+        spawn(["true"], dict(os.environ), cwd="/nonexistent/directory")
+
+    assert len(os.listdir("/proc/self/fd")) == before
