@@ -211,3 +211,25 @@ def test_spawn_of_a_missing_command_raises_os_error_and_leaks_no_descriptor() ->
         spawn(["true"], dict(os.environ), cwd="/nonexistent/directory")
 
     assert len(os.listdir("/proc/self/fd")) == before
+
+
+async def test_under_rest_for_one_later_children_wait_for_an_earlier_one_that_cannot_start() -> (
+    None
+):
+    specs = [
+        ChildSpec("dependency", ["/nonexistent/command"], backoff=QUICK),
+        spec("dependent", "sleep"),
+    ]
+
+    async with supervising(specs, strategy=Strategy.REST_FOR_ONE, intensity=ROOMY) as (
+        supervisor,
+        _,
+    ):
+        await wait_until(lambda: stats(supervisor, "dependency.1").restarts >= 2, "retries")
+        dependent = stats(supervisor, "dependent.1")
+
+    assert (dependent.state, dependent.pid, dependent.started_at) == (
+        ChildState.PENDING,
+        None,
+        None,
+    )

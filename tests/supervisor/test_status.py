@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
+import trio
 
 from supervisor import (
     ChildState,
@@ -17,6 +18,7 @@ from supervisor import (
     read_status,
 )
 from tests.supervisor.helpers import (
+    WAIT_S,
     lines_of,
     running,
     spec,
@@ -136,7 +138,8 @@ async def test_serve_returns_at_once_when_stopped_before_it_started() -> None:
     supervisor = Supervisor([spec("w", "sleep")], intensity=RestartIntensity(0, 1))
     supervisor.request_stop()
 
-    await supervisor.serve()
+    with trio.fail_after(WAIT_S):
+        await supervisor.serve()
 
     assert stats(supervisor, "w.1").state is ChildState.STOPPED
     assert stats(supervisor, "w.1").started_at is None
