@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import socket
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
@@ -23,7 +22,7 @@ import trio
 
 from stem.errors import BrokerUnavailable
 from stem.observe.heartbeat import touch_supervisor_heartbeat
-from stem.observe.logs import configure_logging
+from stem.runtime import run_actor
 
 if TYPE_CHECKING:
     from stem.app import Stem
@@ -111,15 +110,8 @@ async def _resilient(loop: Callable[[], Awaitable[None]]) -> None:
 
 def run(app: Stem, *, queues: Sequence[str] | None = None, interval_s: float | None = None) -> int:
     """Run the reclaimer in this process until SIGTERM/SIGINT; return the exit code (0)."""
-    configure_logging("reclaimer")
 
-    async def main() -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(lambda: serve_reclaimer(app, queues=queues, interval_s=interval_s))
-            with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-                async for _ in signals:
-                    break
-            nursery.cancel_scope.cancel()
+    async def serve(nursery: trio.Nursery) -> None:
+        await serve_reclaimer(app, queues=queues, interval_s=interval_s)
 
-    trio.run(main)
-    return 0
+    return run_actor("reclaimer", app, serve)

@@ -7,13 +7,12 @@ returns the process exit code.
 
 from __future__ import annotations
 
-import signal
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import trio
 
-from stem.observe.logs import configure_logging
+from stem.runtime import run_actor
 from stem.task import Pool
 from stem.worker.core import Worker, WorkerOptions
 
@@ -50,27 +49,13 @@ async def serve_worker(
     app: Stem,
     options: WorkerOptions,
     *,
-    handle_signals: bool = True,
     task_status: trio.TaskStatus[Worker] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run a worker until it stops (signals, burst, or cancellation)."""
+    """Run a worker until it stops (``worker.request_stop()``, burst, or cancellation)."""
     worker = Worker(app, options)
     async with trio.open_nursery() as nursery:
-        if handle_signals:
-            nursery.start_soon(_watch_signals, worker)
         await nursery.start(worker.serve)
         task_status.started(worker)
-        await worker.stopped.wait()
-        nursery.cancel_scope.cancel()
-
-
-async def _watch_signals(worker: Worker) -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        seen = 0
-        async for signum in signals:
-            seen += 1
-            immediate = seen > 1 and signum == signal.SIGINT
-            worker.request_stop(immediate=immediate)
 
 
 def run(
@@ -86,8 +71,11 @@ def run(
     stop_timeout_s: float = 25.0,
     name: str | None = None,
 ) -> int:
-    """Run a worker in this process until it stops; return the exit code (0)."""
-    configure_logging("worker")
+    """Run a worker in this process until it stops; return the exit code (0).
+
+    SIGTERM or SIGINT: graceful stop (running jobs get ``stop_timeout_s``); a second
+    SIGINT: immediate stop (running jobs are handed back).
+    """
     options = WorkerOptions(
         queues=tuple(queues),
         weights=tuple(weights) if weights else None,
@@ -99,5 +87,11 @@ def run(
         name=name,
         app_spec=app_spec,
     )
-    trio.run(serve_worker, app, options)
-    return 0
+    worker = Worker(app, options)
+
+    async def serve(nursery: trio.Nursery) -> None:
+        await worker.serve()
+
+    return run_actor(
+        "worker", app, serve, stop=lambda immediate: worker.request_stop(immediate=immediate)
+    )

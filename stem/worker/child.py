@@ -22,20 +22,7 @@ from typing import Any, TextIO
 from stem.context import JobContext, reset_current, set_current
 from stem.envelope import dumps
 from stem.errors import Retry, SoftTimeLimitExceeded, describe
-
-
-def die_with_parent() -> None:
-    """Ask Linux to SIGKILL this process when its parent dies (no-op elsewhere)."""
-    if not sys.platform.startswith("linux"):
-        return
-    import ctypes
-
-    pr_set_pdeathsig = 1
-    libc = ctypes.CDLL(None, use_errno=True)
-    parent = os.getppid()
-    libc.prctl(pr_set_pdeathsig, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the parent died before prctl took effect
-        os._exit(1)
+from supervisor import set_parent_death_signal
 
 
 def _on_alarm(signum: int, frame: FrameType | None) -> None:
@@ -83,7 +70,8 @@ def serve(app_spec: str, requests: TextIO, replies: TextIO) -> None:
 
 def main() -> None:
     """Entry point: move stdout aside for the protocol, then serve."""
-    die_with_parent()
+    # Die with the worker (Linux): a SIGKILLed worker must not leave pool children behind.
+    set_parent_death_signal(signal.SIGKILL, parent_pid=os.getppid())
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # task output goes to stderr, and so to the worker's log
     sys.stdout = sys.stderr

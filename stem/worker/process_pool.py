@@ -9,6 +9,7 @@ Children die with the worker (``PR_SET_PDEATHSIG``), so a SIGKILLed worker leave
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -58,9 +59,52 @@ class _LineReader:
         return line
 
 
+class _Proc:
+    """A pool child with trio streams on its pipes, started from the calling thread.
+
+    Not ``trio.lowlevel.open_process``: it forks from a worker thread, and the child's
+    parent-death signal fires when *that thread* exits (trio retires idle threads), which
+    would kill healthy pool children at random.
+    """
+
+    def __init__(self, argv: list[str], env: dict[str, str]) -> None:
+        in_r, in_w = os.pipe()
+        out_r, out_w = os.pipe()
+        try:
+            self.popen = subprocess.Popen(argv, stdin=in_r, stdout=out_w, env=env)
+        finally:
+            os.close(in_r)
+            os.close(out_w)
+        self.pid = self.popen.pid
+        self.stdin: trio.lowlevel.FdStream | None = trio.lowlevel.FdStream(in_w)
+        self.stdout = trio.lowlevel.FdStream(out_r)
+
+    @property
+    def returncode(self) -> int | None:
+        return self.popen.poll()
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            self.popen.kill()
+
+    async def wait(self) -> int:
+        while (code := self.popen.poll()) is None:
+            await trio.sleep(0.01)
+        return code
+
+    async def aclose(self) -> None:
+        if self.stdin is not None:
+            await self.stdin.aclose()
+            self.stdin = None
+
+    async def close_streams(self) -> None:
+        await self.aclose()
+        await self.stdout.aclose()
+
+
 @dataclass(eq=False)
 class _Child:
-    proc: trio.Process
+    proc: _Proc
     reader: _LineReader
     jobs: int = 0
     rss_kb: int = 0
@@ -151,10 +195,7 @@ class ProcessPool:
     async def _spawn(self) -> _Child:
         argv = [sys.executable, "-m", "stem.worker.child", self.app_spec]
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)}
-        proc = await trio.lowlevel.open_process(
-            argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env
-        )
-        assert proc.stdout is not None
+        proc = _Proc(argv, env)
         child = _Child(proc, _LineReader(proc.stdout))
         self._all.add(child)
         try:
@@ -170,13 +211,13 @@ class ProcessPool:
     async def _retire(self, child: _Child) -> None:
         self._all.discard(child)
         with trio.CancelScope(shield=True):
-            if child.proc.stdin is not None:
-                await child.proc.stdin.aclose()
+            await child.proc.aclose()  # stdin closed: the child's request loop ends
             with trio.move_on_after(5):
                 await child.proc.wait()
             if child.proc.returncode is None:
                 child.proc.kill()
                 await child.proc.wait()
+            await child.proc.close_streams()
 
     async def aclose(self) -> None:
         """Stop every child: close stdin, wait up to 5 s, then kill."""

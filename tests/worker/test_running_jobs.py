@@ -18,9 +18,7 @@ async def worker(japp: Stem) -> AsyncIterator[Worker]:
     options = WorkerOptions(concurrency=4, prefetch=4, app_spec=APP_SPEC, stop_timeout_s=5)
     async with trio.open_nursery() as nursery:
         w = await nursery.start(
-            lambda task_status: serve_worker(
-                japp, options, handle_signals=False, task_status=task_status
-            )
+            lambda task_status: serve_worker(japp, options, task_status=task_status)
         )
         yield w
         w.request_stop()

@@ -1,0 +1,175 @@
+"""``stem supervise``: one command that runs every actor under the trio supervisor.
+
+It turns ``SuperviseOptions`` into ``supervisor.ChildSpec`` command lines and runs a
+``supervisor.Supervisor``:
+
+- ``redis`` (only without a Redis URL): a private ``redis-server`` on loopback with AOF
+  on and its data in ``<data_dir>/redis``; its URL is printed and written to
+  ``<data_dir>/redis.url``, where ``stem`` commands in other shells find it;
+- ``worker`` x ``workers``: ``stem worker`` with the queue/concurrency options;
+- ``reclaimer`` (``--reclaimer``, on by default) and ``beat`` (``--beat``, on by default).
+
+Strategy is rest_for_one in that order: if Redis restarts, every actor restarts after it;
+a worker restart also restarts the (stateless) reclaimer and beat. Each actor touches a
+heartbeat file from its event loop; one that goes quiet for ``heartbeat_timeout_s`` (a
+frozen or wedged process) is SIGKILLed and replaced, and its jobs are reclaimed after
+their lease. A worker whose process tree passes ``max_rss_mb`` is restarted gracefully.
+SIGTERM/SIGINT stop the actors in reverse order (SIGTERM, SIGKILL after the stop
+timeout); SIGHUP restarts them one at a time. Past the restart intensity the supervisor
+stops everything and ``run`` returns exit code 1 naming the child.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from stem.embedded import find_redis_server, free_port, server_argv
+from stem.errors import ConfigError
+from supervisor import (
+    Backoff,
+    ChildSpec,
+    RestartIntensity,
+    RestartType,
+    Strategy,
+    Supervisor,
+    SupervisorGaveUp,
+)
+
+#: Grace for a worker between SIGTERM and SIGKILL: its own stop timeout plus margin.
+KILL_MARGIN_S = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class SuperviseOptions:
+    """Everything ``stem supervise`` can be told; CLI flags and ``[supervise]`` keys map
+    one to one onto these fields (unknown keys are refused)."""
+
+    app_spec: str
+    redis_url: str | None = None
+    namespace: str | None = None
+    workers: int = 1
+    concurrency: int = 10
+    prefetch: int = 10
+    queues: str = "default"
+    pool: str | None = None
+    beat: bool = True
+    reclaimer: bool = True
+    ratelimiter: bool = False
+    config: str | None = None
+    data_dir: str = ".stem"
+    stop_timeout_s: float = 25.0
+    heartbeat_timeout_s: float = 60.0
+    max_rss_mb: float | None = None
+    max_restarts: int = 5
+    within_s: float = 60.0
+    json_logs: bool = False
+
+    def __post_init__(self) -> None:
+        if self.workers < 0:
+            raise ConfigError(f"workers must be >= 0, got {self.workers}")
+        if self.ratelimiter:
+            raise ConfigError("the rate limiter actor is not part of this release yet")
+        if self.heartbeat_timeout_s <= 0 or self.stop_timeout_s < 0:
+            raise ConfigError("heartbeat_timeout_s must be > 0 and stop_timeout_s >= 0")
+
+
+def options_from_file(path: Path, overrides: Mapping[str, Any]) -> SuperviseOptions:
+    """Options from the ``[supervise]`` table of ``path``, then ``overrides`` on top."""
+    try:
+        doc = tomllib.loads(path.read_text())
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path} is not valid TOML: {exc}") from None
+    table = doc.get("supervise", {})
+    known = {f.name for f in dataclasses.fields(SuperviseOptions)} - {"config"}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise ConfigError(f"{path}: unknown key(s) in [supervise]: {', '.join(unknown)}")
+    return SuperviseOptions(**{**table, **overrides, "config": str(path)})
+
+
+def _stem_argv(options: SuperviseOptions, redis_url: str) -> list[str]:
+    argv = [sys.executable, "-m", "stem", "--redis-url", redis_url, "--app", options.app_spec]
+    if options.namespace:
+        argv += ["--namespace", options.namespace]
+    return argv
+
+
+def build_specs(options: SuperviseOptions, redis_url: str | None) -> tuple[list[ChildSpec], str]:
+    """The child specs, and the Redis URL the actors use (embedded when none was given)."""
+    specs: list[ChildSpec] = []
+    if redis_url is None:
+        port = free_port()
+        data = Path(options.data_dir).resolve() / "redis"
+        data.mkdir(parents=True, exist_ok=True)
+        argv = server_argv(find_redis_server(), port, data, appendonly=True)
+        specs.append(ChildSpec("redis", argv, stop_timeout_s=10, backoff=Backoff(initial_s=0.2)))
+        redis_url = f"redis://127.0.0.1:{port}/0"
+    base = _stem_argv(options, redis_url)
+    beat_every = dict(heartbeat_timeout_s=options.heartbeat_timeout_s, stop_timeout_s=10.0)
+    if options.workers:
+        worker = [*base, "worker", "--queues", options.queues]
+        worker += ["--concurrency", str(options.concurrency), "--prefetch", str(options.prefetch)]
+        worker += ["--stop-timeout-s", str(options.stop_timeout_s)]
+        if options.pool:
+            worker += ["--pool", options.pool]
+        specs.append(
+            ChildSpec(
+                "worker",
+                worker,
+                replicas=options.workers,
+                stop_timeout_s=options.stop_timeout_s + KILL_MARGIN_S,
+                heartbeat_timeout_s=options.heartbeat_timeout_s,
+                max_rss_mb=options.max_rss_mb,
+            )
+        )
+    if options.reclaimer:
+        specs.append(ChildSpec("reclaimer", [*base, "reclaim"], **beat_every))  # type: ignore[arg-type]
+    if options.beat:
+        beat = [*base, "beat"]
+        if options.config:
+            beat += ["--config", options.config]
+        specs.append(ChildSpec("beat", beat, **beat_every))  # type: ignore[arg-type]
+    return specs, redis_url
+
+
+def run(options: SuperviseOptions, redis_url: str | None) -> int:
+    """Supervise the actors until stopped; return 0, or 1 when the supervisor gave up."""
+    specs, url = build_specs(options, redis_url)
+    data_dir = Path(options.data_dir)
+    data_dir.mkdir(parents=True, exist_ok=True)
+    url_file = data_dir / "redis.url"
+    embedded = redis_url is None
+    if embedded:
+        url_file.write_text(url + "\n")
+        print(f"stem: embedded Redis at {url} (written to {url_file})", flush=True)
+    names = ", ".join(f"{s.name} x{s.replicas}" if s.replicas > 1 else s.name for s in specs)
+    print(f"stem: supervising {names}", flush=True)
+    supervisor = Supervisor(
+        specs,
+        strategy=Strategy.REST_FOR_ONE,
+        intensity=RestartIntensity(max_restarts=options.max_restarts, within_s=options.within_s),
+        output_json=options.json_logs,
+        status_path=data_dir / "supervise.json",
+        handle_signals=True,
+    )
+    try:
+        trio.run(supervisor.serve)
+    except SupervisorGaveUp as exc:
+        print(f"stem: error: supervisor {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        if embedded:
+            url_file.unlink(missing_ok=True)
+    return 0
+
+
+__all__ = ["RestartType", "SuperviseOptions", "build_specs", "options_from_file", "run"]
