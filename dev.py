@@ -61,7 +61,8 @@ def check(extra: list[str]) -> None:
 
 
 def run(extra: list[str]) -> None:
-    os.execv(BIN / "stem", [str(BIN / "stem"), "supervise", "--app", "samples.quickstart:app", *extra])
+    argv = ["supervise", "--app", "samples.quickstart:app", "--config", "samples/stem.toml"]
+    os.execv(BIN / "stem", [str(BIN / "stem"), *argv, *extra])
 
 
 def main() -> None:

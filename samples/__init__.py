@@ -1,0 +1,1 @@
+"""Runnable samples; the tests smoke-run each of them."""
