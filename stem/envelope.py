@@ -131,23 +131,33 @@ def decode(raw: bytes | str) -> Envelope:
         raise PayloadError(f"unsupported envelope version {doc.get('v')!r}")
     try:
         env = Envelope(
-            id=_typed(doc, "id", str),
-            task=_typed(doc, "task", str),
-            args=_typed(doc, "args", list),
-            kwargs=_typed(doc, "kwargs", dict),
-            queue=_typed(doc, "queue", str),
-            priority=_typed(doc, "priority", int),
-            enq_ms=_typed(doc, "enq_ms", int),
-            eta_ms=_typed(doc, "eta_ms", int),
-            headers=_typed(doc, "headers", dict),
+            id=doc["id"],
+            task=doc["task"],
+            args=doc["args"],
+            kwargs=doc["kwargs"],
+            queue=doc["queue"],
+            priority=doc["priority"],
+            enq_ms=doc["enq_ms"],
+            eta_ms=doc["eta_ms"],
+            headers=doc["headers"],
         )
     except KeyError as exc:
         raise PayloadError(f"envelope lacks field {exc.args[0]!r}") from None
+    for name, kind in _FIELD_TYPES:
+        value = getattr(env, name)
+        if type(value) is not kind:
+            raise PayloadError(f"envelope field {name!r} should be {kind.__name__}")
     return env
 
 
-def _typed(doc: dict[str, Any], key: str, kind: type[Any]) -> Any:
-    value = doc[key]
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise PayloadError(f"envelope field {key!r} should be {kind.__name__}")
-    return value
+_FIELD_TYPES = (
+    ("id", str),
+    ("task", str),
+    ("args", list),
+    ("kwargs", dict),
+    ("queue", str),
+    ("priority", int),
+    ("enq_ms", int),
+    ("eta_ms", int),
+    ("headers", dict),
+)

@@ -167,28 +167,44 @@ class RedisBroker(AdminMixin):
 
     @mapped
     def settle(self, settlements: Sequence[Settlement]) -> list[int]:
-        """Settle many deliveries in one pipelined round trip; one script per job.
+        """Settle many deliveries in one pipelined round trip.
 
-        Each reply is the script's: 1 done, 0 already terminal, -1 the entry was no longer
-        ours (a lost lease; the current holder settles the job instead).
+        Completions are grouped into one script call per ready stream; retries and
+        dead-letters are one call each. Each reply is 1 done, 0 already terminal, -1 the
+        entry was no longer ours (a lost lease; the current holder settles instead).
         """
         batch = ScriptBatch(self.client)
-        for item in settlements:
-            self._settle_one(batch, item)
-        return [int(r) for r in batch.execute()]
+        completes: dict[tuple[str, int], list[int]] = defaultdict(list)
+        for index, item in enumerate(settlements):
+            if item.outcome is Outcome.COMPLETE:
+                completes[(item.delivery.queue, item.delivery.priority)].append(index)
+            else:
+                self._settle_one(batch, item)
+        for (queue, priority), indexes in completes.items():
+            qk = self.keys.queue(queue)
+            args: list[Any] = [qk.prefix, GROUP, self.result_ttl_s]
+            for i in indexes:
+                d = settlements[i].delivery
+                args += (d.entry_id, d.job_id or "", settlements[i].payload)
+            batch.add(self.scripts.complete, [qk.stream(priority)], args)
+        replies = batch.execute()
+        out = [0] * len(settlements)
+        singles = [i for i, s in enumerate(settlements) if s.outcome is not Outcome.COMPLETE]
+        for i, reply in zip(singles, replies, strict=False):
+            out[i] = int(reply)
+        for indexes, flags in zip(completes.values(), replies[len(singles) :], strict=True):
+            for i, flag in zip(indexes, flags, strict=True):
+                out[i] = 1 if flag == ord("1") else 0
+        return out
 
     def _settle_one(self, batch: ScriptBatch, item: Settlement) -> None:
         d = item.delivery
         qk = self.keys.queue(d.queue)
         stream = qk.stream(d.priority)
         jid = d.job_id or ""
-        if item.outcome is Outcome.COMPLETE:
-            keys = [stream, qk.job(jid), qk.done(jid)]
-            args: list[Any] = [GROUP, d.entry_id, item.payload, self.result_ttl_s]
-            batch.add(self.scripts.complete, keys, args)
-        elif item.outcome is Outcome.RETRY:
+        if item.outcome is Outcome.RETRY:
             keys = [stream, qk.job(jid), qk.delayed]
-            args = [GROUP, d.entry_id, jid, item.delay_ms, item.payload]
+            args: list[Any] = [GROUP, d.entry_id, jid, item.delay_ms, item.payload]
             batch.add(self.scripts.retry, keys, args)
         else:
             keys = [stream, qk.job(jid), qk.dead, qk.done(jid)]

@@ -206,10 +206,17 @@ class Worker:
                 if got:
                     for d in got:
                         send.send_nowait(d)
-                elif self.options.burst and not len(self.held) and await self._call(self._idle):
-                    log.info("burst: queues are empty, stopping")
-                    self.request_stop()
-                    return
+                elif self.options.burst:
+                    if len(self.held):  # let the last jobs settle, then look again
+                        self._space = trio.Event()
+                        with trio.move_on_after(1):
+                            await self._space.wait()
+                    elif await self._call(self._idle):
+                        log.info("burst: queues are empty, stopping")
+                        self.request_stop()
+                        return
+                    else:
+                        await self._call(self.broker.wait_ready, self.options.queues, 100)
                 else:
                     await self._call(
                         self.broker.wait_ready, self.options.queues, 1000, abandon=True

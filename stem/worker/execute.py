@@ -48,6 +48,11 @@ class Executor:
         self.app = app
         self.runners = runners
         self.middleware = list(middleware)
+        # Per hook, only the middleware that override it: the base no-ops cost nothing then.
+        self._hooked = {
+            name: [getattr(m, name) for m in self.middleware if _overrides(m, name)]
+            for name in ("before_process", "after_process", "on_retry", "on_dead_letter")
+        }
         self.processed = 0
         self.failed = 0
 
@@ -66,8 +71,8 @@ class Executor:
             decision = Decision("complete", result=payload)
         except Exception as exc:
             decision = Decision("fail", error=exc)
-        for m in reversed(self.middleware):
-            _guarded(m.after_process, ctx, decision)
+        for hook in reversed(self._hooked["after_process"]):
+            _guarded(hook, ctx, decision)
         return self._settlement(d, ctx, decision)
 
     def _admit(self, d: Delivery) -> tuple[Task[Any, Any], JobContext] | Settlement:
@@ -111,8 +116,7 @@ class Executor:
             reason.value,
         )
         error = json.dumps({"type": "PayloadError", "message": message})
-        for m in self.middleware:
-            _guarded(m.on_dead_letter, None, reason.value, error)
+        self._hooks("on_dead_letter", None, reason.value, error)
         return Settlement(d, Outcome.BURY, error, reason=reason.value, state=JobState.DEAD)
 
     def _settlement(self, d: Delivery, ctx: JobContext, decision: Decision) -> Settlement:
@@ -125,14 +129,13 @@ class Executor:
             self._hooks("on_retry", ctx, decision)
             return Settlement(d, Outcome.RETRY, error, delay_ms=int(decision.delay_s * 1000))
         reason = decision.reason or DeadReason.NOT_RETRYABLE.value
-        for m in self.middleware:
-            _guarded(m.on_dead_letter, ctx, reason, error)
+        self._hooks("on_dead_letter", ctx, reason, error)
         log.warning("job %s (%s) dead-lettered: %s", ctx.job_id, ctx.task, reason)
         return Settlement(d, Outcome.BURY, error, reason=reason, state=JobState.FAILED)
 
     def _hooks(self, name: str, *args: Any) -> None:
-        for m in self.middleware:
-            _guarded(getattr(m, name), *args)
+        for hook in self._hooked[name]:
+            _guarded(hook, *args)
 
 
 def _error_json(error: BaseException | None) -> str:
@@ -143,6 +146,10 @@ def _error_json(error: BaseException | None) -> str:
     if error is None:
         return json.dumps({"type": "Error", "message": "failed"})
     return json.dumps(describe(error))
+
+
+def _overrides(m: Middleware, name: str) -> bool:
+    return getattr(type(m), name) is not getattr(Middleware, name)
 
 
 def _guarded(hook: Any, *args: Any) -> None:

@@ -46,6 +46,8 @@ class AsyncRunner:
         limit = min(soft, hard)
         token = set_current(ctx)
         try:
+            if limit == float("inf"):  # no limit: no cancel scope (a hot path)
+                return await task.fn(*ctx.args, **ctx.kwargs)
             with trio.move_on_after(limit) as scope:
                 return await task.fn(*ctx.args, **ctx.kwargs)
         finally:

@@ -1,0 +1,146 @@
+"""The schedule store: beat entries and their last runs, in two namespace-wide hashes.
+
+``Keys.schedule`` maps an entry name to its stored definition and ``Keys.schedule_state``
+maps it to its run record; both values are JSON documents whose shape belongs to
+:mod:`stem.beat.store` (this module moves strings, it does not read them). Reads are one
+pipelined round trip; changes to definitions run under ``WATCH`` so that concurrent writers
+(several beats syncing at start, an operator's CLI) never lose each other's updates: a
+transaction that saw a concurrent change is recomputed from fresh data. A run is recorded
+by one script (``lua/schedule_run.lua``), so replicas that win successive ticks of one
+entry never contend.
+
+The per-tick exactly-once guard is *not* here: it is the enqueue script's idempotency key
+(see ``lua/enqueue.lua``), set in the same atomic step as the job itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import redis
+
+from stem.broker.connection import mapped
+from stem.broker.scripts import source
+
+if TYPE_CHECKING:
+    from stem.broker.redis import RedisBroker
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def _decoded(raw: Mapping[Any, Any]) -> dict[str, str]:
+    return {_text(k): _text(v) for k, v in raw.items()}
+
+
+@dataclass(frozen=True)
+class ScheduleSnapshot:
+    """Both hashes as read in one round trip: entry name -> definition / run record."""
+
+    definitions: dict[str, str]
+    states: dict[str, str]
+
+
+@dataclass
+class DefinitionChange:
+    """What a read-modify-write of the definitions writes: ``puts`` and ``deletes``.
+
+    Deleting a definition also deletes its run record. ``result`` is handed back to the
+    caller of :meth:`ScheduleStore.change_definitions` untouched (e.g. what was refused).
+    """
+
+    puts: dict[str, str] = field(default_factory=dict)
+    deletes: list[str] = field(default_factory=list)
+    result: Any = None
+
+
+class ScheduleStore:
+    """The schedule hashes of one broker's namespace.
+
+    Every method blocks (beat calls them from ``trio.to_thread.run_sync``) and raises
+    ``BrokerUnavailable`` when Redis cannot be reached.
+    """
+
+    def __init__(self, broker: RedisBroker) -> None:
+        self.url = broker.url
+        self.client: Any = broker.client  # redis-py replies are untyped: the Any boundary
+        self.definitions_key = broker.keys.schedule
+        self.states_key = broker.keys.schedule_state
+        self._record = self.client.register_script(source("schedule_run"))
+
+    @mapped
+    def read(self) -> ScheduleSnapshot:
+        """Every definition and every run record (one pipelined round trip)."""
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.hgetall(self.definitions_key)
+            pipe.hgetall(self.states_key)
+            definitions, states = pipe.execute()
+        return ScheduleSnapshot(_decoded(definitions), _decoded(states))
+
+    @mapped
+    def definition(self, name: str) -> str | None:
+        """One stored definition, or None."""
+        raw = self.client.hget(self.definitions_key, name)
+        return None if raw is None else _text(raw)
+
+    @mapped
+    def state(self, name: str) -> str | None:
+        """One run record, or None when the entry never ran."""
+        raw = self.client.hget(self.states_key, name)
+        return None if raw is None else _text(raw)
+
+    @mapped
+    def change_definitions(
+        self, compute: Callable[[dict[str, str]], DefinitionChange]
+    ) -> DefinitionChange:
+        """Apply ``compute(current definitions)`` atomically; return what was applied.
+
+        ``compute`` may be called more than once (again after a concurrent write), so it
+        must be a pure function of its argument.
+        """
+        out: list[DefinitionChange] = []
+
+        def transaction(pipe: redis.client.Pipeline) -> None:
+            current = _decoded(pipe.hgetall(self.definitions_key))
+            change = compute(current)
+            out[:] = [change]
+            pipe.multi()
+            if change.puts:
+                pipe.hset(self.definitions_key, mapping=change.puts)
+            if change.deletes:
+                pipe.hdel(self.definitions_key, *change.deletes)
+                pipe.hdel(self.states_key, *change.deletes)
+
+        self.client.transaction(transaction, self.definitions_key)
+        return out[0]
+
+    @mapped
+    def record_run(
+        self,
+        name: str,
+        run: str,
+        *,
+        tick_ms: int | None,
+        fire_at_ms: int | None,
+        keep_drifts: int,
+    ) -> int | None:
+        """Record one run of ``name`` (``run``: a JSON object); return its drift in ms.
+
+        For a tick (``tick_ms`` and its jittered ``fire_at_ms`` given) the script stamps
+        the run with the server's time, computes the drift, appends it to the newest
+        ``keep_drifts`` samples and moves the entry's last tick forward (never back). A
+        manual run (both None) becomes the last run and leaves the last tick alone.
+        """
+        args = [name, run, "" if tick_ms is None else tick_ms]
+        args += ["" if fire_at_ms is None else fire_at_ms, keep_drifts]
+        drift = self._record(keys=[self.states_key], args=args)
+        return None if drift is None else int(drift)
+
+    @mapped
+    def delete_states(self, names: Sequence[str]) -> None:
+        """Forget the run records of ``names`` (no error for unknown names)."""
+        if names:
+            self.client.hdel(self.states_key, *names)
