@@ -21,7 +21,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, overload
+from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from stem._async import in_thread
 from stem.broker import NewJob, RedisBroker
@@ -32,6 +32,12 @@ from stem.errors import ConfigError
 from stem.handle import JobHandle
 from stem.middleware.base import Middleware, OutgoingJob
 from stem.task import Pool, RetryPolicy, Task, make_task
+
+if TYPE_CHECKING:
+    from stem.beat.declare import ScheduleOptions
+    from stem.beat.entries import Entry
+
+_T = TypeVar("_T", bound="Task[Any, Any] | str")
 
 
 class Stem:
@@ -77,6 +83,7 @@ class Stem:
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._broker: RedisBroker | None = None
         self._lock = threading.Lock()
+        self.schedules: list[Entry] = []
 
     # -- broker ----------------------------------------------------------------------
 
@@ -321,6 +328,46 @@ class Stem:
             out.headers,
         )
         return NewJob(out.job_id, envelope, out.priority, out.eta_ms, idempotency_key, ttl_s)
+
+    # -- schedules -------------------------------------------------------------------
+
+    @overload
+    def schedule(
+        self, task: Task[Any, Any] | str, /, **options: Unpack[ScheduleOptions]
+    ) -> Entry: ...
+
+    @overload
+    def schedule(
+        self, task: None = None, /, **options: Unpack[ScheduleOptions]
+    ) -> Callable[[_T], _T]: ...
+
+    def schedule(
+        self, task: Task[Any, Any] | str | None = None, /, **options: Unpack[ScheduleOptions]
+    ) -> Entry | Callable[[_T], _T]:
+        """Declare a beat entry that enqueues ``task`` (a Task or a task name) on a schedule.
+
+        ``app.schedule(task, every_s=30)`` returns the :class:`~stem.beat.Entry`;
+        ``@app.schedule(cron="0 * * * *")`` above ``@app.task`` returns the task unchanged.
+        Options are the keys of a ``[[schedule]]`` table (see ``stem.beat.declare``); ``stem
+        beat`` syncs ``app.schedules`` to the schedule store. A bad or duplicate entry
+        raises :class:`~stem.beat.ScheduleEntryError` naming it.
+        """
+        from stem.beat.declare import check_new_entry, declare_entry
+
+        def add(target: Task[Any, Any] | str) -> Entry:
+            entry = declare_entry(target, options)
+            check_new_entry(self.schedules, entry)
+            self.schedules.append(entry)
+            return entry
+
+        if task is not None:
+            return add(task)
+
+        def decorate(target: _T) -> _T:
+            add(target)
+            return target
+
+        return decorate
 
 
 _ONE_LINE = re.compile(r"^[^\r\n]{1,512}$")
