@@ -109,7 +109,8 @@ class ScheduleStore:
             out[:] = [change]
             pipe.multi()
             if change.puts:
-                pipe.hset(self.definitions_key, mapping=change.puts)
+                puts: dict[Any, Any] = dict(change.puts)  # redis-py's Mapping is invariant
+                pipe.hset(self.definitions_key, mapping=puts)
             if change.deletes:
                 pipe.hdel(self.definitions_key, *change.deletes)
                 pipe.hdel(self.states_key, *change.deletes)
