@@ -1,0 +1,421 @@
+"""``stem schedule ...`` (manage beat entries at run time) and ``stem beat`` (run a beat).
+
+The root CLI registers both (``main.add_command(schedule)``, ``main.add_command(beat)``)
+and puts an object with an ``app`` attribute (a :class:`~stem.Stem` connected to the
+chosen Redis and namespace) in ``ctx.obj``. Errors are raised as :class:`UsageError` /
+:class:`ConfigError` (the root prints one line and exits 2) or ``BrokerUnavailable``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import sys
+import time
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from stem.beat.config import entry_from_mapping, load_entries_from_toml
+from stem.beat.entries import Entry
+from stem.beat.schedules import Cron, Interval
+from stem.beat.store import RunRecord, Schedules, StoredEntry
+from stem.beat.ticks import fire_at_ms, next_ticks
+from stem.beat.wallclock import from_ms, to_ms
+from stem.errors import ConfigError, UsageError
+
+if TYPE_CHECKING:
+    from stem.app import Stem
+
+#: How many upcoming fire times ``show`` prints.
+NEXT_COUNT = 5
+
+
+def _app(ctx: click.Context) -> Stem:
+    """The app the root CLI put in ``ctx.obj.app``."""
+    app = getattr(ctx.obj, "app", None)
+    if app is None:
+        raise UsageError("no app: run this command through `stem` (ctx.obj.app is not set)")
+    return app  # type: ignore[no-any-return]
+
+
+def _examples(*lines: str) -> str:
+    """An epilog of example command lines (``\\b`` keeps click from rewrapping them)."""
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
+
+
+def _schedules(ctx: click.Context) -> Schedules:
+    return Schedules(_app(ctx).broker)
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+def _when(t_ms: int | None, now_ms: int | None = None) -> str:
+    """``2026-01-02T03:04:05.678Z (in 3s)``; ``-`` for None."""
+    if t_ms is None:
+        return "-"
+    text = from_ms(t_ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    if now_ms is None:
+        return text
+    delta_s = (t_ms - now_ms) / 1000
+    if delta_s >= 0:
+        return f"{text} (in {_span(delta_s)})"
+    return f"{text} ({_span(-delta_s)} ago)"
+
+
+def _span(seconds: float) -> str:
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.1f}s"
+
+
+def describe_schedule(entry: Entry) -> str:
+    """``every 30s``, ``cron '*/5 * * * *' Europe/Berlin`` or ``at <time>``."""
+    schedule = entry.schedule
+    if isinstance(schedule, Interval):
+        text = f"every {schedule.every_s:g}s"
+        if schedule.start_at is not None:
+            text += f" from {schedule.start_at.isoformat()}"
+        return text
+    if isinstance(schedule, Cron):
+        return f"cron '{schedule.expr}' {schedule.tz}"
+    return f"at {schedule.at.isoformat()}"
+
+
+def _next_fires(entry: Entry, now_ms: int, n: int) -> list[int]:
+    # Ticks fire in order, and jitter may move a tick that is already past (its fire
+    # time still ahead) after now: start one grace-and-jitter window back.
+    back_ms = round((entry.jitter_s + entry.grace_s) * 1000)
+    ticks = next_ticks(entry, from_ms(now_ms - back_ms), n + 64)
+    fires = [fire_at_ms(entry, to_ms(t)) for t in ticks]
+    return [f for f in fires if f > now_ms][:n]
+
+
+def _enabled_text(stored: StoredEntry) -> str:
+    text = "yes" if stored.enabled else "no"
+    if stored.switched is not None and stored.switched != stored.entry.enabled:
+        text += f" (switched {'on' if stored.enabled else 'off'} by an operator)"
+    return text
+
+
+def _entry_json(stored: StoredEntry, record: RunRecord, now_ms: int, n: int) -> dict[str, Any]:
+    entry_doc = json.loads(stored.entry.to_json())
+    entry_doc.pop("v", None)
+    return {
+        "name": stored.name,
+        "source": stored.source.value,
+        "enabled": stored.enabled,
+        "switched": stored.switched,
+        "entry": entry_doc,
+        "next_fire_ms": _next_fires(stored.entry, now_ms, n) if stored.enabled else [],
+        **record.to_dict(),
+    }
+
+
+def _table(rows: list[list[str]], header: list[str]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+# -- the group --------------------------------------------------------------------------
+
+
+@click.group(
+    name="schedule",
+    epilog="""Example:
+
+\b
+  stem schedule list
+  stem schedule add cleanup app.tasks.cleanup --every 300 --jitter 30
+  stem schedule show cleanup
+  stem schedule disable cleanup
+""",
+)
+def schedule() -> None:
+    """Manage beat's schedule entries at run time.
+
+    Entries live in Redis. Those declared in code (app.schedule) and in stem.toml are
+    synced there when a beat starts; `add` stores more. Every running beat re-reads the
+    store each second, so changes take effect at once, on every host.
+    """
+
+
+@schedule.command(
+    name="list",
+    epilog=_examples("stem schedule list", "stem schedule list --json | jq '.[].name'"),
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_context
+def list_entries(ctx: click.Context, as_json: bool) -> None:
+    """List every entry: source, state, schedule, next fire time and last run."""
+    snapshot = _schedules(ctx).snapshot()
+    now_ms = _now_ms()
+    empty = RunRecord()
+    if as_json:
+        docs = [
+            _entry_json(s, snapshot.records.get(name, empty), now_ms, 1)
+            for name, s in sorted(snapshot.entries.items())
+        ]
+        docs += [{"name": n, "error": str(e)} for n, e in sorted(snapshot.errors.items())]
+        click.echo(json.dumps(docs, indent=2))
+        return
+    rows = []
+    for name, stored in sorted(snapshot.entries.items()):
+        record = snapshot.records.get(name, empty)
+        upcoming = _next_fires(stored.entry, now_ms, 1) if stored.enabled else []
+        last = record.last_run
+        rows.append(
+            [
+                name,
+                stored.source.value,
+                "yes" if stored.enabled else "no",
+                describe_schedule(stored.entry),
+                stored.entry.task,
+                _when(upcoming[0] if upcoming else None),
+                "-" if last is None else _when(last.fired_at_ms),
+            ]
+        )
+    header = ["NAME", "SOURCE", "ENABLED", "SCHEDULE", "TASK", "NEXT FIRE", "LAST RUN"]
+    if rows:
+        click.echo(_table(rows, header))
+    else:
+        click.echo("no schedule entries")
+    for error in snapshot.errors.values():
+        click.echo(f"bad: {error}", err=True)
+
+
+@schedule.command(
+    name="show",
+    epilog=_examples(
+        "stem schedule show nightly-report", "stem schedule show nightly-report --json"
+    ),
+)
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@click.pass_context
+def show(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Show one entry: its definition, the next five fire times and the last run."""
+    schedules = _schedules(ctx)
+    stored = schedules.get(name)
+    record = schedules.record(name)
+    now_ms = _now_ms()
+    if as_json:
+        click.echo(json.dumps(_entry_json(stored, record, now_ms, NEXT_COUNT), indent=2))
+        return
+    entry = stored.entry
+    lines = [
+        ("name", entry.name),
+        ("task", entry.task),
+        ("source", stored.source.value),
+        ("enabled", _enabled_text(stored)),
+        ("schedule", describe_schedule(entry)),
+        ("queue", entry.queue or "(the task's)"),
+        ("priority", "(the task's)" if entry.priority is None else str(entry.priority)),
+        ("args", json.dumps(list(entry.args))),
+        ("kwargs", json.dumps(dict(entry.kwargs))),
+        ("jitter", f"{entry.jitter_s:g}s"),
+        ("missed", f"{entry.missed.value} (grace {entry.grace_s:g}s)"),
+    ]
+    width = max(len(k) for k, _ in lines) + 1
+    for key, value in lines:
+        click.echo(f"{key + ':':<{width}} {value}")
+    fires = _next_fires(entry, now_ms, NEXT_COUNT)
+    click.echo(f"next {len(fires)} fire times:" + ("" if stored.enabled else " (when enabled)"))
+    for fire in fires:
+        local = ""
+        if isinstance(entry.schedule, Cron) and entry.schedule.tz != "UTC":
+            wall = from_ms(fire).astimezone(entry.schedule.zone)
+            local = f"  = {wall.strftime('%Y-%m-%d %H:%M:%S %Z')}"
+        click.echo(f"  {_when(fire, now_ms)}{local}")
+    click.echo(_last_run_text(record, now_ms))
+
+
+def _last_run_text(record: RunRecord, now_ms: int) -> str:
+    run = record.last_run
+    if run is None:
+        return "last run: never"
+    what = "manual run" if run.manual else f"tick {_when(run.tick_ms)}"
+    if run.catch_up:
+        what += " (catch-up)"
+    text = f"last run: {_when(run.fired_at_ms, now_ms)}, {what}, job {run.job_id}"
+    if run.drift_ms is not None:
+        text += f", drift {run.drift_ms} ms"
+    text += f", by {run.by}"
+    if record.drifts_ms:
+        median = statistics.median(record.drifts_ms)
+        text += (
+            f"\ndrift:    median {median:g} ms, max {max(record.drifts_ms)} ms "
+            f"over the last {len(record.drifts_ms)} ticks"
+        )
+    return text
+
+
+@schedule.command(
+    name="add",
+    epilog="""Examples:
+
+\b
+  stem schedule add cleanup app.tasks.cleanup --every 300 --jitter 30
+  stem schedule add nightly app.tasks.report --cron "30 2 * * *" --tz Europe/Berlin \\
+      --kwargs '{"format": "pdf"}' --missed run_once
+  stem schedule add fast app.tasks.poll --cron "*/10 * * * * *"   # 6 fields: seconds first
+  stem schedule add once app.tasks.migrate --at 2030-01-01T00:00:00Z
+""",
+)
+@click.argument("name")
+@click.argument("task")
+@click.option("--every", "every_s", type=float, help="Interval in seconds.")
+@click.option("--start-at", help="Anchor of an interval's grid (ISO 8601 with offset).")
+@click.option("--cron", help="Cron expression: 5 fields, or 6 with seconds first.")
+@click.option("--tz", help="IANA time zone of a cron expression (default UTC).")
+@click.option("--at", help="One-off: an ISO 8601 date-time with offset.")
+@click.option("--args", "args_json", help="Positional arguments as a JSON array.")
+@click.option("--kwargs", "kwargs_json", help="Keyword arguments as a JSON object.")
+@click.option("--queue", help="Queue (default: the task's).")
+@click.option("--priority", type=click.IntRange(0, 9), help="Priority 0-9 (default: the task's).")
+@click.option(
+    "--jitter", "jitter_s", type=float, help="Delay each tick by up to this many seconds."
+)
+@click.option("--grace", "grace_s", type=float, help="How late a tick may still fire (s; 10).")
+@click.option("--missed", type=click.Choice(["skip", "run_once"]), help="Fate of missed ticks.")
+@click.option("--disabled", is_flag=True, help="Store it switched off.")
+@click.option("--replace", is_flag=True, help="Replace an entry of that name added by the CLI.")
+@click.pass_context
+def add(ctx: click.Context, /, name: str, task: str, replace: bool, **options: Any) -> None:
+    """Add an entry NAME that enqueues TASK: give one of --every, --cron or --at."""
+    data: dict[str, Any] = {"name": name, "task": task}
+    for key in ("args", "kwargs"):
+        raw = options.pop(f"{key}_json")
+        if raw is not None:
+            try:
+                data[key] = json.loads(raw)
+            except ValueError as exc:
+                raise ConfigError(f"--{key} is not valid JSON: {exc}") from None
+    if options.pop("disabled"):
+        data["enabled"] = False
+    data.update({k: v for k, v in options.items() if v is not None})
+    entry = entry_from_mapping(data)
+    _schedules(ctx).add(entry, replace_existing=replace)
+    click.echo(f"added {name!r}: {describe_schedule(entry)} -> {task}")
+
+
+@schedule.command(name="remove", epilog=_examples("stem schedule remove cleanup"))
+@click.argument("name")
+@click.pass_context
+def remove(ctx: click.Context, name: str) -> None:
+    """Remove entry NAME and its run record."""
+    removed = _schedules(ctx).remove(name)
+    click.echo(f"removed {name!r}")
+    if isinstance(removed, StoredEntry) and removed.source.value != "cli":
+        click.echo(
+            f"note: {name!r} is declared in {removed.source.value}; the next beat that starts "
+            "adds it again (remove it there, or use `stem schedule disable`)",
+            err=True,
+        )
+
+
+@schedule.command(name="enable", epilog=_examples("stem schedule enable cleanup"))
+@click.argument("name")
+@click.pass_context
+def enable(ctx: click.Context, name: str) -> None:
+    """Switch entry NAME on (the switch survives beat restarts and syncs)."""
+    _schedules(ctx).set_enabled(name, True)
+    click.echo(f"enabled {name!r}")
+
+
+@schedule.command(name="disable", epilog=_examples("stem schedule disable cleanup"))
+@click.argument("name")
+@click.pass_context
+def disable(ctx: click.Context, name: str) -> None:
+    """Switch entry NAME off: running beats stop firing it within a second."""
+    _schedules(ctx).set_enabled(name, False)
+    click.echo(f"disabled {name!r}")
+
+
+@schedule.command(
+    name="run",
+    epilog=_examples("stem schedule run nightly-report", "stem schedule run nightly-report --json"),
+)
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print the job as a JSON object.")
+@click.pass_context
+def run_now(ctx: click.Context, name: str, as_json: bool) -> None:
+    """Enqueue entry NAME's task now (a manual run, with a new job id).
+
+    The run is recorded as the entry's last run (manual); its ticks are unaffected.
+    """
+    # Late import: the service pulls in trio and the actor runtime.
+    from stem.beat.service import enqueue_entry
+
+    app = _app(ctx)
+    schedules = Schedules(app.broker)
+    entry = schedules.get(name).entry
+    handle = enqueue_entry(app, entry)
+    schedules.record_manual(name, handle.id, f"cli/{socket.gethostname()}/{os.getpid()}")
+    if as_json:
+        click.echo(json.dumps({"name": name, "job_id": handle.id, "queue": handle.queue}))
+    else:
+        click.echo(f"enqueued {handle.id} on {handle.queue!r} (manual run of {name!r})")
+
+
+@schedule.command(
+    name="check",
+    epilog=_examples("stem schedule check stem.toml"),
+)
+@click.argument("path", default="stem.toml", type=click.Path(dir_okay=False))
+def check(path: str) -> None:
+    """Check the [[schedule]] entries of a stem.toml (default ./stem.toml).
+
+    Prints one line per bad entry and exits 2 if there is any.
+    """
+    entries, errors = load_entries_from_toml(path)
+    for error in errors:
+        click.echo(f"{path}: {error}", err=True)
+    if errors:
+        raise ConfigError(
+            f"{path}: {len(errors)} bad schedule entr{'y' if len(errors) == 1 else 'ies'}"
+        )
+    click.echo(
+        f"{path}: {len(entries)} schedule entr{'y' if len(entries) == 1 else 'ies'}, all good"
+    )
+
+
+# -- stem beat -------------------------------------------------------------------------
+
+
+@click.command(
+    name="beat",
+    epilog="""Examples:
+
+\b
+  stem --app myproject.tasks:app beat --config stem.toml
+  stem --app myproject.tasks:app beat --name beat-eu-1   # any number, on any hosts
+""",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="STEM_CONFIG",
+    help="A stem.toml whose [[schedule]] entries to sync [env: STEM_CONFIG].",
+)
+@click.option("--name", help="How this beat signs the runs it records (default beat/host/pid).")
+@click.pass_context
+def beat(ctx: click.Context, config_path: str | None, name: str | None) -> None:
+    """Run a beat: enqueue every schedule entry's ticks on time.
+
+    Run as many beats as you like, on any hosts: each tick is enqueued exactly once (its
+    job id and idempotency key derive from the entry and the tick). At start the beat
+    syncs the entries declared in code and in --config into Redis; it then re-reads them
+    every second, so `stem schedule` changes apply at once. A bad entry is logged in one
+    line and skipped. SIGTERM or SIGINT stops it (exit 0).
+    """
+    from stem.beat.service import run
+
+    sys.exit(run(_app(ctx), config_path=config_path, name=name))
