@@ -41,7 +41,7 @@ from stem.beat.config import load_entries_from_toml
 from stem.beat.entries import Entry, ScheduleEntryError
 from stem.beat.store import Schedules, Source, StoredEntry
 from stem.beat.ticks import DueTick, fire_at_ms, plan_entry, utc_now
-from stem.errors import BrokerUnavailable, ConfigError, StemError
+from stem.errors import BrokerUnavailable, StemError
 from stem.observe.heartbeat import touch_supervisor_heartbeat
 from stem.runtime import run_actor
 
@@ -315,8 +315,9 @@ def run(
 
     Raises :class:`ConfigError` (before or after start) when the file cannot be read.
     """
-    if config_path is not None and not os.path.exists(config_path):
-        raise ConfigError(f"cannot read {os.fspath(config_path)}: no such file")
+    if config_path is not None:
+        # Fail here, as a plain ConfigError (the CLI's exit 2), not from inside trio.
+        load_entries_from_toml(config_path)
 
     async def serve(nursery: trio.Nursery) -> None:
         await serve_beat(app, config_path=config_path, name=name, reload_s=reload_s)

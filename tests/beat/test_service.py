@@ -6,13 +6,15 @@ import logging
 from collections.abc import Callable
 from functools import partial
 from itertools import pairwise
+from pathlib import Path
 
+import pytest
 import trio
 from click.testing import Result
 
 from stem import Stem
 from stem.beat import Entry, Interval
-from stem.beat.service import Beat, idempotency_ttl_s, last_fired_by, serve_beat
+from stem.beat.service import Beat, idempotency_ttl_s, last_fired_by, run, serve_beat
 from stem.beat.store import Schedules
 from stem.beat.ticks import DueTick, fire_at_ms
 from stem.errors import ConfigError
@@ -166,3 +168,14 @@ class _RefuseTask(Middleware):
     def before_enqueue(self, job: OutgoingJob) -> None:
         if job.task == self.task:
             raise ConfigError(f"no {self.task} here")
+
+
+def test_a_config_file_that_cannot_be_read_stops_beat_before_it_starts(
+    app: Stem, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match="cannot read"):
+        run(app, config_path=tmp_path / "missing.toml")
+    broken = tmp_path / "stem.toml"
+    broken.write_text("[[schedule]\n")
+    with pytest.raises(ConfigError, match="invalid TOML"):
+        run(app, config_path=broken)
