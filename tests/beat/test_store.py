@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from stem import Stem
-from stem.beat import Entry, Interval
+from stem.beat import Entry, Interval, load_entries_from_toml_strict
 from stem.beat.entries import ScheduleEntryError
 from stem.beat.service import Beat
 from stem.beat.store import RunRecord, Schedules, Source, StoredEntry, plan_sync
@@ -160,3 +160,10 @@ def test_a_manual_run_becomes_the_last_run_without_moving_the_last_tick(app: Ste
 def test_a_damaged_run_record_reads_as_never_run() -> None:
     assert RunRecord.from_json("{nope") == RunRecord()
     assert RunRecord.from_json('{"last_run": {"job_id": 1}}') == RunRecord()
+
+
+def test_the_sample_schedules_load_and_sync_as_they_are(app: Stem, repo_root: Path) -> None:
+    for name, count in (("schedule_sample.toml", 5), ("stem.toml", 1)):
+        path = repo_root / "samples" / name
+        assert len(load_entries_from_toml_strict(path)) == count
+        assert Beat(app, config_path=path).sync() == count
