@@ -1,0 +1,5 @@
+"""``python -m stem.cli`` is the ``stem`` command."""
+
+from stem.cli import main
+
+main()

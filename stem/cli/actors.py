@@ -1,0 +1,204 @@
+"""The actor commands: ``stem worker``, ``stem reclaim`` and ``stem supervise``.
+
+Each is a thin wrapper: it checks its options, then calls ``run(...)`` of the actor's
+module, imported inside the command (actors pull in trio and the runtime, which the
+other commands do not need), and exits with the code ``run`` returns. ``stem beat``
+lives with ``stem schedule`` in ``stem/cli/schedule.py``.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import Any
+
+import click
+
+from stem.cli.root import State
+from stem.errors import ConfigError
+
+
+def actor_module(name: str) -> ModuleType:
+    """Import the actor module ``name``; a usage error if it is not part of this install."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name is not None and name.startswith(exc.name):
+            raise click.UsageError(f"not available yet: {name} is not installed") from None
+        raise
+
+
+def _need_app(state: State, command: str) -> str:
+    if state.app_spec is None:
+        raise ConfigError(f"stem {command} needs the app: give --app module:attr (or set STEM_APP)")
+    return state.app_spec
+
+
+# -- stem worker ------------------------------------------------------------------------
+
+
+@click.command(
+    name="worker",
+    epilog="""Examples:
+
+\b
+  stem --app myapp.jobs:app worker
+  stem --app myapp.jobs:app worker --queues high,default --concurrency 20
+  stem --app myapp.jobs:app worker --queues high:3,low:1 --pool threads
+  stem --app myapp.jobs:app worker --burst     # drain the queues, then exit 0
+
+SIGTERM or SIGINT stops it gracefully (running jobs get --stop-timeout-s, then are
+handed back); a second Ctrl-C stops it at once.
+""",
+)
+@click.option(
+    "--queues",
+    metavar="SPEC",
+    help="Queues to serve: 'a,b' (strict order) or 'a:3,b:1' (weighted). "
+    "Default: the app's default queue.",
+)
+@click.option(
+    "--concurrency", type=click.IntRange(min=1), default=10, show_default=True,
+    help="Jobs run at once.",
+)  # fmt: skip
+@click.option(
+    "--prefetch", type=click.IntRange(min=0), default=10, show_default=True,
+    help="Jobs fetched ahead of a free slot.",
+)  # fmt: skip
+@click.option(
+    "--pool",
+    type=click.Choice(["async", "threads", "processes"]),
+    help="Run every sync task in this pool (default: each task's own).",
+)
+@click.option("--burst", is_flag=True, help="Exit (code 0) once the queues are empty.")
+@click.option(
+    "--stop-timeout-s", type=click.FloatRange(min=0), default=25.0, show_default=True,
+    metavar="S", help="On SIGTERM, how long running jobs may finish.",
+)  # fmt: skip
+@click.option("--name", help="Consumer name (default: <host>/<pid>, or <host>/worker.<n>).")
+@click.pass_obj
+def worker(state: State, /, queues: str | None, **options: Any) -> None:
+    """Run a worker: fetch jobs from the queues and run the app's tasks."""
+    app_spec = _need_app(state, "worker")
+    module = actor_module("stem.worker")
+    app = state.app
+    names, weights = module.parse_queues(queues or app.default_queue)
+    code = module.run(app, app_spec, queues=list(names), weights=weights, **options)
+    raise click.exceptions.Exit(code)
+
+
+# -- stem reclaim -----------------------------------------------------------------------
+
+
+@click.command(
+    name="reclaim",
+    epilog="""Examples:
+
+\b
+  stem --app myapp.jobs:app reclaim
+  stem --app myapp.jobs:app reclaim --queues default,high --interval-s 2
+
+Run any number of them: each expired lease is taken back by exactly one. Use --app so
+the lease and max_deliveries are the app's (without it, the defaults).
+""",
+)
+@click.option("--queues", metavar="A,B", help="Only these queues (default: every known queue).")
+@click.option(
+    "--interval-s",
+    type=click.FloatRange(min=0.01),
+    metavar="S",
+    help="Seconds between reclaim rounds (default: half the lease, at most 5).",
+)
+@click.pass_obj
+def reclaim(state: State, queues: str | None, interval_s: float | None) -> None:
+    """Run a reclaimer: hand back jobs whose worker died, promote due delayed jobs."""
+    from stem.broker.keys import check_name
+
+    names = None
+    if queues is not None:
+        names = [check_name("queue name", q.strip()) for q in queues.split(",") if q.strip()]
+        if not names:
+            raise ConfigError("--queues names no queue")
+    module = actor_module("stem.reclaimer")
+    raise click.exceptions.Exit(module.run(state.app, queues=names, interval_s=interval_s))
+
+
+# -- stem supervise ---------------------------------------------------------------------
+
+
+@click.command(
+    name="supervise",
+    epilog="""Examples:
+
+\b
+  stem supervise --app myapp.jobs:app                      # embedded Redis, 1 worker
+  stem supervise --app myapp.jobs:app --workers 4
+  stem supervise --app myapp.jobs:app --config stem.toml   # options from [supervise]
+  STEM_REDIS_URL=redis://redis.internal:6379/0 stem supervise --app myapp.jobs:app
+
+Without a Redis URL (--redis-url, STEM_REDIS_URL or redis_url in [supervise]) it starts
+an embedded redis-server. Flags win over the [supervise] table of --config. Exit code 1
+when the supervisor gave up (too many restarts).
+""",
+)
+@click.option(
+    "--config",
+    type=click.Path(dir_okay=False),
+    help="A stem.toml: options from its [supervise] table; also passed to beat.",
+)
+@click.option("--workers", type=click.IntRange(min=0), help="Worker processes [1].")
+@click.option("--concurrency", type=click.IntRange(min=1), help="Per worker [10].")
+@click.option("--prefetch", type=click.IntRange(min=0), help="Per worker [10].")
+@click.option("--queues", metavar="SPEC", help="Per worker, as `stem worker --queues` [default].")
+@click.option("--pool", type=click.Choice(["async", "threads", "processes"]), help="Per worker.")
+@click.option("--beat/--no-beat", default=None, help="Run a beat [yes].")
+@click.option("--reclaimer/--no-reclaimer", default=None, help="Run a reclaimer [yes].")
+@click.option("--data-dir", metavar="DIR", help="Embedded Redis data and status file [.stem].")
+@click.option(
+    "--stop-timeout-s", type=click.FloatRange(min=0), metavar="S", help="Per worker [25]."
+)
+@click.option(
+    "--heartbeat-timeout-s",
+    type=click.FloatRange(min=0, min_open=True),
+    metavar="S",
+    help="Restart an actor whose heartbeat is older [60].",
+)
+@click.option("--max-rss-mb", type=click.FloatRange(min=0, min_open=True), help="Per worker.")
+@click.option("--max-restarts", type=click.IntRange(min=0), help="Restart intensity [5] ...")
+@click.option("--within-s", type=click.FloatRange(min=0, min_open=True), help="... within S [60].")
+@click.option("--json-logs/--text-logs", default=None, help="Actors' output as JSON lines.")
+@click.pass_obj
+def supervise(state: State, /, config: str | None, **flags: Any) -> None:
+    """Run and watch every actor: workers, reclaimer, beat (and Redis if needed)."""
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    if state.app_spec is not None:
+        overrides["app_spec"] = state.app_spec
+    if state.namespace is not None:
+        overrides["namespace"] = state.namespace
+    if state.redis_url is not None:
+        overrides["redis_url"] = state.redis_url
+    module = actor_module("stem.supervise")
+    options = _supervise_options(module, config, overrides)
+    # Fail here, in one line, rather than in every actor's restart loop.
+    from stem.config import load_app
+
+    load_app(options.app_spec)
+    # Deliberately not resolve_redis_url(): ./.stem/redis.url is the embedded Redis's own
+    # file, and a stale one must not stop the supervisor from starting a fresh Redis.
+    raise click.exceptions.Exit(module.run(options, options.redis_url))
+
+
+def _supervise_options(module: ModuleType, config: str | None, overrides: dict[str, Any]) -> Any:
+    from pathlib import Path
+
+    try:
+        if config is not None:
+            return module.options_from_file(Path(config), overrides)
+        return module.SuperviseOptions(**overrides)
+    except TypeError as exc:
+        if "app_spec" in str(exc):
+            raise ConfigError(
+                "stem supervise needs the app: give --app module:attr (or set STEM_APP, "
+                "or app_spec in [supervise])"
+            ) from None
+        raise

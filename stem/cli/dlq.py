@@ -1,0 +1,251 @@
+"""``stem dlq list|show|replay|purge``: the dead-letter queue of each queue.
+
+Without ``--queue`` every known queue is looked at. Entries are named by their entry id
+(``1700000000000-0``) or by the id of the job they hold.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from stem.broker.keys import check_name
+from stem.cli.output import Column, echo_json, emit, iso_ms, one_line
+from stem.cli.result import error_text
+from stem.cli.root import State
+from stem.errors import JobNotFound, UsageError
+
+if TYPE_CHECKING:
+    from stem.broker import DeadEntry, RedisBroker
+
+#: Entries read per round trip when paging through a whole dead-letter queue.
+PAGE = 500
+
+LIST_COLUMNS = [
+    Column("entry_id", "ENTRY"),
+    Column("queue", "QUEUE"),
+    Column("job_id", "JOB", lambda v: v or "-"),
+    Column("task", "TASK", lambda v: v or "-"),
+    Column("state", "STATE"),
+    Column("reason", "REASON"),
+    Column("ts_ms", "WHEN", iso_ms),
+    Column("error", "ERROR", lambda e: "-" if e is None else error_text(e)[:80]),
+]
+
+
+def _loads(raw: str) -> Any:
+    try:
+        return json.loads(raw) if raw else None
+    except ValueError:
+        return raw
+
+
+def entry_doc(queue: str, entry: DeadEntry) -> dict[str, Any]:
+    """What ``--json`` shows about one dead-letter entry."""
+    envelope = _loads(entry.envelope)
+    task = envelope.get("task") if isinstance(envelope, dict) else None
+    return {
+        "entry_id": entry.entry_id,
+        "queue": queue,
+        "job_id": entry.job_id or None,
+        "task": task if isinstance(task, str) else None,
+        "state": entry.state,
+        "reason": entry.reason,
+        "ts_ms": entry.ts_ms,
+        "error": _loads(entry.error),
+        "envelope": envelope,
+    }
+
+
+def _queues(state: State, queue: str | None) -> list[str]:
+    if queue is not None:
+        return [check_name("queue name", queue)]
+    return state.app.broker.queues()
+
+
+def all_entries(broker: RedisBroker, queue: str, limit: int | None) -> list[DeadEntry]:
+    """Newest-first entries of ``queue``'s DLQ, up to ``limit`` (None: all), page by page."""
+    out: list[DeadEntry] = []
+    before = "+"
+    while limit is None or len(out) < limit:
+        want = PAGE if limit is None else min(PAGE, limit - len(out))
+        page = broker.dead_entries(queue, count=want, before=before)
+        out += page
+        if len(page) < want:
+            break
+        before = "(" + page[-1].entry_id
+    return out
+
+
+def find_entry(state: State, key: str, queue: str | None) -> tuple[str, DeadEntry]:
+    """The (queue, entry) that ``key`` (entry or job id) names; one match or an error."""
+    broker = state.app.broker
+    found = [(q, e) for q in _queues(state, queue) if (e := broker.dead_entry(q, key))]
+    if not found:
+        where = f"queue {queue!r}" if queue else "any queue"
+        raise JobNotFound(f"no dead-letter entry {key} in {where}", job_id=key)
+    if len(found) > 1:
+        names = ", ".join(q for q, _ in found)
+        raise UsageError(f"{key} is in the dead-letter queue of {names}: pick one with --queue")
+    return found[0]
+
+
+@click.group(
+    name="dlq",
+    epilog="""Examples:
+
+\b
+  stem dlq list
+  stem dlq show 01J9Z6X8K3T2
+  stem dlq replay 01J9Z6X8K3T2
+  stem dlq purge --queue default --yes
+""",
+)
+def dlq() -> None:
+    """Inspect, replay and purge the dead-letter queue.
+
+    Jobs that failed for good (retries exhausted, not retryable) or could not run
+    (undecodable, unknown task, poison) wait here with the reason, until replayed,
+    purged, or trimmed by retention.
+    """
+
+
+@dlq.command(
+    name="list",
+    epilog="""Examples:
+
+\b
+  stem dlq list
+  stem dlq list --queue default --limit 10 --json | jq '.[].job_id'
+""",
+)
+@click.option("--queue", help="Only this queue (default: every known queue).")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=50,
+    show_default=True,
+    help="At most this many entries per queue, newest first.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array (with envelopes).")
+@click.pass_obj
+def list_entries(state: State, queue: str | None, limit: int, as_json: bool) -> None:
+    """List dead-letter entries, newest first: job, task, reason and error."""
+    broker = state.app.broker
+    docs = [entry_doc(q, e) for q in _queues(state, queue) for e in all_entries(broker, q, limit)]
+    emit(docs, LIST_COLUMNS, as_json=as_json, empty="the dead-letter queue is empty")
+
+
+@dlq.command(
+    name="show",
+    epilog="""Examples:
+
+\b
+  stem dlq show 01J9Z6X8K3T2                 # by job id
+  stem dlq show 1700000000000-0 --queue default --json
+""",
+)
+@click.argument("key", metavar="ENTRY_OR_JOB_ID")
+@click.option("--queue", help="The queue (default: search every known queue).")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
+@click.pass_obj
+def show(state: State, key: str, queue: str | None, as_json: bool) -> None:
+    """Show one dead-letter entry: envelope, reason and the full error."""
+    doc = entry_doc(*find_entry(state, key, queue))
+    if as_json:
+        echo_json(doc)
+        return
+    envelope = doc["envelope"] if isinstance(doc["envelope"], dict) else {}
+    lines = [
+        ("entry", doc["entry_id"]),
+        ("queue", doc["queue"]),
+        ("job", doc["job_id"] or "-"),
+        ("task", doc["task"] or "-"),
+        ("state", doc["state"]),
+        ("reason", doc["reason"]),
+        ("when", iso_ms(doc["ts_ms"])),
+        ("args", json.dumps(envelope.get("args"))),
+        ("kwargs", json.dumps(envelope.get("kwargs"))),
+        ("error", "-" if doc["error"] is None else error_text(doc["error"])),
+    ]
+    if not envelope:
+        lines.append(("raw", one_line(json.dumps(doc["envelope"]))))
+    width = max(len(k) for k, _ in lines) + 1
+    for k, v in lines:
+        click.echo(f"{k + ':':<{width}} {v}")
+    trace = doc["error"].get("traceback") if isinstance(doc["error"], dict) else None
+    if trace:
+        click.echo("traceback:\n" + str(trace).rstrip())
+
+
+@dlq.command(
+    name="replay",
+    epilog="""Examples:
+
+\b
+  stem dlq replay 01J9Z6X8K3T2 01J9Z6X8K3T3     # by job or entry id
+  stem dlq replay --all --queue default
+
+A replayed job keeps its id and goes back on its queue as a fresh attempt.
+""",
+)
+@click.argument("keys", nargs=-1, metavar="[ENTRY_OR_JOB_ID]...")
+@click.option("--all", "replay_all", is_flag=True, help="Replay every entry.")
+@click.option("--queue", help="The queue (default: every known queue).")
+@click.pass_obj
+def replay(state: State, keys: tuple[str, ...], replay_all: bool, queue: str | None) -> None:
+    """Put dead-letter entries back on their queues; print the replayed job ids."""
+    if bool(keys) == replay_all:
+        raise click.UsageError("give entry or job ids, or --all (not both)")
+    broker = state.app.broker
+    chosen: dict[str, list[str]] = {}
+    if replay_all:
+        for q in _queues(state, queue):
+            chosen[q] = [e.entry_id for e in reversed(all_entries(broker, q, None))]
+    else:
+        # Resolve every id first: an unknown one replays nothing.
+        for key in keys:
+            q, entry = find_entry(state, key, queue)
+            chosen.setdefault(q, []).append(entry.entry_id)
+    replayed = 0
+    for q, entry_ids in chosen.items():
+        for start in range(0, len(entry_ids), PAGE):
+            for job_id in broker.replay(q, entry_ids[start : start + PAGE]):
+                click.echo(job_id)
+                replayed += 1
+    skipped = sum(len(ids) for ids in chosen.values()) - replayed
+    if skipped:
+        click.echo(
+            f"stem: note: {skipped} entr{'y' if skipped == 1 else 'ies'} not replayed "
+            "(no decodable envelope, or already gone): see `stem dlq show`",
+            err=True,
+        )
+    elif replayed == 0:
+        click.echo("nothing to replay", err=True)
+
+
+@dlq.command(
+    name="purge",
+    epilog="""Examples:
+
+\b
+  stem dlq purge --queue default --yes
+  stem dlq purge --yes                    # every queue's dead-letter queue
+""",
+)
+@click.option("--queue", help="Only this queue (default: every known queue).")
+@click.option("--yes", is_flag=True, help="Really delete (required).")
+@click.pass_obj
+def purge(state: State, queue: str | None, yes: bool) -> None:
+    """Delete dead-letter entries for good (their job records stay until they expire)."""
+    if not yes:
+        what = f"queue {queue!r}" if queue else "every queue"
+        raise click.UsageError(
+            f"purge deletes the dead-letter entries of {what} for good: add --yes"
+        )
+    broker = state.app.broker
+    for q in _queues(state, queue):
+        n = broker.purge_dead(q)
+        click.echo(f"purged {n} entr{'y' if n == 1 else 'ies'} from {q!r}")

@@ -1,0 +1,262 @@
+"""``stem observe queues|workers|metrics``: what is queued, who works on it, how fast."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from stem.cli.output import Column, echo_json, emit, now_ms, span, stdout_is_tty, table
+from stem.cli.root import State
+
+if TYPE_CHECKING:
+    from stem.broker import RedisBroker
+
+QUEUE_COLUMNS = [
+    Column("queue", "QUEUE"),
+    Column("ready", "READY"),
+    Column("delayed", "DELAYED"),
+    Column("pending", "PENDING"),
+    Column("dead", "DEAD"),
+]
+
+
+def _age(ms: Any) -> str:
+    return "-" if ms is None else span(ms / 1000)
+
+
+def _csv(value: Any) -> str:
+    return ",".join(str(v) for v in value) if isinstance(value, list) else str(value or "-")
+
+
+def _rate(value: Any) -> str:
+    return "-" if value is None else f"{value:.1f}/s"
+
+
+WORKER_COLUMNS = [
+    Column("id", "WORKER"),
+    Column("host", "HOST"),
+    Column("pid", "PID"),
+    Column("queues", "QUEUES", _csv),
+    Column("concurrency", "CONC"),
+    Column("in_flight", "HELD"),
+    Column("running", "RUNNING"),
+    Column("processed", "PROCESSED"),
+    Column("failed", "FAILED"),
+    Column("uptime_ms", "UP", _age),
+    Column("heartbeat_age_ms", "SEEN", _age),
+]
+
+
+def queue_docs(broker: RedisBroker) -> list[dict[str, Any]]:
+    """Depth of every known queue."""
+    return [dataclasses.asdict(broker.queue_stats(q)) for q in broker.queues()]
+
+
+def worker_docs(broker: RedisBroker, at_ms: int | None = None) -> list[dict[str, Any]]:
+    """Heartbeat records of live workers, with their heartbeat age and uptime, by id."""
+    at_ms = now_ms() if at_ms is None else at_ms
+    docs = []
+    for record in broker.workers():
+        doc = dict(record)
+        ts_ms = record.get("ts_ms")
+        started = record.get("started_at")
+        doc["heartbeat_age_ms"] = max(0, at_ms - ts_ms) if isinstance(ts_ms, int) else None
+        doc["uptime_ms"] = (
+            max(0, at_ms - int(started * 1000)) if isinstance(started, int | float) else None
+        )
+        docs.append(doc)
+    return sorted(docs, key=lambda d: str(d.get("id", "")))
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Workers' processed/failed counters at one moment (monotonic seconds)."""
+
+    at_s: float
+    counters: dict[str, tuple[int, int]]
+
+
+def sample(workers: Sequence[dict[str, Any]], at_s: float) -> Sample:
+    """The counters of ``workers`` by id (records without an id or counters are left out)."""
+    counters = {}
+    for w in workers:
+        wid, processed, failed = w.get("id"), w.get("processed"), w.get("failed")
+        if isinstance(wid, str) and isinstance(processed, int) and isinstance(failed, int):
+            counters[wid] = (processed, failed)
+    return Sample(at_s, counters)
+
+
+def rates(before: Sample, after: Sample) -> dict[str, Any]:
+    """Jobs per second between two samples, in total and per worker.
+
+    Only workers present in both samples count; a counter that went down (the worker
+    restarted under the same name) counts from zero.
+    """
+    elapsed = after.at_s - before.at_s
+    per_worker: dict[str, dict[str, float]] = {}
+    total_p = total_f = 0.0
+    for wid, (p1, f1) in after.counters.items():
+        if wid not in before.counters or elapsed <= 0:
+            continue
+        p0, f0 = before.counters[wid]
+        dp = p1 - p0 if p1 >= p0 else p1
+        df = f1 - f0 if f1 >= f0 else f1
+        per_worker[wid] = {"processed_per_s": dp / elapsed, "failed_per_s": df / elapsed}
+        total_p += dp / elapsed
+        total_f += df / elapsed
+    return {
+        "interval_s": round(elapsed, 3),
+        "processed_per_s": total_p,
+        "failed_per_s": total_f,
+        "workers": per_worker,
+    }
+
+
+@click.group(
+    name="observe",
+    epilog="""Examples:
+
+\b
+  stem observe queues
+  stem observe workers --json
+  stem observe metrics            # live on a terminal, Ctrl-C to leave
+""",
+)
+def observe() -> None:
+    """Look at queues, workers and job rates."""
+
+
+@observe.command(
+    name="queues",
+    epilog="""Examples:
+
+\b
+  stem observe queues
+  stem observe queues --json | jq '.[] | select(.dead > 0) | .queue'
+
+READY waits for a worker, DELAYED waits for its time (delays, retries), PENDING is held
+by workers (running or prefetched), DEAD is in the dead-letter queue.
+""",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.pass_obj
+def queues(state: State, as_json: bool) -> None:
+    """Ready, delayed, pending and dead jobs of every known queue."""
+    emit(queue_docs(state.app.broker), QUEUE_COLUMNS, as_json=as_json, empty="no queues yet")
+
+
+@observe.command(
+    name="workers",
+    epilog="""Examples:
+
+\b
+  stem observe workers
+  stem observe workers --json | jq '.[].id'
+
+A worker is listed while its heartbeat (every 2 s, kept 10 s) is alive. HELD is jobs
+held (running + prefetched), SEEN the age of its last heartbeat.
+""",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array of heartbeat records.")
+@click.pass_obj
+def workers(state: State, as_json: bool) -> None:
+    """Live workers: where they run, their queues, load and counters."""
+    emit(worker_docs(state.app.broker), WORKER_COLUMNS, as_json=as_json, empty="no live workers")
+
+
+@observe.command(
+    name="metrics",
+    epilog="""Examples:
+
+\b
+  stem observe metrics                    # refreshes every second until Ctrl-C
+  stem observe metrics --once --json      # one snapshot, for scripts
+  stem observe metrics --once --interval 5
+
+Rates come from the workers' processed/failed counters sampled --interval apart.
+Without a terminal (or with --once or --json) one snapshot is printed.
+""",
+)
+@click.option("--once", is_flag=True, help="Print one snapshot and exit.")
+@click.option("--json", "as_json", is_flag=True, help="Print the snapshot as a JSON object.")
+@click.option(
+    "--interval",
+    "interval_s",
+    type=click.FloatRange(min=0.01),
+    default=1.0,
+    show_default=True,
+    metavar="S",
+    help="Seconds between the two samples of a rate (and between refreshes).",
+)
+@click.pass_obj
+def metrics(state: State, once: bool, as_json: bool, interval_s: float) -> None:
+    """Queues, workers and job rates in one snapshot (live on a terminal)."""
+    broker = state.app.broker
+    live = stdout_is_tty() and not once and not as_json
+    before = sample(broker.workers(), time.monotonic())
+    try:
+        while True:
+            time.sleep(interval_s)
+            snapshot = metrics_doc(broker, before)
+            before = snapshot.pop("_sample")
+            if as_json:
+                echo_json(snapshot)
+            else:
+                if live:
+                    click.clear()
+                click.echo(render_metrics(snapshot))
+            if not live:
+                return
+    except KeyboardInterrupt:
+        if not live:
+            raise
+
+
+def metrics_doc(broker: RedisBroker, before: Sample) -> dict[str, Any]:
+    """One snapshot; ``_sample`` carries the workers' counters for the next rates."""
+    workers = worker_docs(broker)
+    after = sample(workers, time.monotonic())
+    qs = queue_docs(broker)
+    totals = {k: sum(q[k] for q in qs) for k in ("ready", "delayed", "pending", "dead")}
+    totals["workers"] = len(workers)
+    totals["in_flight"] = sum(int(w.get("in_flight", 0) or 0) for w in workers)
+    return {
+        "ts_ms": now_ms(),
+        "totals": totals,
+        "rates": rates(before, after),
+        "queues": qs,
+        "workers": workers,
+        "_sample": after,
+    }
+
+
+def render_metrics(doc: dict[str, Any]) -> str:
+    """The text form of a snapshot: a summary line, then the queue and worker tables."""
+    t, r = doc["totals"], doc["rates"]
+    head = (
+        f"jobs: {r['processed_per_s']:.1f}/s processed, {r['failed_per_s']:.1f}/s failed "
+        f"(over {r['interval_s']:g}s) | ready {t['ready']}, delayed {t['delayed']}, "
+        f"pending {t['pending']}, dead {t['dead']} | workers {t['workers']}, "
+        f"holding {t['in_flight']}"
+    )
+    parts = [head]
+    if doc["queues"]:
+        rows = [[c.show(q.get(c.key)) for c in QUEUE_COLUMNS] for q in doc["queues"]]
+        parts += ["", table([c.header for c in QUEUE_COLUMNS], rows)]
+    if doc["workers"]:
+        cols = [*WORKER_COLUMNS[:1], Column("rate", "RATE", _rate), *WORKER_COLUMNS[3:]]
+        per = r["workers"]
+        rows = [
+            [
+                c.show({**w, "rate": per.get(w.get("id"), {}).get("processed_per_s")}.get(c.key))
+                for c in cols
+            ]
+            for w in doc["workers"]
+        ]
+        parts += ["", table([c.header for c in cols], rows)]
+    return "\n".join(parts)

@@ -1,0 +1,108 @@
+"""How commands print: a table on a terminal, plain lines in a pipe, JSON with ``--json``.
+
+A command builds its rows as JSON-ready dicts and describes the columns once; ``emit``
+picks the form. Plain lines put the first column first and the others as ``key=value``
+(values with spaces are JSON-quoted), so ``grep`` and ``awk`` work on them::
+
+    default ready=3 delayed=0 pending=1 dead=2
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import click
+
+
+def stdout_is_tty() -> bool:
+    """Whether stdout is a terminal (tests patch this to see the table form)."""
+    return sys.stdout.isatty()
+
+
+def now_ms() -> int:
+    """Wall-clock time in milliseconds (heartbeats and DLQ entries are stamped so)."""
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column: the row key, its table header, and how to show a value as text."""
+
+    key: str
+    header: str
+    show: Callable[[Any], str] = lambda value: "-" if value is None else str(value)
+
+
+def echo_json(doc: Any) -> None:
+    """Print ``doc`` as indented JSON on stdout."""
+    click.echo(json.dumps(doc, indent=2))
+
+
+def emit(
+    rows: Sequence[dict[str, Any]],
+    columns: Sequence[Column],
+    *,
+    as_json: bool,
+    empty: str,
+) -> None:
+    """Print ``rows``: JSON array, table (terminal) or plain lines; ``empty`` if none."""
+    if as_json:
+        echo_json(list(rows))
+        return
+    if not rows:
+        click.echo(empty, err=not stdout_is_tty())
+        return
+    texts = [[c.show(row.get(c.key)) for c in columns] for row in rows]
+    if stdout_is_tty():
+        click.echo(table([c.header for c in columns], texts))
+    else:
+        for text in texts:
+            click.echo(plain_line([c.key for c in columns], text))
+
+
+def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """Left-aligned columns separated by two spaces, header first."""
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]]
+    return "\n".join(line.rstrip() for line in lines)
+
+
+def plain_line(keys: Sequence[str], values: Sequence[str]) -> str:
+    """``first key=value key=value ...`` with awkward values JSON-quoted."""
+    first, *rest = (quote(v) for v in values)
+    return " ".join([first, *(f"{k}={v}" for k, v in zip(keys[1:], rest, strict=True))])
+
+
+def quote(text: str) -> str:
+    """``text`` as is when it is one plain word, else as a JSON string."""
+    if text and not any(c.isspace() or c in "\"'=\\" for c in text):
+        return text
+    return json.dumps(text)
+
+
+def span(seconds: float) -> str:
+    """A short duration: ``4.2s``, ``3.0m``, ``1.5h``, ``2.0d``."""
+    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f}{unit}"
+    return f"{seconds:.1f}s"
+
+
+def iso_ms(t_ms: int | None) -> str:
+    """``2026-01-02T03:04:05.678Z`` (UTC), ``-`` for None or 0."""
+    if not t_ms:
+        return "-"
+    when = dt.datetime.fromtimestamp(t_ms / 1000, tz=dt.UTC)
+    return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """``text`` on one line, cut to ``limit`` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 3] + "..."

@@ -1,0 +1,181 @@
+"""``stem result get|wait``: a job's state and result, now or when it settles."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from stem.cli.output import echo_json, iso_ms, one_line
+from stem.cli.root import EXIT_FAILED, State
+from stem.errors import JobFailed, JobNotFound
+from stem.states import DEAD_LETTER_STATES
+
+if TYPE_CHECKING:
+    from stem.broker import JobRecord
+    from stem.handle import JobHandle
+
+
+def _loads(raw: str | None) -> Any:
+    """A stored JSON field, or the raw text if it is not JSON."""
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
+
+
+def record_doc(record: JobRecord) -> dict[str, Any]:
+    """What ``--json`` shows about a job."""
+    envelope = _loads(record.envelope)
+    envelope = envelope if isinstance(envelope, dict) else {}
+    return {
+        "id": record.id,
+        "queue": record.queue,
+        "state": record.state.value,
+        "task": envelope.get("task"),
+        "args": envelope.get("args"),
+        "kwargs": envelope.get("kwargs"),
+        "attempt": record.attempt,
+        "deliveries": record.deliveries,
+        "result": _loads(record.result),
+        "error": _loads(record.error),
+        "reason": record.reason,
+        "enqueued_ms": record.enq_ms,
+        "eta_ms": record.eta_ms,
+        "started_ms": record.start_ms,
+        "ended_ms": record.end_ms,
+        "worker": record.worker,
+    }
+
+
+def error_text(error: Any) -> str:
+    """``Type: message`` of a stored error."""
+    if not isinstance(error, dict):
+        return one_line(str(error))
+    return one_line(f"{error.get('type', 'Error')}: {error.get('message', '')}".rstrip(": "))
+
+
+def _print_record(doc: dict[str, Any]) -> None:
+    lines = [
+        ("id", doc["id"]),
+        ("queue", doc["queue"]),
+        ("state", doc["state"] + (f" ({doc['reason']})" if doc["reason"] else "")),
+        ("task", doc["task"] or "-"),
+        ("attempt", f"{doc['attempt']} (delivered {doc['deliveries']} time(s))"),
+        ("enqueued", iso_ms(doc["enqueued_ms"])),
+        ("started", iso_ms(doc["started_ms"])),
+        ("ended", iso_ms(doc["ended_ms"])),
+        ("worker", doc["worker"] or "-"),
+    ]
+    if doc["eta_ms"]:
+        lines.insert(5, ("eta", iso_ms(doc["eta_ms"])))
+    if doc["state"] == "succeeded":
+        lines.append(("result", json.dumps(doc["result"])))
+    if doc["error"] is not None:
+        lines.append(("error", error_text(doc["error"])))
+    width = max(len(k) for k, _ in lines) + 1
+    for key, value in lines:
+        click.echo(f"{key + ':':<{width}} {value}")
+
+
+def _handle(state: State, job_id: str, queue: str | None) -> JobHandle:
+    return state.app.job(job_id, queue)
+
+
+def _not_found(job_id: str, queue: str | None) -> JobNotFound:
+    where = f"in queue {queue!r}" if queue else "in any queue"
+    return JobNotFound(f"no job {job_id} {where} (never enqueued, or expired)", job_id=job_id)
+
+
+@click.group(
+    name="result",
+    epilog="""Examples:
+
+\b
+  stem result get 01J9Z6X8K3T2
+  stem result wait 01J9Z6X8K3T2 --timeout 30 --json
+""",
+)
+def result() -> None:
+    """Look at a job's state and result, or wait for it."""
+
+
+@result.command(
+    name="get",
+    epilog="""Examples:
+
+\b
+  stem result get 01J9Z6X8K3T2
+  stem result get 01J9Z6X8K3T2 --queue high --json | jq .state
+
+Exit code 0 when the job succeeded or is still pending, 1 when it failed or is dead,
+4 when there is no such job.
+""",
+)
+@click.argument("job_id", metavar="ID")
+@click.option("--queue", help="The job's queue (default: search every known queue).")
+@click.option("--json", "as_json", is_flag=True, help="Print the record as a JSON object.")
+@click.pass_obj
+def get(state: State, job_id: str, queue: str | None, as_json: bool) -> None:
+    """Show job ID's state, and its result or error, without waiting."""
+    record = _handle(state, job_id, queue).info()
+    if record is None:
+        raise _not_found(job_id, queue)
+    doc = record_doc(record)
+    if as_json:
+        echo_json(doc)
+    else:
+        _print_record(doc)
+    if record.state in DEAD_LETTER_STATES:
+        raise click.exceptions.Exit(EXIT_FAILED)
+
+
+@result.command(
+    name="wait",
+    epilog="""Examples:
+
+\b
+  stem result wait 01J9Z6X8K3T2 --timeout 30
+  stem result wait "$(stem enqueue myapp.jobs.add --args '[1, 2]')" --timeout 10
+
+Prints the result as JSON. Exit code 1 when the job failed (its error on stderr),
+4 when there is no such job, 5 on timeout.
+""",
+)
+@click.argument("job_id", metavar="ID")
+@click.option("--queue", help="The job's queue (default: search every known queue).")
+@click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0),
+    required=True,
+    metavar="S",
+    help="Give up after S seconds (exit code 5).",
+)
+@click.option(
+    "--json", "as_json", is_flag=True, help='Print {"id", "state", "result"} (or "error").'
+)
+@click.pass_obj
+def wait(state: State, job_id: str, queue: str | None, timeout_s: float, as_json: bool) -> None:
+    """Wait until job ID settles, then print its result.
+
+    Wakes as soon as the job settles (no polling).
+    """
+    handle = _handle(state, job_id, queue)
+    try:
+        value = handle.result(timeout_s=timeout_s)
+    except JobNotFound:
+        raise _not_found(job_id, queue) from None
+    except JobFailed as exc:
+        if as_json:
+            record = handle.info()
+            failed = record.state.value if record is not None else "failed"
+            echo_json({"id": job_id, "state": failed, "error": exc.error})
+        raise
+    if as_json:
+        echo_json({"id": job_id, "state": "succeeded", "result": value})
+    else:
+        click.echo(json.dumps(value))

@@ -1,0 +1,315 @@
+"""The ``stem`` group: global options, the app it acts on, and errors at the edge.
+
+Every error ends as ONE line on stderr, ``stem: error: <message>``, and an exit code
+(tracebacks only with ``--debug``)::
+
+    0    ok
+    1    the job failed (a waited-for result was a failure), or another job error
+    2    usage or config error: bad option, bad JSON, invalid setting, unknown --app
+    3    Redis unreachable or refused the command, or another outside failure
+    4    not found: no such job or dead-letter entry
+    5    timed out waiting for a result
+    70   internal error: a bug in stem (run with --debug and report the traceback)
+    130  interrupted (Ctrl-C)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import traceback
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from stem.errors import (
+    JobFailed,
+    JobNotFound,
+    OutsideError,
+    ResultTimeout,
+    StemError,
+    UsageError,
+)
+
+if TYPE_CHECKING:
+    from stem.app import Stem
+
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+EXIT_UNAVAILABLE = 3
+EXIT_NOT_FOUND = 4
+EXIT_TIMEOUT = 5
+EXIT_INTERNAL = 70
+EXIT_INTERRUPTED = 130
+
+EXIT_CODES_HELP = """Exit codes:
+
+\b
+  0    ok
+  1    the job failed (a waited-for result was a failure)
+  2    usage or config error (bad option, bad JSON, bad --app, ...)
+  3    Redis unreachable (or another failure outside stem)
+  4    not found (no such job or dead-letter entry)
+  5    timed out waiting for a result
+  70   internal error (a bug: run with --debug and report it)
+  130  interrupted (Ctrl-C)
+"""
+
+
+class State:
+    """What the global options chose; ``app`` is built on first use.
+
+    Commands that need Redis read ``state.app``; the connection it opens is closed when
+    the command ends (``close``). Options given after the command name override the ones
+    before it, as long as the app has not been built yet.
+    """
+
+    def __init__(self) -> None:
+        self.debug = False
+        self.redis_url: str | None = None
+        #: True when --redis-url was typed, not taken from $STEM_REDIS_URL.
+        self.redis_url_explicit = False
+        self.app_spec: str | None = None
+        self.namespace: str | None = None
+        self._app: Stem | None = None
+
+    @property
+    def app(self) -> Stem:
+        """The ``--app`` app (connected as the options say), else a bare ``Stem``."""
+        if self._app is None:
+            self._app = self._build_app()
+        return self._app
+
+    @property
+    def app_loaded(self) -> bool:
+        """Whether an ``--app`` was given (so task names can be checked)."""
+        return self.app_spec is not None
+
+    def _build_app(self) -> Stem:
+        from stem.app import Stem
+        from stem.config import load_app, resolve_redis_url
+
+        if self.app_spec is None:
+            return Stem(resolve_redis_url(self.redis_url), namespace=self.namespace or "stem")
+        app = load_app(self.app_spec)
+        # A URL typed on the command line wins over the app's; $STEM_REDIS_URL does not
+        # override a URL written in the app's code (the app already falls back to it).
+        if self.redis_url is not None and (self.redis_url_explicit or app.redis_url is None):
+            app.connect(self.redis_url, namespace=self.namespace)
+        elif self.namespace is not None:
+            app.close()
+            app.namespace = self.namespace
+        return app
+
+    def close(self) -> None:
+        """Release the app's connection, if one was opened."""
+        if self._app is not None:
+            self._app.close()
+
+
+class StemGroup(click.Group):
+    """The root group: runs a command and turns whatever it raises into an exit code."""
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run the CLI; exit with the code of the outcome (return it when not standalone)."""
+        state = State()
+        extra.setdefault("obj", state)
+        try:
+            returned = super().main(
+                args,
+                prog_name or "stem",
+                complete_var,
+                standalone_mode=False,
+                windows_expand_args=windows_expand_args,
+                **extra,
+            )
+            code = returned if isinstance(returned, int) else EXIT_OK
+        except BaseException as exc:  # the edge: everything ends here
+            code = report(exc, debug=state.debug)
+        finally:
+            state.close()
+        if standalone_mode:
+            sys.exit(code)
+        return code
+
+
+def exit_code(exc: BaseException) -> int:
+    """The documented exit code for ``exc``."""
+    for kind, code in _CODES:
+        if isinstance(exc, kind):
+            return code
+    return EXIT_INTERNAL
+
+
+_CODES: list[tuple[type[BaseException], int]] = [
+    (ResultTimeout, EXIT_TIMEOUT),
+    (JobNotFound, EXIT_NOT_FOUND),
+    (JobFailed, EXIT_FAILED),
+    (UsageError, EXIT_USAGE),
+    (OutsideError, EXIT_UNAVAILABLE),
+    (StemError, EXIT_FAILED),
+    (click.ClickException, EXIT_USAGE),
+    (click.Abort, EXIT_INTERRUPTED),
+    (KeyboardInterrupt, EXIT_INTERRUPTED),
+]
+
+
+def report(exc: BaseException, *, debug: bool) -> int:
+    """Print ``exc`` as one ``stem: error:`` line (plus its traceback with ``debug``)."""
+    if isinstance(exc, SystemExit):
+        return _system_exit(exc)
+    if isinstance(exc, BrokenPipeError):
+        # The reader went away (``stem dlq list | head``): stop quietly, as `cat` does.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    if isinstance(exc, click.exceptions.NoArgsIsHelpError):
+        click.echo(exc.format_message(), err=True)
+        return EXIT_USAGE
+    if debug and not isinstance(exc, click.ClickException | click.Abort):
+        traceback.print_exception(exc, file=sys.stderr)
+    code = exit_code(exc)
+    error(_message(exc, code))
+    return code
+
+
+def error(message: str) -> None:
+    """Print ``stem: error: <message>`` on stderr, on one line."""
+    click.echo(f"stem: error: {' '.join(message.split())}", err=True)
+
+
+def _message(exc: BaseException, code: int) -> str:
+    if isinstance(exc, click.UsageError):
+        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+        return exc.format_message() + hint
+    if isinstance(exc, click.ClickException):
+        return exc.format_message()
+    if code == EXIT_INTERRUPTED:
+        return "interrupted"
+    if code == EXIT_INTERNAL:
+        return (
+            f"internal error: {type(exc).__name__}: {exc} "
+            "(run with --debug for the traceback, and please report it)"
+        )
+    return str(exc) or type(exc).__name__
+
+
+def _system_exit(exc: SystemExit) -> int:
+    if exc.code is None:
+        return EXIT_OK
+    if isinstance(exc.code, int):
+        return exc.code
+    error(str(exc.code))
+    return EXIT_FAILED
+
+
+# -- global options -------------------------------------------------------------------
+
+
+def _set(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+    """Store a global option on the State (before or after the command name)."""
+    state = ctx.find_object(State)
+    if state is None or value is None or param.name is None:
+        return
+    if param.name == "debug":
+        state.debug = state.debug or bool(value)
+        return
+    setattr(state, param.name, value)
+    if param.name == "redis_url":
+        source = ctx.get_parameter_source(param.name)
+        state.redis_url_explicit = source is click.core.ParameterSource.COMMANDLINE
+
+
+def global_options(*, hidden: bool) -> list[click.Option]:
+    """The global options; ``hidden`` copies go on every command so they may follow it."""
+    env = (lambda name: None) if hidden else (lambda name: name)
+    return [
+        click.Option(
+            ["--redis-url"],
+            envvar=env("STEM_REDIS_URL"),
+            metavar="URL",
+            expose_value=False,
+            callback=_set,
+            hidden=hidden,
+            help="Redis URL (redis://, rediss://, unix://) [env: STEM_REDIS_URL; "
+            "else ./.stem/redis.url of a running `stem supervise`].",
+        ),
+        click.Option(
+            ["--app", "app_spec"],
+            envvar=env("STEM_APP"),
+            metavar="MODULE:ATTR",
+            expose_value=False,
+            callback=_set,
+            hidden=hidden,
+            help="The stem.Stem app, e.g. myapp.jobs:app [env: STEM_APP]. Needed by "
+            "`worker` and `supervise`; other commands work without it.",
+        ),
+        click.Option(
+            ["--namespace"],
+            envvar=env("STEM_NAMESPACE"),
+            expose_value=False,
+            callback=_set,
+            hidden=hidden,
+            help="Key namespace [env: STEM_NAMESPACE; default: the app's, else 'stem'].",
+        ),
+        click.Option(
+            ["--debug"],
+            is_flag=True,
+            default=None,
+            envvar=env("STEM_DEBUG"),
+            is_eager=True,
+            expose_value=False,
+            callback=_set,
+            hidden=hidden,
+            help="Show the traceback of an error [env: STEM_DEBUG].",
+        ),
+    ]
+
+
+def accept_global_options_after(command: click.Command) -> None:
+    """Let ``stem worker --app x`` mean ``stem --app x worker`` (recursively)."""
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            accept_global_options_after(sub)
+        return
+    names = {name for p in command.params for name in p.opts}
+    command.params += [o for o in global_options(hidden=True) if not names.intersection(o.opts)]
+
+
+@click.group(
+    cls=StemGroup,
+    epilog="""Examples:
+
+\b
+  stem --app myapp.jobs:app supervise --workers 2
+  stem enqueue myapp.jobs.resize --args '[42, 800]'
+  stem result wait 01J9Z6X8K3T2 --timeout 30
+  stem observe queues
+  stem dlq list
+
+Global options may also follow the command name (`stem worker --app myapp.jobs:app`).
+
+"""
+    + EXIT_CODES_HELP,
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(package_name="stem-jobs", prog_name="stem")
+def cli() -> None:
+    """stem: background jobs on Redis Streams.
+
+    Run the actors (supervise, worker, reclaim, beat), enqueue jobs, wait for results,
+    look at queues and workers, and handle the dead-letter queue.
+    """
+
+
+cli.params[:0] = global_options(hidden=False)
