@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import enum
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
@@ -379,10 +379,6 @@ class Schedules:
         self.store.record_run(
             name, _run_json(run), tick_ms=None, fire_at_ms=None, keep_drifts=KEEP_DRIFTS
         )
-
-    def forget(self, names: Iterable[str]) -> None:
-        """Drop the run records of ``names``."""
-        self.store.delete_states(list(names))
 
 
 def _decode(name: str, raw: str) -> StoredEntry | ScheduleEntryError:

@@ -15,7 +15,7 @@ The per-tick exactly-once guard is *not* here: it is the enqueue script's idempo
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -139,9 +139,3 @@ class ScheduleStore:
         args += ["" if fire_at_ms is None else fire_at_ms, keep_drifts]
         drift = self._record(keys=[self.states_key], args=args)
         return None if drift is None else int(drift)
-
-    @mapped
-    def delete_states(self, names: Sequence[str]) -> None:
-        """Forget the run records of ``names`` (no error for unknown names)."""
-        if names:
-            self.client.hdel(self.states_key, *names)
