@@ -25,10 +25,24 @@ sys.exit(run(Stem(url, namespace=namespace), config_path=config or None, name=na
 
 
 def start_beat(
-    redis_url: str, namespace: str, root: Path, log: Path, *, config: Path | None, name: str
+    redis_url: str,
+    namespace: str,
+    root: Path,
+    log: Path,
+    *,
+    config: Path | None,
+    name: str,
+    through_cli: bool = False,
 ) -> subprocess.Popen[bytes]:
-    """A real beat process (own process group), its stderr in ``log``."""
+    """A real beat process (own process group), its stderr in ``log``.
+
+    ``through_cli`` runs ``python -m stem ... beat``; otherwise ``stem.beat.service.run``
+    is called directly (the same code, without the root CLI's option handling).
+    """
     argv = [sys.executable, "-c", _BEAT, redis_url, namespace, str(config or ""), name]
+    if through_cli:
+        argv = [sys.executable, "-m", "stem", "--redis-url", redis_url, "--namespace", namespace]
+        argv += ["beat", "--name", name] + (["--config", str(config)] if config else [])
     env = {**os.environ, "PYTHONPATH": str(root), "STEM_LOG_LEVEL": "INFO"}
     with log.open("wb") as err:
         return subprocess.Popen(argv, cwd=root, env=env, stderr=err, start_new_session=True)

@@ -110,3 +110,19 @@ def test_a_bad_entry_in_stem_toml_is_named_in_one_log_line_and_the_good_ones_fir
     assert "ERROR" in mentions[0]
     assert "invalid cron expression" in mentions[0] or "61" in mentions[0]
     assert ticks(app, "broken-cron") == []
+
+
+def test_stem_beat_through_the_cli_fires_and_stops_cleanly_on_sigterm(
+    app: Stem, redis_url: str, namespace: str, repo_root: Path, tmp_path: Path, procs: Procs
+) -> None:
+    config = tmp_path / "stem.toml"
+    config.write_text('[[schedule]]\nname = "cli-beat"\ntask = "t.tick"\nevery_s = 0.2\n')
+    log = tmp_path / "beat.log"
+    procs.append(
+        start_beat(
+            redis_url, namespace, repo_root, log, config=config, name="via-cli", through_cli=True
+        )
+    )
+    wait_until(lambda: _alive(procs) and len(ticks(app, "cli-beat")) >= 3, what="ticks")
+    assert stop(procs) == [0]
+    assert "via-cli started:" in log_text(log)
