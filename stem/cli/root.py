@@ -190,8 +190,8 @@ def error(message: str) -> None:
 
 def _message(exc: BaseException, code: int) -> str:
     if isinstance(exc, click.UsageError):
-        hint = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-        return exc.format_message() + hint
+        hint = f"; see '{exc.ctx.command_path} --help'" if exc.ctx is not None else ""
+        return exc.format_message().rstrip(".") + hint
     if isinstance(exc, click.ClickException):
         return exc.format_message()
     if code == EXIT_INTERRUPTED:
@@ -287,6 +287,7 @@ def accept_global_options_after(command: click.Command) -> None:
 
 
 @click.group(
+    name="stem",
     cls=StemGroup,
     epilog="""Examples:
 

@@ -1,0 +1,81 @@
+"""CLI test fixtures: ``stem(...)`` runs the command in process on this test's Redis."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from stem import Stem
+from stem.broker import Delivery, Outcome, RedisBroker, Settlement
+from stem.cli import main
+from stem.states import JobState
+
+Invoke = Callable[..., Result]
+
+
+@pytest.fixture
+def stem(redis_url: str, namespace: str) -> Invoke:
+    """``stem("enqueue", "t")`` runs ``stem --redis-url <test redis> --namespace <ns> enqueue t``.
+
+    Exceptions are not re-raised: the CLI's own edge turns them into exit codes.
+    """
+
+    def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:
+        argv = ["--redis-url", redis_url, "--namespace", namespace, *args]
+        return CliRunner(env=env).invoke(main, argv)
+
+    return invoke
+
+
+@pytest.fixture
+def bare() -> Invoke:
+    """``bare(...)`` runs ``stem ...`` with exactly the arguments given."""
+
+    def invoke(*args: str, env: dict[str, str | None] | None = None) -> Result:
+        return CliRunner(env=env).invoke(main, list(args))
+
+    return invoke
+
+
+def take(broker: RedisBroker, queue: str = "default") -> Delivery:
+    """Deliver the one ready job of ``queue`` to a pretend worker."""
+    [delivery] = broker.fetch(queue, "test-worker", 1)
+    return delivery
+
+
+def complete(broker: RedisBroker, result: Any, queue: str = "default") -> str:
+    """Settle the next job of ``queue`` as succeeded with ``result``; return its id."""
+    delivery = take(broker, queue)
+    broker.settle([Settlement(delivery, Outcome.COMPLETE, json.dumps(result))])
+    assert delivery.job_id is not None
+    return delivery.job_id
+
+
+def fail(broker: RedisBroker, queue: str = "default", message: str = "boom") -> str:
+    """Settle the next job of ``queue`` as failed for good (buried); return its id."""
+    delivery = take(broker, queue)
+    error = json.dumps({"type": "ValueError", "message": message, "traceback": "Traceback: x"})
+    broker.settle(
+        [Settlement(delivery, Outcome.BURY, error, reason="max-retries", state=JobState.FAILED)]
+    )
+    assert delivery.job_id is not None
+    return delivery.job_id
+
+
+def keys_of(app: Stem) -> tuple[int, list[bytes]]:
+    """DBSIZE and the sorted keys of the app's namespace: what "nothing written" compares."""
+    client = app.broker.client
+    return client.dbsize(), sorted(client.keys(f"{app.namespace}:*"))
+
+
+def one_error_line(result: Result) -> str:
+    """The stderr of a failed command, checked to be exactly one ``stem: error:`` line."""
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("stem: error: "), lines[0]
+    assert "Traceback" not in result.stderr
+    return lines[0]

@@ -1,0 +1,150 @@
+"""``stem observe queues|workers|metrics``: plain lines in a pipe, tables on a TTY, JSON."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from stem import Stem
+from stem.cli import output
+from stem.cli.observe import Sample, rates
+from tests.cli.conftest import Invoke, fail, take
+
+
+@pytest.fixture
+def tty(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the CLI believe stdout is a terminal."""
+    monkeypatch.setattr(output, "stdout_is_tty", lambda: True)
+
+
+def _fill(stem: Invoke, app: Stem) -> None:
+    """default: 1 ready, 1 pending, 1 dead; later: 1 delayed."""
+    for _ in range(3):
+        stem("enqueue", "t")
+    stem("enqueue", "t", "--queue", "later", "--delay", "3600")
+    take(app.broker)
+    fail(app.broker)
+
+
+def test_queues_prints_one_plain_line_per_queue(stem: Invoke, app: Stem) -> None:
+    _fill(stem, app)
+    result = stem("observe", "queues")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.splitlines() == [
+        "default ready=1 delayed=0 pending=1 dead=1",
+        "later ready=0 delayed=1 pending=0 dead=0",
+    ]
+
+
+def test_queues_json_is_an_array_of_depths(stem: Invoke, app: Stem) -> None:
+    _fill(stem, app)
+    result = stem("observe", "queues", "--json")
+    assert json.loads(result.stdout) == [
+        {"queue": "default", "ready": 1, "delayed": 0, "pending": 1, "dead": 1},
+        {"queue": "later", "ready": 0, "delayed": 1, "pending": 0, "dead": 0},
+    ]
+
+
+@pytest.mark.usefixtures("tty")
+def test_queues_is_a_table_on_a_terminal(stem: Invoke, app: Stem) -> None:
+    _fill(stem, app)
+    result = stem("observe", "queues")
+    assert result.stdout.splitlines() == [
+        "QUEUE    READY  DELAYED  PENDING  DEAD",
+        "default  1      0        1        1",
+        "later    0      1        0        0",
+    ]
+
+
+def test_no_queues_says_so_on_stderr_in_a_pipe(stem: Invoke) -> None:
+    result = stem("observe", "queues")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "no queues yet\n")
+
+
+def _heartbeat(app: Stem, worker_id: str, processed: int, failed: int = 0) -> None:
+    record = {
+        "id": worker_id,
+        "host": "h1",
+        "pid": 123,
+        "queues": ["default", "high"],
+        "concurrency": 4,
+        "in_flight": 2,
+        "running": 1,
+        "processed": processed,
+        "failed": failed,
+        "started_at": 1.0,
+    }
+    app.broker.heartbeat(worker_id, record, ttl_s=60)
+
+
+def test_workers_lists_heartbeats_with_their_age(stem: Invoke, app: Stem) -> None:
+    _heartbeat(app, "h1/1", 5, 1)
+    result = stem("observe", "workers")
+    assert result.exit_code == 0, result.stderr
+    [line] = result.stdout.splitlines()
+    assert line.startswith("h1/1 host=h1 pid=123 queues=default,high concurrency=4 in_flight=2")
+    assert "processed=5 failed=1" in line
+    assert "heartbeat_age_ms=" in line
+
+
+def test_workers_json_carries_the_heartbeat_record(stem: Invoke, app: Stem) -> None:
+    _heartbeat(app, "h1/1", 5)
+    [doc] = json.loads(stem("observe", "workers", "--json").stdout)
+    assert (doc["id"], doc["processed"], doc["queues"]) == ("h1/1", 5, ["default", "high"])
+    assert 0 <= doc["heartbeat_age_ms"] < 60_000
+    assert doc["uptime_ms"] > 0
+
+
+@pytest.mark.usefixtures("tty")
+def test_workers_is_a_table_on_a_terminal(stem: Invoke, app: Stem) -> None:
+    _heartbeat(app, "h1/1", 5)
+    header, row = stem("observe", "workers").stdout.splitlines()
+    assert header.split() == [
+        "WORKER", "HOST", "PID", "QUEUES", "CONC", "HELD", "RUNNING", "PROCESSED", "FAILED",
+        "UP", "SEEN",
+    ]  # fmt: skip
+    assert row.split()[:9] == ["h1/1", "h1", "123", "default,high", "4", "2", "1", "5", "0"]
+
+
+def test_metrics_once_json_is_one_snapshot(stem: Invoke, app: Stem) -> None:
+    _fill(stem, app)
+    _heartbeat(app, "h1/1", 5)
+    result = stem("observe", "metrics", "--once", "--json", "--interval", "0.05")
+    assert result.exit_code == 0, result.stderr
+    doc = json.loads(result.stdout)
+    assert doc["totals"] == {
+        "ready": 1, "delayed": 1, "pending": 1, "dead": 1, "workers": 1, "in_flight": 2,
+    }  # fmt: skip
+    assert [q["queue"] for q in doc["queues"]] == ["default", "later"]
+    assert [w["id"] for w in doc["workers"]] == ["h1/1"]
+    assert doc["rates"]["processed_per_s"] == 0
+    assert doc["rates"]["workers"]["h1/1"] == {"processed_per_s": 0, "failed_per_s": 0}
+
+
+def test_metrics_without_a_terminal_prints_one_text_snapshot(stem: Invoke, app: Stem) -> None:
+    _fill(stem, app)
+    result = stem("observe", "metrics", "--interval", "0.05")
+    assert result.exit_code == 0, result.stderr
+    first = result.stdout.splitlines()[0]
+    assert first.startswith("jobs: 0.0/s processed, 0.0/s failed")
+    assert "ready 1, delayed 1, pending 1, dead 1 | workers 0" in first
+    assert "QUEUE    READY  DELAYED  PENDING  DEAD" in result.stdout
+
+
+def test_rates_come_from_counter_differences_of_workers_in_both_samples() -> None:
+    before = Sample(10.0, {"a": (100, 1), "b": (50, 0), "gone": (7, 0)})
+    after = Sample(12.0, {"a": (120, 3), "b": (4, 0), "new": (9, 9)})
+    got = rates(before, after)
+    # b restarted under the same name: its counter starts again from zero.
+    assert got["workers"] == {
+        "a": {"processed_per_s": 10.0, "failed_per_s": 1.0},
+        "b": {"processed_per_s": 2.0, "failed_per_s": 0.0},
+    }
+    assert (got["interval_s"], got["processed_per_s"], got["failed_per_s"]) == (2.0, 12.0, 1.0)
+
+
+def test_plain_values_with_spaces_are_json_quoted() -> None:
+    assert output.plain_line(["a", "b", "c"], ["x", "two words", 'q"']) == (
+        'x b="two words" c="q\\""'
+    )
