@@ -8,15 +8,22 @@ is one ``stem: error: ...`` line and a documented exit code (see ``stem.cli.root
 
 from __future__ import annotations
 
-from stem.cli.actors import reclaim, supervise, worker
-from stem.cli.dlq import dlq
-from stem.cli.enqueue import enqueue
-from stem.cli.observe import observe
-from stem.cli.result import result
+# Modules, not their commands: ``stem.cli.dlq`` must stay the module (a command object
+# of the same name here would shadow it for ``import stem.cli.dlq``).
+from stem.cli import actors, dlq, enqueue, observe, result, schedule
 from stem.cli.root import accept_global_options_after, cli
-from stem.cli.schedule import beat, schedule
 
-for _command in (supervise, worker, reclaim, beat, enqueue, result, observe, dlq, schedule):
+for _command in (
+    actors.supervise,
+    actors.worker,
+    actors.reclaim,
+    schedule.beat,
+    enqueue.enqueue,
+    result.result,
+    observe.observe,
+    dlq.dlq,
+    schedule.schedule,
+):
     cli.add_command(_command)
 accept_global_options_after(cli)
 

@@ -30,7 +30,7 @@ LIST_COLUMNS = [
     Column("task", "TASK", lambda v: v or "-"),
     Column("state", "STATE"),
     Column("reason", "REASON"),
-    Column("ts_ms", "WHEN", iso_ms),
+    Column("ts_ms", "WHEN", iso_ms, label="when"),
     Column("error", "ERROR", lambda e: "-" if e is None else error_text(e)[:80]),
 ]
 

@@ -47,8 +47,8 @@ WORKER_COLUMNS = [
     Column("running", "RUNNING"),
     Column("processed", "PROCESSED"),
     Column("failed", "FAILED"),
-    Column("uptime_ms", "UP", _age),
-    Column("heartbeat_age_ms", "SEEN", _age),
+    Column("uptime_ms", "UP", _age, label="up"),
+    Column("heartbeat_age_ms", "SEEN", _age, label="seen"),
 ]
 
 

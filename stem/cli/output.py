@@ -32,11 +32,18 @@ def now_ms() -> int:
 
 @dataclass(frozen=True)
 class Column:
-    """One column: the row key, its table header, and how to show a value as text."""
+    """One column: the row key, its table header, how to show a value as text, and its
+    key in plain lines (``label``; default ``key``, set it when ``show`` changes units)."""
 
     key: str
     header: str
     show: Callable[[Any], str] = lambda value: "-" if value is None else str(value)
+    label: str | None = None
+
+    @property
+    def plain_key(self) -> str:
+        """The key of this column in plain lines."""
+        return self.label or self.key
 
 
 def echo_json(doc: Any) -> None:
@@ -63,7 +70,7 @@ def emit(
         click.echo(table([c.header for c in columns], texts))
     else:
         for text in texts:
-            click.echo(plain_line([c.key for c in columns], text))
+            click.echo(plain_line([c.plain_key for c in columns], text))
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -1,0 +1,56 @@
+"""The real ``stem`` process: ``python -m stem.cli`` (and ``python -m stem``)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from stem import JobState, Stem
+from stem.embedded import free_port
+
+
+def run(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    env.pop("STEM_REDIS_URL", None)
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=root,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+@pytest.mark.parametrize("module", ["stem.cli", "stem"])
+def test_enqueue_in_a_real_process_prints_an_id_of_a_job_that_exists(
+    module: str, app: Stem, redis_url: str, namespace: str, repo_root: Path
+) -> None:
+    argv = ["-m", module, "--redis-url", redis_url, "--namespace", namespace, "enqueue", "t"]
+    done = run(repo_root, *argv, "--args", "[1]")
+    assert (done.returncode, done.stderr) == (0, "")
+    assert app.job(done.stdout.strip()).status() is JobState.QUEUED
+
+
+def test_unreachable_redis_in_a_real_process_is_one_line_and_exit_3(repo_root: Path) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"
+    done = run(repo_root, "-m", "stem.cli", "--redis-url", url, "result", "get", "x")
+    assert done.returncode == 3
+    assert done.stdout == ""
+    [line] = done.stderr.splitlines()
+    assert line.startswith(f"stem: error: cannot reach Redis at {url}")
+
+
+def test_a_burst_worker_runs_the_job_and_exits_0(
+    app: Stem, redis_url: str, namespace: str, repo_root: Path
+) -> None:
+    job = app.enqueue("tests.apps.jobs.add", [2, 3])
+    argv = ["-m", "stem.cli", "--redis-url", redis_url, "--namespace", namespace]
+    done = run(repo_root, *argv, "worker", "--app", "tests.apps.jobs:app", "--burst")
+    assert done.returncode == 0, done.stderr
+    assert job.result(timeout_s=10) == 5
