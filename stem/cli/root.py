@@ -11,6 +11,7 @@ Every error ends as ONE line on stderr, ``stem: error: <message>``, and an exit 
     5    timed out waiting for a result
     70   internal error: a bug in stem (run with --debug and report the traceback)
     130  interrupted (Ctrl-C)
+    141  stdout was closed by its reader (``stem dlq list | head``): stopped quietly
 """
 
 from __future__ import annotations
@@ -43,6 +44,7 @@ EXIT_NOT_FOUND = 4
 EXIT_TIMEOUT = 5
 EXIT_INTERNAL = 70
 EXIT_INTERRUPTED = 130
+EXIT_PIPE_CLOSED = 141
 
 EXIT_CODES_HELP = """Exit codes:
 
@@ -55,6 +57,7 @@ EXIT_CODES_HELP = """Exit codes:
   5    timed out waiting for a result
   70   internal error (a bug: run with --debug and report it)
   130  interrupted (Ctrl-C)
+  141  stdout was closed early (e.g. piped into head)
 """
 
 
@@ -142,6 +145,27 @@ class StemGroup(click.Group):
             sys.exit(code)
         return code
 
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command, keeping two endings away from click's own handling.
+
+        click turns EPIPE into exit code 1 (here: "the job failed") and prints a blank
+        line on Ctrl-C even when stderr is not a terminal.
+        """
+        try:
+            return super().invoke(ctx)
+        except BrokenPipeError as exc:
+            raise _ReaderGone from exc
+        except KeyboardInterrupt as exc:
+            raise _Interrupted from exc
+
+
+class _ReaderGone(Exception):
+    """stdout's reader went away (``stem dlq list | head``)."""
+
+
+class _Interrupted(Exception):
+    """Ctrl-C (SIGINT) while a command ran."""
+
 
 def exit_code(exc: BaseException) -> int:
     """The documented exit code for ``exc``."""
@@ -161,6 +185,7 @@ _CODES: list[tuple[type[BaseException], int]] = [
     (click.ClickException, EXIT_USAGE),
     (click.Abort, EXIT_INTERRUPTED),
     (KeyboardInterrupt, EXIT_INTERRUPTED),
+    (_Interrupted, EXIT_INTERRUPTED),
 ]
 
 
@@ -168,17 +193,19 @@ def report(exc: BaseException, *, debug: bool) -> int:
     """Print ``exc`` as one ``stem: error:`` line (plus its traceback with ``debug``)."""
     if isinstance(exc, SystemExit):
         return _system_exit(exc)
-    if isinstance(exc, BrokenPipeError):
+    if isinstance(exc, BrokenPipeError | _ReaderGone):
         # The reader went away (``stem dlq list | head``): stop quietly, as `cat` does.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
-        return 141
+        return EXIT_PIPE_CLOSED
     if isinstance(exc, click.exceptions.NoArgsIsHelpError):
         click.echo(exc.format_message(), err=True)
         return EXIT_USAGE
+    code = exit_code(exc)
+    if code == EXIT_INTERRUPTED and sys.stderr.isatty():
+        click.echo(err=True)  # end the terminal's "^C" line first
     if debug and not isinstance(exc, click.ClickException | click.Abort):
         traceback.print_exception(exc, file=sys.stderr)
-    code = exit_code(exc)
     error(_message(exc, code))
     return code
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -54,3 +56,53 @@ def test_a_burst_worker_runs_the_job_and_exits_0(
     done = run(repo_root, *argv, "worker", "--app", "tests.apps.jobs:app", "--burst")
     assert done.returncode == 0, done.stderr
     assert job.result(timeout_s=10) == 5
+
+
+def test_ctrl_c_while_waiting_exits_130_with_one_line(
+    app: Stem, redis_url: str, namespace: str, repo_root: Path
+) -> None:
+    job = app.enqueue("t")
+    argv = [sys.executable, "-m", "stem.cli", "--redis-url", redis_url, "--namespace", namespace]
+    argv += ["result", "wait", job.id, "--timeout", "60"]
+    env = {**os.environ, "PYTHONPATH": str(repo_root)}
+    proc = subprocess.Popen(
+        argv, cwd=repo_root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        # Synchronise on Redis itself: the CLI is blocked on the job's done latch.
+        deadline = time.monotonic() + 60
+        while not any(c.get("cmd") == "blmove" for c in app.broker.client.client_list()):
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the CLI never started waiting"
+            time.sleep(0.02)
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert (proc.returncode, out, err) == (130, "", "stem: error: interrupted\n")
+
+
+def test_a_closed_stdout_ends_quietly_with_141(
+    app: Stem, redis_url: str, namespace: str, repo_root: Path
+) -> None:
+    app.enqueue("t")
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # nobody will ever read: the first write fails with EPIPE
+    argv = [sys.executable, "-m", "stem.cli", "--redis-url", redis_url, "--namespace", namespace]
+    env = {**os.environ, "PYTHONPATH": str(repo_root)}
+    try:
+        done = subprocess.run(
+            [*argv, "observe", "queues"],
+            cwd=repo_root,
+            env=env,
+            stdout=write_end,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        os.close(write_end)
+    assert (done.returncode, done.stderr) == (141, "")
