@@ -67,8 +67,8 @@ handed back); a second Ctrl-C stops it at once.
 )  # fmt: skip
 @click.option(
     "--pool",
-    type=click.Choice(["async", "threads", "processes"]),
-    help="Run every sync task in this pool (default: each task's own).",
+    type=click.Choice(["threads", "processes"]),
+    help="Run every sync task in this pool (default: each task's own; async tasks stay async).",
 )
 @click.option("--burst", is_flag=True, help="Exit (code 0) once the queues are empty.")
 @click.option(
@@ -150,7 +150,7 @@ when the supervisor gave up (too many restarts).
 @click.option("--concurrency", type=click.IntRange(min=1), help="Per worker [10].")
 @click.option("--prefetch", type=click.IntRange(min=0), help="Per worker [10].")
 @click.option("--queues", metavar="SPEC", help="Per worker, as `stem worker --queues` [default].")
-@click.option("--pool", type=click.Choice(["async", "threads", "processes"]), help="Per worker.")
+@click.option("--pool", type=click.Choice(["threads", "processes"]), help="Per worker.")
 @click.option("--beat/--no-beat", default=None, help="Run a beat [yes].")
 @click.option("--reclaimer/--no-reclaimer", default=None, help="Run a reclaimer [yes].")
 @click.option("--data-dir", metavar="DIR", help="Embedded Redis data and status file [.stem].")
