@@ -73,48 +73,75 @@ def worker_docs(broker: RedisBroker, at_ms: int | None = None) -> list[dict[str,
     return sorted(docs, key=lambda d: str(d.get("id", "")))
 
 
+#: Workers write a heartbeat every 2 s (``stem.worker.core``): a rate needs two of them,
+#: so a snapshot waits up to this long past --interval for every worker's next one.
+HEARTBEAT_WAIT_S = 2.5
+
+
 @dataclass(frozen=True)
 class Sample:
-    """Workers' processed/failed counters at one moment (monotonic seconds)."""
+    """Workers' counters by id: (heartbeat time ms, processed, failed)."""
 
     at_s: float
-    counters: dict[str, tuple[int, int]]
+    counters: dict[str, tuple[int, int, int]]
+
+    def stale(self, before: Sample) -> bool:
+        """Whether a worker in both samples has not written a newer heartbeat yet."""
+        return any(
+            c[0] <= before.counters[w][0] for w, c in self.counters.items() if w in before.counters
+        )
 
 
 def sample(workers: Sequence[dict[str, Any]], at_s: float) -> Sample:
     """The counters of ``workers`` by id (records without an id or counters are left out)."""
-    counters = {}
+    counters: dict[str, tuple[int, int, int]] = {}
     for w in workers:
-        wid, processed, failed = w.get("id"), w.get("processed"), w.get("failed")
-        if isinstance(wid, str) and isinstance(processed, int) and isinstance(failed, int):
-            counters[wid] = (processed, failed)
+        wid, ts_ms, processed, failed = (w.get(k) for k in ("id", "ts_ms", "processed", "failed"))
+        if (
+            isinstance(wid, str)
+            and isinstance(ts_ms, int)
+            and isinstance(processed, int)
+            and isinstance(failed, int)
+        ):
+            counters[wid] = (ts_ms, processed, failed)
     return Sample(at_s, counters)
 
 
 def rates(before: Sample, after: Sample) -> dict[str, Any]:
     """Jobs per second between two samples, in total and per worker.
 
-    Only workers present in both samples count; a counter that went down (the worker
-    restarted under the same name) counts from zero.
+    Each worker's rate is over the time between its two heartbeats (its counters only
+    change with a heartbeat); a worker without a newer heartbeat, or in one sample only,
+    is left out. A counter that went down (restart under the same name) counts from zero.
     """
-    elapsed = after.at_s - before.at_s
     per_worker: dict[str, dict[str, float]] = {}
-    total_p = total_f = 0.0
-    for wid, (p1, f1) in after.counters.items():
-        if wid not in before.counters or elapsed <= 0:
+    for wid, (t1, p1, f1) in after.counters.items():
+        t0, p0, f0 = before.counters.get(wid, (t1, 0, 0))
+        if t1 <= t0:
             continue
-        p0, f0 = before.counters[wid]
-        dp = p1 - p0 if p1 >= p0 else p1
-        df = f1 - f0 if f1 >= f0 else f1
-        per_worker[wid] = {"processed_per_s": dp / elapsed, "failed_per_s": df / elapsed}
-        total_p += dp / elapsed
-        total_f += df / elapsed
+        window_s = (t1 - t0) / 1000
+        per_worker[wid] = {
+            "processed_per_s": (p1 - p0 if p1 >= p0 else p1) / window_s,
+            "failed_per_s": (f1 - f0 if f1 >= f0 else f1) / window_s,
+        }
     return {
-        "interval_s": round(elapsed, 3),
-        "processed_per_s": total_p,
-        "failed_per_s": total_f,
+        "interval_s": round(after.at_s - before.at_s, 3),
+        "processed_per_s": sum(r["processed_per_s"] for r in per_worker.values()),
+        "failed_per_s": sum(r["failed_per_s"] for r in per_worker.values()),
         "workers": per_worker,
     }
+
+
+def next_sample(broker: RedisBroker, before: Sample, interval_s: float) -> Sample:
+    """A sample ``interval_s`` after ``before``, or later (bounded) until every worker
+    has written a newer heartbeat, so that each gets a rate."""
+    time.sleep(interval_s)
+    deadline = time.monotonic() + HEARTBEAT_WAIT_S
+    after = sample(broker.workers(), time.monotonic())
+    while after.stale(before) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        after = sample(broker.workers(), time.monotonic())
+    return after
 
 
 @click.group(
@@ -178,8 +205,9 @@ def workers(state: State, as_json: bool) -> None:
   stem observe metrics --once --json      # one snapshot, for scripts
   stem observe metrics --once --interval 5
 
-Rates come from the workers' processed/failed counters sampled --interval apart.
-Without a terminal (or with --once or --json) one snapshot is printed.
+Rates come from the workers' processed/failed counters sampled --interval apart (or
+later: counters change with each worker's heartbeat, every 2 s). Without a terminal,
+or with --once or --json, one snapshot is printed.
 """,
 )
 @click.option("--once", is_flag=True, help="Print one snapshot and exit.")
@@ -201,9 +229,9 @@ def metrics(state: State, once: bool, as_json: bool, interval_s: float) -> None:
     before = sample(broker.workers(), time.monotonic())
     try:
         while True:
-            time.sleep(interval_s)
-            snapshot = metrics_doc(broker, before)
-            before = snapshot.pop("_sample")
+            after = next_sample(broker, before, interval_s)
+            snapshot = metrics_doc(broker, before, after)
+            before = after
             if as_json:
                 echo_json(snapshot)
             else:
@@ -217,10 +245,9 @@ def metrics(state: State, once: bool, as_json: bool, interval_s: float) -> None:
             raise
 
 
-def metrics_doc(broker: RedisBroker, before: Sample) -> dict[str, Any]:
-    """One snapshot; ``_sample`` carries the workers' counters for the next rates."""
+def metrics_doc(broker: RedisBroker, before: Sample, after: Sample) -> dict[str, Any]:
+    """One snapshot: queues and workers now, rates between ``before`` and ``after``."""
     workers = worker_docs(broker)
-    after = sample(workers, time.monotonic())
     qs = queue_docs(broker)
     totals = {k: sum(q[k] for q in qs) for k in ("ready", "delayed", "pending", "dead")}
     totals["workers"] = len(workers)
@@ -231,7 +258,6 @@ def metrics_doc(broker: RedisBroker, before: Sample) -> dict[str, Any]:
         "rates": rates(before, after),
         "queues": qs,
         "workers": workers,
-        "_sample": after,
     }
 
 

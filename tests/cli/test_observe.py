@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 
 from stem import Stem
-from stem.cli import output
-from stem.cli.observe import Sample, rates
+from stem.cli import observe, output
+from stem.cli.observe import Sample, next_sample, rates, sample
 from tests.cli.conftest import Invoke, fail, take
 
 
@@ -107,7 +108,10 @@ def test_workers_is_a_table_on_a_terminal(stem: Invoke, app: Stem) -> None:
     assert row.split()[:9] == ["h1/1", "h1", "123", "default,high", "4", "2", "1", "5", "0"]
 
 
-def test_metrics_once_json_is_one_snapshot(stem: Invoke, app: Stem) -> None:
+def test_metrics_once_json_is_one_snapshot(
+    stem: Invoke, app: Stem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(observe, "HEARTBEAT_WAIT_S", 0.1)  # no worker beats in this test
     _fill(stem, app)
     _heartbeat(app, "h1/1", 5)
     result = stem("observe", "metrics", "--once", "--json", "--interval", "0.05")
@@ -118,8 +122,8 @@ def test_metrics_once_json_is_one_snapshot(stem: Invoke, app: Stem) -> None:
     }  # fmt: skip
     assert [q["queue"] for q in doc["queues"]] == ["default", "later"]
     assert [w["id"] for w in doc["workers"]] == ["h1/1"]
-    assert doc["rates"]["processed_per_s"] == 0
-    assert doc["rates"]["workers"]["h1/1"] == {"processed_per_s": 0, "failed_per_s": 0}
+    # One heartbeat only: no window to measure a rate over.
+    assert (doc["rates"]["processed_per_s"], doc["rates"]["workers"]) == (0, {})
 
 
 def test_metrics_without_a_terminal_prints_one_text_snapshot(stem: Invoke, app: Stem) -> None:
@@ -132,16 +136,38 @@ def test_metrics_without_a_terminal_prints_one_text_snapshot(stem: Invoke, app: 
     assert "QUEUE    READY  DELAYED  PENDING  DEAD" in result.stdout
 
 
-def test_rates_come_from_counter_differences_of_workers_in_both_samples() -> None:
-    before = Sample(10.0, {"a": (100, 1), "b": (50, 0), "gone": (7, 0)})
-    after = Sample(12.0, {"a": (120, 3), "b": (4, 0), "new": (9, 9)})
+def test_rates_are_counter_differences_over_each_workers_heartbeat_window() -> None:
+    before = Sample(10.0, {"a": (1000, 100, 1), "b": (1500, 50, 0), "c": (1000, 7, 0)})
+    after = Sample(
+        11.0, {"a": (3000, 120, 3), "b": (2500, 4, 0), "c": (1000, 7, 0), "d": (9, 9, 9)}
+    )
     got = rates(before, after)
-    # b restarted under the same name: its counter starts again from zero.
+    # b restarted under the same name: its counter starts again from zero. c has not
+    # written a newer heartbeat and d was not there before: no rate for them.
     assert got["workers"] == {
         "a": {"processed_per_s": 10.0, "failed_per_s": 1.0},
-        "b": {"processed_per_s": 2.0, "failed_per_s": 0.0},
+        "b": {"processed_per_s": 4.0, "failed_per_s": 0.0},
     }
-    assert (got["interval_s"], got["processed_per_s"], got["failed_per_s"]) == (2.0, 12.0, 1.0)
+    assert (got["interval_s"], got["processed_per_s"], got["failed_per_s"]) == (1.0, 14.0, 1.0)
+
+
+def test_a_sample_is_stale_until_every_worker_in_both_wrote_a_newer_heartbeat() -> None:
+    before = Sample(0.0, {"a": (1000, 0, 0), "gone": (1000, 0, 0)})
+    assert Sample(1.0, {"a": (1000, 0, 0)}).stale(before)
+    assert not Sample(1.0, {"a": (3000, 5, 0), "new": (1, 0, 0)}).stale(before)
+
+
+def test_the_next_sample_waits_for_a_newer_heartbeat_and_gives_its_rate(app: Stem) -> None:
+    _heartbeat(app, "h1/1", 5)
+    before = sample(app.broker.workers(), time.monotonic())
+    first_ms = before.counters["h1/1"][0]
+    while output.now_ms() <= first_ms:  # the next heartbeat must carry a later time
+        pass
+    _heartbeat(app, "h1/1", 25)
+    after = next_sample(app.broker, before, 0.0)
+    got = rates(before, after)["workers"]["h1/1"]
+    window_s = (after.counters["h1/1"][0] - first_ms) / 1000
+    assert got == {"processed_per_s": 20 / window_s, "failed_per_s": 0.0}
 
 
 def test_plain_values_with_spaces_are_json_quoted() -> None:
