@@ -57,11 +57,29 @@ def free_port() -> int:
 
 
 def server_argv(binary: str, port: int, data_dir: Path, *, appendonly: bool) -> list[str]:
-    """The command line of a private, loopback-only redis-server keeping data in data_dir."""
-    argv = [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data_dir)]
-    argv += ["--save", "", "--protected-mode", "yes", "--daemonize", "no"]
-    argv += ["--appendonly", "yes" if appendonly else "no", "--loglevel", "warning"]
-    return argv
+    """The command line of a private, loopback-only redis-server keeping data in data_dir.
+
+    Settings go in ``data_dir/redis.conf`` (written here): ``save ""`` (no RDB snapshots)
+    cannot be passed as an empty command-line argument to every supervisor.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    conf = data_dir / "redis.conf"
+    conf.write_text(
+        "\n".join(
+            [
+                f"port {port}",
+                "bind 127.0.0.1",
+                f'dir "{data_dir}"',
+                'save ""',
+                "protected-mode yes",
+                "daemonize no",
+                f"appendonly {'yes' if appendonly else 'no'}",
+                "loglevel warning",
+                "",
+            ]
+        )
+    )
+    return [binary, str(conf)]
 
 
 def wait_until_serving(port: int, timeout_s: float = 10.0) -> None:
