@@ -105,6 +105,7 @@ async def _resilient(loop: Callable[[], Awaitable[None]]) -> None:
             await loop()
         except BrokerUnavailable as exc:
             log.warning("reclaimer: %s (retrying in 1 s)", exc)
+            touch_supervisor_heartbeat()  # alive and retrying: not a hung process
             await trio.sleep(1)
 
 

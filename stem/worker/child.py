@@ -58,7 +58,10 @@ def serve(app_spec: str, requests: TextIO, replies: TextIO) -> None:
 
     tasks = load_app(app_spec).tasks
     signal.signal(signal.SIGALRM, _on_alarm)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when we stop
+    # The parent decides when we stop: SIGTERM/SIGINT sent to the whole process group (by
+    # stem supervise, Heroku, Ctrl-C) must not kill a running job before the stop timeout.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     replies.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
     replies.flush()
     for line in requests:

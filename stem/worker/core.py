@@ -202,7 +202,13 @@ class Worker:
                     self._space = trio.Event()
                     await self._space.wait()
                     continue
-                got = await self._call(self._fetch, free)
+                try:
+                    got = await self._call(self._fetch, free)
+                except BrokerUnavailable as exc:
+                    # Redis is down or restarting: keep running jobs, retry the fetch.
+                    log.warning("fetch failed, retrying in 1 s: %s", exc)
+                    await trio.sleep(1)
+                    continue
                 if got:
                     for d in got:
                         send.send_nowait(d)
@@ -211,16 +217,21 @@ class Worker:
                         self._space = trio.Event()
                         with trio.move_on_after(1):
                             await self._space.wait()
-                    elif await self._call(self._idle):
+                    elif await self._call(self._idle_or_unknown):
                         log.info("burst: queues are empty, stopping")
                         self.request_stop()
                         return
                     else:
-                        await self._call(self.broker.wait_ready, self.options.queues, 100)
+                        await self._wait_ready(100)
                 else:
-                    await self._call(
-                        self.broker.wait_ready, self.options.queues, 1000, abandon=True
-                    )
+                    await self._wait_ready(1000)
+
+    async def _wait_ready(self, timeout_ms: int) -> None:
+        try:
+            await self._call(self.broker.wait_ready, self.options.queues, timeout_ms, abandon=True)
+        except BrokerUnavailable as exc:
+            log.warning("waiting for jobs failed, retrying in 1 s: %s", exc)
+            await trio.sleep(1)
 
     def _fetch(self, free: int) -> list[Delivery]:
         # Runs in a thread; held jobs are recorded here, before returning, so a fetch
@@ -245,6 +256,12 @@ class Worker:
             pick = random.choices(range(len(pool)), [w for _, w in pool])[0]
             order.append(pool.pop(pick)[0])
         return order
+
+    def _idle_or_unknown(self) -> bool:
+        try:
+            return self._idle()
+        except BrokerUnavailable:
+            return False  # cannot tell: keep going, the next fetch retries
 
     def _idle(self) -> bool:
         return all(
