@@ -232,11 +232,15 @@ class RedisBroker(AdminMixin):
         return [e.decode() for e in self.scripts.renew(keys=keys, args=args)]
 
     @mapped
-    def release(self, deliveries: Sequence[Delivery], *, undo_delivery: bool) -> int:
+    def release(
+        self, deliveries: Sequence[Delivery], *, undo_delivery: bool, max_deliveries: int = 0
+    ) -> int:
         """Hand deliveries back for immediate redelivery; return how many went back.
 
         ``undo_delivery`` takes back the delivery count (a graceful hand-back is not a
-        failed delivery). Deliveries without a record cannot go back: bury them instead.
+        failed delivery). With ``max_deliveries`` (recovery after a crash), a job already
+        delivered that often is dead-lettered instead. Deliveries without a record cannot
+        go back: bury them instead.
         """
         groups: dict[tuple[str, int], list[str]] = defaultdict(list)
         for d in deliveries:
@@ -247,8 +251,9 @@ class RedisBroker(AdminMixin):
         batch = ScriptBatch(self.client)
         for (queue, priority), pairs in groups.items():
             qk = self.keys.queue(queue)
-            args = [qk.prefix, GROUP, 1 if undo_delivery else 0, *pairs]
-            batch.add(self.scripts.release, [qk.stream(priority)], args)
+            args: list[Any] = [qk.prefix, GROUP, 1 if undo_delivery else 0, max_deliveries]
+            args += [self.result_ttl_s, self.dlq_maxlen, self.dlq_retention_ms, *pairs]
+            batch.add(self.scripts.release, [qk.stream(priority), qk.dead], args)
         return sum(int(n) for n in batch.execute())
 
     @mapped

@@ -372,7 +372,12 @@ class Worker:
         for queue in self.options.queues:
             mine = await self._call(self.broker.pending_of, queue, self.name)
             if mine:
-                n = await self._call(self.broker.release, mine, undo_delivery=False)
+                n = await self._call(
+                    self.broker.release,
+                    mine,
+                    undo_delivery=False,
+                    max_deliveries=self.app.max_deliveries,
+                )
                 log.info(
                     "%s: recovered %d job(s) left by a previous run of %s", queue, n, self.name
                 )

@@ -251,3 +251,18 @@ class BrokerContract:
         broker = RedisBroker(f"redis://127.0.0.1:{free_port()}/0")
         with pytest.raises(BrokerUnavailable, match=r"cannot reach Redis at redis://127\.0\.0\.1"):
             broker.enqueue(Q, [job()])
+
+    def test_a_recovered_job_past_max_deliveries_is_dead_lettered_not_rerun(
+        self, broker: RedisBroker
+    ) -> None:
+        new = job()
+        broker.enqueue(Q, [new])
+        broker.fetch(Q, "same-name", 1)  # delivery 1: the worker dies holding it
+        recovered = broker.pending_of(Q, "same-name")
+        assert broker.release(recovered, undo_delivery=False, max_deliveries=2) == 1
+        broker.fetch(Q, "same-name", 1)  # delivery 2: it dies again
+        recovered = broker.pending_of(Q, "same-name")
+        assert broker.release(recovered, undo_delivery=False, max_deliveries=2) == 0
+        [dead] = broker.dead_entries(Q)
+        assert (dead.job_id, dead.reason) == (new.id, "max-deliveries")
+        assert broker.fetch(Q, "other", 10) == []
