@@ -39,7 +39,7 @@ def _run(*argv: str | Path) -> None:
 
 def ensure_env() -> None:
     """Create the venv and install stem[dev] into it, once per pyproject.toml version."""
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036  (a clear message on an old Python)
         sys.exit("dev: stem needs Python 3.11 or newer")
     want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
     if STAMP.exists() and STAMP.read_text() == want and PY.exists():

@@ -1,6 +1,6 @@
 """Enqueue a few jobs on the quick-start app and print their results.
 
-    python -m samples.produce        # needs a running `stem supervise` (or STEM_REDIS_URL)
+python -m samples.produce        # needs a running `stem supervise` (or STEM_REDIS_URL)
 """
 
 from __future__ import annotations

@@ -30,7 +30,7 @@ from typing import Any
 
 import trio
 
-from stem.embedded import find_redis_server, free_port, server_argv
+from stem.embedded import find_redis_server, free_port, server_argv, wait_until_serving
 from stem.errors import ConfigError
 from supervisor import (
     Backoff,
@@ -148,9 +148,7 @@ def run(options: SuperviseOptions, redis_url: str | None) -> int:
     data_dir.mkdir(parents=True, exist_ok=True)
     url_file = data_dir / "redis.url"
     embedded = redis_url is None
-    if embedded:
-        url_file.write_text(url + "\n")
-        print(f"stem: embedded Redis at {url} (written to {url_file})", flush=True)
+
     names = ", ".join(f"{s.name} x{s.replicas}" if s.replicas > 1 else s.name for s in specs)
     print(f"stem: supervising {names}", flush=True)
     supervisor = Supervisor(
@@ -161,8 +159,16 @@ def run(options: SuperviseOptions, redis_url: str | None) -> int:
         status_path=data_dir / "supervise.json",
         handle_signals=True,
     )
+
+    async def serve() -> None:
+        async with trio.open_nursery() as nursery:
+            if embedded:
+                nursery.start_soon(_announce_when_serving, url, url_file)
+            await supervisor.serve()
+            nursery.cancel_scope.cancel()
+
     try:
-        trio.run(supervisor.serve)
+        trio.run(serve)
     except SupervisorGaveUp as exc:
         print(f"stem: error: supervisor {exc}", file=sys.stderr, flush=True)
         return 1
@@ -170,6 +176,14 @@ def run(options: SuperviseOptions, redis_url: str | None) -> int:
         if embedded:
             url_file.unlink(missing_ok=True)
     return 0
+
+
+async def _announce_when_serving(url: str, url_file: Path) -> None:
+    """Write the embedded Redis URL where stem commands find it, once Redis answers."""
+    port = int(url.rsplit(":", 1)[1].split("/", maxsplit=1)[0])
+    await trio.to_thread.run_sync(wait_until_serving, port, 60.0, abandon_on_cancel=True)
+    url_file.write_text(url + "\n")
+    print(f"stem: embedded Redis at {url} (written to {url_file})", flush=True)
 
 
 __all__ = ["RestartType", "SuperviseOptions", "build_specs", "options_from_file", "run"]

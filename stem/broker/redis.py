@@ -16,6 +16,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import replace
 from itertools import islice
 from typing import Any
 
@@ -33,7 +34,7 @@ from stem.broker.base import (
 from stem.broker.connection import mapped, open_client
 from stem.broker.keys import GROUP, READ_ORDER, Keys, QueueKeys
 from stem.broker.scripts import ScriptBatch, Scripts, source
-from stem.states import JobState
+from stem.states import TERMINAL_STATES, JobState
 
 #: Jobs per enqueue script call: large enough to amortise the call, small enough that one
 #: call never blocks Redis for long (about a millisecond).
@@ -272,6 +273,47 @@ class RedisBroker(AdminMixin):
                 jid = fields.get("id")
                 out.append(Delivery(queue, priority, eid, jid, None, 0, 0, fields))
         return out
+
+    @mapped
+    def recover_own(self, queue: str, consumer: str) -> list[Delivery]:
+        """What ``consumer`` still holds in ``queue`` after a crash, with envelopes.
+
+        Entries of jobs that already finished are acked and dropped here. Nothing is
+        counted: the caller counts each delivery (``count_delivery``) just before it runs
+        that job alone, so only the job that really crashes the worker keeps counting up.
+        """
+        out: list[Delivery] = []
+        finished: list[Delivery] = []
+        for d in self.pending_of(queue, consumer):
+            rec = None
+            if d.job_id is not None:
+                rec = self.client.hmget(
+                    self.keys.queue(queue).job(d.job_id), "env", "state", "attempt", "deliveries"
+                )
+            if rec is None or rec[0] is None:
+                out.append(d)  # no record: the caller buries it with the raw entry
+            elif JobState(rec[1].decode()) in TERMINAL_STATES:
+                finished.append(d)
+            else:
+                out.append(
+                    replace(
+                        d, envelope=rec[0], attempt=int(rec[2]), deliveries=int(rec[3]), raw=None
+                    )
+                )
+        if finished:
+            self.release(finished, undo_delivery=False)  # acks and deletes finished ones
+        return out
+
+    @mapped
+    def count_delivery(self, delivery: Delivery) -> Delivery:
+        """Record one more delivery of ``delivery`` (state started); return it updated."""
+        assert delivery.job_id is not None
+        key = self.keys.queue(delivery.queue).job(delivery.job_id)
+        with self.client.pipeline(transaction=True) as pipe:
+            pipe.hincrby(key, "deliveries", 1)
+            pipe.hset(key, mapping={"state": "started", "start_ms": now_ms()})
+            count, _ = pipe.execute()
+        return replace(delivery, deliveries=int(count))
 
     @mapped
     def promote_due(self, queue: str, limit: int = 1000) -> tuple[int, int]:

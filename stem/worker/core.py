@@ -142,13 +142,13 @@ class Worker:
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until stopped; on return, every job this worker held is settled or handed back."""
         await self._claim_name()
-        await self._recover_own()
         self.lease.start()
         try:
             async with trio.open_nursery() as services:
                 services.start_soon(self._settle_loop)
                 services.start_soon(self._heartbeat_loop)
                 services.start_soon(self._promote_loop)
+                await self._recover_own()  # heartbeats already beat while it runs
                 await self._work(task_status)
                 await self._drain_settlements()
                 services.cancel_scope.cancel()
@@ -369,18 +369,34 @@ class Worker:
                 raise ConfigError(f"worker name {self.name!r} is in use by live pid {w['pid']}")
 
     async def _recover_own(self) -> None:
+        """Finish what a previous run of this worker (same name) held when it died.
+
+        Each recovered job runs alone, its delivery counted just before it starts: if one
+        of them crashes the worker again, only that one counts up, and at max_deliveries
+        it is dead-lettered instead of run, while the jobs that died beside it complete.
+        """
         for queue in self.options.queues:
-            mine = await self._call(self.broker.pending_of, queue, self.name)
+            mine = await self._call(self.broker.recover_own, queue, self.name)
             if mine:
-                n = await self._call(
-                    self.broker.release,
-                    mine,
-                    undo_delivery=False,
-                    max_deliveries=self.app.max_deliveries,
+                log.info("%s: recovering %d job(s) left by a previous run", queue, len(mine))
+            for held in mine:
+                # Re-take the lease first: the reclaimer may have handed this entry to
+                # another worker since we listed it; if so, it is theirs now.
+                lost = await self._call(
+                    self.broker.renew, queue, self.name, {held.priority: [held.entry_id]}
                 )
-                log.info(
-                    "%s: recovered %d job(s) left by a previous run of %s", queue, n, self.name
-                )
+                if lost:
+                    continue
+                self.held.add([held])
+                if held.envelope is not None and held.deliveries >= self.app.max_deliveries:
+                    settlement = self.executor.max_deliveries(held)
+                else:
+                    run = held
+                    if held.envelope is not None:
+                        run = await self._call(self.broker.count_delivery, held)
+                    settlement = await self.executor.execute(run)
+                await self._call(self.broker.settle, [settlement])
+                self.held.remove([held])
 
     def statistics(self) -> dict[str, Any]:
         """The heartbeat record: who this worker is and what it has done."""

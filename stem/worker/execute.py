@@ -107,6 +107,14 @@ class Executor:
         ctx.state["task"] = task
         return task, ctx
 
+    def max_deliveries(self, d: Delivery) -> Settlement:
+        """The settlement of a job whose worker died each of the times it ran."""
+        return self._reject(
+            d,
+            DeadReason.MAX_DELIVERIES,
+            f"delivered {d.deliveries} times; its worker died each time",
+        )
+
     def _reject(self, d: Delivery, reason: DeadReason, message: str) -> Settlement:
         log.warning(
             "dead-lettering %s in %s: %s (%s)",

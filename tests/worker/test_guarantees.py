@@ -17,6 +17,8 @@ from stem import JobState, Stem
 from tests.apps import jobs
 from tests.worker.conftest import lines, start_worker, wait_until
 
+Procs = list[subprocess.Popen[bytes]]
+
 
 @pytest.fixture
 def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
@@ -37,7 +39,12 @@ def reclaimer(redis_url: str, namespace: str, root: Path) -> subprocess.Popen[by
 
 
 def test_a_job_ten_times_longer_than_the_lease_runs_exactly_once_with_two_workers(
-    japp: Stem, redis_url: str, namespace: str, repo_root: Path, tmp_path: Path, procs: list
+    japp: Stem,
+    redis_url: str,
+    namespace: str,
+    repo_root: Path,
+    tmp_path: Path,
+    procs: Procs,
 ) -> None:
     log = tmp_path / "runs.txt"
     # lease 1 s (tests/apps/jobs.py); the job takes 10 s; a reclaimer runs the whole time.
@@ -53,7 +60,12 @@ def test_a_job_ten_times_longer_than_the_lease_runs_exactly_once_with_two_worker
 
 
 def test_an_async_task_that_blocks_the_event_loop_keeps_its_lease(
-    japp: Stem, redis_url: str, namespace: str, repo_root: Path, tmp_path: Path, procs: list
+    japp: Stem,
+    redis_url: str,
+    namespace: str,
+    repo_root: Path,
+    tmp_path: Path,
+    procs: Procs,
 ) -> None:
     log = tmp_path / "runs.txt"
     handle = jobs.blocks_loop.enqueue(str(log), "blocked", 4.0)
@@ -65,7 +77,12 @@ def test_an_async_task_that_blocks_the_event_loop_keeps_its_lease(
 
 
 def test_a_job_whose_worker_is_sigkilled_completes_on_another_worker(
-    japp: Stem, redis_url: str, namespace: str, repo_root: Path, tmp_path: Path, procs: list
+    japp: Stem,
+    redis_url: str,
+    namespace: str,
+    repo_root: Path,
+    tmp_path: Path,
+    procs: Procs,
 ) -> None:
     log = tmp_path / "runs.txt"
     handle = jobs.record.enqueue(str(log), "victim", 3.0)
@@ -81,7 +98,12 @@ def test_a_job_whose_worker_is_sigkilled_completes_on_another_worker(
 
 
 def test_a_restarted_worker_recovers_its_own_jobs_at_once(
-    japp: Stem, redis_url: str, namespace: str, repo_root: Path, tmp_path: Path, procs: list
+    japp: Stem,
+    redis_url: str,
+    namespace: str,
+    repo_root: Path,
+    tmp_path: Path,
+    procs: Procs,
 ) -> None:
     log = tmp_path / "runs.txt"
     handle = jobs.record.enqueue(str(log), "mine", 2.0)
@@ -95,7 +117,11 @@ def test_a_restarted_worker_recovers_its_own_jobs_at_once(
 
 
 def test_two_workers_never_hold_more_than_concurrency_plus_prefetch_and_both_get_work(
-    japp: Stem, redis_url: str, namespace: str, repo_root: Path, procs: list
+    japp: Stem,
+    redis_url: str,
+    namespace: str,
+    repo_root: Path,
+    procs: Procs,
 ) -> None:
     handles = jobs.arecord.enqueue_many([("/dev/null", str(i), 0.05) for i in range(100)])
     for name in ("a", "b"):
@@ -124,7 +150,12 @@ def test_two_workers_never_hold_more_than_concurrency_plus_prefetch_and_both_get
 
 
 def test_sigterm_lets_running_jobs_finish_and_exits_zero(
-    japp: Stem, redis_url: str, namespace: str, repo_root: Path, tmp_path: Path, procs: list
+    japp: Stem,
+    redis_url: str,
+    namespace: str,
+    repo_root: Path,
+    tmp_path: Path,
+    procs: Procs,
 ) -> None:
     log = tmp_path / "runs.txt"
     handles = jobs.arecord.enqueue_many([(str(log), str(i), 2.0) for i in range(10)])
@@ -139,7 +170,12 @@ def test_sigterm_lets_running_jobs_finish_and_exits_zero(
 
 
 def test_a_second_sigint_stops_at_once_and_hands_running_jobs_back(
-    japp: Stem, redis_url: str, namespace: str, repo_root: Path, tmp_path: Path, procs: list
+    japp: Stem,
+    redis_url: str,
+    namespace: str,
+    repo_root: Path,
+    tmp_path: Path,
+    procs: Procs,
 ) -> None:
     log = tmp_path / "runs.txt"
     handles = jobs.arecord.enqueue_many([(str(log), str(i), 30.0) for i in range(3)])
@@ -164,7 +200,11 @@ def test_burst_mode_exits_zero_when_the_queues_are_empty(
 
 
 def test_a_running_worker_is_listed_with_its_heartbeat(
-    japp: Stem, redis_url: str, namespace: str, repo_root: Path, procs: list
+    japp: Stem,
+    redis_url: str,
+    namespace: str,
+    repo_root: Path,
+    procs: Procs,
 ) -> None:
     procs.append(
         start_worker(redis_url, namespace, repo_root, "--queues", "default,other", name="hb")

@@ -1,0 +1,185 @@
+"""`stem supervise` end to end: real supervisor, workers, reclaimer and signals."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from stem import JobFailed, JobState, Stem
+from tests.apps import jobs
+from tests.worker.conftest import lines, wait_until
+
+
+class Stack:
+    """A running `stem supervise` process and helpers to find its actors."""
+
+    def __init__(self, proc: subprocess.Popen[bytes], log: Path) -> None:
+        self.proc = proc
+        self.log = log
+
+    def actors(self, kind: str) -> list[psutil.Process]:
+        found = []
+        for p in psutil.Process(self.proc.pid).children(recursive=False):
+            try:
+                argv = p.cmdline()
+            except psutil.NoSuchProcess:
+                continue
+            if kind in argv and "stem" in argv:
+                found.append(p)
+        return found
+
+    def tree(self) -> list[psutil.Process]:
+        try:
+            return psutil.Process(self.proc.pid).children(recursive=True)
+        except psutil.NoSuchProcess:
+            return []
+
+
+@pytest.fixture
+def supervise(
+    japp: Stem, redis_url: str, namespace: str, repo_root: Path, tmp_path: Path
+) -> Iterator[object]:
+    started: list[Stack] = []
+
+    def start(*args: str, redis: bool = True, app: str = "tests.apps.jobs:app") -> Stack:
+        argv = [sys.executable, "-m", "stem", "--namespace", namespace]
+        if redis:
+            argv += ["--redis-url", redis_url]
+        argv += ["--app", app, "supervise", "--no-beat"]
+        argv += ["--data-dir", str(tmp_path / "data"), *args]
+        log = tmp_path / f"supervise{len(started)}.log"
+        env = {**os.environ, "PYTHONPATH": str(repo_root)}
+        with log.open("wb") as out:
+            proc = subprocess.Popen(
+                argv,
+                cwd=repo_root,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        stack = Stack(proc, log)
+        started.append(stack)
+        return stack
+
+    yield start
+    for stack in started:
+        leftovers = [stack.proc.pid] + [p.pid for p in stack.tree()]
+        for pid in leftovers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        stack.proc.wait()
+
+
+def gone(procs: list[psutil.Process]) -> bool:
+    return not any(p.is_running() and p.status() != psutil.STATUS_ZOMBIE for p in procs)
+
+
+def test_a_sigkilled_worker_is_restarted_and_its_jobs_complete_at_most_twice(
+    supervise: object, japp: Stem, tmp_path: Path
+) -> None:
+    stack = supervise("--workers", "2", "--concurrency", "4")  # type: ignore[operator]
+    wait_until(lambda: len(stack.actors("worker")) == 2, what="two workers")
+    log = tmp_path / "runs.txt"
+    handles = jobs.arecord.enqueue_many([(str(log), str(i), 1.0) for i in range(16)])
+    wait_until(lambda: len(lines(log)) >= 4, what="jobs to start")
+    victim = stack.actors("worker")[0]
+    victim.send_signal(signal.SIGKILL)
+    wait_until(
+        lambda: (
+            len(stack.actors("worker")) == 2
+            and victim.pid not in [p.pid for p in stack.actors("worker")]
+        ),
+        what="the worker to be restarted",
+    )
+    for h in handles:
+        assert h.result(timeout_s=60) is not None
+    runs = Counter(lines(log))
+    assert set(runs) == {str(i) for i in range(16)}
+    assert max(runs.values()) <= 2
+
+
+def test_sigterm_stops_every_child_and_grandchild_within_the_stop_timeout(
+    supervise: object, japp: Stem, tmp_path: Path
+) -> None:
+    stack = supervise("--workers", "1", "--stop-timeout-s", "3")  # type: ignore[operator]
+    wait_until(lambda: len(stack.actors("worker")) == 1, what="a worker")
+    log = tmp_path / "runs.txt"
+    quick = jobs.record.enqueue(str(log), "sync", 0.5)  # starts a pool child (grandchild)
+    slow = jobs.arecord.enqueue(str(log), "slow", 60.0)
+    wait_until(lambda: set(lines(log)) == {"sync", "slow"}, what="both jobs to start")
+    assert quick.result(timeout_s=30) == "sync"
+    tree = stack.tree()
+    assert any("stem.worker.child" in " ".join(p.cmdline()) for p in tree)
+    sent = time.monotonic()
+    os.kill(stack.proc.pid, signal.SIGTERM)
+    assert stack.proc.wait(timeout=30) == 0
+    wait_until(lambda: gone(tree), timeout_s=10, what="the whole tree to exit")
+    assert time.monotonic() - sent <= 3 + 5 + 2  # stop timeout + kill margin + 2 s
+    assert slow.status() is JobState.QUEUED  # handed back: not lost
+
+
+def test_a_sigkilled_supervisor_takes_its_children_with_it(supervise: object, japp: Stem) -> None:
+    stack = supervise("--workers", "2")  # type: ignore[operator]
+    wait_until(lambda: len(stack.actors("worker")) == 2, what="two workers")
+    tree = stack.tree()
+    os.kill(stack.proc.pid, signal.SIGKILL)
+    stack.proc.wait()
+    wait_until(lambda: gone(tree), timeout_s=15, what="children to exit")
+
+
+def test_a_frozen_worker_is_replaced_and_its_job_completes(
+    supervise: object, japp: Stem, tmp_path: Path
+) -> None:
+    stack = supervise("--workers", "1", "--heartbeat-timeout-s", "4")  # type: ignore[operator]
+    wait_until(lambda: len(stack.actors("worker")) == 1, what="a worker")
+    log = tmp_path / "runs.txt"
+    handle = jobs.arecord.enqueue(str(log), "frozen", 2.0)
+    wait_until(lambda: lines(log) == ["frozen"], what="the job to start")
+    [frozen] = stack.actors("worker")
+    frozen.send_signal(signal.SIGSTOP)
+    assert handle.result(timeout_s=90) == "frozen"
+    assert not frozen.is_running() or frozen.status() == psutil.STATUS_ZOMBIE
+    assert lines(log) == ["frozen", "frozen"]
+
+
+def test_a_poison_job_that_kills_its_worker_ends_in_the_dlq_and_the_queue_flows(
+    supervise: object, japp: Stem
+) -> None:
+    poison = japp.enqueue("poison.kill_worker")
+    behind = [japp.enqueue("poison.add", [i, 1]) for i in range(5)]
+    # each crash costs a restart; allow enough for max_deliveries (5) of them
+    stack = supervise(  # type: ignore[operator]
+        "--workers", "1", "--max-restarts", "20", app="tests.apps.poison:app"
+    )
+    with pytest.raises(JobFailed, match="max-deliveries"):
+        poison.result(timeout_s=120)
+    assert [h.result(timeout_s=60) for h in behind] == [i + 1 for i in range(5)]
+    assert stack.proc.poll() is None
+
+
+def test_without_a_redis_url_it_starts_an_embedded_redis_and_runs_jobs(
+    supervise: object, tmp_path: Path, namespace: str
+) -> None:
+    stack = supervise("--workers", "1", redis=False)  # type: ignore[operator]
+    url_file = tmp_path / "data" / "redis.url"
+    wait_until(url_file.exists, what="the embedded Redis URL")
+    app = Stem(url_file.read_text().strip(), namespace=namespace)
+    try:
+        assert app.enqueue("tests.apps.jobs.add", [20, 22]).result(timeout_s=60) == 42
+    finally:
+        app.close()
+    assert (tmp_path / "data" / "redis" / "redis.conf").exists()
+    os.kill(stack.proc.pid, signal.SIGTERM)
+    assert stack.proc.wait(timeout=60) == 0
+    assert not url_file.exists()
