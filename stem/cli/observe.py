@@ -1,4 +1,4 @@
-"""``stem observe queues|workers|metrics``: what is queued, who works on it, how fast."""
+"""``stem observe queues|workers|metrics|supervisor``: what is queued, who works on it, how fast."""
 
 from __future__ import annotations
 
@@ -6,12 +6,14 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
 from stem.cli.output import Column, echo_json, emit, now_ms, span, stdout_is_tty, table
 from stem.cli.root import State
+from stem.errors import UsageError
 
 if TYPE_CHECKING:
     from stem.broker import RedisBroker
@@ -152,6 +154,7 @@ def next_sample(broker: RedisBroker, before: Sample, interval_s: float) -> Sampl
   stem observe queues
   stem observe workers --json
   stem observe metrics            # live on a terminal, Ctrl-C to leave
+  stem observe supervisor         # children of `stem supervise`: restarts, uptime
 """,
 )
 def observe() -> None:
@@ -286,3 +289,64 @@ def render_metrics(doc: dict[str, Any]) -> str:
         ]
         parts += ["", table([c.header for c in cols], rows)]
     return "\n".join(parts)
+
+
+SUPERVISOR_COLUMNS = [
+    Column("child", "CHILD"),
+    Column("pid", "PID"),
+    Column("state", "STATE"),
+    Column("restarts", "RESTARTS"),
+    Column("uptime_s", "UPTIME", lambda v: "-" if v is None else span(float(v)), "uptime_s"),
+    Column("last_reason", "LAST EXIT"),
+]
+
+
+@observe.command(
+    name="supervisor",
+    epilog="""Examples:
+
+\b
+  stem observe supervisor                      # reads ./.stem/supervise.json
+  stem observe supervisor --data-dir /srv/app/.stem --json
+
+Shows what a running (or the last) `stem supervise` in that data directory runs: every
+replica with its pid, state, restart count, uptime and why it last exited. The file is
+rewritten on every change and every 2 s; its age tells whether the supervisor is alive.
+""",
+)
+@click.option(
+    "--data-dir",
+    default=".stem",
+    show_default=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="The --data-dir of the `stem supervise` to look at.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the status file as JSON.")
+def supervisor_status(data_dir: Path, as_json: bool) -> None:
+    """Children of `stem supervise`: state, restarts and uptime."""
+    from supervisor import read_status
+
+    path = data_dir / "supervise.json"
+    if not path.is_file():
+        raise UsageError(f"no supervisor status at {path}: is `stem supervise` running here?")
+    try:
+        status = read_status(path)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"cannot read {path}: {exc}") from None
+    if as_json:
+        echo_json(status.to_json())
+        return
+    age = span(max(0.0, time.time() - status.updated_at))
+    click.echo(f"supervisor pid {status.supervisor_pid}: {status.state.value} (updated {age} ago)")
+    rows = [
+        {
+            "child": c.label,
+            "pid": c.pid,
+            "state": c.state.value,
+            "restarts": c.restarts,
+            "uptime_s": c.uptime_s,
+            "last_reason": c.last_reason,
+        }
+        for c in status.children
+    ]
+    emit(rows, SUPERVISOR_COLUMNS, as_json=False, empty="no children")

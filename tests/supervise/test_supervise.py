@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -14,8 +15,10 @@ from pathlib import Path
 
 import psutil
 import pytest
+from click.testing import CliRunner
 
 from stem import JobFailed, JobState, Stem
+from stem.cli import main
 from tests.apps import jobs
 from tests.worker.conftest import lines, wait_until
 
@@ -104,6 +107,13 @@ def test_a_sigkilled_worker_is_restarted_and_its_jobs_complete_at_most_twice(
     )
     for h in handles:
         assert h.result(timeout_s=60) is not None
+    status = CliRunner().invoke(
+        main, ["observe", "supervisor", "--data-dir", str(tmp_path / "data"), "--json"]
+    )
+    restarts = {
+        c["name"] + str(c["replica"]): c["restarts"] for c in json.loads(status.output)["children"]
+    }
+    assert sum(v for k, v in restarts.items() if k.startswith("worker")) == 1
     runs = Counter(lines(log))
     assert set(runs) == {str(i) for i in range(16)}
     assert max(runs.values()) <= 2
