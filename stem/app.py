@@ -27,7 +27,7 @@ from stem._async import in_thread
 from stem.broker import NewJob, RedisBroker
 from stem.broker.keys import check_name
 from stem.config import resolve_redis_url
-from stem.envelope import encode_fields, new_job_id
+from stem.envelope import encode_fields, encode_many, new_job_id
 from stem.errors import ConfigError
 from stem.handle import JobHandle
 from stem.middleware.base import Middleware, OutgoingJob
@@ -233,7 +233,7 @@ class Stem:
         ttl = idempotency_ttl_s if idempotency_ttl_s is not None else self.idempotency_ttl_s
         if idempotency_key is not None and not _ONE_LINE.match(idempotency_key):
             raise ConfigError("idempotency_key must be 1-512 characters without line breaks")
-        new = self._new_job(out, idempotency_key or "", ttl)
+        new = self._new_job(out, idempotency_key or "", ttl, chosen_id=job_id is not None)
         [(jid, created)] = self.broker.enqueue(out.queue, [new])
         for m in self.middleware:
             m.after_enqueue(out, created)
@@ -253,15 +253,32 @@ class Stem:
         Every argument is encoded before anything is sent: one bad argument refuses the
         whole batch and nothing is written.
         """
-        outs = [
-            self._outgoing(task, call, None, queue, priority, delay_s, None, None, None)
-            for call in calls
-        ]
-        if not outs:
+        if self.middleware:
+            outs = [
+                self._outgoing(task, call, None, queue, priority, delay_s, None, None, None)
+                for call in calls
+            ]
+            if not outs:
+                return []
+            news = [self._new_job(o, "", self.idempotency_ttl_s) for o in outs]
+            pairs = self.broker.enqueue(outs[0].queue, news)
+            return [JobHandle(self, jid, outs[0].queue, created) for jid, created in pairs]
+        # No middleware to see each job: encode the batch in one go (the hot path).
+        probe = self._outgoing(task, (), None, queue, priority, delay_s, None, None, None)
+        encoded = encode_many(
+            probe.task,
+            probe.queue,
+            probe.priority,
+            time.time_ns() // 1_000_000,
+            probe.eta_ms,
+            list(calls),
+        )
+        if not encoded:
             return []
-        news = [self._new_job(o, "", self.idempotency_ttl_s) for o in outs]
-        pairs = self.broker.enqueue(outs[0].queue, news)
-        return [JobHandle(self, jid, outs[0].queue, created) for jid, created in pairs]
+        ttl = self.idempotency_ttl_s
+        news = [NewJob(jid, env, probe.priority, probe.eta_ms, "", ttl) for jid, env in encoded]
+        pairs = self.broker.enqueue(probe.queue, news)
+        return [JobHandle(self, jid, probe.queue, created) for jid, created in pairs]
 
     async def enqueue_async(
         self,
@@ -315,7 +332,9 @@ class Stem:
         return out
 
     @staticmethod
-    def _new_job(out: OutgoingJob, idempotency_key: str, ttl_s: int) -> NewJob:
+    def _new_job(
+        out: OutgoingJob, idempotency_key: str, ttl_s: int, *, chosen_id: bool = False
+    ) -> NewJob:
         envelope = encode_fields(
             out.job_id,
             out.task,
@@ -327,7 +346,9 @@ class Stem:
             out.eta_ms,
             out.headers,
         )
-        return NewJob(out.job_id, envelope, out.priority, out.eta_ms, idempotency_key, ttl_s)
+        return NewJob(
+            out.job_id, envelope, out.priority, out.eta_ms, idempotency_key, ttl_s, chosen_id
+        )
 
     # -- schedules -------------------------------------------------------------------
 

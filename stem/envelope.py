@@ -93,6 +93,31 @@ def encode_fields(
         raise SerializationError(_name_bad_argument(task, args, kwargs, exc)) from None
 
 
+def encode_many(
+    task: str, queue: str, priority: int, enq_ms: int, eta_ms: int, calls: list[Any]
+) -> list[tuple[str, str]]:
+    """(job id, envelope) for each positional-argument sequence in ``calls``: the bulk path.
+
+    The same JSON as :func:`encode_fields` (same keys, same order) with only the
+    arguments encoded per job; raises :class:`SerializationError` naming the argument.
+    """
+    head = f'"task":{_encode(task)},"args":'
+    tail = (
+        f',"kwargs":{{}},"queue":{_encode(queue)},"priority":{int(priority)},'
+        f'"enq_ms":{int(enq_ms)},"eta_ms":{int(eta_ms)},"headers":{{}}}}'
+    )
+    out = []
+    for call in calls:
+        args = call if isinstance(call, list) else list(call)
+        try:
+            args_json = _encode(args)
+        except (TypeError, ValueError) as exc:
+            raise SerializationError(_name_bad_argument(task, args, {}, exc)) from None
+        jid = new_job_id()
+        out.append((jid, f'{{"v":{VERSION},"id":"{jid}",{head}{args_json}{tail}'))
+    return out
+
+
 def dumps(value: Any, what: str) -> str:
     """Encode a result or error value, naming ``what`` if it is not JSON-serialisable."""
     try:

@@ -26,6 +26,7 @@ class NewJob:
     eta_ms: int = 0
     idempotency_key: str = ""
     idempotency_ttl_s: int = 86_400
+    chosen_id: bool = False  # the caller picked the id: check it for a repeat
 
 
 @dataclass(frozen=True, slots=True)

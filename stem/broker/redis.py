@@ -120,7 +120,7 @@ class RedisBroker(AdminMixin):
         args: list[Any] = [qk.prefix, GROUP]
         args += [
             f"{j.id}\n{j.priority}\n{j.eta_ms}\n{j.idempotency_ttl_s}\n{j.idempotency_key}\n"
-            f"{j.envelope}"
+            f"{1 if j.chosen_id else 0}\n{j.envelope}"
             for j in jobs
         ]
         return args

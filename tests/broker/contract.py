@@ -7,6 +7,7 @@ Each test uses a fresh namespace.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import threading
 import time
@@ -67,8 +68,8 @@ class BrokerContract:
         assert broker.enqueue(Q, [second]) == [(first.id, False)]
         assert len(broker.fetch(Q, "c1", 10)) == 1
 
-    def test_the_same_job_id_twice_gives_one_job(self, broker: RedisBroker) -> None:
-        new = job()
+    def test_the_same_chosen_job_id_twice_gives_one_job(self, broker: RedisBroker) -> None:
+        new = dataclasses.replace(job(), chosen_id=True)
         broker.enqueue(Q, [new])
         assert broker.enqueue(Q, [new]) == [(new.id, False)]
         assert len(broker.fetch(Q, "c1", 10)) == 1

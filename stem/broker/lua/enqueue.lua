@@ -9,8 +9,11 @@
 -- ARGV[2]  consumer group name
 -- ARGV[3..] one argument per job (fewer arguments: packing them is the client's cost):
 --            "<job id>\n<priority>\n<eta epoch ms, 0: now>\n<idempotency TTL s>\n
---             <idempotency key or empty>\n<envelope JSON>" (the envelope is last, so only
---            the key and id must be free of newlines; the client checks that)
+--             <idempotency key or empty>\n<1 if the caller chose the id, else 0>\n
+--             <envelope JSON>" (the envelope is last, so only the key and id must be free
+--            of newlines; the client checks that). An id stem generated (80 random bits)
+--            cannot exist yet, so only a caller-chosen id is checked for a repeat.
+--          attempt and deliveries are not written: a missing field reads as 0.
 -- Returns  {flags, id...}: flags has one character per job, '1' created or '0' matched an
 --          earlier job (idempotency key or existing id); then, for each '0' only, the id
 --          of the job that holds the work. (Compact: parsing the reply is client time.)
@@ -21,12 +24,13 @@ local flags, out, ready = {}, {''}, {}
 for i = 3, #ARGV do
   local job = ARGV[i]
   local fields, pos = {}, 1
-  for f = 1, 5 do
+  for f = 1, 6 do
     local nl = string.find(job, '\n', pos, true)
     fields[f] = string.sub(job, pos, nl - 1)
     pos = nl + 1
   end
-  local jid, prio, eta, idem_ttl, idem = fields[1], fields[2], tonumber(fields[3]), fields[4], fields[5]
+  local jid, prio, eta = fields[1], fields[2], tonumber(fields[3])
+  local idem_ttl, idem, chosen = fields[4], fields[5], fields[6]
   local env = string.sub(job, pos)
   local existing = false
   if idem ~= '' then
@@ -37,7 +41,7 @@ for i = 3, #ARGV do
     end
   end
   local jkey = prefix .. 'job:' .. jid
-  if not existing and redis.call('EXISTS', jkey) == 1 then
+  if not existing and chosen == '1' and redis.call('EXISTS', jkey) == 1 then
     existing = jid
   end
   if existing then
@@ -46,7 +50,7 @@ for i = 3, #ARGV do
   else
     if eta > now_ms then
       redis.call('HSET', jkey, 'env', env, 'state', 'scheduled', 'prio', prio,
-        'attempt', 0, 'deliveries', 0, 'enq_ms', now_ms, 'eta_ms', eta)
+        'enq_ms', now_ms, 'eta_ms', eta)
       redis.call('ZADD', KEYS[1], eta, jid)
     else
       local stream = prefix .. 'p' .. prio
@@ -54,8 +58,7 @@ for i = 3, #ARGV do
         redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
       end
       ready[stream] = true
-      redis.call('HSET', jkey, 'env', env, 'state', 'queued', 'prio', prio,
-        'attempt', 0, 'deliveries', 0, 'enq_ms', now_ms)
+      redis.call('HSET', jkey, 'env', env, 'state', 'queued', 'prio', prio, 'enq_ms', now_ms)
       redis.call('XADD', stream, '*', 'id', jid)
     end
     flags[#flags + 1] = '1'
