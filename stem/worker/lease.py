@@ -41,6 +41,11 @@ class HeldJobs:
             for d in deliveries:
                 self._held.pop((d.queue, d.priority, d.entry_id), None)
 
+    def holds(self, queue: str, entry_id: str) -> bool:
+        """Whether an entry of ``queue`` is still held (any priority)."""
+        with self._lock:
+            return any(k[0] == queue and k[2] == entry_id for k in self._held)
+
     def snapshot(self) -> list[Delivery]:
         with self._lock:
             return list(self._held.values())
@@ -88,6 +93,8 @@ class LeaseKeeper:
         for queue, held in by_queue.items():
             lost = self.broker.renew(queue, self.consumer, held)
             self.renewals += 1
+            # An entry settled between the snapshot and the renewal is acked, not lost.
+            lost = [e for e in lost if self.held.holds(queue, e)]
             if lost:
                 self.lost += len(lost)
                 log.warning(
