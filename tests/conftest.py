@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import itertools
 import os
+import signal
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -58,3 +60,14 @@ def broker(app: Stem) -> RedisBroker:
 def repo_root() -> Path:
     """The repository root (samples and scripts are run from there)."""
     return Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
+    """Processes started by a test (each in its own group); killed afterwards if alive."""
+    started: list[subprocess.Popen[bytes]] = []
+    yield started
+    for p in started:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
-import signal
-import subprocess
 from collections.abc import Callable, Iterator
 from types import SimpleNamespace
 
@@ -53,14 +50,3 @@ def cli(app: Stem) -> Callable[..., Result]:
         return CliRunner().invoke(schedule, list(args), obj=SimpleNamespace(app=app))
 
     return invoke
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Processes started by a test; whatever is left is killed afterwards."""
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for p in started:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()

@@ -8,27 +8,13 @@ import subprocess
 import sys
 import time
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
 
 from stem import JobState, Stem
 from tests.apps import jobs
 from tests.worker.conftest import lines, start_worker, wait_until
 
 Procs = list[subprocess.Popen[bytes]]
-
-
-@pytest.fixture
-def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    """Worker processes started by a test; whatever is left is killed afterwards."""
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for p in started:
-        if p.poll() is None:
-            os.killpg(p.pid, signal.SIGKILL)
-            p.wait()
 
 
 def reclaimer(redis_url: str, namespace: str, root: Path) -> subprocess.Popen[bytes]:
