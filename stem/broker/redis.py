@@ -297,7 +297,11 @@ class RedisBroker(AdminMixin):
             else:
                 out.append(
                     replace(
-                        d, envelope=rec[0], attempt=int(rec[2]), deliveries=int(rec[3]), raw=None
+                        d,
+                        envelope=rec[0],
+                        attempt=int(rec[2] or 0),
+                        deliveries=int(rec[3] or 0),
+                        raw=None,
                     )
                 )
         if finished:

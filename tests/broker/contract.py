@@ -267,3 +267,14 @@ class BrokerContract:
         [dead] = broker.dead_entries(Q)
         assert (dead.job_id, dead.reason) == (new.id, "max-deliveries")
         assert broker.fetch(Q, "other", 10) == []
+
+    def test_recover_own_returns_held_jobs_with_their_envelopes_uncounted(
+        self, broker: RedisBroker
+    ) -> None:
+        new = job()
+        broker.enqueue(Q, [new])
+        broker.fetch(Q, "crashed", 1)
+        [d] = broker.recover_own(Q, "crashed")
+        assert (d.job_id, d.attempt, d.deliveries) == (new.id, 0, 1)
+        assert d.envelope is not None and decode(d.envelope).id == new.id
+        assert broker.count_delivery(d).deliveries == 2

@@ -31,7 +31,7 @@ for _, entry in ipairs(reply[2]) do
     buried = buried + 1
   elseif rec and TERMINAL[rec[2]] then
     dups = dups + 1
-  elseif rec and tonumber(rec[3]) >= tonumber(ARGV[7]) then
+  elseif rec and (tonumber(rec[3]) or 0) >= tonumber(ARGV[7]) then
     local err = cjson.encode({type = 'MaxDeliveries', message =
       'delivered ' .. rec[3] .. ' times without settling (worker killed or hung each time)'})
     bury(KEYS[2], prefix .. 'job:' .. jid, prefix .. 'done:' .. jid, jid, 'max-deliveries',
