@@ -10,7 +10,7 @@ from __future__ import annotations
 import enum
 import inspect
 import random
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
@@ -178,6 +178,3 @@ def make_task(
         time_limit_s=time_limit_s,
         pool=chosen,
     )
-
-
-AsyncFn = Callable[..., Awaitable[Any]]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
 from stem.states import JobState
 
@@ -143,12 +143,3 @@ class Broker(Protocol):
     def queue_stats(self, queue: str) -> QueueStats: ...
 
     def close(self) -> None: ...
-
-
-def decode_json_field(raw: Any) -> Any:
-    """Decode a bytes/str JSON field for display (``None`` stays ``None``)."""
-    import json
-
-    if raw is None:
-        return None
-    return json.loads(raw)

@@ -33,7 +33,7 @@ from stem.broker.base import (
 )
 from stem.broker.connection import mapped, open_client
 from stem.broker.keys import GROUP, READ_ORDER, Keys, QueueKeys
-from stem.broker.scripts import ScriptBatch, Scripts, source
+from stem.broker.scripts import ScriptBatch, Scripts
 from stem.states import TERMINAL_STATES, JobState
 
 #: Jobs per enqueue script call: large enough to amortise the call, small enough that one
@@ -261,17 +261,20 @@ class RedisBroker(AdminMixin):
     def pending_of(self, queue: str, consumer: str) -> list[Delivery]:
         """Entries ``consumer`` still holds in ``queue`` (a restarted worker's leftovers)."""
         qk = self.keys.queue(queue)
-        out: list[Delivery] = []
+        held: list[tuple[int, str]] = []
         for priority in READ_ORDER:
             stream = qk.stream(priority)
-            if not self.client.exists(stream):
-                continue
-            for p in self.client.xpending_range(stream, GROUP, "-", "+", 10_000, consumer):
-                eid = _s(p["message_id"]) or ""
-                entry = self.client.xrange(stream, eid, eid)
-                fields = {_s(k) or "": _s(v) or "" for k, v in entry[0][1].items()} if entry else {}
-                jid = fields.get("id")
-                out.append(Delivery(queue, priority, eid, jid, None, 0, 0, fields))
+            if self.client.exists(stream):
+                pending = self.client.xpending_range(stream, GROUP, "-", "+", 10_000, consumer)
+                held += [(priority, _s(p["message_id"]) or "") for p in pending]
+        with self.client.pipeline(transaction=False) as pipe:  # one round trip for all
+            for priority, eid in held:
+                pipe.xrange(qk.stream(priority), eid, eid)
+            entries = pipe.execute()
+        out: list[Delivery] = []
+        for (priority, eid), entry in zip(held, entries, strict=True):
+            fields = {_s(k) or "": _s(v) or "" for k, v in entry[0][1].items()} if entry else {}
+            out.append(Delivery(queue, priority, eid, fields.get("id"), None, 0, 0, fields))
         return out
 
     @mapped
@@ -282,15 +285,16 @@ class RedisBroker(AdminMixin):
         counted: the caller counts each delivery (``count_delivery``) just before it runs
         that job alone, so only the job that really crashes the worker keeps counting up.
         """
+        pending = self.pending_of(queue, consumer)
+        qk = self.keys.queue(queue)
+        with self.client.pipeline(transaction=False) as pipe:  # one round trip for all
+            for d in pending:
+                pipe.hmget(qk.job(d.job_id or ""), "env", "state", "attempt", "deliveries")
+            records = pipe.execute()
         out: list[Delivery] = []
         finished: list[Delivery] = []
-        for d in self.pending_of(queue, consumer):
-            rec = None
-            if d.job_id is not None:
-                rec = self.client.hmget(
-                    self.keys.queue(queue).job(d.job_id), "env", "state", "attempt", "deliveries"
-                )
-            if rec is None or rec[0] is None:
+        for d, rec in zip(pending, records, strict=True):
+            if d.job_id is None or rec[0] is None:
                 out.append(d)  # no record: the caller buries it with the raw entry
             elif JobState(rec[1].decode()) in TERMINAL_STATES:
                 finished.append(d)
@@ -382,11 +386,6 @@ class RedisBroker(AdminMixin):
         latch = self.keys.queue(queue).done(job_id)
         got = self.client.blmove(latch, latch, max(0.01, timeout_s), "RIGHT", "LEFT")
         return got is not None
-
-    @mapped
-    def script_source(self, name: str) -> str:
-        """The Lua source of one script as sent to Redis (for docs and debugging)."""
-        return source(name)
 
 
 def _pairs(jobs: Sequence[NewJob], reply: list[Any]) -> list[tuple[str, bool]]:

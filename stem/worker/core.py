@@ -98,6 +98,7 @@ class Worker:
         self.executor = Executor(app, self._runners(), [Retries(), TimeLimits(), *app.middleware])
         self.started_at = time.time()
         self._stop = trio.Event()
+        self._work_scope: trio.CancelScope | None = None  # cancelled by an immediate stop
         self.stopped = trio.Event()  # set once serve() has fully cleaned up
         self._immediate = False
         self._space = trio.Event()
@@ -137,8 +138,6 @@ class Worker:
         if immediate and self._work_scope is not None:
             self._work_scope.cancel()
 
-    _work_scope: trio.CancelScope | None = None
-
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until stopped; on return, every job this worker held is settled or handed back."""
         await self._claim_name()
@@ -150,7 +149,7 @@ class Worker:
                 services.start_soon(self._promote_loop)
                 await self._recover_own()  # heartbeats already beat while it runs
                 await self._work(task_status)
-                await self._drain_settlements()
+                await self._flush()
                 services.cancel_scope.cancel()
         finally:
             with trio.CancelScope(shield=True):
@@ -314,9 +313,6 @@ class Worker:
                 continue
             self.held.remove([s.delivery for s in batch])
             self._space.set()
-
-    async def _drain_settlements(self) -> None:
-        await self._flush()
 
     async def _hand_back_all(self) -> None:
         if self._pending:
