@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from stem._async import in_thread
-from stem.broker import NewJob, RedisBroker
+from stem.broker import MAX_DELAY_S, NewJob, RedisBroker
 from stem.broker.keys import check_name
 from stem.config import resolve_redis_url
 from stem.envelope import encode_fields, encode_many, new_job_id
@@ -395,14 +395,20 @@ _ONE_LINE = re.compile(r"^[^\r\n]{1,512}$")
 
 
 def _eta_ms(delay_s: float | None, eta: dt.datetime | None) -> int:
+    """The ready-at epoch ms of a job (0: now), checked against ``MAX_DELAY_S``."""
     if delay_s is not None and eta is not None:
         raise ConfigError("give delay_s or eta, not both")
     if delay_s is not None:
-        if delay_s < 0:
-            raise ConfigError(f"delay_s must be >= 0, got {delay_s}")
+        if not (isinstance(delay_s, int | float) and 0 <= delay_s <= MAX_DELAY_S):
+            raise ConfigError(
+                f"delay_s must be a number from 0 to {MAX_DELAY_S} (ten years), got {delay_s!r}"
+            )
         return 0 if delay_s == 0 else time.time_ns() // 1_000_000 + int(delay_s * 1000)
     if eta is not None:
         if eta.tzinfo is None:
             raise ConfigError("eta must be a timezone-aware datetime")
-        return int(eta.timestamp() * 1000)
+        eta_ms = int(eta.timestamp() * 1000)
+        if eta_ms - time.time_ns() // 1_000_000 > MAX_DELAY_S * 1000:
+            raise ConfigError(f"eta must be at most ten years ahead, got {eta.isoformat()}")
+        return max(eta_ms, 0)
     return 0

@@ -8,7 +8,8 @@
     │   ├── SerializationError      an argument or result cannot be encoded as JSON
     │   └── UnknownTaskError        no task is registered under that name
     ├── OutsideError                the world outside stem broke: retry later or page someone
-    │   ├── BrokerUnavailable       Redis cannot be reached or refused the command
+    │   ├── BrokerUnavailable       Redis cannot be reached, or refused for now: waiting heals it
+    │   ├── BrokerRefused           Redis refuses in a way waiting cannot heal: page someone
     │   └── RedisNotFound           no redis-server binary to start an embedded Redis
     ├── JobError                    about one job
     │   ├── JobNotFound             no such job id (never existed, or its record expired)
@@ -52,7 +53,21 @@ class OutsideError(StemError):
 
 
 class BrokerUnavailable(OutsideError):
-    """Redis cannot be reached, or it refused a command."""
+    """Redis cannot be reached, or it refused a command for a reason that passes.
+
+    Lost connections, timeouts, a server loading its data, out of memory, a replica
+    mid-failover: actors log it and retry, producers may retry the call.
+    """
+
+
+class BrokerRefused(OutsideError):
+    """Redis refuses a command in a way that waiting will not heal.
+
+    An ACL that forbids a command (``NOPERM``), a key of the wrong type (``WRONGTYPE``),
+    a script error, bad credentials, or a read-only replica for longer than a failover.
+    Not a ``BrokerUnavailable``: retry loops let it through, and an actor that meets it
+    stops with one line and exit code 3, so its supervisor's restart intensity applies.
+    """
 
 
 class RedisNotFound(OutsideError):

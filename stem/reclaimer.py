@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from stem.delays import promote_round
 from stem.errors import BrokerUnavailable
 from stem.observe.heartbeat import touch_supervisor_heartbeat
 from stem.runtime import run_actor
@@ -28,8 +29,6 @@ if TYPE_CHECKING:
     from stem.app import Stem
 
 log = logging.getLogger("stem.reclaimer")
-
-PROMOTE_INTERVAL_S = 0.05
 
 
 class Reclaimer:
@@ -64,12 +63,7 @@ class Reclaimer:
 
     def promote_round(self) -> float:
         """Promote due delayed jobs; return seconds until the next one is due (capped)."""
-        wait_s = PROMOTE_INTERVAL_S
-        for queue in self.queue_names():
-            _, next_ms = self.broker.promote_due(queue)
-            if next_ms >= 0:
-                wait_s = min(wait_s, next_ms / 1000)
-        return max(wait_s, 0.002)
+        return promote_round(self.broker, self.queue_names())
 
 
 async def serve_reclaimer(

@@ -4,6 +4,10 @@
 ``stem supervise`` may come up before the embedded Redis answers), runs ``serve`` under
 trio, and turns SIGTERM/SIGINT into a graceful stop: the first signal calls the actor's
 ``stop`` callback (or cancels it), a second SIGINT cancels at once. Returns the exit code.
+
+A stem error that ends the actor (``BrokerRefused``: Redis refuses in a way waiting will
+not heal) leaves trio wrapped in an ``ExceptionGroup``; ``run_actor`` re-raises the bare
+error, so the CLI edge prints its one line and exits with its code (3 for Redis).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from stem.errors import BrokerUnavailable
+from stem.errors import BrokerUnavailable, StemError
 from stem.observe.logs import configure_logging
 
 if TYPE_CHECKING:
@@ -65,8 +69,23 @@ def run_actor(
             await serve(nursery)
             nursery.cancel_scope.cancel()
 
-    trio.run(main)
+    try:
+        trio.run(main)
+    except BaseExceptionGroup as group:
+        raise first_stem_error(group) from group
     return 0
+
+
+def first_stem_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The first ``StemError`` inside ``group`` (however nested), else ``group`` itself.
+
+    trio wraps whatever leaves a nursery in an ``ExceptionGroup``; the CLI edge maps
+    stem's own errors to exit codes, so the one that ended the actor is unwrapped.
+    """
+    found: BaseException | None = group.split(StemError)[0]
+    while isinstance(found, BaseExceptionGroup):
+        found = found.exceptions[0]
+    return found if found is not None else group
 
 
 async def _watch_signals(scope: trio.CancelScope, stop: Callable[[bool], None] | None) -> None:

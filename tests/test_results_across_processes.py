@@ -33,8 +33,6 @@ def test_a_waiter_in_another_process_receives_a_result_settled_later(
 
 
 def test_a_delayed_job_reaches_its_stream_after_its_eta(app: Stem) -> None:
-    from stem.reclaimer import PROMOTE_INTERVAL_S  # noqa: F401  (promotion cadence)
-
     handle = app.enqueue("some.task", delay_s=0.3)
     assert handle.status() is JobState.SCHEDULED
     enqueued = time.monotonic()

@@ -5,6 +5,7 @@ records); ``RedisBroker`` is the implementation on Redis Streams.
 """
 
 from stem.broker.base import (
+    MAX_DELAY_S,
     Broker,
     DeadEntry,
     Delivery,
@@ -18,6 +19,7 @@ from stem.broker.base import (
 from stem.broker.redis import RedisBroker
 
 __all__ = [
+    "MAX_DELAY_S",
     "Broker",
     "DeadEntry",
     "Delivery",

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from stem.broker.base import DeadEntry, JobRecord, QueueStats
-from stem.broker.connection import mapped
+from stem.broker.connection import Faults, mapped
 from stem.broker.keys import GROUP, Keys
 from stem.broker.scripts import Scripts
 
@@ -23,6 +23,7 @@ class AdminMixin:
     """Inspection and dead-letter operations (needs ``client``, ``keys``, ``scripts``)."""
 
     url: str
+    faults: Faults
     client: Any  # redis.Redis; its replies are untyped, so this is the Any boundary
     keys: Keys
     scripts: Scripts

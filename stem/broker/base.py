@@ -15,6 +15,11 @@ from typing import Protocol
 
 from stem.states import JobState
 
+#: The longest delay or ETA a job may have (ten years): delayed-set scores stay exact
+#: integers of milliseconds, far below 2**53. Producers refuse more with ``ConfigError``;
+#: a retry delay a task asks for is capped at it.
+MAX_DELAY_S = 10 * 365 * 86_400
+
 
 @dataclass(frozen=True, slots=True)
 class NewJob:

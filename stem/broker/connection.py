@@ -1,24 +1,41 @@
-"""Opening Redis clients from URLs, and turning Redis failures into ``BrokerUnavailable``.
+"""Opening Redis clients from URLs, and turning Redis failures into stem's errors.
 
 Supported URLs are redis-py's: ``redis://[user:password@]host:port/db``, ``rediss://``
 (TLS) and ``unix:///path/to/socket?db=0``. Passwords never appear in messages.
+
+Every failure is sorted by whether waiting can heal it (see :class:`Faults`):
+``BrokerUnavailable`` (lost connection, timeout, loading, out of memory, a failover) is
+retried by the actors; ``BrokerRefused`` (``NOPERM``, ``WRONGTYPE``, a script error, bad
+credentials, a read-only replica for longer than ``READONLY_GRACE_S``) stops them.
 """
 
 from __future__ import annotations
 
 import functools
+import threading
+import time
 from collections.abc import Callable
 from typing import Concatenate, ParamSpec, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from redis.exceptions import AuthorizationError
 
-from stem.errors import BrokerUnavailable, ConfigError
+from stem.errors import BrokerRefused, BrokerUnavailable, ConfigError, OutsideError
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
 SCHEMES = ("redis", "rediss", "unix")
+
+#: How long a read-only replica (``READONLY``) counts as a failover in progress; past it,
+#: the URL points at a replica for good and the refusal is permanent.
+READONLY_GRACE_S = 60.0
+
+#: Error prefixes of refusals that pass by themselves: a server loading its data or busy
+#: with a script, memory that will be freed, a cluster or replica mid-failover.
+TRANSIENT_PREFIXES: tuple[str, ...] = ("LOADING", "BUSY", "OOM", "MASTERDOWN", "TRYAGAIN")
+TRANSIENT_PREFIXES += ("CLUSTERDOWN", "NOREPLICAS", "MISCONF")
 
 
 def redact(url: str) -> str:
@@ -58,26 +75,72 @@ def open_client(url: str, *, max_connections: int | None = None) -> redis.Redis:
         raise ConfigError(f"invalid Redis URL {redact(url)!r}: {exc}") from None
 
 
+class Faults:
+    """Sorts Redis failures into ``BrokerUnavailable`` (wait) or ``BrokerRefused`` (stop).
+
+    Remembers when ``READONLY`` replies began, so that a failover (seconds) is waited out
+    while a URL that points at a replica for good (``READONLY_GRACE_S``) is refused.
+    ``ok()`` after any successful call ends such a run. Thread-safe.
+    """
+
+    def __init__(self, url: str, readonly_grace_s: float = READONLY_GRACE_S) -> None:
+        self.url = url
+        self.readonly_grace_s = readonly_grace_s
+        self._readonly_since: float | None = None
+        self._lock = threading.Lock()
+
+    def ok(self) -> None:
+        """A call succeeded: a run of READONLY replies is over."""
+        if self._readonly_since is not None:
+            with self._lock:
+                self._readonly_since = None
+
+    def classify(self, exc: redis.RedisError) -> OutsideError:
+        """The stem error for ``exc`` (one line, no password)."""
+        where = redact(self.url)
+        if isinstance(exc, redis.AuthenticationError | AuthorizationError):
+            return BrokerRefused(f"Redis at {where} refused the credentials: {exc}")
+        if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
+            return BrokerUnavailable(f"cannot reach Redis at {where}: {exc}")
+        message = f"Redis at {where} refused a command: {exc}"
+        if isinstance(exc, redis.ReadOnlyError) or str(exc).startswith("READONLY"):
+            return self._readonly(message)
+        if str(exc).startswith(TRANSIENT_PREFIXES):
+            return BrokerUnavailable(message)
+        return BrokerRefused(message)
+
+    def _readonly(self, message: str) -> OutsideError:
+        with self._lock:
+            now = time.monotonic()
+            if self._readonly_since is None:
+                self._readonly_since = now
+            waited_s = now - self._readonly_since
+        if waited_s < self.readonly_grace_s:
+            return BrokerUnavailable(message)
+        return BrokerRefused(f"{message} (a read-only replica for {waited_s:.0f} s)")
+
+
 class HasUrl(Protocol):
-    """Anything that knows which Redis it talks to."""
+    """Anything that knows which Redis it talks to and how to sort its failures."""
 
     url: str
+    faults: Faults
 
 
 S = TypeVar("S", bound=HasUrl)
 
 
 def mapped(fn: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P], T]:
-    """Decorate a broker method so Redis failures raise ``BrokerUnavailable`` (one line)."""
+    """Decorate a broker method so Redis failures raise ``BrokerUnavailable`` or
+    ``BrokerRefused`` (one line each; see :class:`Faults`)."""
 
     @functools.wraps(fn)
     def call(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
-            return fn(self, *args, **kwargs)
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
-            raise BrokerUnavailable(f"cannot reach Redis at {redact(self.url)}: {exc}") from exc
-        except redis.ResponseError as exc:
-            where = redact(self.url)
-            raise BrokerUnavailable(f"Redis at {where} refused a command: {exc}") from exc
+            result = fn(self, *args, **kwargs)
+        except redis.RedisError as exc:
+            raise self.faults.classify(exc) from exc
+        self.faults.ok()
+        return result
 
     return call  # type: ignore[return-value]  # functools.wraps' _Wrapped type

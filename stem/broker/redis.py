@@ -13,6 +13,7 @@ connection each for their duration. Connection failures raise ``BrokerUnavailabl
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
@@ -24,6 +25,7 @@ import redis
 
 from stem.broker.admin import AdminMixin
 from stem.broker.base import (
+    MAX_DELAY_S,
     Delivery,
     JobRecord,
     NewJob,
@@ -31,10 +33,13 @@ from stem.broker.base import (
     ReclaimStats,
     Settlement,
 )
-from stem.broker.connection import mapped, open_client
+from stem.broker.connection import Faults, mapped, open_client
 from stem.broker.keys import GROUP, READ_ORDER, Keys, QueueKeys
 from stem.broker.scripts import ScriptBatch, Scripts
 from stem.states import TERMINAL_STATES, JobState
+
+#: The longest wait ``promote_due`` reports (a score beyond it was not written by stem).
+MAX_DELAY_MS = MAX_DELAY_S * 1000
 
 #: Jobs per enqueue script call: large enough to amortise the call, small enough that one
 #: call never blocks Redis for long (about a millisecond).
@@ -48,11 +53,43 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 def _s(value: bytes | str | None) -> str | None:
-    return value.decode() if isinstance(value, bytes) else value
+    """Text of a Redis value; bytes that are not UTF-8 (stem did not write them) are
+    kept visible as backslash escapes instead of failing the caller."""
+    return value.decode(errors="backslashreplace") if isinstance(value, bytes) else value
 
 
-def _int(value: bytes | None) -> int | None:
-    return int(value) if value is not None else None
+def _utf8(value: bytes | str | None) -> str | None:
+    """Text of a value stem wrote (a job id), or None when it is not UTF-8."""
+    if not isinstance(value, bytes):
+        return value
+    try:
+        return value.decode()
+    except UnicodeDecodeError:
+        return None
+
+
+def _int(value: bytes | int | None) -> int | None:
+    """A number Redis returned, or None when missing or not a number (exponent form
+    such as ``1.79e+21`` is a number; it is floored)."""
+    if value is None:
+        return None
+    try:
+        return int(value)
+    except ValueError:
+        pass
+    try:
+        number = float(value)
+    except ValueError:
+        return None
+    return int(number) if math.isfinite(number) else None
+
+
+def _state(value: bytes | None) -> JobState | None:
+    """The job state stored in a record, or None when missing or not a known state."""
+    try:
+        return JobState(_s(value))
+    except ValueError:
+        return None
 
 
 class RedisBroker(AdminMixin):
@@ -74,6 +111,7 @@ class RedisBroker(AdminMixin):
         client: redis.Redis | None = None,
     ) -> None:
         self.url = url
+        self.faults = Faults(url)
         self.keys = Keys(namespace)
         # redis-py's replies are untyped: this attribute is the Any boundary of the broker.
         self.client: Any = client if client is not None else open_client(url)
@@ -143,11 +181,16 @@ class RedisBroker(AdminMixin):
         """
         qk = self.keys.queue(queue)
         self._register(queue)
-        reply = self.scripts.fetch(keys=qk.streams(), args=[qk.prefix, GROUP, consumer, count])
+        args: list[Any] = [qk.prefix, GROUP, consumer, count, *self._dlq_args()]
+        reply = self.scripts.fetch(keys=qk.streams(), args=args)
         if reply[0] == 0:
             self._positions[queue] = dict(zip(qk.streams(), reply[1:], strict=True))
             return []
         return [_delivery(queue, item) for item in reply[1:]]
+
+    def _dlq_args(self) -> list[int]:
+        """What every script that may dead-letter needs: result TTL, DLQ bounds."""
+        return [self.result_ttl_s, self.dlq_maxlen, self.dlq_retention_ms]
 
     @mapped
     def wait_ready(self, queues: Sequence[str], timeout_ms: int) -> bool:
@@ -183,7 +226,7 @@ class RedisBroker(AdminMixin):
                 self._settle_one(batch, item)
         for (queue, priority), indexes in completes.items():
             qk = self.keys.queue(queue)
-            args: list[Any] = [qk.prefix, GROUP, self.result_ttl_s]
+            args: list[Any] = [qk.prefix, GROUP, *self._dlq_args()]
             for i in indexes:
                 d = settlements[i].delivery
                 args += (d.entry_id, d.job_id or "", settlements[i].payload)
@@ -204,14 +247,15 @@ class RedisBroker(AdminMixin):
         stream = qk.stream(d.priority)
         jid = d.job_id or ""
         if item.outcome is Outcome.RETRY:
-            keys = [stream, qk.job(jid), qk.delayed]
+            keys = [stream, qk.job(jid), qk.delayed, qk.dead, qk.done(jid)]
             args: list[Any] = [GROUP, d.entry_id, jid, item.delay_ms, item.payload]
+            args += self._dlq_args()
             batch.add(self.scripts.retry, keys, args)
         else:
             keys = [stream, qk.job(jid), qk.dead, qk.done(jid)]
             raw = json.dumps(d.raw or {})
             args = [GROUP, d.entry_id, jid, item.reason, item.payload, raw]
-            args += [item.state.value, self.result_ttl_s, self.dlq_maxlen, self.dlq_retention_ms]
+            args += [item.state.value, *self._dlq_args()]
             batch.add(self.scripts.bury, keys, args)
 
     @mapped
@@ -253,7 +297,7 @@ class RedisBroker(AdminMixin):
         for (queue, priority), pairs in groups.items():
             qk = self.keys.queue(queue)
             args: list[Any] = [qk.prefix, GROUP, 1 if undo_delivery else 0, max_deliveries]
-            args += [self.result_ttl_s, self.dlq_maxlen, self.dlq_retention_ms, *pairs]
+            args += [*self._dlq_args(), *pairs]
             batch.add(self.scripts.release, [qk.stream(priority), qk.dead], args)
         return sum(int(n) for n in batch.execute())
 
@@ -273,15 +317,18 @@ class RedisBroker(AdminMixin):
             entries = pipe.execute()
         out: list[Delivery] = []
         for (priority, eid), entry in zip(held, entries, strict=True):
-            fields = {_s(k) or "": _s(v) or "" for k, v in entry[0][1].items()} if entry else {}
-            out.append(Delivery(queue, priority, eid, fields.get("id"), None, 0, 0, fields))
+            raw = entry[0][1] if entry else {}
+            fields = {_s(k) or "": _s(v) or "" for k, v in raw.items()}
+            jid = _utf8(raw.get(b"id"))
+            out.append(Delivery(queue, priority, eid, jid, None, 0, 0, fields))
         return out
 
     @mapped
     def recover_own(self, queue: str, consumer: str) -> list[Delivery]:
         """What ``consumer`` still holds in ``queue`` after a crash, with envelopes.
 
-        Entries of jobs that already finished are acked and dropped here. Nothing is
+        Entries of jobs that already finished are acked and dropped here, and jobs whose
+        record stem cannot use are dead-lettered (``corrupt-record``). Nothing is
         counted: the caller counts each delivery (``count_delivery``) just before it runs
         that job alone, so only the job that really crashes the worker keeps counting up.
         """
@@ -292,46 +339,59 @@ class RedisBroker(AdminMixin):
                 pipe.hmget(qk.job(d.job_id or ""), "env", "state", "attempt", "deliveries")
             records = pipe.execute()
         out: list[Delivery] = []
-        finished: list[Delivery] = []
+        settled_here: list[Delivery] = []  # finished, or a record stem cannot use
         for d, rec in zip(pending, records, strict=True):
+            state = _state(rec[1])
+            attempt, deliveries = _int(rec[2] or 0), _int(rec[3] or 0)
             if d.job_id is None or rec[0] is None:
                 out.append(d)  # no record: the caller buries it with the raw entry
-            elif JobState(rec[1].decode()) in TERMINAL_STATES:
-                finished.append(d)
+            elif state in TERMINAL_STATES or None in (state, attempt, deliveries):
+                settled_here.append(d)
             else:
                 out.append(
                     replace(
                         d,
                         envelope=rec[0],
-                        attempt=int(rec[2] or 0),
-                        deliveries=int(rec[3] or 0),
+                        attempt=attempt or 0,
+                        deliveries=deliveries or 0,
                         raw=None,
                     )
                 )
-        if finished:
-            self.release(finished, undo_delivery=False)  # acks and deletes finished ones
+        if settled_here:
+            # release.lua acks a finished job's entry and dead-letters a corrupt one.
+            self.release(settled_here, undo_delivery=False)
         return out
 
     @mapped
-    def count_delivery(self, delivery: Delivery) -> Delivery:
-        """Record one more delivery of ``delivery`` (state started); return it updated."""
+    def count_delivery(self, delivery: Delivery, consumer: str) -> Delivery | None:
+        """Record one more delivery of ``delivery`` (state started); return it updated.
+
+        None when there is nothing to run: the job finished meanwhile (its entry is
+        acked) or its record is one stem cannot use (dead-lettered, ``corrupt-record``).
+        """
         assert delivery.job_id is not None
         key = self.keys.queue(delivery.queue).job(delivery.job_id)
-        with self.client.pipeline(transaction=True) as pipe:
-            pipe.hincrby(key, "deliveries", 1)
-            pipe.hset(key, mapping={"state": "started", "start_ms": now_ms()})
-            count, _ = pipe.execute()
-        return replace(delivery, deliveries=int(count))
+        count = int(self.scripts.deliver(keys=[key], args=[consumer]))
+        if count <= 0:
+            self.release([delivery], undo_delivery=False)
+            return None
+        return replace(delivery, deliveries=count)
 
     @mapped
     def promote_due(self, queue: str, limit: int = 1000) -> tuple[int, int]:
         """Move due delayed jobs onto their streams; return (promoted, ms until next due).
 
-        The wait is -1 when nothing is delayed. Server time decides what is due.
+        The wait is -1 when nothing is delayed. Server time decides what is due. Scores
+        come back as Redis prints them (``1.79e+21`` for a far-future one): parsed as
+        floats, and a wait too large to matter is capped at ``MAX_DELAY_MS``.
         """
         qk = self.keys.queue(queue)
-        n, next_ms, now_ms = self.scripts.promote(keys=[qk.delayed], args=[qk.prefix, GROUP, limit])
-        return int(n), (-1 if int(next_ms) < 0 else max(0, int(next_ms) - int(now_ms)))
+        args: list[Any] = [qk.prefix, GROUP, limit, *self._dlq_args()]
+        n, next_ms, now_ms = self.scripts.promote(keys=[qk.delayed], args=args)
+        next_at = float(next_ms)
+        if not math.isfinite(next_at) or next_at < 0:
+            return int(n), -1
+        return int(n), int(min(max(0.0, next_at - float(now_ms)), MAX_DELAY_MS))
 
     @mapped
     def reclaim(
@@ -357,8 +417,7 @@ class RedisBroker(AdminMixin):
             cursor = "0-0"
             while True:
                 args: list[Any] = [qk.prefix, GROUP, consumer, min_idle_ms, cursor, page]
-                args += [max_deliveries]
-                args += [self.result_ttl_s, self.dlq_maxlen, self.dlq_retention_ms]
+                args += [max_deliveries, *self._dlq_args()]
                 nxt, *counts = self.scripts.reclaim(keys=[stream, qk.dead], args=args)
                 totals = [a + int(b) for a, b in zip(totals, counts, strict=True)]
                 cursor = _s(nxt) or "0-0"
@@ -374,7 +433,7 @@ class RedisBroker(AdminMixin):
         raw = self.client.hgetall(self.keys.queue(queue).job(job_id))
         if not raw:
             return None
-        return _record(queue, job_id, {k.decode(): v for k, v in raw.items()})
+        return _record(queue, job_id, {_s(k) or "": v for k, v in raw.items()})
 
     @mapped
     def wait_done(self, queue: str, job_id: str, timeout_s: float) -> bool:
@@ -399,15 +458,20 @@ def _pairs(jobs: Sequence[NewJob], reply: list[Any]) -> list[tuple[str, bool]]:
 
 
 def _delivery(queue: str, item: list[Any]) -> Delivery:
+    """One delivery from fetch.lua's reply. An entry stem did not write (no record) keeps
+    its raw fields, as text even when they are not UTF-8, so it can be dead-lettered."""
     index, eid, jid, env, attempt, deliveries, raw = item
     fields = None
     if raw is not None:
         fields = {(_s(raw[i]) or ""): (_s(raw[i + 1]) or "") for i in range(0, len(raw), 2)}
+    job_id = _utf8(jid)
+    if job_id is None and env is not None:  # a record under an id stem cannot have made
+        env, fields = None, {"id": _s(jid) or ""}
     return Delivery(
         queue=queue,
         priority=READ_ORDER[int(index) - 1],
         entry_id=eid.decode(),
-        job_id=_s(jid),
+        job_id=job_id,
         envelope=env,
         attempt=int(attempt),
         deliveries=int(deliveries),
@@ -416,13 +480,15 @@ def _delivery(queue: str, item: list[Any]) -> Delivery:
 
 
 def _record(queue: str, job_id: str, raw: dict[str, bytes]) -> JobRecord:
+    """A job record as stored; fields stem cannot read show as dead / 0 / escaped text
+    (a record someone else wrote must not break ``stem result``)."""
     return JobRecord(
         id=job_id,
         queue=queue,
-        state=JobState(raw["state"].decode()),
-        attempt=int(raw.get("attempt", b"0")),
-        deliveries=int(raw.get("deliveries", b"0")),
-        envelope=raw.get("env", b"").decode(),
+        state=_state(raw.get("state")) or JobState.DEAD,
+        attempt=_int(raw.get("attempt")) or 0,
+        deliveries=_int(raw.get("deliveries")) or 0,
+        envelope=_s(raw.get("env")) or "",
         result=_s(raw.get("result")),
         error=_s(raw.get("error")),
         reason=_s(raw.get("reason")),

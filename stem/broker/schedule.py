@@ -66,6 +66,7 @@ class ScheduleStore:
 
     def __init__(self, broker: RedisBroker) -> None:
         self.url = broker.url
+        self.faults = broker.faults
         self.client: Any = broker.client  # redis-py replies are untyped: the Any boundary
         self.definitions_key = broker.keys.schedule
         self.states_key = broker.keys.schedule_state

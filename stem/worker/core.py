@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from stem.broker import Delivery, Settlement
+from stem.delays import promote_round
 from stem.errors import BrokerUnavailable, ConfigError
 from stem.middleware.retries import Retries, TimeLimits
 from stem.task import Pool
@@ -43,7 +44,6 @@ log = logging.getLogger("stem.worker")
 
 HEARTBEAT_INTERVAL_S = 2.0
 HEARTBEAT_TTL_S = 10.0
-PROMOTE_IDLE_S = 0.05  # how often due delayed jobs are looked for when none is known
 
 
 @dataclass(frozen=True)
@@ -330,16 +330,7 @@ class Worker:
 
     async def _promote_loop(self) -> None:
         while True:
-            wait_s = PROMOTE_IDLE_S
-            for queue in self.options.queues:
-                try:
-                    _, next_ms = await self._call(self.broker.promote_due, queue)
-                except BrokerUnavailable as exc:
-                    log.warning("promoting delayed jobs failed: %s", exc)
-                    next_ms = -1
-                if next_ms >= 0:
-                    wait_s = min(wait_s, next_ms / 1000)
-            await trio.sleep(max(wait_s, 0.002))
+            await trio.sleep(await self._call(promote_round, self.broker, self.options.queues))
 
     async def _heartbeat_loop(self) -> None:
         from stem.observe.heartbeat import touch_supervisor_heartbeat
@@ -387,9 +378,12 @@ class Worker:
                 if held.envelope is not None and held.deliveries >= self.app.max_deliveries:
                     settlement = self.executor.max_deliveries(held)
                 else:
-                    run = held
+                    run: Delivery | None = held
                     if held.envelope is not None:
-                        run = await self._call(self.broker.count_delivery, held)
+                        run = await self._call(self.broker.count_delivery, held, self.name)
+                    if run is None:  # finished meanwhile, or dead-lettered as corrupt
+                        self.held.remove([held])
+                        continue
                     settlement = await self.executor.execute(run)
                 await self._call(self.broker.settle, [settlement])
                 self.held.remove([held])

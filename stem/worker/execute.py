@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from stem.broker import Delivery, Outcome, Settlement
+from stem.broker import MAX_DELAY_S, Delivery, Outcome, Settlement
 from stem.context import JobContext
 from stem.envelope import decode, dumps
 from stem.errors import PayloadError, SerializationError, describe
@@ -135,7 +136,7 @@ class Executor:
         error = _error_json(decision.error)
         if decision.kind == "retry":
             self._hooks("on_retry", ctx, decision)
-            return Settlement(d, Outcome.RETRY, error, delay_ms=int(decision.delay_s * 1000))
+            return Settlement(d, Outcome.RETRY, error, delay_ms=_delay_ms(decision.delay_s))
         reason = decision.reason or DeadReason.NOT_RETRYABLE.value
         self._hooks("on_dead_letter", ctx, reason, error)
         log.warning("job %s (%s) dead-lettered: %s", ctx.job_id, ctx.task, reason)
@@ -144,6 +145,14 @@ class Executor:
     def _hooks(self, name: str, *args: Any) -> None:
         for hook in self._hooked[name]:
             _guarded(hook, *args)
+
+
+def _delay_ms(delay_s: float) -> int:
+    """A retry delay in ms, capped to ``[0, MAX_DELAY_S]``: a task may ask for any float
+    (``Retry(delay_s=math.inf)``), and one job's odd value must cost only that job."""
+    if math.isnan(delay_s):
+        return 0
+    return int(min(max(delay_s, 0.0), MAX_DELAY_S) * 1000)
 
 
 def _error_json(error: BaseException | None) -> str:

@@ -277,4 +277,5 @@ class BrokerContract:
         [d] = broker.recover_own(Q, "crashed")
         assert (d.job_id, d.attempt, d.deliveries) == (new.id, 0, 1)
         assert d.envelope is not None and decode(d.envelope).id == new.id
-        assert broker.count_delivery(d).deliveries == 2
+        counted = broker.count_delivery(d, "crashed")
+        assert counted is not None and counted.deliveries == 2

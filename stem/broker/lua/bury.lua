@@ -9,17 +9,20 @@
 -- ARGV[7] state (failed|dead), ARGV[8] result TTL s, ARGV[9] DLQ max length,
 -- ARGV[10] DLQ retention ms
 -- Returns 1 when buried; 0 when already terminal; -1 when the entry is no longer ours.
-local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-if acked == 0 then return -1 end
-redis.call('XDEL', KEYS[1], ARGV[2])
-local env = false
+-- A record that is not a hash is left alone (the DLQ entry keeps the raw entry).
+check_type(KEYS[3], 'stream')
+local env, jkey = false, false
 if ARGV[3] ~= '' then
-  local rec = redis.call('HMGET', KEYS[2], 'env', 'state')
-  if rec[2] and TERMINAL[rec[2]] then return 0 end
-  env = rec[1]
+  local rec = read_record(KEYS[2], 'env', 'state')
+  if rec and rec[2] and TERMINAL[rec[2]] then
+    if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return -1 end
+    redis.call('XDEL', KEYS[1], ARGV[2])
+    return 0
+  end
+  if rec and rec[1] then env, jkey = rec[1], KEYS[2] end
 end
-local jkey = false
-if env then jkey = KEYS[2] end
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return -1 end
+redis.call('XDEL', KEYS[1], ARGV[2])
 bury(KEYS[3], jkey, KEYS[4], ARGV[3], ARGV[4], ARGV[5], env or ARGV[6], ARGV[7], ARGV[8],
   ARGV[9], ARGV[10], now_ms())
 return 1

@@ -3,35 +3,51 @@
 -- other way round. One call settles every completed job of one ready stream.
 --
 -- KEYS[1] {q}:p<prio>  the ready stream the entries came from
--- ARGV[1] queue key prefix "ns:{q}:" (derived, same slot: {q}:job:<id>, {q}:done:<id>)
--- ARGV[2] group, ARGV[3] result TTL s, then triples (entry id, job id, result JSON)
+-- ARGV[1] queue key prefix "ns:{q}:" (derived, same slot: {q}:job:<id>, {q}:done:<id>,
+--         {q}:dead)
+-- ARGV[2] group, ARGV[3] result TTL s, ARGV[4] DLQ max length, ARGV[5] DLQ retention ms,
+-- then triples (entry id, job id, result JSON)
 -- Returns a string with one character per job: '1' stored, '0' the job was already
 -- terminal or its record is gone (its entry is acked either way). A job is stored even if
 -- another consumer took its entry over meanwhile: the work is done, and the other
--- delivery will see the terminal state and drop itself.
+-- delivery will see the terminal state and drop itself. A job whose record is no longer
+-- a hash (something else overwrote it) goes to the DLQ with reason corrupt-record, its
+-- result kept in the DLQ entry's error, and reads '0'. Every record is read before the
+-- first write (lib.lua's rule).
 local prefix, group, ttl = ARGV[1], ARGV[2], ARGV[3]
+local dead = prefix .. 'dead'
+check_type(dead, 'stream')
 local now = now_ms()
-local flags, ids = {}, {}
-for i = 4, #ARGV, 3 do ids[#ids + 1] = ARGV[i] end
+local flags, ids, states = {}, {}, {}
+for i = 6, #ARGV, 3 do
+  ids[#ids + 1] = ARGV[i]
+  local rec = read_record(prefix .. 'job:' .. ARGV[i + 1], 'state')
+  if rec then states[#states + 1] = rec[1] else states[#states + 1] = 'not-a-hash' end
+end
 for i = 1, #ids, 500 do
   local chunk = {unpack(ids, i, math.min(i + 499, #ids))}
   redis.call('XACK', KEYS[1], group, unpack(chunk))
   redis.call('XDEL', KEYS[1], unpack(chunk))
 end
-for i = 4, #ARGV, 3 do
-  local jid = ARGV[i + 1]
-  local jkey = prefix .. 'job:' .. jid
-  local state = redis.call('HGET', jkey, 'state')
-  if not state or TERMINAL[state] then
-    flags[#flags + 1] = '0'
+for n = 1, #ids do
+  local i = 6 + (n - 1) * 3
+  local jid, state = ARGV[i + 1], states[n]
+  if state == 'not-a-hash' then
+    local err = cjson.encode({type = 'CorruptRecord', result = ARGV[i + 2],
+      message = 'stem cannot use this job: the job record is not a hash (it ran; its result is here)'})
+    bury(dead, false, false, jid, 'corrupt-record', err, '', 'dead', ttl, ARGV[4], ARGV[5], now)
+    flags[n] = '0'
+  elseif not state or TERMINAL[state] then
+    flags[n] = '0'
   else
+    local jkey = prefix .. 'job:' .. jid
     redis.call('HSET', jkey, 'state', 'succeeded', 'result', ARGV[i + 2], 'end_ms', now)
     redis.call('HDEL', jkey, 'error')
     redis.call('EXPIRE', jkey, ttl)
     local latch = prefix .. 'done:' .. jid
     redis.call('RPUSH', latch, 1)
     redis.call('EXPIRE', latch, ttl)
-    flags[#flags + 1] = '1'
+    flags[n] = '1'
   end
 end
 return table.concat(flags)

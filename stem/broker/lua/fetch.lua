@@ -1,23 +1,30 @@
 -- fetch.lua: deliver up to N jobs of one queue to a consumer, highest priority first.
 --
 -- KEYS[1..n]  {q}:p9 .. {q}:p0   ready streams in read order (missing ones are skipped)
--- ARGV[1]     queue key prefix "ns:{q}:" (job records {q}:job:<id> and the counters
---             hash {q}:stats are derived from it and share the slot)
--- ARGV[2]     consumer group, ARGV[3] consumer name, ARGV[4] how many at most
+-- ARGV[1]     queue key prefix "ns:{q}:" (job records {q}:job:<id>, done latches
+--             {q}:done:<id>, the DLQ {q}:dead and the counters hash {q}:stats are derived
+--             from it and share the slot)
+-- ARGV[2]     consumer group, ARGV[3] consumer name, ARGV[4] how many at most,
+-- ARGV[5]     result TTL s, ARGV[6] DLQ max length, ARGV[7] DLQ retention ms
 -- Effects     XREADGROUP moves entries into the consumer's pending list; each delivered
 --             job's record gets state=started, start_ms, deliveries+1. An entry whose job
 --             already reached a terminal state (a duplicate after a reclaim race) is
---             acked, deleted and counted in stats.duplicates instead of delivered.
+--             acked, deleted and counted in stats.duplicates instead of delivered. An
+--             entry whose record stem cannot use (see lib.lua's corrupt) is acked, deleted
+--             and dead-lettered with reason corrupt-record; the rest of the batch is
+--             delivered. Nothing here can fail after XREADGROUP (lib.lua's rule).
 -- Returns     {1, d1, d2, ...} with d = {stream index (1-based), entry id, job id or false,
 --               envelope or false, attempt, deliveries, raw fields (only when no record)}
 --             or, when nothing was ready, {0, last-id-per-stream...} so the caller can
 --             block with XREAD from exactly there without missing a new entry.
-local t = redis.call('TIME')
-local now_ms = t[1] * 1000 + math.floor(t[2] / 1000)
+local now = now_ms()
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 local want = tonumber(ARGV[4])
+local dead = prefix .. 'dead'
+check_type(dead, 'stream')
+check_type(prefix .. 'stats', 'hash')
 local out = {1}
-local terminal = {succeeded = true, failed = true, dead = true}
+local dups = 0
 for i = 1, #KEYS do
   if want <= 0 then break end
   local stream = KEYS[i]
@@ -27,24 +34,31 @@ for i = 1, #KEYS do
     if reply then
       for _, entry in ipairs(reply[1][2]) do
         local eid, fields = entry[1], entry[2]
-        local jid = false
-        for k = 1, #fields, 2 do
-          if fields[k] == 'id' then jid = fields[k + 1] end
-        end
+        local jid = field(fields, 'id')
+        local jkey = false
         local rec = false
         if jid then
-          rec = redis.call('HMGET', prefix .. 'job:' .. jid, 'env', 'state', 'attempt')
-          if not rec[1] then rec = false end
+          jkey = prefix .. 'job:' .. jid
+          rec = read_record(jkey, 'env', 'state', 'attempt', 'deliveries')
+          if rec and not rec[1] and not rec[2] then rec = nil end  -- no record at all
         end
-        if rec and terminal[rec[2]] then
+        local why = rec ~= nil and jid and corrupt(rec)
+        if why then
           redis.call('XACK', stream, group, eid)
           redis.call('XDEL', stream, eid)
-          redis.call('HINCRBY', prefix .. 'stats', 'duplicates', 1)
-        elseif rec then
-          local jkey = prefix .. 'job:' .. jid
-          redis.call('HSET', jkey, 'state', 'started', 'start_ms', now_ms, 'worker', consumer)
-          local deliveries = redis.call('HINCRBY', jkey, 'deliveries', 1)
-          out[#out + 1] = {i, eid, jid, rec[1], tonumber(rec[3]) or 0, deliveries, false}
+          local latch = false
+          if rec then latch = prefix .. 'done:' .. jid else jkey = false end
+          bury(dead, jkey, latch, jid, 'corrupt-record', corrupt_error(why),
+            (rec and rec[1]) or cjson.encode(fields), 'dead', ARGV[5], ARGV[6], ARGV[7], now)
+        elseif rec and TERMINAL[rec[2]] then
+          redis.call('XACK', stream, group, eid)
+          redis.call('XDEL', stream, eid)
+          dups = dups + 1
+        elseif rec and rec[1] then
+          local deliveries = counter(rec[4]) + 1
+          redis.call('HSET', jkey, 'state', 'started', 'start_ms', now, 'worker', consumer,
+            'deliveries', deliveries)
+          out[#out + 1] = {i, eid, jid, rec[1], counter(rec[3]), deliveries, false}
           want = want - 1
         else
           out[#out + 1] = {i, eid, jid, false, 0, 1, fields}
@@ -54,6 +68,7 @@ for i = 1, #KEYS do
     end
   end
 end
+if dups > 0 then redis.call('HINCRBY', prefix .. 'stats', 'duplicates', dups) end
 if #out > 1 then return out end
 local lasts = {0}
 for i = 1, #KEYS do

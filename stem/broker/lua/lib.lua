@@ -1,7 +1,62 @@
 -- lib.lua: helpers prepended to every script by stem/broker/scripts.py (not run alone).
 -- Touches only the keys its caller passes in.
+--
+-- The rule every script keeps: nothing may fail after the first write (Redis does not
+-- roll a script back). Per-job values that stem did not write (a record that is not a
+-- hash, a counter that is not an integer, an unknown state or priority) are read with
+-- the helpers below and cost only that job: it goes to the dead-letter queue with reason
+-- 'corrupt-record'. Queue-level keys of the wrong type are refused before any write
+-- (check_type), so the script fails whole and the caller sees WRONGTYPE.
 
 local TERMINAL = {succeeded = true, failed = true, dead = true}
+local STATES = {scheduled = true, queued = true, started = true, retrying = true,
+  succeeded = true, failed = true, dead = true}
+
+-- Fields of a job record, or false when the key holds something other than a hash
+-- (HMGET on a missing key gives all-false fields, as for a missing record).
+local function read_record(jkey, ...)
+  local rec = redis.pcall('HMGET', jkey, ...)
+  if rec.err then return false end
+  return rec
+end
+
+-- A stored counter: 0 when missing, nil when it is not a small non-negative integer.
+local function counter(value)
+  if not value then return 0 end
+  local n = tonumber(value)
+  if n and n >= 0 and n < 1e15 and n == math.floor(n) then return n end
+  return nil
+end
+
+-- A priority as stored in a record: 0-9, else nil.
+local function priority(value)
+  local n = tonumber(value)
+  if n and n >= 0 and n <= 9 and n == math.floor(n) then return n end
+  return nil
+end
+
+-- Refuse (before any write) when `key` exists with another type than `want`.
+local function check_type(key, want)
+  local t = redis.call('TYPE', key)['ok']
+  if t ~= 'none' and t ~= want then
+    error('WRONGTYPE ' .. key .. ' holds a ' .. t .. ', stem expects a ' .. want)
+  end
+end
+
+-- Why a record that exists cannot be used, or false when it can: rec is
+-- {env, state, attempt, deliveries} as read by read_record.
+local function corrupt(rec)
+  if not rec then return 'the job record is not a hash' end
+  if rec[2] and not STATES[rec[2]] then return 'unknown state' end
+  if not counter(rec[3]) then return 'attempt is not an integer' end
+  if not counter(rec[4]) then return 'deliveries is not an integer' end
+  return false
+end
+
+-- The error JSON stored with a job dead-lettered for a corrupt record.
+local function corrupt_error(why)
+  return cjson.encode({type = 'CorruptRecord', message = 'stem cannot use this job: ' .. why})
+end
 
 local function now_ms()
   local t = redis.call('TIME')
@@ -18,7 +73,8 @@ local function field(fields, name)
 end
 
 -- Append a job to the dead-letter stream and, when it has a record, mark it settled.
--- dead: the DLQ stream; jkey/latch: the job record and its done latch (false if none);
+-- dead: the DLQ stream; jkey/latch: the job record and its done latch (false if none,
+-- or when the record is not a hash);
 -- env: the envelope to keep (or the raw entry fields as JSON when there is no record).
 local function bury(dead, jkey, latch, jid, reason, err, env, state, ttl, maxlen, keep_ms, now)
   redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*', 'id', jid or '', 'reason', reason,

@@ -8,7 +8,11 @@
 -- ARGV[7] max deliveries, ARGV[8] result TTL s, ARGV[9] DLQ max length,
 -- ARGV[10] DLQ retention ms
 -- Returns {next cursor, requeued, dead-lettered, duplicates dropped}.
+-- A record stem cannot use (lib.lua's corrupt) is dead-lettered with reason
+-- corrupt-record: a garbled delivery count must not keep a job from max-deliveries.
 local prefix, group = ARGV[1], ARGV[2]
+check_type(KEYS[2], 'stream')
+check_type(prefix .. 'stats', 'hash')
 local reply = redis.call('XAUTOCLAIM', KEYS[1], group, ARGV[3], ARGV[4], ARGV[5],
   'COUNT', ARGV[6])
 local now = now_ms()
@@ -18,12 +22,21 @@ for _, entry in ipairs(reply[2]) do
   redis.call('XACK', KEYS[1], group, eid)
   redis.call('XDEL', KEYS[1], eid)
   local jid = field(fields, 'id')
-  local rec = false
+  local jkey = false
+  local rec = nil
   if jid then
-    rec = redis.call('HMGET', prefix .. 'job:' .. jid, 'env', 'state', 'deliveries')
-    if not rec[1] then rec = false end
+    jkey = prefix .. 'job:' .. jid
+    rec = read_record(jkey, 'env', 'state', 'attempt', 'deliveries')
+    if rec and not rec[1] and not rec[2] then rec = nil end  -- no record at all
   end
-  if fields and not rec then
+  local why = rec ~= nil and corrupt(rec)
+  if why then
+    local latch = false
+    if rec then latch = prefix .. 'done:' .. jid else jkey = false end
+    bury(KEYS[2], jkey, latch, jid, 'corrupt-record', corrupt_error(why),
+      (rec and rec[1]) or cjson.encode(fields or {}), 'dead', ARGV[8], ARGV[9], ARGV[10], now)
+    buried = buried + 1
+  elseif fields and not (rec and rec[1]) then
     local reason = 'undecodable'
     if jid then reason = 'missing-record' end
     bury(KEYS[2], false, false, jid, reason, '{}', cjson.encode(fields), 'dead', ARGV[8],
@@ -31,14 +44,14 @@ for _, entry in ipairs(reply[2]) do
     buried = buried + 1
   elseif rec and TERMINAL[rec[2]] then
     dups = dups + 1
-  elseif rec and (tonumber(rec[3]) or 0) >= tonumber(ARGV[7]) then
+  elseif rec and counter(rec[4]) >= tonumber(ARGV[7]) then
     local err = cjson.encode({type = 'MaxDeliveries', message =
-      'delivered ' .. rec[3] .. ' times without settling (worker killed or hung each time)'})
-    bury(KEYS[2], prefix .. 'job:' .. jid, prefix .. 'done:' .. jid, jid, 'max-deliveries',
+      'delivered ' .. rec[4] .. ' times without settling (worker killed or hung each time)'})
+    bury(KEYS[2], jkey, prefix .. 'done:' .. jid, jid, 'max-deliveries',
       err, rec[1], 'dead', ARGV[8], ARGV[9], ARGV[10], now)
     buried = buried + 1
   elseif rec then
-    requeue(KEYS[1], prefix .. 'job:' .. jid, jid)
+    requeue(KEYS[1], jkey, jid)
     requeued = requeued + 1
   end
 end

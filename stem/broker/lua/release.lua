@@ -10,8 +10,11 @@
 -- a terminal job's entry is just removed. A recovered job (not a graceful hand-back)
 -- already delivered max-deliveries times went down with its worker each time: it is
 -- dead-lettered with reason max-deliveries instead of being run again.
+-- A record stem cannot use (lib.lua's corrupt) is dead-lettered with reason
+-- corrupt-record instead of being put back.
 local prefix, group, undo = ARGV[1], ARGV[2], ARGV[3] == '1'
 local max_deliveries = tonumber(ARGV[4])
+check_type(KEYS[2], 'stream')
 local now = now_ms()
 local n = 0
 for i = 8, #ARGV, 2 do
@@ -19,17 +22,25 @@ for i = 8, #ARGV, 2 do
   if redis.call('XACK', KEYS[1], group, eid) == 1 then
     redis.call('XDEL', KEYS[1], eid)
     local jkey = prefix .. 'job:' .. jid
-    local rec = redis.call('HMGET', jkey, 'state', 'deliveries', 'env')
-    local state, deliveries = rec[1], tonumber(rec[2]) or 0
-    if state and not TERMINAL[state] then
+    local rec = read_record(jkey, 'env', 'state', 'attempt', 'deliveries')
+    local why = corrupt(rec)
+    local state, deliveries = rec and rec[2], rec and counter(rec[4])
+    if why then
+      local latch = false
+      if rec then latch = prefix .. 'done:' .. jid else jkey = false end
+      bury(KEYS[2], jkey, latch, jid, 'corrupt-record', corrupt_error(why),
+        (rec and rec[1]) or '', 'dead', ARGV[5], ARGV[6], ARGV[7], now)
+    elseif state and not TERMINAL[state] then
       if not undo and max_deliveries > 0 and deliveries >= max_deliveries then
         local err = cjson.encode({type = 'MaxDeliveries', message =
           'delivered ' .. deliveries .. ' times; its worker died each time'})
-        bury(KEYS[2], jkey, prefix .. 'done:' .. jid, jid, 'max-deliveries', err, rec[3],
+        bury(KEYS[2], jkey, prefix .. 'done:' .. jid, jid, 'max-deliveries', err, rec[1],
           'dead', ARGV[5], ARGV[6], ARGV[7], now)
       else
         requeue(KEYS[1], jkey, jid)
-        if undo then redis.call('HINCRBY', jkey, 'deliveries', -1) end
+        if undo and deliveries > 0 then
+          redis.call('HSET', jkey, 'deliveries', deliveries - 1)
+        end
         n = n + 1
       end
     end

@@ -1,18 +1,31 @@
 -- retry.lua: settle a failed attempt that will be retried: ack and delete the entry and
 -- schedule the job in the delayed set, in one step (the unacked entry is never a timer).
 --
--- KEYS[1] {q}:p<prio> the ready stream, KEYS[2] {q}:job:<id>, KEYS[3] {q}:delayed
--- ARGV[1] group, ARGV[2] entry id, ARGV[3] job id, ARGV[4] delay ms, ARGV[5] error JSON
--- Returns 1 when scheduled; 0 when the job is already terminal; -1 when the entry no longer
+-- KEYS[1] {q}:p<prio> the ready stream, KEYS[2] {q}:job:<id>, KEYS[3] {q}:delayed,
+-- KEYS[4] {q}:dead, KEYS[5] {q}:done:<id>
+-- ARGV[1] group, ARGV[2] entry id, ARGV[3] job id, ARGV[4] delay ms, ARGV[5] error JSON,
+-- ARGV[6] result TTL s, ARGV[7] DLQ max length, ARGV[8] DLQ retention ms
+-- Returns 1 when scheduled; 0 when the job is already terminal (or its record stem cannot
+-- use: then it is dead-lettered with reason corrupt-record); -1 when the entry no longer
 -- belongs to this consumer (its lease was lost: the current holder decides, not us).
-local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
-if acked == 0 then return -1 end
+-- Everything is read and checked before the first write (lib.lua's rule).
+check_type(KEYS[3], 'zset')
+check_type(KEYS[4], 'stream')
+local rec = read_record(KEYS[2], 'env', 'state', 'attempt', 'deliveries')
+local why = corrupt(rec)
+local delay = tonumber(ARGV[4])
+if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return -1 end
 redis.call('XDEL', KEYS[1], ARGV[2])
-local state = redis.call('HGET', KEYS[2], 'state')
-if not state or TERMINAL[state] then return 0 end
 local now = now_ms()
+if why then
+  local jkey, latch = false, false
+  if rec then jkey, latch = KEYS[2], KEYS[5] end
+  bury(KEYS[4], jkey, latch, ARGV[3], 'corrupt-record', corrupt_error(why),
+    (rec and rec[1]) or '', 'dead', ARGV[6], ARGV[7], ARGV[8], now)
+  return 0
+end
+if not rec[2] or TERMINAL[rec[2]] then return 0 end
 redis.call('HSET', KEYS[2], 'state', 'retrying', 'error', ARGV[5], 'deliveries', 0,
-  'eta_ms', now + tonumber(ARGV[4]))
-redis.call('HINCRBY', KEYS[2], 'attempt', 1)
-redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[3])
+  'eta_ms', now + delay, 'attempt', counter(rec[3]) + 1)
+redis.call('ZADD', KEYS[3], now + delay, ARGV[3])
 return 1
