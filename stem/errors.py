@@ -9,6 +9,7 @@
     │   └── UnknownTaskError        no task is registered under that name
     ├── OutsideError                the world outside stem broke: retry later or page someone
     │   ├── BrokerUnavailable       Redis cannot be reached or refused the command
+    │   │   └── EnqueueIncomplete   a bulk enqueue was refused part-way; ``written`` says how far
     │   └── RedisNotFound           no redis-server binary to start an embedded Redis
     ├── JobError                    about one job
     │   ├── JobNotFound             no such job id (never existed, or its record expired)
@@ -53,6 +54,19 @@ class OutsideError(StemError):
 
 class BrokerUnavailable(OutsideError):
     """Redis cannot be reached, or it refused a command."""
+
+
+class EnqueueIncomplete(BrokerUnavailable):
+    """Redis refused part of a bulk enqueue: ``written`` of ``total`` jobs were enqueued.
+
+    The written jobs are complete and will run; the others were not written at all. Repeat
+    the call with the same ``idempotency_key`` to enqueue the rest exactly once.
+    """
+
+    def __init__(self, message: str, *, written: int, total: int) -> None:
+        super().__init__(message)
+        self.written = written
+        self.total = total
 
 
 class RedisNotFound(OutsideError):

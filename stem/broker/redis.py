@@ -31,9 +31,10 @@ from stem.broker.base import (
     ReclaimStats,
     Settlement,
 )
-from stem.broker.connection import mapped, open_client
+from stem.broker.connection import mapped, open_client, redact
 from stem.broker.keys import GROUP, READ_ORDER, Keys, QueueKeys
 from stem.broker.scripts import ScriptBatch, Scripts
+from stem.errors import EnqueueIncomplete
 from stem.states import TERMINAL_STATES, JobState
 
 #: Jobs per enqueue script call: large enough to amortise the call, small enough that one
@@ -112,7 +113,8 @@ class RedisBroker(AdminMixin):
         chunks = list(_chunks(jobs, ENQUEUE_CHUNK))
         for chunk in chunks:
             batch.add(self.scripts.enqueue, [qk.delayed], self._enqueue_args(qk, chunk))
-        replies = batch.execute()
+        replies = batch.execute_each()
+        _raise_if_refused(chunks, replies, self.url)
         return [pair for c, r in zip(chunks, replies, strict=True) for pair in _pairs(c, r)]
 
     @staticmethod
@@ -386,6 +388,28 @@ class RedisBroker(AdminMixin):
         latch = self.keys.queue(queue).done(job_id)
         got = self.client.blmove(latch, latch, max(0.01, timeout_s), "RIGHT", "LEFT")
         return got is not None
+
+
+def _raise_if_refused(chunks: Sequence[Sequence[NewJob]], replies: list[Any], url: str) -> None:
+    """Raise ``EnqueueIncomplete`` if Redis refused any chunk (e.g. OOM at maxmemory).
+
+    Each chunk's script either ran whole or wrote nothing: its first write is where Redis
+    checks maxmemory, and the script validates before it writes. So the jobs written are
+    exactly those of the chunks that answered.
+    """
+    refused = [r for r in replies if isinstance(r, Exception)]
+    if not refused:
+        return
+    total = sum(len(c) for c in chunks)
+    written = sum(
+        len(c) for c, r in zip(chunks, replies, strict=True) if not isinstance(r, Exception)
+    )
+    raise EnqueueIncomplete(
+        f"{written} of {total} jobs were enqueued before Redis at {redact(url)} refused: "
+        f"{refused[0]}",
+        written=written,
+        total=total,
+    )
 
 
 def _pairs(jobs: Sequence[NewJob], reply: list[Any]) -> list[tuple[str, bool]]:
