@@ -9,6 +9,7 @@ from stem.context import JobContext, current_job
 from stem.errors import (
     BrokerUnavailable,
     ConfigError,
+    EnqueueIncomplete,
     HardTimeLimitExceeded,
     JobFailed,
     JobNotFound,
@@ -27,6 +28,7 @@ __all__ = [
     "TERMINAL_STATES",
     "BrokerUnavailable",
     "ConfigError",
+    "EnqueueIncomplete",
     "HardTimeLimitExceeded",
     "JobContext",
     "JobFailed",

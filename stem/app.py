@@ -28,7 +28,7 @@ from stem.broker import MAX_DELAY_S, NewJob, RedisBroker
 from stem.broker.keys import check_name
 from stem.config import resolve_redis_url
 from stem.envelope import encode_fields, encode_many, new_job_id
-from stem.errors import ConfigError
+from stem.errors import ConfigError, EnqueueIncomplete
 from stem.handle import JobHandle
 from stem.middleware.base import Middleware, OutgoingJob
 from stem.task import Pool, RetryPolicy, Task, make_task
@@ -247,12 +247,44 @@ class Stem:
         queue: str | None = None,
         priority: int | None = None,
         delay_s: float | None = None,
+        idempotency_key: str | None = None,
+        idempotency_ttl_s: int | None = None,
     ) -> list[JobHandle]:
         """One job of ``task`` per positional-argument tuple in ``calls``, in one round trip.
 
         Every argument is encoded before anything is sent: one bad argument refuses the
-        whole batch and nothing is written.
+        whole batch and nothing is written. A large batch goes out in chunks; if Redis
+        refuses some of them (e.g. ``maxmemory``), ``EnqueueIncomplete`` says how many jobs
+        were written. With ``idempotency_key``, job ``i`` gets the key ``<key>:<i>``, so
+        repeating the same call (same calls, same order) within ``idempotency_ttl_s``
+        enqueues each job exactly once and returns every handle.
         """
+        ttl = idempotency_ttl_s if idempotency_ttl_s is not None else self.idempotency_ttl_s
+        if idempotency_key is not None and not _ONE_LINE.match(idempotency_key):
+            raise ConfigError("idempotency_key must be 1-512 characters without line breaks")
+        try:
+            return self._enqueue_many(task, calls, queue, priority, delay_s, idempotency_key, ttl)
+        except EnqueueIncomplete as exc:
+            hint = (
+                "repeat the call with the same idempotency_key to enqueue the rest exactly once"
+                if idempotency_key is not None
+                else "give enqueue_many an idempotency_key so that a repeat cannot duplicate jobs"
+            )
+            raise EnqueueIncomplete(f"{exc}; {hint}", written=exc.written, total=exc.total) from exc
+
+    def _enqueue_many(
+        self,
+        task: Task[Any, Any] | str,
+        calls: Iterable[Sequence[Any]],
+        queue: str | None,
+        priority: int | None,
+        delay_s: float | None,
+        idempotency_key: str | None,
+        ttl: int,
+    ) -> list[JobHandle]:
+        def key(index: int) -> str:
+            return f"{idempotency_key}:{index}" if idempotency_key is not None else ""
+
         if self.middleware:
             outs = [
                 self._outgoing(task, call, None, queue, priority, delay_s, None, None, None)
@@ -260,7 +292,7 @@ class Stem:
             ]
             if not outs:
                 return []
-            news = [self._new_job(o, "", self.idempotency_ttl_s) for o in outs]
+            news = [self._new_job(o, key(i), ttl) for i, o in enumerate(outs)]
             pairs = self.broker.enqueue(outs[0].queue, news)
             return [JobHandle(self, jid, outs[0].queue, created) for jid, created in pairs]
         # No middleware to see each job: encode the batch in one go (the hot path).
@@ -275,8 +307,10 @@ class Stem:
         )
         if not encoded:
             return []
-        ttl = self.idempotency_ttl_s
-        news = [NewJob(jid, env, probe.priority, probe.eta_ms, "", ttl) for jid, env in encoded]
+        news = [
+            NewJob(jid, env, probe.priority, probe.eta_ms, key(i), ttl)
+            for i, (jid, env) in enumerate(encoded)
+        ]
         pairs = self.broker.enqueue(probe.queue, news)
         return [JobHandle(self, jid, probe.queue, created) for jid, created in pairs]
 

@@ -38,8 +38,10 @@ def resolve_redis_url(explicit: str | None = None) -> str | None:
 def load_app(spec: str) -> Stem:
     """Import ``module:attribute`` and return the ``Stem`` app it names.
 
-    The current directory is importable, as it is for ``python -m``. Every failure is a
-    ``ConfigError`` with one line saying what was wrong.
+    The current directory is importable, as it is for ``python -m``. Every failure,
+    including an exception raised by the module's own code while it is imported (a
+    ``SyntaxError``, a ``RuntimeError``), is a ``ConfigError`` with one line saying what
+    was wrong.
     """
     from stem.app import Stem
 
@@ -50,8 +52,10 @@ def load_app(spec: str) -> Stem:
         sys.path.insert(0, os.getcwd())
     try:
         module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise ConfigError(f"--app {spec!r}: cannot import {module_name!r}: {exc}") from None
+    except Exception as exc:  # the app's own code ran: ImportError, SyntaxError, anything
+        raise ConfigError(
+            f"--app {spec!r}: cannot import {module_name!r}: {type(exc).__name__}: {exc}"
+        ) from None
     app = getattr(module, attr, None)
     if not isinstance(app, Stem):
         raise ConfigError(f"--app {spec!r}: {module_name}.{attr} is not a stem.Stem app")

@@ -7,8 +7,10 @@ binary is ``$STEM_REDIS_SERVER`` if set, else ``redis-server`` on PATH, else the
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -16,6 +18,7 @@ import time
 from pathlib import Path
 
 from stem.errors import RedisNotFound
+from supervisor import set_parent_death_signal
 
 
 def find_redis_server() -> str:
@@ -102,7 +105,10 @@ class EmbeddedRedis:
     """A private redis-server process: ``start()`` blocks until it serves, ``stop()`` ends it.
 
     The process is terminated on ``stop()`` (SIGTERM, then SIGKILL after 5 s); its data
-    stays in ``data_dir``. Used as a context manager it always stops.
+    stays in ``data_dir``. Used as a context manager it always stops. On Linux it is also
+    killed when the thread that started it exits (``PR_SET_PDEATHSIG``, armed before exec),
+    so a SIGKILLed owner (a test run) leaves no server behind: start it from a thread that
+    lives as long as the server should, normally the main thread.
     """
 
     def __init__(self, data_dir: Path, *, port: int | None = None, appendonly: bool = True):
@@ -121,7 +127,15 @@ class EmbeddedRedis:
         """Start the server and wait until it answers."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         argv = server_argv(self.binary, self.port, self.data_dir, appendonly=self.appendonly)
-        self._proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL)
+        die_with_us = functools.partial(
+            set_parent_death_signal, signal.SIGKILL, parent_pid=os.getpid()
+        )
+        # Only a pre-resolved prctl call runs between fork and exec (see supervisor.process).
+        self._proc = subprocess.Popen(
+            argv,
+            stdout=subprocess.DEVNULL,
+            preexec_fn=die_with_us,  # noqa: PLW1509
+        )
         try:
             wait_until_serving(self.port)
         except BaseException:

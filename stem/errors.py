@@ -9,6 +9,7 @@
     │   └── UnknownTaskError        no task is registered under that name
     ├── OutsideError                the world outside stem broke: retry later or page someone
     │   ├── BrokerUnavailable       Redis cannot be reached, or refused for now: waiting heals it
+    │   │   └── EnqueueIncomplete   a bulk enqueue was refused part-way; ``written`` says how far
     │   ├── BrokerRefused           Redis refuses in a way waiting cannot heal: page someone
     │   └── RedisNotFound           no redis-server binary to start an embedded Redis
     ├── JobError                    about one job
@@ -68,6 +69,19 @@ class BrokerRefused(OutsideError):
     Not a ``BrokerUnavailable``: retry loops let it through, and an actor that meets it
     stops with one line and exit code 3, so its supervisor's restart intensity applies.
     """
+
+
+class EnqueueIncomplete(BrokerUnavailable):
+    """Redis refused part of a bulk enqueue: ``written`` of ``total`` jobs were enqueued.
+
+    The written jobs are complete and will run; the others were not written at all. Repeat
+    the call with the same ``idempotency_key`` to enqueue the rest exactly once.
+    """
+
+    def __init__(self, message: str, *, written: int, total: int) -> None:
+        super().__init__(message)
+        self.written = written
+        self.total = total
 
 
 class RedisNotFound(OutsideError):

@@ -160,21 +160,28 @@ def run(options: SuperviseOptions, redis_url: str | None) -> int:
         handle_signals=True,
     )
 
+    gave_up: list[SupervisorGaveUp] = []
+
     async def serve() -> None:
         async with trio.open_nursery() as nursery:
             if embedded:
                 nursery.start_soon(_announce_when_serving, url, url_file)
-            await supervisor.serve()
+            # Caught here, inside the nursery: once it leaves the nursery trio wraps it in
+            # an ExceptionGroup, which an ``except SupervisorGaveUp`` would not match.
+            try:
+                await supervisor.serve()
+            except SupervisorGaveUp as exc:
+                gave_up.append(exc)
             nursery.cancel_scope.cancel()
 
     try:
         trio.run(serve)
-    except SupervisorGaveUp as exc:
-        print(f"stem: error: supervisor {exc}", file=sys.stderr, flush=True)
-        return 1
     finally:
         if embedded:
             url_file.unlink(missing_ok=True)
+    if gave_up:
+        print(f"stem: error: supervisor {gave_up[0]}", file=sys.stderr, flush=True)
+        return 1
     return 0
 
 

@@ -120,9 +120,15 @@ class Task(Generic[P, R]):
         """``enqueue`` for trio or asyncio code (runs the blocking call in a thread)."""
         return await self.app.enqueue_async(self, args, kwargs)
 
-    def enqueue_many(self, calls: Iterable[Sequence[Any]]) -> list[JobHandle]:
-        """One job per positional-argument tuple in ``calls``, sent in one round trip."""
-        return self.app.enqueue_many(self, calls)
+    def enqueue_many(
+        self, calls: Iterable[Sequence[Any]], *, idempotency_key: str | None = None
+    ) -> list[JobHandle]:
+        """One job per positional-argument tuple in ``calls``, sent in one round trip.
+
+        ``idempotency_key`` makes a repeat of the same call (after ``EnqueueIncomplete`` or
+        any other failure) enqueue each job exactly once; see ``Stem.enqueue_many``.
+        """
+        return self.app.enqueue_many(self, calls, idempotency_key=idempotency_key)
 
     def bind_check(self, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
         """Raise ``TypeError`` if ``args``/``kwargs`` do not fit the function."""

@@ -33,9 +33,10 @@ from stem.broker.base import (
     ReclaimStats,
     Settlement,
 )
-from stem.broker.connection import Faults, mapped, open_client
+from stem.broker.connection import Faults, mapped, open_client, redact
 from stem.broker.keys import GROUP, READ_ORDER, Keys, QueueKeys
 from stem.broker.scripts import ScriptBatch, Scripts
+from stem.errors import EnqueueIncomplete
 from stem.states import TERMINAL_STATES, JobState
 
 #: The longest wait ``promote_due`` reports (a score beyond it was not written by stem).
@@ -150,7 +151,8 @@ class RedisBroker(AdminMixin):
         chunks = list(_chunks(jobs, ENQUEUE_CHUNK))
         for chunk in chunks:
             batch.add(self.scripts.enqueue, [qk.delayed], self._enqueue_args(qk, chunk))
-        replies = batch.execute()
+        replies = batch.execute_each()
+        _raise_if_refused(chunks, replies, self.faults)
         return [pair for c, r in zip(chunks, replies, strict=True) for pair in _pairs(c, r)]
 
     @staticmethod
@@ -445,6 +447,33 @@ class RedisBroker(AdminMixin):
         latch = self.keys.queue(queue).done(job_id)
         got = self.client.blmove(latch, latch, max(0.01, timeout_s), "RIGHT", "LEFT")
         return got is not None
+
+
+def _raise_if_refused(
+    chunks: Sequence[Sequence[NewJob]], replies: list[Any], faults: Faults
+) -> None:
+    """Raise ``EnqueueIncomplete`` if Redis refused some chunks (e.g. OOM at maxmemory),
+    or the refusal itself (sorted by ``faults``) when it refused every chunk.
+
+    Each chunk's script either ran whole or wrote nothing: its first write is where Redis
+    checks maxmemory, and the script validates before it writes. So the jobs written are
+    exactly those of the chunks that answered.
+    """
+    refused = [r for r in replies if isinstance(r, redis.RedisError)]
+    if not refused:
+        return
+    total = sum(len(c) for c in chunks)
+    written = sum(
+        len(c) for c, r in zip(chunks, replies, strict=True) if not isinstance(r, redis.RedisError)
+    )
+    if written == 0:
+        raise faults.classify(refused[0]) from refused[0]
+    raise EnqueueIncomplete(
+        f"{written} of {total} jobs were enqueued before Redis at {redact(faults.url)} "
+        f"refused: {refused[0]}",
+        written=written,
+        total=total,
+    )
 
 
 def _pairs(jobs: Sequence[NewJob], reply: list[Any]) -> list[tuple[str, bool]]:

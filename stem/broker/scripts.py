@@ -66,6 +66,16 @@ class ScriptBatch:
 
     def execute(self) -> list[Any]:
         """Send every queued call; return the replies in order; raise the first error."""
+        replies = self.execute_each()
+        for reply in replies:
+            if isinstance(reply, Exception):
+                raise reply
+        return replies
+
+    def execute_each(self) -> list[Any]:
+        """Send every queued call; return the replies in order, an error in the place of
+        each call that Redis refused (the calls around it did run: this is no transaction).
+        A lost connection still raises, since which calls ran is then unknown."""
         with self._client.pipeline(transaction=False) as pipe:
             for script, keys, args in self._calls:
                 pipe.evalsha(script.sha, len(keys), *keys, *args)
@@ -73,8 +83,9 @@ class ScriptBatch:
         for i, reply in enumerate(replies):
             if isinstance(reply, NoScriptError):
                 script, keys, args = self._calls[i]
-                replies[i] = script(keys=keys, args=args)
-            elif isinstance(reply, Exception):
-                raise reply
+                try:
+                    replies[i] = script(keys=keys, args=args)
+                except redis.ResponseError as exc:
+                    replies[i] = exc
         self._calls.clear()
         return replies

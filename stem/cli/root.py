@@ -191,6 +191,7 @@ _CODES: list[tuple[type[BaseException], int]] = [
 
 def report(exc: BaseException, *, debug: bool) -> int:
     """Print ``exc`` as one ``stem: error:`` line (plus its traceback with ``debug``)."""
+    exc = unwrap_group(exc)
     if isinstance(exc, SystemExit):
         return _system_exit(exc)
     if isinstance(exc, BrokenPipeError | _ReaderGone):
@@ -208,6 +209,18 @@ def report(exc: BaseException, *, debug: bool) -> int:
         traceback.print_exception(exc, file=sys.stderr)
     error(_message(exc, code))
     return code
+
+
+def unwrap_group(exc: BaseException) -> BaseException:
+    """The one exception inside ``exc`` if it is an exception group holding just one.
+
+    An error raised inside a trio nursery (an actor's ``trio.run``) reaches the edge
+    wrapped in an ``ExceptionGroup``; with a single error inside, that error decides the
+    exit code and the message. A group of several stays a group (an internal error).
+    """
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
 
 
 def error(message: str) -> None:

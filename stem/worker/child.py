@@ -5,7 +5,8 @@ file descriptor (the original stdout, moved aside), so a task's ``print`` goes t
 and never corrupts the protocol. Requests: ``{"task", "args", "kwargs", "ctx", "soft_s"}``;
 replies: ``{"ok": true, "result": ..., "rss_kb": ...}`` or ``{"ok": false, "error": {...},
 "retry_delay_s": ...}``. The child exits when its stdin closes, and dies with its parent
-(``PR_SET_PDEATHSIG`` on Linux), so a killed worker leaves no orphans.
+(``PR_SET_PDEATHSIG`` on Linux, armed by the parent before this program starts), so a
+killed worker leaves no orphans.
 """
 
 from __future__ import annotations
@@ -22,7 +23,6 @@ from typing import Any, TextIO
 from stem.context import JobContext, reset_current, set_current
 from stem.envelope import dumps
 from stem.errors import Retry, SoftTimeLimitExceeded, describe
-from supervisor import set_parent_death_signal
 
 
 def _on_alarm(signum: int, frame: FrameType | None) -> None:
@@ -73,8 +73,9 @@ def serve(app_spec: str, requests: TextIO, replies: TextIO) -> None:
 
 def main() -> None:
     """Entry point: move stdout aside for the protocol, then serve."""
-    # Die with the worker (Linux): a SIGKILLed worker must not leave pool children behind.
-    set_parent_death_signal(signal.SIGKILL, parent_pid=os.getppid())
+    # Dying with the worker is armed by the worker itself, between fork and exec (see
+    # process_pool._Proc): by the time this runs, imports are done and the worker may be
+    # gone already, so os.getppid() here could name init instead of the worker.
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # task output goes to stderr, and so to the worker's log
     sys.stdout = sys.stderr

@@ -86,14 +86,20 @@ class ThreadRunner:
             if ident:
                 _raise_in_thread(ident[0], SoftTimeLimitExceeded)
 
+        failed: Exception | None = None
         async with trio.open_nursery() as nursery:
             if soft < hard:
                 nursery.start_soon(soft_alarm)
             with trio.move_on_after(hard) as scope:
-                result = await trio.to_thread.run_sync(
-                    call, limiter=self.limiter, abandon_on_cancel=True
-                )
+                try:
+                    result = await trio.to_thread.run_sync(
+                        call, limiter=self.limiter, abandon_on_cancel=True
+                    )
+                except Exception as exc:  # the task's own error: kept out of the nursery,
+                    failed = exc  # which would wrap it in an ExceptionGroup (Retry unseen)
             nursery.cancel_scope.cancel()
+        if failed is not None:
+            raise failed
         if scope.cancelled_caught:
             raise HardTimeLimitExceeded(
                 f"hard time limit of {hard}s exceeded (thread abandoned)", job_id=ctx.job_id

@@ -4,15 +4,18 @@ Children are started on demand (up to ``size``) with ``python -m stem.worker.chi
 and reused. A child is replaced after ``max_tasks_per_child`` jobs, when its peak RSS
 passes ``max_memory_mb``, when it is killed at a task's hard time limit, and when it dies.
 ``aclose()`` closes every child's stdin (they exit), then kills what is left after 5 s.
-Children die with the worker (``PR_SET_PDEATHSIG``), so a SIGKILLed worker leaves none.
+Children die with the worker (``PR_SET_PDEATHSIG``, armed before the child's program
+starts), so a SIGKILLed worker leaves none, not even children that are still starting.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -21,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from stem.errors import HardTimeLimitExceeded, StemError
+from supervisor import set_parent_death_signal
 
 if TYPE_CHECKING:
     from stem.context import JobContext
@@ -65,13 +69,30 @@ class _Proc:
     Not ``trio.lowlevel.open_process``: it forks from a worker thread, and the child's
     parent-death signal fires when *that thread* exits (trio retires idle threads), which
     would kill healthy pool children at random.
+
+    The parent-death signal is armed between fork and exec, with this process's pid: a
+    child that set it itself would do so only after its imports (seconds on a busy host),
+    and a worker SIGKILLed meanwhile left it orphaned, its parent already pid 1.
     """
 
     def __init__(self, argv: list[str], env: dict[str, str]) -> None:
         in_r, in_w = os.pipe()
         out_r, out_w = os.pipe()
+        # If the worker died between fork and prctl, the child sees another parent and
+        # kills itself at once.
+        die_with_us = functools.partial(
+            set_parent_death_signal, signal.SIGKILL, parent_pid=os.getpid()
+        )
         try:
-            self.popen = subprocess.Popen(argv, stdin=in_r, stdout=out_w, env=env)
+            self.popen = subprocess.Popen(
+                argv,
+                stdin=in_r,
+                stdout=out_w,
+                env=env,
+                # Only a pre-resolved prctl call runs between fork and exec (as in
+                # supervisor.process.spawn), so the worker's other threads do not matter.
+                preexec_fn=die_with_us,  # noqa: PLW1509
+            )
         finally:
             os.close(in_r)
             os.close(out_w)

@@ -57,6 +57,11 @@ def never_retry_keyerror() -> None:
     raise KeyError("nope")
 
 
+@app.task(pool="threads", max_retries=5, dont_retry_on=(KeyError,))
+def thread_never_retry_keyerror() -> None:
+    raise KeyError("nope")
+
+
 @app.task(max_retries=1)
 def asks_for_retry() -> int:
     if stem.current_job().attempt == 0:

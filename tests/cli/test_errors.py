@@ -113,3 +113,14 @@ def test_no_command_prints_the_help(bare: Invoke) -> None:
     assert result.exit_code == 2
     assert "Usage: stem" in result.stderr
     assert "Exit codes:" in result.stderr
+
+
+def test_one_error_wrapped_in_an_exception_group_gets_its_own_exit_code_and_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from stem.cli.root import report
+    from stem.errors import BrokerUnavailable
+
+    wrapped = ExceptionGroup("from a nursery", [BrokerUnavailable("Redis went away")])
+    assert report(BaseExceptionGroup("outer", [wrapped]), debug=False) == 3
+    assert capsys.readouterr().err == "stem: error: Redis went away\n"

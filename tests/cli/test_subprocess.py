@@ -106,3 +106,33 @@ def test_a_closed_stdout_ends_quietly_with_141(
     finally:
         os.close(write_end)
     assert (done.returncode, done.stderr) == (141, "")
+
+
+def test_a_worker_whose_app_raises_on_import_exits_2_with_the_error_on_one_line(
+    redis_url: str, repo_root: Path
+) -> None:
+    argv = ["-m", "stem", "--redis-url", redis_url, "worker", "--app", "tests.apps.broken:app"]
+    env = {**os.environ, "PYTHONPATH": str(repo_root), "STEM_TEST_BREAK_APP": "always"}
+    done = subprocess.run(
+        [sys.executable, *argv], cwd=repo_root, env=env, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert line.startswith("stem: error: --app 'tests.apps.broken:app': cannot import")
+    assert "RuntimeError: the database settings are missing" in line
+
+
+def test_a_worker_whose_app_has_a_syntax_error_exits_2_with_the_error_on_one_line(
+    redis_url: str, repo_root: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "typo_app.py").write_text("from stem import Stem\napp = Stem(\n")
+    argv = ["-m", "stem", "--redis-url", redis_url, "worker", "--app", "typo_app:app"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(repo_root), str(tmp_path)])}
+    done = subprocess.run(
+        [sys.executable, *argv], cwd=repo_root, env=env, capture_output=True, text=True,
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 2
+    [line] = done.stderr.splitlines()
+    assert "cannot import 'typo_app': SyntaxError:" in line

@@ -193,3 +193,28 @@ def test_without_a_redis_url_it_starts_an_embedded_redis_and_runs_jobs(
     os.kill(stack.proc.pid, signal.SIGTERM)
     assert stack.proc.wait(timeout=60) == 0
     assert not url_file.exists()
+
+
+def test_a_supervisor_that_gives_up_exits_1_with_only_the_gave_up_line(
+    redis_url: str, namespace: str, repo_root: Path, tmp_path: Path
+) -> None:
+    # The supervisor imports the app fine; every worker it starts fails at its import.
+    argv = [sys.executable, "-m", "stem", "--redis-url", redis_url, "--namespace", namespace]
+    argv += ["--app", "tests.apps.broken:app", "supervise", "--no-beat", "--no-reclaimer"]
+    argv += ["--max-restarts", "1", "--within-s", "60", "--data-dir", str(tmp_path / "data")]
+    env = {**os.environ, "PYTHONPATH": str(repo_root), "STEM_TEST_BREAK_APP": "actors"}
+    proc = subprocess.Popen(
+        argv, cwd=repo_root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        stdout, stderr = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 1, stderr
+    [line] = stderr.decode().splitlines()
+    assert line.startswith("stem: error: supervisor gave up")
+    assert "worker" in line
+    assert b"RuntimeError: the database settings are missing" in stdout  # the worker's line

@@ -69,6 +69,16 @@ async def test_an_exception_in_dont_retry_on_is_not_retried(worker: Worker) -> N
     assert handle.info().attempt == 0  # type: ignore[union-attr]
 
 
+async def test_a_thread_pool_task_error_is_recorded_as_raised_and_dont_retry_on_applies(
+    worker: Worker,
+) -> None:
+    handle = jobs.thread_never_retry_keyerror.enqueue()
+    with pytest.raises(JobFailed, match="not-retryable") as caught:
+        await result(handle)
+    assert caught.value.error["type"] == "KeyError"
+    assert handle.info().attempt == 0  # type: ignore[union-attr]
+
+
 async def test_a_task_can_ask_for_a_retry_with_its_own_delay(worker: Worker) -> None:
     assert await result(jobs.asks_for_retry.enqueue()) == 1
 

@@ -1,0 +1,117 @@
+"""Process-pool children never outlive their worker, even one killed while they start."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from stem import Stem
+from tests.apps import jobs
+from tests.worker.conftest import APP_SPEC, wait_until
+
+# Loaded by every Python started with this folder on its path; it stalls only pool
+# children, at interpreter start, before any stem code runs: the window in which a
+# SIGKILLed worker used to leave them behind (they armed their parent-death signal later).
+SLOW_START = """\
+import sys, time
+if "stem.worker.child" in sys.orig_argv:
+    time.sleep(60)
+"""
+
+
+@pytest.fixture
+def strays() -> Iterator[list[psutil.Process]]:
+    """Pool children a test found; SIGKILLed afterwards if they are still there."""
+    found: list[psutil.Process] = []
+    yield found
+    for child in found:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+
+
+def pool_children(worker_pid: int) -> list[psutil.Process]:
+    try:
+        children = psutil.Process(worker_pid).children()
+    except psutil.NoSuchProcess:
+        return []
+    found = []
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if "stem.worker.child" in child.cmdline():
+                found.append(child)
+    return found
+
+
+def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
+    out = []
+    for p in procs:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
+                out.append(p)
+    return out
+
+
+def test_pool_children_still_starting_die_with_a_sigkilled_worker(
+    japp: Stem,
+    redis_url: str,
+    namespace: str,
+    repo_root: Path,
+    tmp_path: Path,
+    strays: list[psutil.Process],
+) -> None:
+    (tmp_path / "sitecustomize.py").write_text(SLOW_START)
+    argv = [sys.executable, "-m", "stem", "--redis-url", redis_url, "--namespace", namespace]
+    argv += ["--app", APP_SPEC, "worker", "--pool", "processes", "--concurrency", "3"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(repo_root)])}
+    worker = subprocess.Popen(argv, cwd=repo_root, env=env, start_new_session=True)
+    try:
+        for i in range(3):
+            jobs.sync_add.enqueue(i, i)
+        wait_until(lambda: len(pool_children(worker.pid)) == 3, what="three pool children")
+        strays.extend(pool_children(worker.pid))
+        worker.kill()  # the worker only: its children are still in their slow start
+        worker.wait()
+        wait_until(lambda: not alive(strays), timeout_s=10, what="the pool children to die")
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+
+def test_an_embedded_redis_dies_with_its_sigkilled_owner(
+    repo_root: Path, tmp_path: Path, strays: list[psutil.Process]
+) -> None:
+    owner_code = (
+        "import sys, time\n"
+        "from pathlib import Path\n"
+        "from stem.embedded import EmbeddedRedis\n"
+        "server = EmbeddedRedis(Path(sys.argv[1]), appendonly=False).start()\n"
+        "print(server._proc.pid, flush=True)\n"
+        "time.sleep(60)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(repo_root)}
+    owner = subprocess.Popen(
+        [sys.executable, "-c", owner_code, str(tmp_path / "redis")],
+        cwd=repo_root, env=env, stdout=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert owner.stdout is not None
+        server = psutil.Process(int(owner.stdout.readline()))
+        strays.append(server)
+        owner.kill()
+        owner.wait()
+        wait_until(lambda: not alive([server]), timeout_s=10, what="redis-server to die")
+    finally:
+        if owner.poll() is None:
+            os.killpg(owner.pid, signal.SIGKILL)
+            owner.wait()
+        if owner.stdout is not None:
+            owner.stdout.close()
