@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from stem.beat.config import entry_from_mapping, load_entries_from_toml
-from stem.beat.entries import Entry
-from stem.beat.schedules import Cron, Interval
 from stem.beat.store import RunRecord, Schedules, StoredEntry
-from stem.beat.ticks import fire_at_ms, next_ticks
-from stem.beat.wallclock import from_ms, to_ms
 from stem.errors import ConfigError, UsageError
+from stem.schedule.config import load_entries_from_toml
+from stem.schedule.entries import Entry, entry_from_mapping
+from stem.schedule.schedules import Cron, Interval
+from stem.schedule.ticks import fire_at_ms, next_ticks
+from stem.schedule.wallclock import from_ms, to_ms
 
 if TYPE_CHECKING:
     from stem.app import Stem
