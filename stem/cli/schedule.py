@@ -1,10 +1,10 @@
-"""``stem schedule ...`` (manage beat entries at run time) and ``stem beat`` (run a beat).
+"""``stem schedule ...``: manage beat entries at run time (``stem beat`` is in ``actors``).
 
-The root CLI registers both (``main.add_command(schedule)``, ``main.add_command(beat)``)
-and passes its :class:`~stem.cli.root.State`, whose ``app`` is the :class:`~stem.Stem`
-connected to the chosen Redis and namespace. Tables and times are printed with the
-helpers of :mod:`stem.cli.output`. Errors are raised as :class:`UsageError` /
-:class:`ConfigError` (the root prints one line and exits 2) or ``BrokerUnavailable``.
+The root CLI registers the group (``cli.add_command(schedule)``) and passes its
+:class:`~stem.cli.root.State`, whose ``app`` is the :class:`~stem.Stem` connected to the
+chosen Redis and namespace. Tables and times are printed with the helpers of
+:mod:`stem.cli.output`. Errors are raised as :class:`UsageError` / :class:`ConfigError`
+(the root prints one line and exits 2) or ``BrokerUnavailable``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import json
 import os
 import socket
 import statistics
-import sys
 from typing import Any
 
 import click
@@ -341,38 +340,3 @@ def check(path: str) -> None:
     click.echo(
         f"{path}: {len(entries)} schedule entr{'y' if len(entries) == 1 else 'ies'}, all good"
     )
-
-
-# -- stem beat -------------------------------------------------------------------------
-
-
-@click.command(
-    name="beat",
-    epilog="""Examples:
-
-\b
-  stem --app myproject.tasks:app beat --config stem.toml
-  stem --app myproject.tasks:app beat --name beat-eu-1   # any number, on any hosts
-""",
-)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    envvar="STEM_CONFIG",
-    help="A stem.toml whose [[schedule]] entries to sync [env: STEM_CONFIG].",
-)
-@click.option("--name", help="How this beat signs the runs it records (default beat/host/pid).")
-@click.pass_obj
-def beat(state: State, config_path: str | None, name: str | None) -> None:
-    """Run a beat: enqueue every schedule entry's ticks on time.
-
-    Run as many beats as you like, on any hosts: each tick is enqueued exactly once (its
-    job id and idempotency key derive from the entry and the tick). At start the beat
-    syncs the entries declared in code and in --config into Redis; it then re-reads them
-    every second, so `stem schedule` changes apply at once. A bad entry is logged in one
-    line and skipped. SIGTERM or SIGINT stops it (exit 0).
-    """
-    from stem.beat.service import run
-
-    sys.exit(run(state.app, config_path=config_path, name=name))

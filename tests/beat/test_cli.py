@@ -13,7 +13,8 @@ from click.testing import CliRunner, Result
 
 from stem import Stem
 from stem.beat.store import Schedules, Source
-from stem.cli.schedule import beat, schedule
+from stem.cli.actors import beat
+from stem.cli.schedule import schedule
 from stem.errors import ConfigError, UsageError
 from stem.schedule import Entry, Interval
 from stem.schedule.ticks import DueTick
