@@ -34,7 +34,7 @@ def new_job_id() -> str:
 
 @dataclass(frozen=True)
 class Envelope:
-    """A decoded envelope; build one with :meth:`create`, read one with :func:`decode`."""
+    """A decoded envelope: build one from its fields, read one with :func:`decode`."""
 
     id: str
     task: str
