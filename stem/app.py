@@ -34,8 +34,8 @@ from stem.middleware.base import Middleware, OutgoingJob
 from stem.task import Pool, RetryPolicy, Task, make_task
 
 if TYPE_CHECKING:
-    from stem.beat.declare import ScheduleOptions
-    from stem.beat.entries import Entry
+    from stem.schedule.declare import ScheduleOptions
+    from stem.schedule.entries import Entry
 
 _T = TypeVar("_T", bound="Task[Any, Any] | str")
 
@@ -401,13 +401,13 @@ class Stem:
     ) -> Entry | Callable[[_T], _T]:
         """Declare a beat entry that enqueues ``task`` (a Task or a task name) on a schedule.
 
-        ``app.schedule(task, every_s=30)`` returns the :class:`~stem.beat.Entry`;
+        ``app.schedule(task, every_s=30)`` returns the :class:`~stem.schedule.Entry`;
         ``@app.schedule(cron="0 * * * *")`` above ``@app.task`` returns the task unchanged.
-        Options are the keys of a ``[[schedule]]`` table (see ``stem.beat.declare``); ``stem
+        Options are the keys of a ``[[schedule]]`` table (see ``stem.schedule.declare``); ``stem
         beat`` syncs ``app.schedules`` to the schedule store. A bad or duplicate entry
-        raises :class:`~stem.beat.ScheduleEntryError` naming it.
+        raises :class:`~stem.schedule.ScheduleEntryError` naming it.
         """
-        from stem.beat.declare import check_new_entry, declare_entry
+        from stem.schedule.declare import check_new_entry, declare_entry
 
         def add(target: Task[Any, Any] | str) -> Entry:
             entry = declare_entry(target, options)

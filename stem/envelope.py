@@ -2,13 +2,14 @@
 
 An envelope is immutable once written: it holds what the producer decided (task, args,
 queue, priority, headers). What changes while a job lives (attempt, deliveries, state)
-lives in the job record next to it, so a signature over the envelope's exact bytes stays
-valid across retries, reclaims and dead-letter replays. JSON only, never pickle.
+lives in the job record next to it, so that a signature over the envelope's exact bytes
+will stay valid across retries, reclaims and dead-letter replays. Payload signing is
+planned, not built: nothing signs or verifies envelopes yet. JSON only, never pickle.
 
 Version 1 fields: ``v`` (1), ``id``, ``task``, ``args`` (list), ``kwargs`` (object),
 ``queue``, ``priority`` (0-9, higher runs first), ``enq_ms`` (producer clock, epoch ms),
-``eta_ms`` (0 unless delayed), ``headers`` (string to string; W3C ``traceparent`` and
-``tracestate`` when tracing is on).
+``eta_ms`` (0 unless delayed), ``headers`` (string to string, carried as given; stem
+sets none itself yet: W3C ``traceparent``/``tracestate`` propagation is planned).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def new_job_id() -> str:
 
 @dataclass(frozen=True)
 class Envelope:
-    """A decoded envelope; build one with :meth:`create`, read one with :func:`decode`."""
+    """A decoded envelope: build one from its fields, read one with :func:`decode`."""
 
     id: str
     task: str
@@ -46,7 +47,7 @@ class Envelope:
     headers: dict[str, str] = field(default_factory=dict)
 
     def encode(self) -> str:
-        """The exact JSON text that is stored and (when signing is on) signed."""
+        """The exact JSON text that is stored (and that signing, once built, will sign)."""
         return encode_fields(
             self.id,
             self.task,

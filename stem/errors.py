@@ -5,8 +5,9 @@
     StemError
     ├── UsageError                  the caller's mistake: fix the call, the config or the input
     │   ├── ConfigError             a setting, option, file or schedule entry is invalid
+    │   │   └── ScheduleEntryError  (stem.schedule) one schedule entry is invalid; names it
     │   ├── SerializationError      an argument or result cannot be encoded as JSON
-    │   └── UnknownTaskError        no task is registered under that name
+    │   └── UnknownTaskError        no task is registered under that name (not raised yet)
     ├── OutsideError                the world outside stem broke: retry later or page someone
     │   ├── BrokerUnavailable       Redis cannot be reached, or refused for now: waiting heals it
     │   │   └── EnqueueIncomplete   a bulk enqueue was refused part-way; ``written`` says how far
@@ -14,11 +15,20 @@
     │   └── RedisNotFound           no redis-server binary to start an embedded Redis
     ├── JobError                    about one job
     │   ├── JobNotFound             no such job id (never existed, or its record expired)
+    │   ├── ResultTimeout           waiting for a result took too long (also a TimeoutError)
     │   ├── JobFailed               the job ended failed or dead; carries the stored error
     │   ├── PayloadError            a delivered payload cannot be decoded or verified
     │   ├── SoftTimeLimitExceeded   raised inside a task when its soft time limit passes
-    │   └── HardTimeLimitExceeded   recorded when a task was killed at its hard time limit
+    │   ├── HardTimeLimitExceeded   recorded when a task was killed at its hard time limit
+    │   ├── RemoteTaskError         (stem.worker.process_pool) a task raised in a pool child
+    │   └── ChildDied               (stem.worker.process_pool) a pool child died mid-job
     └── Retry                       control flow: a task asks to be retried (not a failure)
+
+Errors marked with a module are defined there, next to the code that raises them, and
+are still part of this tree. ``ChildDied`` is a ``JobError``, not an ``OutsideError``: a
+pool child dies because of the task it runs (a crash in a C extension, ``os._exit``, the
+kernel's OOM killer), it costs that one attempt of that one job (retried under the
+job's policy), and neither Redis nor the worker is broken.
 
 ``ResultTimeout`` is also a ``TimeoutError`` so generic timeout handling catches it.
 At the CLI edge each group maps to a documented exit code (see ``stem.cli``).
@@ -46,7 +56,13 @@ class SerializationError(UsageError):
 
 
 class UnknownTaskError(UsageError):
-    """No task is registered under the given name."""
+    """No task is registered under the given name.
+
+    Not raised yet: a worker that receives an unknown task name dead-letters the job
+    with reason ``unknown-task`` (``stem.worker.execute``), and a pool child looks the
+    name up with a bare ``dict`` index (``stem.worker.child``). Both are the places to
+    raise it once the worker changes in flight have landed.
+    """
 
 
 class OutsideError(StemError):

@@ -6,7 +6,8 @@ a ``Supervisor``. See ``supervisor.core`` for the lifecycle and a usage example,
 
 For child programs: ``touch_heartbeat()`` reports liveness to a spec with
 ``heartbeat_timeout_s``; ``set_parent_death_signal()`` makes the child's own children die
-with it on Linux.
+with it on Linux; ``CHILD_NAME_ENV``, ``REPLICA_ENV`` and ``HEARTBEAT_FILE_ENV`` name the
+environment variables the supervisor sets in each child (use them, not the literals).
 
 supervisord's distribution also installs a top-level ``supervisor`` package: do not install
 both in one virtualenv.
@@ -23,7 +24,7 @@ from supervisor.health import (
     tree_rss_bytes,
 )
 from supervisor.process import set_parent_death_signal
-from supervisor.spec import ChildSpec, RestartType, Strategy
+from supervisor.spec import CHILD_NAME_ENV, REPLICA_ENV, ChildSpec, RestartType, Strategy
 from supervisor.status import (
     ALIVE_STATES,
     FINAL_STATES,
@@ -36,8 +37,10 @@ from supervisor.status import (
 
 __all__ = [
     "ALIVE_STATES",
+    "CHILD_NAME_ENV",
     "FINAL_STATES",
     "HEARTBEAT_FILE_ENV",
+    "REPLICA_ENV",
     "Backoff",
     "ChildSpec",
     "ChildState",

@@ -22,7 +22,7 @@ from supervisor.backoff import BackoffTracker
 from supervisor.health import HeartbeatProbe, tree_rss_bytes
 from supervisor.output import OutputWriter, pump_lines
 from supervisor.process import ChildProcess, spawn, stop_group
-from supervisor.spec import ChildSpec
+from supervisor.spec import CHILD_NAME_ENV, REPLICA_ENV, ChildSpec
 from supervisor.status import ALIVE_STATES, ChildState, ChildStatistics
 
 # How long to keep reading output after the group is gone: a descendant that escaped the
@@ -177,6 +177,6 @@ def child_env(replica: Replica, probe: HeartbeatProbe) -> dict[str, str]:
     """The environment of a replica's process: ours, the spec's, then the supervisor's."""
     env = {"PYTHONUNBUFFERED": "1", **os.environ, **replica.spec.env}
     env.update(probe.child_env(replica.label))
-    env["SUPERVISOR_CHILD_NAME"] = replica.spec.name
-    env["SUPERVISOR_REPLICA"] = str(replica.replica)
+    env[CHILD_NAME_ENV] = replica.spec.name
+    env[REPLICA_ENV] = str(replica.replica)
     return env

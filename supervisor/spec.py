@@ -25,6 +25,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from supervisor.backoff import Backoff
 from supervisor.errors import SupervisorConfigError
 
+#: Set in every child's environment: its spec's ``name``.
+CHILD_NAME_ENV = "SUPERVISOR_CHILD_NAME"
+#: Set in every child's environment: its replica number, 1-based, as text.
+REPLICA_ENV = "SUPERVISOR_REPLICA"
+
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_-]*")
 
 

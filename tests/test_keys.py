@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import re
 from pathlib import Path
 
-from stem.broker.keys import Keys, QueueKeys
+from stem.broker.keys import LUA_DERIVED_SUFFIXES, Keys, QueueKeys
+
+LUA = Path(__file__).resolve().parent.parent / "stem" / "broker" / "lua"
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "reference" / "redis-keys.md"
 
@@ -32,3 +35,34 @@ def test_every_queue_key_carries_the_queue_hash_tag() -> None:
     keys = [*qk.streams(), qk.delayed, qk.dead, qk.stats, qk.job("j"), qk.done("j")]
     keys.append(qk.idempotency("k"))
     assert all("{emails}" in k for k in keys)
+
+
+def test_every_key_a_lua_script_derives_from_the_queue_prefix_uses_a_suffix_of_keys_py() -> None:
+    spelled = {
+        suffix
+        for path in LUA.glob("*.lua")
+        for suffix in re.findall(r"prefix\s*\.\.\s*'([^']*)'", path.read_text())
+    }
+
+    assert spelled, "no script derives a key from the prefix: update this test"
+    assert sorted(spelled - set(LUA_DERIVED_SUFFIXES)) == []
+
+
+def test_each_lua_derived_suffix_builds_the_same_key_as_its_python_builder() -> None:
+    qk = Keys("ns").queue("emails")
+    built = {
+        "QueueKeys.job": qk.job("J1"),
+        "QueueKeys.done": qk.done("J1"),
+        "QueueKeys.idempotency": qk.idempotency("J1"),
+        "QueueKeys.stream": qk.stream(7),
+        "QueueKeys.stats": qk.stats,
+        "QueueKeys.dead": qk.dead,
+    }
+    lua_argument = {"job:": "J1", "done:": "J1", "idem:": "J1", "p": "7", "stats": "", "dead": ""}
+
+    derived = {
+        builder: qk.prefix + suffix + lua_argument[suffix]
+        for suffix, builder in LUA_DERIVED_SUFFIXES.items()
+    }
+
+    assert derived == built

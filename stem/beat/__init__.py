@@ -1,61 +1,9 @@
-"""The schedule model of ``stem beat``: entries, their ticks, and what is due when.
+"""``stem beat``: the actor that fires schedule entries, and the store it keeps them in.
 
-Pure code: no Redis and no clock (time is passed in). A tick is an instant identified by
-its UTC epoch milliseconds; every beat replica computes the same ticks, fire times and
-job ids for the same entry, so replicas need no coordination beyond the broker's dedupe
-on job id. See :mod:`stem.beat.ticks` for the missed-run and jitter rules and
-:mod:`stem.beat.wallclock` for daylight-saving days.
+Above the app: :mod:`stem.beat.service` runs the trio loop that enqueues each due tick
+through the app (``stem beat``, or ``serve_beat`` in a nursery), and
+:mod:`stem.beat.store` keeps entries, operator switches and run records in Redis through
+the broker's schedule store (:class:`stem.broker.schedule.ScheduleStore`; the Redis
+commands and keys live there, not here). What an entry is and when it is due is the pure
+model in :mod:`stem.schedule`.
 """
-
-from stem.beat.config import (
-    entries_from_tables,
-    entry_from_mapping,
-    load_entries_from_toml,
-    load_entries_from_toml_strict,
-)
-from stem.beat.entries import (
-    DEFAULT_GRACE_S,
-    Entry,
-    MissedPolicy,
-    ScheduleEntryError,
-    job_id_for_tick,
-)
-from stem.beat.schedules import Cron, Interval, Once, Schedule
-from stem.beat.ticks import (
-    BeatPlan,
-    DueTick,
-    EntryPlan,
-    due_ticks,
-    fire_at_ms,
-    jitter_ms,
-    next_ticks,
-    plan_beat,
-    plan_entry,
-    utc_now,
-)
-
-__all__ = [
-    "DEFAULT_GRACE_S",
-    "BeatPlan",
-    "Cron",
-    "DueTick",
-    "Entry",
-    "EntryPlan",
-    "Interval",
-    "MissedPolicy",
-    "Once",
-    "Schedule",
-    "ScheduleEntryError",
-    "due_ticks",
-    "entries_from_tables",
-    "entry_from_mapping",
-    "fire_at_ms",
-    "jitter_ms",
-    "job_id_for_tick",
-    "load_entries_from_toml",
-    "load_entries_from_toml_strict",
-    "next_ticks",
-    "plan_beat",
-    "plan_entry",
-    "utc_now",
-]

@@ -2,7 +2,7 @@
 
 At start a beat syncs the entries declared in code (``app.schedules``) and in its file
 (``--config stem.toml``) into the schedule store (:mod:`stem.beat.store`). Then it loops:
-read the store (one round trip), plan with :func:`stem.beat.ticks.plan_beat`, enqueue
+read the store (one round trip), plan with :func:`stem.schedule.ticks.plan_beat`, enqueue
 what is due, sleep until the next fire time but never longer than ``reload_s`` (1 s), so
 ``stem schedule add|remove|enable|disable`` reach every running beat within a second.
 
@@ -37,13 +37,13 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from stem.beat.config import load_entries_from_toml
-from stem.beat.entries import Entry, ScheduleEntryError
 from stem.beat.store import Schedules, Source, StoredEntry
-from stem.beat.ticks import DueTick, fire_at_ms, plan_entry, utc_now
 from stem.errors import BrokerUnavailable, StemError
 from stem.observe.heartbeat import touch_supervisor_heartbeat
 from stem.runtime import run_actor
+from stem.schedule.config import load_entries_from_toml
+from stem.schedule.entries import Entry, ScheduleEntryError
+from stem.schedule.ticks import DueTick, fire_at_ms, plan_entry, utc_now
 
 if TYPE_CHECKING:
     from stem.app import Stem

@@ -28,14 +28,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from stem.beat.config import entry_from_mapping
-from stem.beat.entries import JSON_VERSION, Entry, ScheduleEntryError
 from stem.broker.schedule import DefinitionChange, ScheduleStore
 from stem.errors import UsageError
+from stem.schedule.entries import JSON_VERSION, Entry, ScheduleEntryError, entry_from_mapping
 
 if TYPE_CHECKING:
-    from stem.beat.ticks import DueTick
     from stem.broker.redis import RedisBroker
+    from stem.schedule.ticks import DueTick
 
 #: How many recent drifts an entry's run record keeps.
 KEEP_DRIFTS = 100
@@ -197,7 +196,7 @@ class Snapshot:
     new_errors: tuple[ScheduleEntryError, ...] = ()
 
     def last_ticks(self) -> dict[str, int]:
-        """Entry name -> last fired tick, for :func:`stem.beat.ticks.plan_beat`."""
+        """Entry name -> last fired tick, for :func:`stem.schedule.ticks.plan_beat`."""
         return {
             name: record.last_tick_ms
             for name, record in self.records.items()

@@ -1,4 +1,12 @@
-"""Every Redis key stem uses is built here, and only here.
+"""Every Redis key name stem uses is defined here; Lua derives some from the same rules.
+
+Python builds every key from this module. The Lua scripts get the keys they declare in
+``KEYS``, plus the queue's prefix (:attr:`QueueKeys.prefix`, ``ns:{queue}:``) in ``ARGV``,
+from which they derive the per-job and per-priority keys of that queue by appending the
+suffixes spelled here: :data:`LUA_DERIVED_SUFFIXES` (``job:<id>``, ``done:<id>``,
+``idem:<key>``, ``p<priority>``, ``stats``, ``dead``). Derived keys share the prefix and so the
+queue's hash-tag slot. ``tests/test_keys.py`` checks that every suffix a script appends
+to the prefix is one of these, and that each matches its builder here.
 
 All of a queue's keys share the hash tag ``{queue}`` so that a queue lives in one Redis
 Cluster slot and its multi-key Lua scripts work on Cluster. Keys that are not about one
@@ -20,6 +28,16 @@ PRIORITIES = range(10)
 READ_ORDER = tuple(reversed(PRIORITIES))
 #: The consumer group every worker of a queue joins.
 GROUP = "workers"
+#: What Lua appends to :attr:`QueueKeys.prefix` to derive a key, with the builder here
+#: that makes the same key (see the module docstring).
+LUA_DERIVED_SUFFIXES = {
+    "job:": "QueueKeys.job",
+    "done:": "QueueKeys.done",
+    "idem:": "QueueKeys.idempotency",
+    "p": "QueueKeys.stream",
+    "stats": "QueueKeys.stats",
+    "dead": "QueueKeys.dead",
+}
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
 
@@ -120,5 +138,6 @@ class Keys:
 
     @property
     def limits(self) -> str:
-        """Hash: rate-limit name -> limit definition, changed at run time."""
+        """Hash: rate-limit name -> limit definition (reserved: the rate limiter is planned,
+        not built, and nothing reads or writes this key yet)."""
         return f"{self.namespace}:limits"

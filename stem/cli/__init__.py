@@ -1,7 +1,7 @@
 """The ``stem`` command (click): ``main`` is the root group, with every command added.
 
 Commands live one group per module: ``enqueue``, ``result``, ``observe``, ``dlq``, the
-actors (``actors``: worker, reclaim, supervise) and ``schedule`` (schedule ..., beat).
+actors (``actors``: worker, reclaim, supervise, beat) and ``schedule``.
 ``root`` holds the global options, the app they select and the error edge: every error
 is one ``stem: error: ...`` line and a documented exit code (see ``stem.cli.root``).
 """
@@ -17,7 +17,7 @@ for _command in (
     actors.supervise,
     actors.worker,
     actors.reclaim,
-    schedule.beat,
+    actors.beat,
     enqueue.enqueue,
     result.result,
     observe.observe,

@@ -1,9 +1,8 @@
-"""The actor commands: ``stem worker``, ``stem reclaim`` and ``stem supervise``.
+"""The actor commands: ``stem worker``, ``stem reclaim``, ``stem supervise``, ``stem beat``.
 
 Each is a thin wrapper: it checks its options, then calls ``run(...)`` of the actor's
 module, imported inside the command (actors pull in trio and the runtime, which the
-other commands do not need), and exits with the code ``run`` returns. ``stem beat``
-lives with ``stem schedule`` in ``stem/cli/schedule.py``.
+other commands do not need), and exits with the code ``run`` returns.
 """
 
 from __future__ import annotations
@@ -202,3 +201,38 @@ def _supervise_options(module: ModuleType, config: str | None, overrides: dict[s
                 "or app_spec in [supervise])"
             ) from None
         raise
+
+
+# -- stem beat -------------------------------------------------------------------------
+
+
+@click.command(
+    name="beat",
+    epilog="""Examples:
+
+\b
+  stem --app myproject.tasks:app beat --config stem.toml
+  stem --app myproject.tasks:app beat --name beat-eu-1   # any number, on any hosts
+""",
+)
+@click.option(
+    "--config",
+    "config_path",
+    type=click.Path(dir_okay=False),
+    envvar="STEM_CONFIG",
+    help="A stem.toml whose [[schedule]] entries to sync [env: STEM_CONFIG].",
+)
+@click.option("--name", help="How this beat signs the runs it records (default beat/host/pid).")
+@click.pass_obj
+def beat(state: State, config_path: str | None, name: str | None) -> None:
+    """Run a beat: enqueue every schedule entry's ticks on time.
+
+    Run as many beats as you like, on any hosts: each tick is enqueued exactly once (its
+    job id and idempotency key derive from the entry and the tick). At start the beat
+    syncs the entries declared in code and in --config into Redis; it then re-reads them
+    every second, so `stem schedule` changes apply at once. A bad entry is logged in one
+    line and skipped. SIGTERM or SIGINT stops it (exit 0).
+    """
+    from stem.beat.service import run
+
+    raise click.exceptions.Exit(run(state.app, config_path=config_path, name=name))

@@ -19,6 +19,8 @@ from typing import Any
 
 import click
 
+EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
 
 def stdout_is_tty() -> bool:
     """Whether stdout is a terminal (tests patch this to see the table form)."""
@@ -107,6 +109,33 @@ def iso_ms(t_ms: int | None) -> str:
         return "-"
     when = dt.datetime.fromtimestamp(t_ms / 1000, tz=dt.UTC)
     return when.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def when(t_ms: int | None, now_ms: int | None = None) -> str:
+    """``2026-01-02T03:04:05.678Z (in 3.0s)`` relative to ``now_ms``; ``-`` for None.
+
+    Without ``now_ms``, the time alone. Unlike :func:`iso_ms`, 0 is a time (the epoch).
+    """
+    if t_ms is None:
+        return "-"
+    text = _iso(t_ms)
+    if now_ms is None:
+        return text
+    delta_s = (t_ms - now_ms) / 1000
+    if delta_s >= 0:
+        return f"{text} (in {span(delta_s)})"
+    return f"{text} ({span(-delta_s)} ago)"
+
+
+def _iso(t_ms: int) -> str:
+    # Integer milliseconds, not a float division: exact for any instant (ticks are ints).
+    moment = EPOCH + dt.timedelta(milliseconds=t_ms)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def examples(*lines: str) -> str:
+    """An epilog of example command lines (``\\b`` keeps click from rewrapping them)."""
+    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
 
 
 def one_line(text: str, limit: int = 200) -> str:

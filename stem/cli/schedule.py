@@ -1,9 +1,10 @@
-"""``stem schedule ...`` (manage beat entries at run time) and ``stem beat`` (run a beat).
+"""``stem schedule ...``: manage beat entries at run time (``stem beat`` is in ``actors``).
 
-The root CLI registers both (``main.add_command(schedule)``, ``main.add_command(beat)``)
-and puts an object with an ``app`` attribute (a :class:`~stem.Stem` connected to the
-chosen Redis and namespace) in ``ctx.obj``. Errors are raised as :class:`UsageError` /
-:class:`ConfigError` (the root prints one line and exits 2) or ``BrokerUnavailable``.
+The root CLI registers the group (``cli.add_command(schedule)``) and passes its
+:class:`~stem.cli.root.State`, whose ``app`` is the :class:`~stem.Stem` connected to the
+chosen Redis and namespace. Tables and times are printed with the helpers of
+:mod:`stem.cli.output`. Errors are raised as :class:`UsageError` / :class:`ConfigError`
+(the root prints one line and exits 2) or ``BrokerUnavailable``.
 """
 
 from __future__ import annotations
@@ -12,66 +13,27 @@ import json
 import os
 import socket
 import statistics
-import sys
-import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
-from stem.beat.config import entry_from_mapping, load_entries_from_toml
-from stem.beat.entries import Entry
-from stem.beat.schedules import Cron, Interval
 from stem.beat.store import RunRecord, Schedules, StoredEntry
-from stem.beat.ticks import fire_at_ms, next_ticks
-from stem.beat.wallclock import from_ms, to_ms
-from stem.errors import ConfigError, UsageError
-
-if TYPE_CHECKING:
-    from stem.app import Stem
+from stem.cli.output import examples, table, when
+from stem.cli.output import now_ms as current_ms
+from stem.cli.root import State
+from stem.errors import ConfigError
+from stem.schedule.config import load_entries_from_toml
+from stem.schedule.entries import Entry, entry_from_mapping
+from stem.schedule.schedules import Cron, Interval
+from stem.schedule.ticks import fire_at_ms, next_ticks
+from stem.schedule.wallclock import from_ms, to_ms
 
 #: How many upcoming fire times ``show`` prints.
 NEXT_COUNT = 5
 
 
-def _app(ctx: click.Context) -> Stem:
-    """The app the root CLI put in ``ctx.obj.app``."""
-    app = getattr(ctx.obj, "app", None)
-    if app is None:
-        raise UsageError("no app: run this command through `stem` (ctx.obj.app is not set)")
-    return app  # type: ignore[no-any-return]
-
-
-def _examples(*lines: str) -> str:
-    """An epilog of example command lines (``\\b`` keeps click from rewrapping them)."""
-    return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
-
-
-def _schedules(ctx: click.Context) -> Schedules:
-    return Schedules(_app(ctx).broker)
-
-
-def _now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def _when(t_ms: int | None, now_ms: int | None = None) -> str:
-    """``2026-01-02T03:04:05.678Z (in 3s)``; ``-`` for None."""
-    if t_ms is None:
-        return "-"
-    text = from_ms(t_ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-    if now_ms is None:
-        return text
-    delta_s = (t_ms - now_ms) / 1000
-    if delta_s >= 0:
-        return f"{text} (in {_span(delta_s)})"
-    return f"{text} ({_span(-delta_s)} ago)"
-
-
-def _span(seconds: float) -> str:
-    for unit, size in (("d", 86_400), ("h", 3600), ("m", 60)):
-        if seconds >= size:
-            return f"{seconds / size:.1f}{unit}"
-    return f"{seconds:.1f}s"
+def _schedules(state: State) -> Schedules:
+    return Schedules(state.app.broker)
 
 
 def describe_schedule(entry: Entry) -> str:
@@ -117,12 +79,6 @@ def _entry_json(stored: StoredEntry, record: RunRecord, now_ms: int, n: int) -> 
     }
 
 
-def _table(rows: list[list[str]], header: list[str]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in [header, *rows]]
-    return "\n".join(line.rstrip() for line in lines)
-
-
 # -- the group --------------------------------------------------------------------------
 
 
@@ -148,14 +104,14 @@ def schedule() -> None:
 
 @schedule.command(
     name="list",
-    epilog=_examples("stem schedule list", "stem schedule list --json | jq '.[].name'"),
+    epilog=examples("stem schedule list", "stem schedule list --json | jq '.[].name'"),
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
-@click.pass_context
-def list_entries(ctx: click.Context, as_json: bool) -> None:
+@click.pass_obj
+def list_entries(state: State, as_json: bool) -> None:
     """List every entry: source, state, schedule, next fire time and last run."""
-    snapshot = _schedules(ctx).snapshot()
-    now_ms = _now_ms()
+    snapshot = _schedules(state).snapshot()
+    now_ms = current_ms()
     empty = RunRecord()
     if as_json:
         docs = [
@@ -177,13 +133,13 @@ def list_entries(ctx: click.Context, as_json: bool) -> None:
                 "yes" if stored.enabled else "no",
                 describe_schedule(stored.entry),
                 stored.entry.task,
-                _when(upcoming[0] if upcoming else None),
-                "-" if last is None else _when(last.fired_at_ms),
+                when(upcoming[0] if upcoming else None),
+                "-" if last is None else when(last.fired_at_ms),
             ]
         )
     header = ["NAME", "SOURCE", "ENABLED", "SCHEDULE", "TASK", "NEXT FIRE", "LAST RUN"]
     if rows:
-        click.echo(_table(rows, header))
+        click.echo(table(header, rows))
     else:
         click.echo("no schedule entries")
     for error in snapshot.errors.values():
@@ -192,19 +148,19 @@ def list_entries(ctx: click.Context, as_json: bool) -> None:
 
 @schedule.command(
     name="show",
-    epilog=_examples(
+    epilog=examples(
         "stem schedule show nightly-report", "stem schedule show nightly-report --json"
     ),
 )
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
-@click.pass_context
-def show(ctx: click.Context, name: str, as_json: bool) -> None:
+@click.pass_obj
+def show(state: State, name: str, as_json: bool) -> None:
     """Show one entry: its definition, the next five fire times and the last run."""
-    schedules = _schedules(ctx)
+    schedules = _schedules(state)
     stored = schedules.get(name)
     record = schedules.record(name)
-    now_ms = _now_ms()
+    now_ms = current_ms()
     if as_json:
         click.echo(json.dumps(_entry_json(stored, record, now_ms, NEXT_COUNT), indent=2))
         return
@@ -232,7 +188,7 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
         if isinstance(entry.schedule, Cron) and entry.schedule.tz != "UTC":
             wall = from_ms(fire).astimezone(entry.schedule.zone)
             local = f"  = {wall.strftime('%Y-%m-%d %H:%M:%S %Z')}"
-        click.echo(f"  {_when(fire, now_ms)}{local}")
+        click.echo(f"  {when(fire, now_ms)}{local}")
     click.echo(_last_run_text(record, now_ms))
 
 
@@ -240,10 +196,10 @@ def _last_run_text(record: RunRecord, now_ms: int) -> str:
     run = record.last_run
     if run is None:
         return "last run: never"
-    what = "manual run" if run.manual else f"tick {_when(run.tick_ms)}"
+    what = "manual run" if run.manual else f"tick {when(run.tick_ms)}"
     if run.catch_up:
         what += " (catch-up)"
-    text = f"last run: {_when(run.fired_at_ms, now_ms)}, {what}, job {run.job_id}"
+    text = f"last run: {when(run.fired_at_ms, now_ms)}, {what}, job {run.job_id}"
     if run.drift_ms is not None:
         text += f", drift {run.drift_ms} ms"
     text += f", by {run.by}"
@@ -286,8 +242,8 @@ def _last_run_text(record: RunRecord, now_ms: int) -> str:
 @click.option("--missed", type=click.Choice(["skip", "run_once"]), help="Fate of missed ticks.")
 @click.option("--disabled", is_flag=True, help="Store it switched off.")
 @click.option("--replace", is_flag=True, help="Replace an entry of that name added by the CLI.")
-@click.pass_context
-def add(ctx: click.Context, /, name: str, task: str, replace: bool, **options: Any) -> None:
+@click.pass_obj
+def add(state: State, /, name: str, task: str, replace: bool, **options: Any) -> None:
     """Add an entry NAME that enqueues TASK: give one of --every, --cron or --at."""
     data: dict[str, Any] = {"name": name, "task": task}
     for key in ("args", "kwargs"):
@@ -301,16 +257,16 @@ def add(ctx: click.Context, /, name: str, task: str, replace: bool, **options: A
         data["enabled"] = False
     data.update({k: v for k, v in options.items() if v is not None})
     entry = entry_from_mapping(data)
-    _schedules(ctx).add(entry, replace_existing=replace)
+    _schedules(state).add(entry, replace_existing=replace)
     click.echo(f"added {name!r}: {describe_schedule(entry)} -> {task}")
 
 
-@schedule.command(name="remove", epilog=_examples("stem schedule remove cleanup"))
+@schedule.command(name="remove", epilog=examples("stem schedule remove cleanup"))
 @click.argument("name")
-@click.pass_context
-def remove(ctx: click.Context, name: str) -> None:
+@click.pass_obj
+def remove(state: State, name: str) -> None:
     """Remove entry NAME and its run record."""
-    removed = _schedules(ctx).remove(name)
+    removed = _schedules(state).remove(name)
     click.echo(f"removed {name!r}")
     if isinstance(removed, StoredEntry) and removed.source.value != "cli":
         click.echo(
@@ -320,32 +276,32 @@ def remove(ctx: click.Context, name: str) -> None:
         )
 
 
-@schedule.command(name="enable", epilog=_examples("stem schedule enable cleanup"))
+@schedule.command(name="enable", epilog=examples("stem schedule enable cleanup"))
 @click.argument("name")
-@click.pass_context
-def enable(ctx: click.Context, name: str) -> None:
+@click.pass_obj
+def enable(state: State, name: str) -> None:
     """Switch entry NAME on (the switch survives beat restarts and syncs)."""
-    _schedules(ctx).set_enabled(name, True)
+    _schedules(state).set_enabled(name, True)
     click.echo(f"enabled {name!r}")
 
 
-@schedule.command(name="disable", epilog=_examples("stem schedule disable cleanup"))
+@schedule.command(name="disable", epilog=examples("stem schedule disable cleanup"))
 @click.argument("name")
-@click.pass_context
-def disable(ctx: click.Context, name: str) -> None:
+@click.pass_obj
+def disable(state: State, name: str) -> None:
     """Switch entry NAME off: running beats stop firing it within a second."""
-    _schedules(ctx).set_enabled(name, False)
+    _schedules(state).set_enabled(name, False)
     click.echo(f"disabled {name!r}")
 
 
 @schedule.command(
     name="run",
-    epilog=_examples("stem schedule run nightly-report", "stem schedule run nightly-report --json"),
+    epilog=examples("stem schedule run nightly-report", "stem schedule run nightly-report --json"),
 )
 @click.argument("name")
 @click.option("--json", "as_json", is_flag=True, help="Print the job as a JSON object.")
-@click.pass_context
-def run_now(ctx: click.Context, name: str, as_json: bool) -> None:
+@click.pass_obj
+def run_now(state: State, name: str, as_json: bool) -> None:
     """Enqueue entry NAME's task now (a manual run, with a new job id).
 
     The run is recorded as the entry's last run (manual); its ticks are unaffected.
@@ -353,7 +309,7 @@ def run_now(ctx: click.Context, name: str, as_json: bool) -> None:
     # Late import: the service pulls in trio and the actor runtime.
     from stem.beat.service import enqueue_entry
 
-    app = _app(ctx)
+    app = state.app
     schedules = Schedules(app.broker)
     entry = schedules.get(name).entry
     handle = enqueue_entry(app, entry)
@@ -366,7 +322,7 @@ def run_now(ctx: click.Context, name: str, as_json: bool) -> None:
 
 @schedule.command(
     name="check",
-    epilog=_examples("stem schedule check stem.toml"),
+    epilog=examples("stem schedule check stem.toml"),
 )
 @click.argument("path", default="stem.toml", type=click.Path(dir_okay=False))
 def check(path: str) -> None:
@@ -384,38 +340,3 @@ def check(path: str) -> None:
     click.echo(
         f"{path}: {len(entries)} schedule entr{'y' if len(entries) == 1 else 'ies'}, all good"
     )
-
-
-# -- stem beat -------------------------------------------------------------------------
-
-
-@click.command(
-    name="beat",
-    epilog="""Examples:
-
-\b
-  stem --app myproject.tasks:app beat --config stem.toml
-  stem --app myproject.tasks:app beat --name beat-eu-1   # any number, on any hosts
-""",
-)
-@click.option(
-    "--config",
-    "config_path",
-    type=click.Path(dir_okay=False),
-    envvar="STEM_CONFIG",
-    help="A stem.toml whose [[schedule]] entries to sync [env: STEM_CONFIG].",
-)
-@click.option("--name", help="How this beat signs the runs it records (default beat/host/pid).")
-@click.pass_context
-def beat(ctx: click.Context, config_path: str | None, name: str | None) -> None:
-    """Run a beat: enqueue every schedule entry's ticks on time.
-
-    Run as many beats as you like, on any hosts: each tick is enqueued exactly once (its
-    job id and idempotency key derive from the entry and the tick). At start the beat
-    syncs the entries declared in code and in --config into Redis; it then re-reads them
-    every second, so `stem schedule` changes apply at once. A bad entry is logged in one
-    line and skipped. SIGTERM or SIGINT stops it (exit 0).
-    """
-    from stem.beat.service import run
-
-    sys.exit(run(_app(ctx), config_path=config_path, name=name))

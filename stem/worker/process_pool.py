@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from stem.errors import HardTimeLimitExceeded, StemError
+from stem.errors import HardTimeLimitExceeded, JobError
 from supervisor import set_parent_death_signal
 
 if TYPE_CHECKING:
@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("stem.worker.pool")
 
 
-class RemoteTaskError(StemError):
+class RemoteTaskError(JobError):
     """A task failed in a pool child; ``record`` is its error (type, message, traceback)."""
 
     def __init__(self, record: dict[str, Any], *, retryable: bool, retry_delay_s: float | None):
@@ -43,7 +43,7 @@ class RemoteTaskError(StemError):
         self.retry_delay_s = retry_delay_s
 
 
-class ChildDied(StemError):
+class ChildDied(JobError):
     """A pool child exited while running a job (the task crashed the interpreter)."""
 
 

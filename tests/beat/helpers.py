@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from stem.beat import Schedule
-from stem.beat.wallclock import from_ms, to_ms
+from stem.schedule import Schedule
+from stem.schedule.wallclock import from_ms, to_ms
 
 
 def utc(

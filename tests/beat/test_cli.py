@@ -12,12 +12,13 @@ import pytest
 from click.testing import CliRunner, Result
 
 from stem import Stem
-from stem.beat import Entry, Interval
 from stem.beat.store import Schedules, Source
-from stem.beat.ticks import DueTick
-from stem.beat.wallclock import to_ms
-from stem.cli.schedule import beat, schedule
+from stem.cli.actors import beat
+from stem.cli.schedule import schedule
 from stem.errors import ConfigError, UsageError
+from stem.schedule import Entry, Interval
+from stem.schedule.ticks import DueTick
+from stem.schedule.wallclock import to_ms
 from tests.beat.running import job_ids, now_ms
 
 Cli = Callable[..., Result]

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from stem.beat import (
+from stem.errors import ConfigError
+from stem.schedule import (
     Cron,
     Entry,
     Interval,
@@ -15,7 +16,6 @@ from stem.beat import (
     load_entries_from_toml,
     load_entries_from_toml_strict,
 )
-from stem.errors import ConfigError
 
 from .helpers import utc
 

@@ -12,8 +12,8 @@ from datetime import datetime, timedelta
 
 import pytest
 
-from stem.beat import Cron
-from stem.beat.wallclock import from_ms, to_ms
+from stem.schedule import Cron
+from stem.schedule.wallclock import from_ms, to_ms
 
 from .helpers import local, ticks_between, utc
 

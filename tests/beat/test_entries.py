@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from stem.beat import (
+from stem.errors import ConfigError
+from stem.schedule import (
     Cron,
     Entry,
     Interval,
@@ -16,7 +17,6 @@ from stem.beat import (
     ScheduleEntryError,
     job_id_for_tick,
 )
-from stem.errors import ConfigError
 
 from .helpers import local, utc
 

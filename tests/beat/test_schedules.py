@@ -6,8 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from stem.beat import Cron, Entry, Interval, Once, next_ticks
 from stem.errors import ConfigError
+from stem.schedule import Cron, Entry, Interval, Once, next_ticks
 
 from .helpers import local, ticks_between, utc
 

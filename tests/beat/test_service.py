@@ -13,12 +13,12 @@ import trio
 from click.testing import Result
 
 from stem import Stem
-from stem.beat import Entry, Interval
 from stem.beat.service import Beat, idempotency_ttl_s, last_fired_by, run, serve_beat
 from stem.beat.store import Schedules
-from stem.beat.ticks import DueTick, fire_at_ms
 from stem.errors import ConfigError
 from stem.middleware.base import Middleware, OutgoingJob
+from stem.schedule import Entry, Interval
+from stem.schedule.ticks import DueTick, fire_at_ms
 from tests.beat.conftest import Records
 from tests.beat.running import job_ids, now_ms, ticks, wait_for
 

@@ -8,12 +8,12 @@ from pathlib import Path
 import pytest
 
 from stem import Stem
-from stem.beat import Entry, Interval, load_entries_from_toml_strict
-from stem.beat.entries import ScheduleEntryError
 from stem.beat.service import Beat
 from stem.beat.store import RunRecord, Schedules, Source, StoredEntry, plan_sync
-from stem.beat.ticks import DueTick
 from stem.errors import UsageError
+from stem.schedule import Entry, Interval, load_entries_from_toml_strict
+from stem.schedule.entries import ScheduleEntryError
+from stem.schedule.ticks import DueTick
 from tests.beat.conftest import Records
 
 

@@ -6,7 +6,7 @@ import subprocess
 import sys
 from datetime import timedelta
 
-from stem.beat import (
+from stem.schedule import (
     Cron,
     Entry,
     Interval,
@@ -18,7 +18,7 @@ from stem.beat import (
     plan_beat,
     plan_entry,
 )
-from stem.beat.wallclock import from_ms, to_ms
+from stem.schedule.wallclock import from_ms, to_ms
 
 from .helpers import utc
 
@@ -161,7 +161,7 @@ def test_catching_up_after_a_week_of_downtime_does_not_walk_every_missed_tick() 
 
 def test_jitter_is_the_same_for_every_replica_even_across_processes() -> None:
     # str hashes are salted per process; the jitter must not depend on them.
-    code = "from stem.beat import jitter_ms; print(jitter_ms('report', 1714564800000, 300))"
+    code = "from stem.schedule import jitter_ms; print(jitter_ms('report', 1714564800000, 300))"
     other_process = subprocess.run(
         [sys.executable, "-c", code],
         capture_output=True,

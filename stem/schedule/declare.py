@@ -10,7 +10,7 @@
 
 The keywords are the keys of a ``[[schedule]]`` table in ``stem.toml`` (one vocabulary
 for code, file and CLI), so an entry is checked by the same code wherever it comes from,
-and a bad one is refused with a :class:`~stem.beat.entries.ScheduleEntryError` that
+and a bad one is refused with a :class:`~stem.schedule.entries.ScheduleEntryError` that
 names it.
 """
 
@@ -18,13 +18,21 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, TypedDict
+from typing import Any, Protocol, TypedDict
 
-from stem.beat.config import entry_from_mapping
-from stem.beat.entries import Entry, MissedPolicy, ScheduleEntryError
+from stem.schedule.entries import Entry, MissedPolicy, ScheduleEntryError, entry_from_mapping
 
-if TYPE_CHECKING:
-    from stem.task import Task
+
+class TaskLike(Protocol):
+    """What an entry needs of a task (``stem.Task`` has it): the schedule model sits below
+    the app, so it names the fields it reads instead of importing ``stem.task``."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def priority(self) -> int: ...
 
 
 class ScheduleOptions(TypedDict, total=False):
@@ -52,7 +60,7 @@ class ScheduleOptions(TypedDict, total=False):
     grace_s: float
 
 
-def declare_entry(task: Task[Any, Any] | str, options: ScheduleOptions) -> Entry:
+def declare_entry(task: TaskLike | str, options: ScheduleOptions) -> Entry:
     """The entry that enqueues ``task`` (a Task or a task name) on ``options``' schedule.
 
     Raises :class:`ScheduleEntryError` naming the entry when an option is missing, unknown

@@ -14,7 +14,7 @@ its fire time came at most ``grace_s`` ago (the jitter part keeps ticks in order
 Older ticks were *missed*: beat was down, or Redis was unreachable, for longer than the
 grace. ``grace_s`` (default 10 s) absorbs hiccups (a GC pause, a slow Redis reply, a
 failover) that must not cost a tick; anything longer is downtime, and the entry's
-:class:`~stem.beat.entries.MissedPolicy` decides: ``SKIP`` drops missed ticks,
+:class:`~stem.schedule.entries.MissedPolicy` decides: ``SKIP`` drops missed ticks,
 ``RUN_ONCE`` fires the latest missed tick, unless an on-time tick is due now anyway
 (that run is the catch-up). With no last tick (a first start) nothing was missed.
 
@@ -31,8 +31,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from stem.beat.entries import Entry, MissedPolicy
-from stem.beat.wallclock import from_ms, to_ms
+from stem.schedule.entries import Entry, MissedPolicy
+from stem.schedule.wallclock import from_ms, to_ms
 
 
 def utc_now() -> datetime:

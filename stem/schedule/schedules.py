@@ -6,7 +6,7 @@ the others. The core methods work on UTC epoch milliseconds (a tick's identity);
 ``datetime`` methods wrap them for callers that think in datetimes.
 
 A schedule refuses bad values when it is built, with a :class:`~stem.errors.ConfigError`
-that names the problem; :class:`~stem.beat.entries.Entry` and the TOML loader add the
+that names the problem; :class:`~stem.schedule.entries.Entry` and the TOML loader add the
 entry's name to it.
 """
 
@@ -21,8 +21,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from croniter import CroniterBadDateError, CroniterError, croniter
 
-from stem.beat.wallclock import from_ms, to_ms, wall_cursor, wall_to_ms
 from stem.errors import ConfigError
+from stem.schedule.wallclock import from_ms, to_ms, wall_cursor, wall_to_ms
 
 #: The ``@`` shortcuts croniter expands without a hash id (deterministic ones only).
 CRON_ALIASES = frozenset(
@@ -109,7 +109,7 @@ class Cron:
     Five fields (minute hour day month weekday) or six with **seconds first** (second
     minute hour day month weekday, as in Quartz and Spring), plus croniter's ``@daily``
     style shortcuts. Hashed (``H``) and random (``R``) fields are refused: replicas must
-    agree on every tick. Daylight-saving days follow :mod:`stem.beat.wallclock`: a wall
+    agree on every tick. Daylight-saving days follow :mod:`stem.schedule.wallclock`: a wall
     time in a spring-forward gap fires once at the end of the gap, and a wall time in a
     fall-back fold fires once, at its first occurrence.
     """

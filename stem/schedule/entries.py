@@ -1,8 +1,9 @@
 """Schedule entries: what beat enqueues, when, and what it does about missed ticks.
 
 An :class:`Entry` is immutable and checked when it is built. Entries come from code, from
-``stem.toml`` (:mod:`stem.beat.config`) and from the schedule store (:meth:`Entry.to_json`);
-all three share one flat set of keys, so a key means the same thing everywhere::
+``stem.toml`` (:mod:`stem.schedule.config`) and from the schedule store (:meth:`Entry.to_json`);
+all three share one flat set of keys, so a key means the same thing everywhere, and all
+three are turned into entries here, by :func:`entry_from_mapping`::
 
     name, task, args, kwargs, queue, priority, jitter_s, enabled, missed, grace_s,
     and exactly one schedule: every_s (+ start_at) | cron (+ tz) | at
@@ -13,16 +14,18 @@ and the problem: ``schedule entry 'nightly': unknown time zone 'Mars/Base'``.
 
 from __future__ import annotations
 
+import difflib
 import enum
 import json
 import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
-from stem.beat.schedules import Cron, Interval, Once, Schedule
 from stem.errors import ConfigError
+from stem.schedule.schedules import Cron, Interval, Once, Schedule
 
 #: How long after its fire time a tick still counts as on time (see ``Entry.grace_s``).
 DEFAULT_GRACE_S = 10.0
@@ -30,6 +33,19 @@ DEFAULT_GRACE_S = 10.0
 PRIORITIES = range(10)
 #: Version of the JSON form written by :meth:`Entry.to_json`.
 JSON_VERSION = 1
+
+#: Keys that choose the kind of schedule; an entry has exactly one of them.
+SCHEDULE_KEYS = ("every_s", "cron", "at")
+#: Every key a ``[[schedule]]`` table may hold.
+KEYS = frozenset(
+    {"name", "task", "args", "kwargs", "queue", "priority", "jitter_s", "enabled", "missed"}
+    | {"grace_s", "start_at", "tz", *SCHEDULE_KEYS}
+)
+# Keys that belong to one schedule kind only: using them with another is a mistake.
+_ONLY_WITH = {"start_at": "every_s", "tz": "cron"}
+# Optional keys passed straight to Entry, which checks their types and values.
+_PASSTHROUGH = ("args", "kwargs", "queue", "priority", "jitter_s", "enabled", "grace_s")
+
 
 # Entry names end up in job ids and Redis keys: no spaces, no braces (hash tags).
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
@@ -80,7 +96,8 @@ class Entry:
     """One scheduled task: enqueue ``task(*args, **kwargs)`` on ``queue`` at each tick.
 
     ``jitter_s`` delays each tick's fire time by a deterministic amount in
-    ``[0, jitter_s)`` to spread entries that share a tick (see :func:`stem.beat.ticks.jitter_ms`).
+    ``[0, jitter_s)`` to spread entries that share a tick (see
+    :func:`stem.schedule.ticks.jitter_ms`).
     ``grace_s`` is how late past its fire time a tick may still fire; a later one counts
     as missed and ``missed`` decides its fate. ``queue`` and ``priority`` None leave the
     task's defaults to ``enqueue``. Entries compare by value and hash by name (names are
@@ -179,9 +196,6 @@ class Entry:
     @classmethod
     def from_json(cls, text: str | bytes) -> Entry:
         """Decode :meth:`to_json` output; a bad document raises :class:`ScheduleEntryError`."""
-        # config builds on this module (it parses into Entry), hence the late import.
-        from stem.beat.config import entry_from_mapping
-
         try:
             doc = json.loads(text)
         except ValueError as exc:
@@ -199,9 +213,79 @@ class Entry:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Entry:
         """Build an entry from the flat mapping form (the keys of a ``[[schedule]]`` table)."""
-        from stem.beat.config import entry_from_mapping
-
         return entry_from_mapping(data)
+
+
+def entry_from_mapping(data: Mapping[str, Any], *, index: int | None = None) -> Entry:
+    """Build one entry from its flat mapping (a ``[[schedule]]`` table or stored JSON).
+
+    ``index`` (1-based position in a file) labels the error when the entry has no name.
+    Raises :class:`~stem.schedule.entries.ScheduleEntryError` naming the entry and problem.
+    """
+    name = data.get("name")
+    try:
+        _check_keys(data)
+        schedule = _schedule(data)
+        options = {key: data[key] for key in _PASSTHROUGH if key in data}
+        missed = _missed(data.get("missed", MissedPolicy.SKIP.value))
+    except ConfigError as exc:
+        label = name if isinstance(name, str) else None
+        raise ScheduleEntryError(label, str(exc), index=index) from None
+    return Entry(name=data["name"], task=data["task"], schedule=schedule, missed=missed, **options)
+
+
+def _check_keys(data: Mapping[str, Any]) -> None:
+    unknown = sorted(set(data) - KEYS)
+    if unknown:
+        key = unknown[0]
+        close = difflib.get_close_matches(key, sorted(KEYS), n=1)
+        hint = f" (did you mean {close[0]!r}?)" if close else ""
+        raise ConfigError(f"unknown key {key!r}{hint}")
+    for key in ("name", "task"):
+        if key not in data:
+            raise ConfigError(f"missing key {key!r}")
+    kinds = [key for key in SCHEDULE_KEYS if key in data]
+    if len(kinds) != 1:
+        got = f" (got {' and '.join(repr(k) for k in kinds)})" if kinds else ""
+        raise ConfigError(f"give exactly one of 'every_s', 'cron' or 'at'{got}")
+    for key, kind in _ONLY_WITH.items():
+        if key in data and kind not in data:
+            raise ConfigError(f"{key!r} only applies to {kind!r} entries")
+
+
+def _schedule(data: Mapping[str, Any]) -> Schedule:
+    if "every_s" in data:
+        start_at = data.get("start_at")
+        return Interval(
+            data["every_s"], start_at=None if start_at is None else _datetime(start_at, "start_at")
+        )
+    if "cron" in data:
+        return Cron(data["cron"], tz=data.get("tz", "UTC"))
+    return Once(_datetime(data["at"], "at"))
+
+
+def _datetime(value: object, key: str) -> datetime:
+    # TOML has native offset date-times; JSON (the schedule store) carries ISO strings.
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            raise ConfigError(f"{key} is not an ISO 8601 date-time: {value!r}") from None
+    if not isinstance(value, datetime):
+        raise ConfigError(f"{key} must be a date-time, got {value!r}")
+    if value.tzinfo is None:
+        raise ConfigError(
+            f"{key} needs a UTC offset, e.g. {value.isoformat()}+01:00 or {value.isoformat()}Z"
+        )
+    return value
+
+
+def _missed(value: object) -> MissedPolicy:
+    try:
+        return MissedPolicy(value)
+    except ValueError:
+        choices = " or ".join(repr(p.value) for p in MissedPolicy)
+        raise ConfigError(f"missed must be {choices}, got {value!r}") from None
 
 
 def _check_seconds(value: object, what: str, *, allow_zero: bool) -> None:
