@@ -42,6 +42,7 @@ class DeadReason(enum.Enum):
     HARD_TIME_LIMIT = "hard-time-limit"
     UNDECODABLE = "undecodable"
     MISSING_RECORD = "missing-record"
+    CORRUPT_RECORD = "corrupt-record"  # a record holds values stem did not write
     UNKNOWN_TASK = "unknown-task"
     BAD_ARGUMENTS = "bad-arguments"
     BAD_SIGNATURE = "bad-signature"
