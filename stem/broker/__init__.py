@@ -13,6 +13,7 @@ from stem.broker.base import (
     Outcome,
     QueueStats,
     ReclaimStats,
+    Renewal,
     Settlement,
 )
 from stem.broker.redis import RedisBroker
@@ -27,5 +28,6 @@ __all__ = [
     "QueueStats",
     "ReclaimStats",
     "RedisBroker",
+    "Renewal",
     "Settlement",
 ]

@@ -94,7 +94,7 @@ class Worker:
         self.name = options.name or default_name()
         self.capacity = options.concurrency + options.prefetch
         self.held = HeldJobs()
-        self.lease = LeaseKeeper(self.broker, self.name, self.held, app.lease_s / 3)
+        self.lease = LeaseKeeper(self.broker, self.name, self.held, app.lease_s)
         self.executor = Executor(app, self._runners(), [Retries(), TimeLimits(), *app.middleware])
         self.started_at = time.time()
         self._stop = trio.Event()
@@ -297,6 +297,7 @@ class Worker:
     async def _flush(self) -> None:
         if self._released:
             back, self._released = self._released, []
+            self.held.settling(back)
             try:
                 await self._call(self.broker.release, back, undo_delivery=True)
                 self.held.remove(back)
@@ -304,6 +305,7 @@ class Worker:
                 log.warning("handing %d job(s) back failed: %s", len(back), exc)
         while self._pending:
             batch, self._pending = self._pending, []
+            self.held.settling([s.delivery for s in batch])
             try:
                 await self._call(self.broker.settle, batch)
             except BrokerUnavailable as exc:
@@ -321,6 +323,7 @@ class Worker:
         leftover = self.held.snapshot()
         if not leftover:
             return
+        self.held.settling(leftover)
         try:
             n = await self._call(self.broker.release, leftover, undo_delivery=True)
             log.info("handed %d job(s) back for redelivery", n)
@@ -378,10 +381,10 @@ class Worker:
             for held in mine:
                 # Re-take the lease first: the reclaimer may have handed this entry to
                 # another worker since we listed it; if so, it is theirs now.
-                lost = await self._call(
+                renewal = await self._call(
                     self.broker.renew, queue, self.name, {held.priority: [held.entry_id]}
                 )
-                if lost:
+                if renewal.not_owned:
                     continue
                 self.held.add([held])
                 if held.envelope is not None and held.deliveries >= self.app.max_deliveries:
@@ -391,6 +394,7 @@ class Worker:
                     if held.envelope is not None:
                         run = await self._call(self.broker.count_delivery, held)
                     settlement = await self.executor.execute(run)
+                self.held.settling([held])
                 await self._call(self.broker.settle, [settlement])
                 self.held.remove([held])
 

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from stem.broker import Delivery, NewJob, Outcome, RedisBroker, Settlement
+from stem.broker import Delivery, NewJob, Outcome, RedisBroker, Renewal, Settlement
 from stem.envelope import Envelope, decode, new_job_id
 from stem.errors import BrokerUnavailable
 from stem.states import JobState
@@ -195,7 +195,7 @@ class BrokerContract:
         [d] = broker.fetch(Q, "c1", 1)
         deadline = time.monotonic() + 0.5
         while time.monotonic() < deadline:
-            assert broker.renew(Q, "c1", {d.priority: [d.entry_id]}) == []
+            assert broker.renew(Q, "c1", {d.priority: [d.entry_id]}) == Renewal()
             assert broker.reclaim(Q, "r", min_idle_ms=200, max_deliveries=5).requeued == 0
             time.sleep(0.05)
 
@@ -204,7 +204,18 @@ class BrokerContract:
         [d] = broker.fetch(Q, "c1", 1)
         time.sleep(0.05)
         broker.reclaim(Q, "r", min_idle_ms=20, max_deliveries=5)
-        assert broker.renew(Q, "c1", {d.priority: [d.entry_id]}) == [d.entry_id]
+        assert broker.renew(Q, "c1", {d.priority: [d.entry_id]}).not_owned == (d.entry_id,)
+
+    def test_renew_tells_entries_claimed_by_another_consumer_from_acked_ones(
+        self, broker: RedisBroker
+    ) -> None:
+        broker.enqueue(Q, [job(), job(), job()])
+        mine, stolen, settled = broker.fetch(Q, "c1", 3)
+        broker.client.xclaim(broker.keys.queue(Q).stream(0), "workers", "c2", 0, [stolen.entry_id])
+        settle(broker, settled, Outcome.COMPLETE)
+        held = {0: [mine.entry_id, stolen.entry_id, settled.entry_id]}
+        expected = Renewal(taken=(stolen.entry_id,), gone=(settled.entry_id,))
+        assert broker.renew(Q, "c1", held) == expected
 
     def test_a_job_delivered_too_often_goes_to_the_dead_letter_queue(
         self, broker: RedisBroker
