@@ -17,7 +17,7 @@ from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
 NAMES: tuple[str, ...] = ("enqueue", "fetch", "complete", "retry", "bury", "release")
-NAMES += ("renew", "promote", "reclaim", "replay")
+NAMES += ("renew", "promote", "reclaim", "replay", "prune")
 
 
 @cache
@@ -42,6 +42,7 @@ class Scripts:
         self.promote = self._load(client, "promote")
         self.reclaim = self._load(client, "reclaim")
         self.replay = self._load(client, "replay")
+        self.prune = self._load(client, "prune")
 
     @staticmethod
     def _load(client: redis.Redis, name: str) -> Script:

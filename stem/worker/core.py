@@ -159,6 +159,7 @@ class Worker:
                     await self.pool.aclose()
                 with contextlib.suppress(BrokerUnavailable):  # else it expires on its own
                     await trio.to_thread.run_sync(self.broker.forget_worker, self.name)
+                await self._forget_consumer()
                 self.stopped.set()
 
     async def _work(self, task_status: trio.TaskStatus[None]) -> None:
@@ -330,6 +331,15 @@ class Worker:
             self.held.remove(leftover)
         except BrokerUnavailable as exc:
             log.error("could not hand %d job(s) back (the reclaimer will): %s", len(leftover), exc)
+
+    async def _forget_consumer(self) -> None:
+        # Leave no consumer behind in the groups (only where nothing is pending: what
+        # could not be handed back stays findable). Else the reclaimer prunes it later.
+        for queue in self.options.queues:
+            try:
+                await self._call(self.broker.forget_consumer, queue, self.name)
+            except BrokerUnavailable as exc:
+                log.warning("%s: could not remove consumer %s: %s", queue, self.name, exc)
 
     async def _promote_loop(self) -> None:
         while True:

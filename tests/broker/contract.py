@@ -41,6 +41,12 @@ def wait_for(predicate: object, timeout_s: float = 10.0) -> None:
         time.sleep(0.01)
 
 
+def consumers(broker: RedisBroker) -> dict[str, int]:
+    """Consumer name -> pending count in the group of ``Q``'s priority-0 stream."""
+    infos = broker.client.xinfo_consumers(broker.keys.queue(Q).stream(0), "workers")
+    return {c["name"].decode(): int(c["pending"]) for c in infos}
+
+
 class BrokerContract:
     def test_an_enqueued_job_is_delivered_with_its_envelope(self, broker: RedisBroker) -> None:
         new = job()
@@ -216,6 +222,31 @@ class BrokerContract:
         held = {0: [mine.entry_id, stolen.entry_id, settled.entry_id]}
         expected = Renewal(taken=(stolen.entry_id,), gone=(settled.entry_id,))
         assert broker.renew(Q, "c1", held) == expected
+
+    def test_forgetting_a_consumer_keeps_it_only_while_it_holds_entries(
+        self, broker: RedisBroker
+    ) -> None:
+        broker.enqueue(Q, [job(), job()])
+        [held] = broker.fetch(Q, "holder", 1)
+        [done] = broker.fetch(Q, "empty", 1)
+        settle(broker, done, Outcome.COMPLETE)
+        assert broker.forget_consumer(Q, "empty") == 1
+        assert broker.forget_consumer(Q, "holder") == 0
+        assert consumers(broker) == {"holder": 1}
+        settle(broker, held, Outcome.COMPLETE)
+        assert broker.forget_consumer(Q, "holder") == 1
+        assert consumers(broker) == {}
+
+    def test_pruning_deletes_idle_empty_consumers_and_never_one_holding_entries(
+        self, broker: RedisBroker
+    ) -> None:
+        broker.enqueue(Q, [job(), job(), job()])
+        broker.fetch(Q, "idle-holder", 1)
+        settle(broker, broker.fetch(Q, "idle-empty", 1)[0], Outcome.COMPLETE)
+        time.sleep(0.2)  # both idle for 200 ms
+        settle(broker, broker.fetch(Q, "recent-empty", 1)[0], Outcome.COMPLETE)
+        assert broker.prune_consumers(Q, min_idle_ms=100) == 1
+        assert consumers(broker) == {"idle-holder": 1, "recent-empty": 0}
 
     def test_a_job_delivered_too_often_goes_to_the_dead_letter_queue(
         self, broker: RedisBroker
