@@ -9,6 +9,7 @@ import pytest
 from stem import Stem
 from stem.broker import Outcome, Settlement
 from stem.worker.core import Worker, WorkerOptions
+from stem.worker.lease import LeaseTiming
 from tests.apps import jobs
 
 
@@ -59,3 +60,12 @@ def test_entries_another_consumer_claimed_are_counted_as_lost_leases(
     japp.broker.client.xclaim(stream, "workers", "thief", 0, [d.entry_id for d in held])
     worker.lease.renew_once()
     assert worker.lease.lost == 2
+
+
+def test_the_documented_lease_timing_holds_for_the_default_lease() -> None:
+    timing = LeaseTiming(30.0)
+    assert (timing.interval_s, timing.deadline_s, timing.survivable_partition_s) == (
+        7.5,
+        3.0,
+        18.25,
+    )
