@@ -125,7 +125,7 @@ async def serve_reclaimer(
     finally:
         with trio.move_on_after(5, shield=True):
             try:
-                await trio.to_thread.run_sync(reclaimer.forget_self)
+                await trio.to_thread.run_sync(reclaimer.forget_self, abandon_on_cancel=True)
             except BrokerUnavailable as exc:  # an idle-consumer prune removes it later
                 log.warning("reclaimer: could not remove its consumer: %s", exc)
 

@@ -335,11 +335,12 @@ class Worker:
     async def _forget_consumer(self) -> None:
         # Leave no consumer behind in the groups (only where nothing is pending: what
         # could not be handed back stays findable). Else the reclaimer prunes it later.
-        for queue in self.options.queues:
-            try:
-                await self._call(self.broker.forget_consumer, queue, self.name)
-            except BrokerUnavailable as exc:
-                log.warning("%s: could not remove consumer %s: %s", queue, self.name, exc)
+        with trio.move_on_after(5):  # Redis unreachable: do not hold up the exit
+            for queue in self.options.queues:
+                try:
+                    await self._call(self.broker.forget_consumer, queue, self.name, abandon=True)
+                except BrokerUnavailable as exc:
+                    log.warning("%s: could not remove consumer %s: %s", queue, self.name, exc)
 
     async def _promote_loop(self) -> None:
         while True:
