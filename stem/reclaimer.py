@@ -2,12 +2,15 @@
 
 Every ``interval_s`` it pages through each queue's ready streams with ``XAUTOCLAIM``
 (min idle = the app's lease): an entry idle that long belongs to a worker that died or
-hung (live workers renew every lease/3), so its job goes back on its stream; a job
+hung (live workers renew every lease/4), so its job goes back on its stream; a job
 delivered ``max_deliveries`` times goes to the dead-letter queue with reason
 ``max-deliveries`` (a poison job stops looping). Each page is one Lua script, so any
 number of reclaimers can run at once: an entry is taken back by exactly one of them.
-It also promotes due delayed jobs (every 50 ms), so delays work with no worker running.
-Errors talking to Redis are logged and retried on the next round; it never exits on them.
+It also promotes due delayed jobs (every 50 ms), so delays work with no worker running,
+and every ``PRUNE_EVERY_S`` deletes consumers that hold nothing and have been idle longer
+than ``max(10 x lease, 1 hour)`` (left by crashed or SIGKILLed actors; clean stops remove
+their own). On stop it removes its own consumer. Errors talking to Redis are logged and
+retried on the next round; it never exits on them.
 """
 
 from __future__ import annotations
@@ -30,6 +33,10 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("stem.reclaimer")
 
+PRUNE_EVERY_S = 60.0
+#: A consumer idle this long (and holding nothing) is pruned, whatever the lease.
+MIN_CONSUMER_IDLE_S = 3600.0
+
 
 class Reclaimer:
     """One reclaimer's rounds; ``serve_reclaimer`` runs them on timers."""
@@ -39,6 +46,8 @@ class Reclaimer:
         self.broker = app.broker
         self.queues = queues
         self.name = f"reclaimer/{socket.gethostname()}/{os.getpid()}"
+        #: Consumers idle longer than this with nothing pending are deleted.
+        self.consumer_idle_s = max(10 * app.lease_s, MIN_CONSUMER_IDLE_S)
 
     def queue_names(self) -> Sequence[str]:
         """The configured queues, or every known queue."""
@@ -61,6 +70,18 @@ class Reclaimer:
                     stats.dead_lettered,
                 )
 
+    def prune_round(self) -> None:
+        """Delete idle consumers that hold nothing, in every queue (blocking)."""
+        for queue in self.queue_names():
+            n = self.broker.prune_consumers(queue, int(self.consumer_idle_s * 1000))
+            if n:
+                log.info("%s: removed %d idle consumer(s) that held nothing", queue, n)
+
+    def forget_self(self) -> None:
+        """Remove this reclaimer's own consumer from every queue (on stop)."""
+        for queue in self.queue_names():
+            self.broker.forget_consumer(queue, self.name)
+
     def promote_round(self) -> float:
         """Promote due delayed jobs; return seconds until the next one is due (capped)."""
         return promote_round(self.broker, self.queue_names())
@@ -78,8 +99,12 @@ async def serve_reclaimer(
     every_s = interval_s if interval_s is not None else max(0.05, min(app.lease_s / 2, 5.0))
 
     async def reclaim_loop() -> None:
+        pruned_at: float | None = None
         while True:
             await trio.to_thread.run_sync(reclaimer.reclaim_round)
+            if pruned_at is None or trio.current_time() - pruned_at >= PRUNE_EVERY_S:
+                await trio.to_thread.run_sync(reclaimer.prune_round)
+                pruned_at = trio.current_time()
             touch_supervisor_heartbeat()
             await trio.sleep(every_s)
 
@@ -87,10 +112,17 @@ async def serve_reclaimer(
         while True:
             await trio.sleep(await trio.to_thread.run_sync(reclaimer.promote_round))
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(_resilient, reclaim_loop)
-        nursery.start_soon(_resilient, promote_loop)
-        task_status.started()
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(_resilient, reclaim_loop)
+            nursery.start_soon(_resilient, promote_loop)
+            task_status.started()
+    finally:
+        with trio.move_on_after(5, shield=True):
+            try:
+                await trio.to_thread.run_sync(reclaimer.forget_self, abandon_on_cancel=True)
+            except BrokerUnavailable as exc:  # an idle-consumer prune removes it later
+                log.warning("reclaimer: could not remove its consumer: %s", exc)
 
 
 async def _resilient(loop: Callable[[], Awaitable[None]]) -> None:

@@ -14,6 +14,7 @@ from stem.broker.base import (
     Outcome,
     QueueStats,
     ReclaimStats,
+    Renewal,
     Settlement,
 )
 from stem.broker.redis import RedisBroker
@@ -29,5 +30,6 @@ __all__ = [
     "QueueStats",
     "ReclaimStats",
     "RedisBroker",
+    "Renewal",
     "Settlement",
 ]

@@ -98,6 +98,27 @@ class AdminMixin:
             self.client.zrem(self.keys.workers, *gone)
         return [json.loads(r) for r in raw if r is not None]
 
+    # -- consumers -----------------------------------------------------------------------
+
+    @mapped
+    def forget_consumer(self, queue: str, consumer: str) -> int:
+        """Delete ``consumer`` from ``queue``'s consumer groups where it holds nothing.
+
+        For a worker or reclaimer that stops: where it still holds entries it stays, so
+        a restart under the same name (or the reclaimer) finds them. Returns how many
+        streams it was deleted from.
+        """
+        qk = self.keys.queue(queue)
+        return int(self.scripts.prune(keys=qk.streams(), args=[GROUP, 0, consumer]))
+
+    @mapped
+    def prune_consumers(self, queue: str, min_idle_ms: int) -> int:
+        """Delete every consumer of ``queue`` that holds nothing and has not read or
+        claimed anything for ``min_idle_ms`` (what crashed or SIGKILLed actors leave).
+        A consumer with pending entries is never deleted. Returns how many were."""
+        qk = self.keys.queue(queue)
+        return int(self.scripts.prune(keys=qk.streams(), args=[GROUP, min_idle_ms]))
+
     # -- dead-letter queue --------------------------------------------------------------
 
     @mapped

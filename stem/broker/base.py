@@ -110,6 +110,25 @@ class ReclaimStats:
 
 
 @dataclass(frozen=True, slots=True)
+class Renewal:
+    """What a lease renewal found about the entries the consumer no longer owns.
+
+    ``taken``: pending under another consumer (claimed away: a lost lease). ``gone``:
+    pending for no one, because a settle or hand-back acked it (maybe the consumer's
+    own, still on its way back) or the reclaimer did (it acks an expired entry and adds
+    the job again in one step). Only the caller knows which of those it was.
+    """
+
+    taken: tuple[str, ...] = ()
+    gone: tuple[str, ...] = ()
+
+    @property
+    def not_owned(self) -> tuple[str, ...]:
+        """Every entry that was not renewed."""
+        return self.taken + self.gone
+
+
+@dataclass(frozen=True, slots=True)
 class DeadEntry:
     """One dead-letter queue entry."""
 
@@ -133,7 +152,7 @@ class Broker(Protocol):
 
     def settle(self, settlements: Sequence[Settlement]) -> list[int]: ...
 
-    def renew(self, queue: str, consumer: str, held: Mapping[int, Sequence[str]]) -> list[str]: ...
+    def renew(self, queue: str, consumer: str, held: Mapping[int, Sequence[str]]) -> Renewal: ...
 
     def release(
         self, deliveries: Sequence[Delivery], *, undo_delivery: bool, max_deliveries: int = 0

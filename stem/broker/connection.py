@@ -19,7 +19,9 @@ from typing import Concatenate, ParamSpec, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import redis
+from redis.backoff import NoBackoff
 from redis.exceptions import AuthorizationError
+from redis.retry import Retry
 
 from stem.errors import BrokerRefused, BrokerUnavailable, ConfigError, OutsideError
 
@@ -48,8 +50,15 @@ def redact(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
-def open_client(url: str, *, max_connections: int | None = None) -> redis.Redis:
+def open_client(
+    url: str, *, max_connections: int | None = None, deadline_s: float | None = None
+) -> redis.Redis:
     """A client for ``url`` (bytes replies, health-checked pooled connections).
+
+    With ``deadline_s`` the client is for short, latency-bound calls (lease renewals):
+    connect and socket timeouts are ``deadline_s``, there is no health-check PING and
+    redis-py does not retry, so one call fails after at most ``deadline_s`` and the
+    caller decides when to try again. Without it, calls wait up to 30 s per attempt.
 
     Raises :class:`ConfigError` for a URL that is not a Redis URL; connection problems
     surface on first use as :class:`BrokerUnavailable` (see :func:`mapped`).
@@ -59,17 +68,28 @@ def open_client(url: str, *, max_connections: int | None = None) -> redis.Redis:
         raise ConfigError(
             f"invalid Redis URL {redact(url)!r}: scheme must be one of {', '.join(SCHEMES)}"
         )
+    options: dict[str, object] = {
+        "health_check_interval": 30,
+        "socket_connect_timeout": 5,
+        # Above the longest blocking wait stem issues (5 s slices), so a blocked read
+        # is never mistaken for a dead connection; still catches a hung server.
+        "socket_timeout": 30,
+    }
+    if deadline_s is not None:
+        options = {
+            "health_check_interval": 0,
+            "socket_connect_timeout": deadline_s,
+            "socket_timeout": deadline_s,
+            # redis-py retries 10 times by default: that would multiply the deadline.
+            "retry": Retry(NoBackoff(), 0),
+        }
     try:
         return redis.Redis.from_url(
             url,
             decode_responses=False,
-            health_check_interval=30,
-            socket_connect_timeout=5,
-            # Above the longest blocking wait stem issues (5 s slices), so a blocked read
-            # is never mistaken for a dead connection; still catches a hung server.
-            socket_timeout=30,
             socket_keepalive=True,
             max_connections=max_connections,
+            **options,
         )
     except ValueError as exc:
         raise ConfigError(f"invalid Redis URL {redact(url)!r}: {exc}") from None

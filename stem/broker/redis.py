@@ -31,6 +31,7 @@ from stem.broker.base import (
     NewJob,
     Outcome,
     ReclaimStats,
+    Renewal,
     Settlement,
 )
 from stem.broker.connection import Faults, mapped, open_client, redact
@@ -261,11 +262,11 @@ class RedisBroker(AdminMixin):
             batch.add(self.scripts.bury, keys, args)
 
     @mapped
-    def renew(self, queue: str, consumer: str, held: Mapping[int, Sequence[str]]) -> list[str]:
+    def renew(self, queue: str, consumer: str, held: Mapping[int, Sequence[str]]) -> Renewal:
         """Renew the lease of every entry ``consumer`` holds in ``queue`` (one call).
 
-        ``held`` maps priority to entry ids. Returns entry ids whose lease was already
-        lost (another consumer took them over after this one stalled).
+        ``held`` maps priority to entry ids. The reply lists the entries that were not
+        renewed because ``consumer`` no longer owns them (see :class:`Renewal`).
         """
         qk = self.keys.queue(queue)
         keys: list[str] = []
@@ -275,8 +276,33 @@ class RedisBroker(AdminMixin):
                 keys.append(qk.stream(priority))
                 args += [len(entry_ids), *entry_ids]
         if not keys:
-            return []
-        return [e.decode() for e in self.scripts.renew(keys=keys, args=args)]
+            return Renewal()
+        taken, gone = self.scripts.renew(keys=keys, args=args, client=self.client)
+        return Renewal(tuple(e.decode() for e in taken), tuple(e.decode() for e in gone))
+
+    def with_deadline(self, deadline_s: float) -> RedisBroker:
+        """A broker on its own connection whose every call fails within ``deadline_s``.
+
+        For lease renewals: they must neither queue behind a blocked read on the shared
+        pool nor wait out the 30 s socket timeout on a half-open connection. ``close()``
+        it when done; :meth:`drop_connections` after a failed call.
+        """
+        return RedisBroker(
+            self.url,
+            namespace=self.keys.namespace,
+            result_ttl_s=self.result_ttl_s,
+            dlq_maxlen=self.dlq_maxlen,
+            dlq_retention_s=self.dlq_retention_ms // 1000,
+            client=open_client(self.url, max_connections=4, deadline_s=deadline_s),
+        )
+
+    def drop_connections(self) -> None:
+        """Close every pooled connection; the next call opens a fresh one.
+
+        After a timeout the socket may be half-open (the peer gone without a FIN, or
+        bytes lost in a partition): reusing it would only wait out another timeout.
+        """
+        self.client.connection_pool.disconnect()
 
     @mapped
     def release(

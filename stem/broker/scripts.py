@@ -17,7 +17,7 @@ from redis.commands.core import Script
 from redis.exceptions import NoScriptError
 
 NAMES: tuple[str, ...] = ("enqueue", "fetch", "complete", "retry", "bury", "release")
-NAMES += ("renew", "promote", "reclaim", "replay", "deliver")
+NAMES += ("renew", "promote", "reclaim", "replay", "deliver", "prune")
 
 
 @cache
@@ -43,6 +43,7 @@ class Scripts:
         self.reclaim = self._load(client, "reclaim")
         self.replay = self._load(client, "replay")
         self.deliver = self._load(client, "deliver")
+        self.prune = self._load(client, "prune")
 
     @staticmethod
     def _load(client: redis.Redis, name: str) -> Script:

@@ -94,7 +94,7 @@ class Worker:
         self.name = options.name or default_name()
         self.capacity = options.concurrency + options.prefetch
         self.held = HeldJobs()
-        self.lease = LeaseKeeper(self.broker, self.name, self.held, app.lease_s / 3)
+        self.lease = LeaseKeeper(self.broker, self.name, self.held, app.lease_s)
         self.executor = Executor(app, self._runners(), [Retries(), TimeLimits(), *app.middleware])
         self.started_at = time.time()
         self._stop = trio.Event()
@@ -159,6 +159,7 @@ class Worker:
                     await self.pool.aclose()
                 with contextlib.suppress(BrokerUnavailable):  # else it expires on its own
                     await trio.to_thread.run_sync(self.broker.forget_worker, self.name)
+                await self._forget_consumer()
                 self.stopped.set()
 
     async def _work(self, task_status: trio.TaskStatus[None]) -> None:
@@ -297,6 +298,7 @@ class Worker:
     async def _flush(self) -> None:
         if self._released:
             back, self._released = self._released, []
+            self.held.settling(back)
             try:
                 await self._call(self.broker.release, back, undo_delivery=True)
                 self.held.remove(back)
@@ -304,6 +306,7 @@ class Worker:
                 log.warning("handing %d job(s) back failed: %s", len(back), exc)
         while self._pending:
             batch, self._pending = self._pending, []
+            self.held.settling([s.delivery for s in batch])
             try:
                 await self._call(self.broker.settle, batch)
             except BrokerUnavailable as exc:
@@ -321,12 +324,23 @@ class Worker:
         leftover = self.held.snapshot()
         if not leftover:
             return
+        self.held.settling(leftover)
         try:
             n = await self._call(self.broker.release, leftover, undo_delivery=True)
             log.info("handed %d job(s) back for redelivery", n)
             self.held.remove(leftover)
         except BrokerUnavailable as exc:
             log.error("could not hand %d job(s) back (the reclaimer will): %s", len(leftover), exc)
+
+    async def _forget_consumer(self) -> None:
+        # Leave no consumer behind in the groups (only where nothing is pending: what
+        # could not be handed back stays findable). Else the reclaimer prunes it later.
+        with trio.move_on_after(5):  # Redis unreachable: do not hold up the exit
+            for queue in self.options.queues:
+                try:
+                    await self._call(self.broker.forget_consumer, queue, self.name, abandon=True)
+                except BrokerUnavailable as exc:
+                    log.warning("%s: could not remove consumer %s: %s", queue, self.name, exc)
 
     async def _promote_loop(self) -> None:
         while True:
@@ -369,10 +383,10 @@ class Worker:
             for held in mine:
                 # Re-take the lease first: the reclaimer may have handed this entry to
                 # another worker since we listed it; if so, it is theirs now.
-                lost = await self._call(
+                renewal = await self._call(
                     self.broker.renew, queue, self.name, {held.priority: [held.entry_id]}
                 )
-                if lost:
+                if renewal.not_owned:
                     continue
                 self.held.add([held])
                 if held.envelope is not None and held.deliveries >= self.app.max_deliveries:
@@ -385,6 +399,7 @@ class Worker:
                         self.held.remove([held])
                         continue
                     settlement = await self.executor.execute(run)
+                self.held.settling([held])
                 await self._call(self.broker.settle, [settlement])
                 self.held.remove([held])
 

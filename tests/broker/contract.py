@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from stem.broker import Delivery, NewJob, Outcome, RedisBroker, Settlement
+from stem.broker import Delivery, NewJob, Outcome, RedisBroker, Renewal, Settlement
 from stem.envelope import Envelope, decode, new_job_id
 from stem.errors import BrokerUnavailable
 from stem.states import JobState
@@ -39,6 +39,12 @@ def wait_for(predicate: object, timeout_s: float = 10.0) -> None:
     while not predicate():  # type: ignore[operator]
         assert time.monotonic() < deadline, "condition not reached in time"
         time.sleep(0.01)
+
+
+def consumers(broker: RedisBroker) -> dict[str, int]:
+    """Consumer name -> pending count in the group of ``Q``'s priority-0 stream."""
+    infos = broker.client.xinfo_consumers(broker.keys.queue(Q).stream(0), "workers")
+    return {c["name"].decode(): int(c["pending"]) for c in infos}
 
 
 class BrokerContract:
@@ -195,7 +201,7 @@ class BrokerContract:
         [d] = broker.fetch(Q, "c1", 1)
         deadline = time.monotonic() + 0.5
         while time.monotonic() < deadline:
-            assert broker.renew(Q, "c1", {d.priority: [d.entry_id]}) == []
+            assert broker.renew(Q, "c1", {d.priority: [d.entry_id]}) == Renewal()
             assert broker.reclaim(Q, "r", min_idle_ms=200, max_deliveries=5).requeued == 0
             time.sleep(0.05)
 
@@ -204,7 +210,43 @@ class BrokerContract:
         [d] = broker.fetch(Q, "c1", 1)
         time.sleep(0.05)
         broker.reclaim(Q, "r", min_idle_ms=20, max_deliveries=5)
-        assert broker.renew(Q, "c1", {d.priority: [d.entry_id]}) == [d.entry_id]
+        assert broker.renew(Q, "c1", {d.priority: [d.entry_id]}).not_owned == (d.entry_id,)
+
+    def test_renew_tells_entries_claimed_by_another_consumer_from_acked_ones(
+        self, broker: RedisBroker
+    ) -> None:
+        broker.enqueue(Q, [job(), job(), job()])
+        mine, stolen, settled = broker.fetch(Q, "c1", 3)
+        broker.client.xclaim(broker.keys.queue(Q).stream(0), "workers", "c2", 0, [stolen.entry_id])
+        settle(broker, settled, Outcome.COMPLETE)
+        held = {0: [mine.entry_id, stolen.entry_id, settled.entry_id]}
+        expected = Renewal(taken=(stolen.entry_id,), gone=(settled.entry_id,))
+        assert broker.renew(Q, "c1", held) == expected
+
+    def test_forgetting_a_consumer_keeps_it_only_while_it_holds_entries(
+        self, broker: RedisBroker
+    ) -> None:
+        broker.enqueue(Q, [job(), job()])
+        [held] = broker.fetch(Q, "holder", 1)
+        [done] = broker.fetch(Q, "empty", 1)
+        settle(broker, done, Outcome.COMPLETE)
+        assert broker.forget_consumer(Q, "empty") == 1
+        assert broker.forget_consumer(Q, "holder") == 0
+        assert consumers(broker) == {"holder": 1}
+        settle(broker, held, Outcome.COMPLETE)
+        assert broker.forget_consumer(Q, "holder") == 1
+        assert consumers(broker) == {}
+
+    def test_pruning_deletes_idle_empty_consumers_and_never_one_holding_entries(
+        self, broker: RedisBroker
+    ) -> None:
+        broker.enqueue(Q, [job(), job(), job()])
+        broker.fetch(Q, "idle-holder", 1)
+        settle(broker, broker.fetch(Q, "idle-empty", 1)[0], Outcome.COMPLETE)
+        time.sleep(0.2)  # both idle for 200 ms
+        settle(broker, broker.fetch(Q, "recent-empty", 1)[0], Outcome.COMPLETE)
+        assert broker.prune_consumers(Q, min_idle_ms=100) == 1
+        assert consumers(broker) == {"idle-holder": 1, "recent-empty": 0}
 
     def test_a_job_delivered_too_often_goes_to_the_dead_letter_queue(
         self, broker: RedisBroker

@@ -4,7 +4,10 @@
 --
 -- KEYS[1..n] {q}:p<prio> the ready streams that hold entries of this consumer
 -- ARGV[1] group, ARGV[2] consumer, then per stream: a count c followed by c entry ids
--- Returns the entry ids that are no longer pending for this consumer (lost leases).
+-- Touches only KEYS (XPENDING, XCLAIM on their consumer group).
+-- Returns {taken, gone} for the entry ids that are no longer pending for this consumer:
+-- taken = pending under another consumer; gone = pending for no one (acked by a settle,
+-- a hand-back or the reclaimer). The caller tells its own settles from lost leases.
 local function claim(stream, group, consumer, ids)
   local args = {'XCLAIM', stream, group, consumer, 0}
   for _, id in ipairs(ids) do args[#args + 1] = id end
@@ -13,7 +16,7 @@ local function claim(stream, group, consumer, ids)
 end
 
 local group, consumer = ARGV[1], ARGV[2]
-local lost = {}
+local taken, gone = {}, {}
 local a = 3
 for i = 1, #KEYS do
   local c = tonumber(ARGV[a])
@@ -25,7 +28,13 @@ for i = 1, #KEYS do
   for j = 1, c do
     local eid = ARGV[a]
     a = a + 1
-    if owned[eid] then mine[#mine + 1] = eid else lost[#lost + 1] = eid end
+    if owned[eid] then
+      mine[#mine + 1] = eid
+    elseif #redis.call('XPENDING', KEYS[i], group, eid, eid, 1) > 0 then
+      taken[#taken + 1] = eid
+    else
+      gone[#gone + 1] = eid
+    end
     if #mine == 500 then
       claim(KEYS[i], group, consumer, mine)
       mine = {}
@@ -33,4 +42,4 @@ for i = 1, #KEYS do
   end
   if #mine > 0 then claim(KEYS[i], group, consumer, mine) end
 end
-return lost
+return {taken, gone}
