@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stem._async import in_thread
-from stem.errors import JobFailed, JobNotFound, ResultTimeout
+from stem.errors import JobFailed, JobNotFound, PayloadError, ResultTimeout
 from stem.states import TERMINAL_STATES, JobState
 
 if TYPE_CHECKING:
@@ -70,9 +70,21 @@ class JobHandle:
 
 
 def _outcome(record: JobRecord) -> Any:
+    """The result of a settled job, or ``JobFailed``; a stored value that is not JSON
+    (someone else wrote it) is a ``PayloadError`` or an error message, never a crash."""
     if record.state is JobState.SUCCEEDED:
-        return json.loads(record.result) if record.result is not None else None
-    error = json.loads(record.error) if record.error else {}
+        try:
+            return json.loads(record.result) if record.result is not None else None
+        except ValueError:
+            raise PayloadError(
+                f"job {record.id} succeeded but its stored result is not JSON", job_id=record.id
+            ) from None
+    try:
+        error = json.loads(record.error) if record.error else {}
+    except ValueError:
+        error = {"type": "Error", "message": record.error}
+    if not isinstance(error, dict):
+        error = {"type": "Error", "message": str(error)}
     what = f"{error.get('type', 'Error')}: {error.get('message', '')}".rstrip(": ")
     reason = f" ({record.reason})" if record.reason else ""
     raise JobFailed(

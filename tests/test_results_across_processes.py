@@ -33,9 +33,9 @@ def test_a_waiter_in_another_process_receives_a_result_settled_later(
 
 
 def test_a_delayed_job_reaches_its_stream_after_its_eta(app: Stem) -> None:
+    enqueued = time.monotonic()  # before the call: the ETA is computed inside it
     handle = app.enqueue("some.task", delay_s=0.3)
     assert handle.status() is JobState.SCHEDULED
-    enqueued = time.monotonic()
     deadline = enqueued + 10
     while app.broker.promote_due("default")[0] == 0:
         assert time.monotonic() < deadline

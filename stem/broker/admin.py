@@ -13,10 +13,11 @@ from stem.broker.base import DeadEntry, JobRecord, QueueStats
 from stem.broker.connection import Faults, mapped
 from stem.broker.keys import GROUP, Keys
 from stem.broker.scripts import Scripts
+from stem.broker.values import integer, json_object, text
 
 
 def _text(value: Any) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)
+    return text(value) or ""
 
 
 class AdminMixin:
@@ -96,7 +97,8 @@ class AdminMixin:
         gone = [w for w, r in zip(ids, raw, strict=True) if r is None]
         if gone:
             self.client.zrem(self.keys.workers, *gone)
-        return [json.loads(r) for r in raw if r is not None]
+        # A record that is not a JSON object (someone else wrote it) is skipped, not fatal.
+        return [doc for r in raw if r is not None and (doc := json_object(r)) is not None]
 
     # -- consumers -----------------------------------------------------------------------
 
@@ -135,7 +137,7 @@ class AdminMixin:
             got = self.client.xrange(dead, entry_or_job_id, entry_or_job_id)
             return _dead_entry(*got[0]) if got else None
         for eid, fields in self.client.xrevrange(dead, "+", "-"):
-            if fields.get(b"id", b"").decode() == entry_or_job_id:
+            if _text(fields.get(b"id", b"")) == entry_or_job_id:
                 return _dead_entry(eid, fields)
         return None
 
@@ -166,5 +168,5 @@ def _dead_entry(eid: bytes, fields: dict[bytes, bytes]) -> DeadEntry:
         error=get("error"),
         envelope=get("env"),
         state=get("state"),
-        ts_ms=int(get("ts") or 0),
+        ts_ms=integer(get("ts")) or 0,
     )

@@ -37,6 +37,10 @@ from stem.broker.base import (
 from stem.broker.connection import Faults, mapped, open_client, redact
 from stem.broker.keys import GROUP, READ_ORDER, Keys, QueueKeys
 from stem.broker.scripts import ScriptBatch, Scripts
+from stem.broker.values import integer as _int
+from stem.broker.values import job_state as _state
+from stem.broker.values import text as _s
+from stem.broker.values import utf8 as _utf8
 from stem.errors import EnqueueIncomplete
 from stem.states import TERMINAL_STATES, JobState
 
@@ -52,46 +56,6 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     it = iter(items)
     while chunk := list(islice(it, size)):
         yield chunk
-
-
-def _s(value: bytes | str | None) -> str | None:
-    """Text of a Redis value; bytes that are not UTF-8 (stem did not write them) are
-    kept visible as backslash escapes instead of failing the caller."""
-    return value.decode(errors="backslashreplace") if isinstance(value, bytes) else value
-
-
-def _utf8(value: bytes | str | None) -> str | None:
-    """Text of a value stem wrote (a job id), or None when it is not UTF-8."""
-    if not isinstance(value, bytes):
-        return value
-    try:
-        return value.decode()
-    except UnicodeDecodeError:
-        return None
-
-
-def _int(value: bytes | int | None) -> int | None:
-    """A number Redis returned, or None when missing or not a number (exponent form
-    such as ``1.79e+21`` is a number; it is floored)."""
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        pass
-    try:
-        number = float(value)
-    except ValueError:
-        return None
-    return int(number) if math.isfinite(number) else None
-
-
-def _state(value: bytes | None) -> JobState | None:
-    """The job state stored in a record, or None when missing or not a known state."""
-    try:
-        return JobState(_s(value))
-    except ValueError:
-        return None
 
 
 class RedisBroker(AdminMixin):

@@ -18,7 +18,7 @@ import redis
 from stem import Stem
 from stem.broker import Delivery, NewJob, Outcome, RedisBroker, Settlement
 from stem.broker.connection import Faults
-from stem.errors import BrokerRefused, BrokerUnavailable, ConfigError
+from stem.errors import BrokerRefused, BrokerUnavailable, ConfigError, JobFailed, PayloadError
 from stem.states import JobState
 from tests.broker.contract import Q, job
 
@@ -168,3 +168,30 @@ def test_redis_failures_are_sorted_by_whether_waiting_heals_them(
 ) -> None:
     assert type(Faults("redis://u:secret@h:1/0").classify(error)) is kind
     assert "secret" not in str(Faults("redis://u:secret@h:1/0").classify(error))
+
+
+def test_dead_letter_entries_with_bytes_that_are_not_utf8_list_without_error(
+    broker: RedisBroker,
+) -> None:
+    raw(broker).xadd(broker.keys.queue(Q).dead, {b"id": b"\xff", b"ts": b"1e3", b"env": b"\xfe"})
+    [entry] = broker.dead_entries(Q)
+    assert (entry.job_id, entry.envelope, entry.ts_ms) == ("\\xff", "\\xfe", 1000)
+    assert broker.dead_entry(Q, "\\xff") == entry
+
+
+def test_a_heartbeat_record_that_is_not_json_is_skipped(broker: RedisBroker) -> None:
+    broker.heartbeat("real", {"id": "real"}, 10)
+    raw(broker).set(broker.keys.worker("ghost"), b"\xff not json")
+    raw(broker).zadd(broker.keys.workers, {"ghost": 1})
+    assert [w["id"] for w in broker.workers()] == ["real"]
+
+
+def test_a_stored_result_that_is_not_json_is_a_payload_error_not_a_crash(app: Stem) -> None:
+    handle = app.enqueue("some.task")
+    key = app.broker.keys.queue("default").job(handle.id)
+    raw(app.broker).hset(key, mapping={"state": "succeeded", "result": "{not json"})
+    with pytest.raises(PayloadError, match="stored result is not JSON"):
+        handle.result(timeout_s=1)
+    raw(app.broker).hset(key, mapping={"state": "failed", "error": "plain words"})
+    with pytest.raises(JobFailed, match="plain words"):
+        handle.result(timeout_s=1)
