@@ -102,3 +102,14 @@ def test_an_empty_task_name_is_refused(stem: Invoke) -> None:
     result = stem("enqueue", " ")
     assert result.exit_code == 2
     assert "TASK must not be empty" in one_error_line(result)
+
+
+@pytest.mark.parametrize("delay", ["inf", "nan", "1e30", "315360001"])
+def test_a_delay_beyond_ten_years_exits_2_with_one_line_and_writes_nothing(
+    stem: Invoke, app: Stem, delay: str
+) -> None:
+    before = keys_of(app)
+    result = stem("enqueue", "t", "--delay", delay)
+    assert result.exit_code == 2
+    assert "delay_s must be a number from 0 to 315360000" in one_error_line(result)
+    assert keys_of(app) == before
