@@ -26,6 +26,12 @@ async def _main(host: str, port: int) -> None:
                 break
 
 
+def _leaves(exc: BaseException) -> list[BaseException]:
+    if isinstance(exc, BaseExceptionGroup):
+        return [leaf for sub in exc.exceptions for leaf in _leaves(sub)]
+    return [exc]
+
+
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments and run the server; returns the exit code."""
     parser = argparse.ArgumentParser(
@@ -34,12 +40,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default=DEFAULT_HOST, help="API address (%(default)s)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="API port (%(default)s)")
     args = parser.parse_args(argv)
+    failed = False
     try:
         trio.run(_main, args.host, args.port)
-    except OSError as exc:
-        print(f"toxiproxy: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    except* OSError as group:
+        failed = True
+        reason = "; ".join(str(exc) for exc in _leaves(group))
+        print(f"toxiproxy: cannot listen on {args.host}:{args.port}: {reason}", file=sys.stderr)
+    return 2 if failed else 0
 
 
 if __name__ == "__main__":

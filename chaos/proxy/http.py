@@ -9,6 +9,9 @@ stalls mid-request is dropped after ``_REQUEST_TIMEOUT_S``.
 from __future__ import annotations
 
 import contextlib
+import json
+import sys
+import traceback
 from collections.abc import Awaitable, Callable
 from http import HTTPStatus
 
@@ -76,6 +79,17 @@ def _encode(response: Response) -> bytes:
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + response.body
 
 
+async def _answer(handler: Handler, method: str, target: str, body: bytes) -> Response:
+    # One request's bug must cost that request a 500, not take the server (and every
+    # proxy with it) down.
+    try:
+        return await handler(method, target, body)
+    except Exception as exc:
+        traceback.print_exc(file=sys.stderr)
+        error = {"error": f"internal error: {exc!r}", "status": 500}
+        return Response(500, json.dumps(error).encode())
+
+
 async def _serve_one(stream: trio.SocketStream, handler: Handler) -> None:
     async with stream:
         try:
@@ -86,7 +100,7 @@ async def _serve_one(stream: trio.SocketStream, handler: Handler) -> None:
         except (trio.TooSlowError, trio.BrokenResourceError, UnicodeDecodeError):
             return
         else:
-            response = await handler(method, target, body)
+            response = await _answer(handler, method, target, body)
         # The client may have gone away: there is nothing left to tell it.
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await stream.send_all(_encode(response))

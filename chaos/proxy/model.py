@@ -11,6 +11,8 @@ created with port 0 keeps the port the system gave it the first time.
 from __future__ import annotations
 
 import socket
+import sys
+import traceback
 from typing import Any
 
 import trio
@@ -89,8 +91,8 @@ class Proxy:
         if self._running is None:
             try:
                 self._running = await self._nursery.start(self._serve)
-            except OSError as exc:
-                raise ApiError(f"listen {self.listen}: {exc.strerror or exc}", 500) from exc
+            except (OSError, ValueError) as exc:
+                raise ApiError(f"listen {self.listen}: {exc}", 500) from exc
 
     async def stop(self) -> None:
         """Close the listener and every connection; returns once they are closed."""
@@ -137,7 +139,11 @@ class Proxy:
         except (OSError, ValueError):
             await trio.aclose_forcefully(client)  # as Toxiproxy: no upstream, no connection
             return
-        await Connection(self.toxics, client, upstream).run()
+        try:
+            await Connection(self.toxics, client, upstream).run()
+        except Exception:
+            # Per connection: one connection's failure must not stop the proxy.
+            traceback.print_exc(file=sys.stderr)
 
     def _find(self, name: str) -> Toxic:
         toxics: tuple[Toxic, ...] = self.toxics.value
