@@ -70,8 +70,11 @@ class Connection:
                     nursery.start_soon(up.run)
                     nursery.start_soon(down.run)
         finally:
-            await trio.aclose_forcefully(self.client)
-            await trio.aclose_forcefully(self.upstream)
+            # Shielded: under an outer cancellation (proxy disabled, server stopping) the
+            # first close's checkpoint would raise Cancelled and skip the second close.
+            with trio.CancelScope(shield=True):
+                await self.client.aclose()
+                await self.upstream.aclose()
 
 
 class Link:
