@@ -8,24 +8,15 @@ created proxy and for populate, 204 for deletes and reset, 200 otherwise; errors
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
 from chaos.proxy.errors import ApiError, bad_request_body, missing_field
+from chaos.proxy.http import Response
 from chaos.proxy.model import ProxyCollection
 
 #: What ``GET /version`` answers: the Toxiproxy release whose API this server follows.
 VERSION = "2.12.0"
-
-
-@dataclass(frozen=True)
-class Response:
-    """An HTTP response: status, content type and body."""
-
-    status: int
-    body: bytes = b""
-    content_type: str = "application/json"
 
 
 def _json(value: Any, status: int = 200) -> Response:

@@ -13,11 +13,20 @@ import json
 import sys
 import traceback
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from http import HTTPStatus
 
 import trio
 
-from chaos.proxy.api import Response
+
+@dataclass(frozen=True)
+class Response:
+    """An HTTP response: status, content type and body."""
+
+    status: int
+    body: bytes = b""
+    content_type: str = "application/json"
+
 
 Handler = Callable[[str, str, bytes], Awaitable[Response]]
 

@@ -102,9 +102,9 @@ class Link:
                 result.append(toxic)
         return result
 
-    def is_present(self, toxic: Toxic) -> bool:
-        """Whether this version of ``toxic`` is still on the proxy."""
-        return any(t.serial == toxic.serial for t in self.conn.toxics.value)
+    def has_timeout(self, name: str) -> bool:
+        """Whether a ``timeout`` toxic called ``name`` applies to this link now."""
+        return any(t.name == name and t.type == "timeout" for t in self.active())
 
     async def run(self) -> None:
         """Copy until EOF (then half-close the other side); any socket error ends the
@@ -199,7 +199,8 @@ async def _pass(link: Link, toxic: Toxic, data: bytes, arrived: float, emit: Emi
 async def _timeout(link: Link, toxic: Toxic, data: bytes, arrived: float, emit: Emit) -> None:
     # Hold the data while the toxic is on; Link._watch_timeouts closes the connection
     # when timeout > 0. Removing the toxic lets the held data through.
-    await link.conn.toxics.wait_value(lambda _: not link.is_present(toxic))
+    # Waits on the name, not this version: updating a timeout toxic keeps holding.
+    await link.conn.toxics.wait_value(lambda _: not link.has_timeout(toxic.name))
     await emit(data, arrived)
 
 

@@ -64,24 +64,29 @@ def round_trip_s(sock: socket.socket, payload: bytes) -> float:
 
 
 def echo_through(proxy: Proxy, payload: bytes) -> bytes:
-    """Stream ``payload`` through ``proxy`` to the echo server and read it all back.
+    """Stream ``payload`` through ``proxy`` to the echo server and read as much back.
 
-    A thread sends (then half-closes) while this thread reads, so a payload larger
-    than the socket buffers cannot deadlock.
+    A thread sends while this thread reads, so a payload larger than the socket buffers
+    cannot deadlock. It does not half-close: the Go server closes the whole connection
+    on a client's FIN, which would cut the echo short.
     """
     with connect(proxy) as sock:
-
-        def send() -> None:
-            sock.sendall(payload)
-            sock.shutdown(socket.SHUT_WR)
-
-        sender = threading.Thread(target=send)
+        sender = threading.Thread(target=sock.sendall, args=(payload,))
         sender.start()
         try:
-            received, _ = recv_until_closed(sock)
+            return recv_counted(sock, len(payload))[0]
         finally:
             sender.join(IO_TIMEOUT_S)
-        return received
+
+
+def recv_counted(sock: socket.socket, size: int) -> tuple[bytes, int]:
+    """Read ``size`` bytes (or up to EOF); returns them and how many reads it took."""
+    data = bytearray()
+    reads = 0
+    while len(data) < size and (chunk := sock.recv(min(65536, size - len(data)))):
+        data += chunk
+        reads += 1
+    return bytes(data), reads
 
 
 def api(base_url: str, method: str, path: str, body: Any = None) -> tuple[int, Any]:

@@ -16,8 +16,10 @@ from toxiproxy.proxy import Proxy
 
 from tests.chaos.support import (
     IO_TIMEOUT_S,
+    api,
     connect,
     echo_through,
+    recv_counted,
     recv_exactly,
     recv_until_closed,
     round_trip_s,
@@ -114,7 +116,7 @@ def test_reset_peer_resets_the_connection_after_its_timeout(echo_proxy: Proxy) -
 
 
 def test_reset_peer_with_timeout_0_resets_on_the_first_data(echo_proxy: Proxy) -> None:
-    echo_proxy.add_toxic(type="reset_peer", stream="upstream", attributes={"timeout": 0})
+    echo_proxy.add_toxic(type="reset_peer", attributes={"timeout": 0})
     with connect(echo_proxy) as sock:
         sock.sendall(b"doomed")
         with pytest.raises(ConnectionResetError):
@@ -127,8 +129,7 @@ def test_slicer_delivers_every_byte_in_several_pieces(echo_proxy: Proxy) -> None
     payload = os.urandom(3000)
     with connect(echo_proxy) as sock:
         sock.sendall(payload)
-        sock.shutdown(socket.SHUT_WR)
-        data, pieces = recv_until_closed(sock)
+        data, pieces = recv_counted(sock, len(payload))
     assert data == payload
     assert pieces >= 3  # ~30 slices 2 ms apart cannot all arrive in one or two reads
 
@@ -179,3 +180,16 @@ def test_a_toxic_with_toxicity_between_0_and_1_applies_to_some_connections(
             delays.append(round_trip_s(sock, b"coin"))
     slow = sum(d >= 0.15 for d in delays)
     assert 0 < slow < 16  # all-or-nothing has probability 2 * 0.5**16
+
+
+def test_updating_a_timeout_toxic_keeps_holding_the_data(
+    toxiproxy_url: str, echo_proxy: Proxy
+) -> None:
+    echo_proxy.add_toxic(name="hole", type="timeout", attributes={"timeout": 0})
+    with connect(echo_proxy) as sock:
+        sock.sendall(b"held")
+        update = {"attributes": {"timeout": 0}, "toxicity": 1.0}
+        assert api(toxiproxy_url, "POST", "/proxies/echo/toxics/hole", update)[0] == 200
+        assert _nothing_arrives_within(sock, 0.3)
+        echo_proxy.destroy_toxic("hole")
+        assert recv_exactly(sock, 4) == b"held"
