@@ -34,3 +34,14 @@ def test_lua_lives_in_lua_files_only() -> None:
         if "redis.call(" in path.read_text()
     ]
     assert offenders == []
+
+
+def test_the_chaos_proxy_imports_nothing_from_stem() -> None:
+    # It stands in for an outside Go binary: stem under test must not shape it.
+    chaos = STEM.parent / "chaos"
+    offenders = [
+        str(path.relative_to(chaos))
+        for path in chaos.rglob("*.py")
+        if _imports(path) & {"stem", "supervisor", "redis"}
+    ]
+    assert offenders == []
