@@ -10,10 +10,12 @@ import os
 import socket
 
 import pytest
+import redis
 from toxiproxy import Toxiproxy
 from toxiproxy.exceptions import InvalidToxic, NotFound, ProxyExists
 from toxiproxy.proxy import Proxy
 
+from stem.embedded import EmbeddedRedis
 from tests.chaos.support import (
     IO_TIMEOUT_S,
     EchoServer,
@@ -239,3 +241,22 @@ def test_a_connection_whose_upstream_is_down_is_closed(toxiproxy: Toxiproxy) -> 
             except ConnectionResetError:
                 closed = True
             assert closed
+
+
+def test_redis_commands_pass_through_a_proxy_and_fail_while_it_is_down(
+    toxiproxy: Toxiproxy, redis_server: EmbeddedRedis
+) -> None:
+    proxy = toxiproxy.create(
+        name="redis", upstream=f"127.0.0.1:{redis_server.port}", listen="127.0.0.1:0"
+    )
+    host, port = address(proxy.listen)
+    client = redis.Redis(host=host, port=port, socket_timeout=IO_TIMEOUT_S)
+    try:
+        assert client.set("chaos:through-proxy", b"yes") is True
+        assert client.get("chaos:through-proxy") == b"yes"
+        with proxy.down(), pytest.raises(redis.ConnectionError):
+            client.ping()
+        assert client.ping() is True
+    finally:
+        client.delete("chaos:through-proxy")
+        client.close()
