@@ -45,18 +45,25 @@ def _read_url(proc: subprocess.Popen[str]) -> str:
 
 
 @pytest.fixture(scope="session")
-def toxiproxy_url() -> Iterator[str]:
-    """The API URL: ``$TOXIPROXY_URL``, else a ``chaos.proxy`` server for the session."""
+def toxiproxy_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The API URL: ``$TOXIPROXY_URL``, else a ``chaos.proxy`` server for the session.
+
+    Our server's stderr goes to a file; a traceback in it fails the session at teardown,
+    so a connection that crashed inside the server cannot pass unnoticed.
+    """
     if url := os.environ.get("TOXIPROXY_URL"):
         yield url.rstrip("/")
         return
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "chaos.proxy", "--host", "127.0.0.1", "--port", "0"],
-        cwd=_ROOT,
-        stdout=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
+    log = tmp_path_factory.mktemp("toxiproxy") / "stderr.log"
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "chaos.proxy", "--host", "127.0.0.1", "--port", "0"],
+            cwd=_ROOT,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+            start_new_session=True,
+        )
     try:
         yield _read_url(proc)
     finally:
@@ -69,6 +76,8 @@ def toxiproxy_url() -> Iterator[str]:
             proc.wait()
         assert proc.stdout is not None
         proc.stdout.close()
+    errors = log.read_text()
+    assert (proc.returncode, errors) == (0, ""), f"chaos.proxy stderr:\n{errors}"
 
 
 @pytest.fixture

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 
 import pytest
 import redis
@@ -260,3 +261,17 @@ def test_redis_commands_pass_through_a_proxy_and_fail_while_it_is_down(
     finally:
         client.delete("chaos:through-proxy")
         client.close()
+
+
+def test_a_client_that_resets_mid_stream_does_not_disturb_other_connections(
+    echo_proxy: Proxy,
+) -> None:
+    with connect(echo_proxy) as steady:
+        round_trip_s(steady, b"before")
+        for _ in range(5):
+            rude = socket.create_connection(address(echo_proxy.listen), timeout=IO_TIMEOUT_S)
+            rude.sendall(os.urandom(200_000))
+            rude.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            rude.close()  # RST while the proxy is still relaying
+        round_trip_s(steady, b"after")
+    assert echo_through(echo_proxy, b"new connection") == b"new connection"
