@@ -69,6 +69,8 @@ async def _read_request(stream: trio.SocketStream) -> tuple[str, str, bytes]:
     if length < 0 or length > _MAX_BODY:
         raise _BadRequest(413)
     body = bytearray(rest)
+    if len(body) < length and headers.get("expect", "").lower() == "100-continue":
+        await stream.send_all(b"HTTP/1.1 100 Continue\r\n\r\n")  # curl, for big bodies
     while len(body) < length:
         chunk = await stream.receive_some(65536)
         if not chunk:
