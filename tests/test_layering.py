@@ -287,3 +287,14 @@ def test_every_listed_exception_is_still_a_real_leak() -> None:
         if literal not in (ROOT / Path(*module.split("."))).with_suffix(".py").read_text()
     )
     assert stale == [], "a leak was fixed: delete its line from the exceptions"
+
+
+def test_the_chaos_proxy_imports_nothing_from_stem() -> None:
+    # It stands in for an outside Go binary: stem under test must not shape it.
+    chaos = STEM.parent / "chaos"
+    offenders = [
+        str(path.relative_to(chaos))
+        for path in chaos.rglob("*.py")
+        if {name.split(".")[0] for name in _imported(path)} & {"stem", "supervisor", "redis"}
+    ]
+    assert offenders == []
