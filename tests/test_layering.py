@@ -148,11 +148,7 @@ MODULE_EXCEPTIONS: set[tuple[str, str]] = {
 
 #: (module, literal): known places that spell the supervisor's environment variables
 #: instead of using supervisor.CHILD_NAME_ENV / REPLICA_ENV / HEARTBEAT_FILE_ENV.
-ENV_LITERAL_EXCEPTIONS: set[tuple[str, str]] = {
-    # TODO(structure): use supervisor.CHILD_NAME_ENV and REPLICA_ENV (worker in flight).
-    ("stem.worker.core", "SUPERVISOR_CHILD_NAME"),
-    ("stem.worker.core", "SUPERVISOR_REPLICA"),
-}
+ENV_LITERAL_EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def _module_name(path: Path) -> str:

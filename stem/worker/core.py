@@ -36,6 +36,7 @@ from stem.task import Pool
 from stem.worker.execute import Executor, Runner
 from stem.worker.lease import HeldJobs, LeaseKeeper
 from stem.worker.pools import AsyncRunner, ProcessPool, ThreadRunner
+from supervisor import CHILD_NAME_ENV, REPLICA_ENV
 
 if TYPE_CHECKING:
     from stem.app import Stem
@@ -78,9 +79,9 @@ class WorkerOptions:
 def default_name() -> str:
     """A consumer name that is stable across restarts of the same supervised replica."""
     host = os.environ.get("DYNO") or socket.gethostname()
-    child = os.environ.get("SUPERVISOR_CHILD_NAME")
+    child = os.environ.get(CHILD_NAME_ENV)
     if child:
-        return f"{host}/{child}.{os.environ.get('SUPERVISOR_REPLICA', '1')}"
+        return f"{host}/{child}.{os.environ.get(REPLICA_ENV, '1')}"
     return f"{host}/{os.getpid()}"
 
 
