@@ -111,7 +111,7 @@ class ReclaimStats:
 
 @dataclass(frozen=True, slots=True)
 class Renewal:
-    """What a lease renewal found about the entries the consumer no longer owns.
+    """What a lease renewal found about the deliveries the consumer no longer owns.
 
     ``taken``: pending under another consumer (claimed away: a lost lease). ``gone``:
     pending for no one, because a settle or hand-back acked it (maybe the consumer's
@@ -119,12 +119,12 @@ class Renewal:
     the job again in one step). Only the caller knows which of those it was.
     """
 
-    taken: tuple[str, ...] = ()
-    gone: tuple[str, ...] = ()
+    taken: tuple[Delivery, ...] = ()
+    gone: tuple[Delivery, ...] = ()
 
     @property
-    def not_owned(self) -> tuple[str, ...]:
-        """Every entry that was not renewed."""
+    def not_owned(self) -> tuple[Delivery, ...]:
+        """Every delivery that was not renewed."""
         return self.taken + self.gone
 
 

@@ -384,9 +384,7 @@ class Worker:
             for held in mine:
                 # Re-take the lease first: the reclaimer may have handed this entry to
                 # another worker since we listed it; if so, it is theirs now.
-                renewal = await self._call(
-                    self.broker.renew, queue, self.name, {held.priority: [held.entry_id]}
-                )
+                renewal = await self._call(self.broker.renew, self.name, [held])
                 if renewal.not_owned:
                     continue
                 self.held.add([held])
