@@ -36,6 +36,7 @@ from stem.broker.base import (
 )
 from stem.broker.connection import Faults, mapped, open_client, redact
 from stem.broker.keys import GROUP, READ_ORDER, Keys, QueueKeys
+from stem.broker.schedule import RedisScheduleStore
 from stem.broker.scripts import ScriptBatch, Scripts
 from stem.errors import EnqueueIncomplete
 from stem.states import TERMINAL_STATES, JobState
@@ -486,6 +487,15 @@ class RedisBroker(AdminMixin):
         return _record(queue, job_id, {_s(k) or "": v for k, v in raw.items()})
 
     @mapped
+    def find_job(self, job_id: str, queues: Sequence[str] | None = None) -> JobRecord | None:
+        """Look ``job_id`` up in ``queues`` (default: every known queue)."""
+        for queue in queues if queues is not None else self.queues():
+            record = self.job(queue, job_id)
+            if record is not None:
+                return record
+        return None
+
+    @mapped
     def wait_done(self, queue: str, job_id: str, timeout_s: float) -> bool:
         """Block until ``job_id`` settles or ``timeout_s`` passes; True if it settled.
 
@@ -495,6 +505,12 @@ class RedisBroker(AdminMixin):
         latch = self.keys.queue(queue).done(job_id)
         got = self.client.blmove(latch, latch, max(0.01, timeout_s), "RIGHT", "LEFT")
         return got is not None
+
+    # -- schedule --------------------------------------------------------------------
+
+    def schedule_store(self) -> RedisScheduleStore:
+        """Beat's schedule store in this namespace, on this broker's connection pool."""
+        return RedisScheduleStore(self.client, self.keys, self.faults, self.scripts.schedule_run)
 
 
 def _raise_if_refused(

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from stem.broker import Delivery, Settlement
+from stem.broker import Delivery, Settlement, WorkerBroker
 from stem.delays import promote_round
 from stem.errors import BrokerUnavailable, ConfigError
 from stem.middleware.retries import Retries, TimeLimits
@@ -91,7 +91,7 @@ class Worker:
     def __init__(self, app: Stem, options: WorkerOptions) -> None:
         self.app = app
         self.options = options
-        self.broker = app.broker
+        self.broker: WorkerBroker = app.broker
         self.name = options.name or default_name()
         self.capacity = options.concurrency + options.prefetch
         self.held = HeldJobs()

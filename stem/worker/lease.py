@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 from stem.errors import BrokerUnavailable
 
 if TYPE_CHECKING:
-    from stem.broker import Delivery, RedisBroker
+    from stem.broker import Delivery, LeaseRenewer, WorkerBroker
 
 log = logging.getLogger("stem.worker.lease")
 
@@ -122,9 +122,9 @@ class LeaseKeeper:
     reclaimer took them). Entries this worker's own settle acked are not counted.
     """
 
-    def __init__(self, broker: RedisBroker, consumer: str, held: HeldJobs, lease_s: float) -> None:
+    def __init__(self, broker: WorkerBroker, consumer: str, held: HeldJobs, lease_s: float) -> None:
         self.timing = LeaseTiming(lease_s)
-        self.broker = broker.with_deadline(self.timing.deadline_s)
+        self.broker: LeaseRenewer = broker.with_deadline(self.timing.deadline_s)
         self.consumer = consumer
         self.held = held
         self.lost = 0
