@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from stem.errors import BrokerUnavailable
 
 if TYPE_CHECKING:
-    from stem.broker import RedisBroker
+    from stem.broker import Promoter
 
 log = logging.getLogger("stem.delays")
 
@@ -26,7 +26,7 @@ PROMOTE_IDLE_S = 0.05
 PROMOTE_MIN_S = 0.002
 
 
-def promote_round(broker: RedisBroker, queues: Sequence[str]) -> float:
+def promote_round(broker: Promoter, queues: Sequence[str]) -> float:
     """Promote the due delayed jobs of ``queues``; return seconds until the next round.
 
     Blocking (run it in a thread). The wait is ``PROMOTE_IDLE_S`` at most, shorter when

@@ -13,7 +13,7 @@ from stem.states import TERMINAL_STATES, JobState
 
 if TYPE_CHECKING:
     from stem.app import Stem
-    from stem.broker import JobRecord
+    from stem.broker import JobRecord, Producer
 
 #: Longest single blocking wait; the record is re-read between waits (covers expiry).
 _WAIT_SLICE_S = 5.0
@@ -30,7 +30,7 @@ class JobHandle:
 
     def info(self) -> JobRecord | None:
         """The job's full record, or None if it is unknown or its record expired."""
-        return self.app.broker.job(self.queue, self.id)
+        return self._broker.job(self.queue, self.id)
 
     def status(self) -> JobState | None:
         """The job's state, or None if it is unknown or its record expired."""
@@ -46,7 +46,7 @@ class JobHandle:
         type, message and traceback), ``JobNotFound`` if there is no such job.
         """
         deadline = None if timeout_s is None else time.monotonic() + timeout_s
-        broker = self.app.broker
+        broker = self._broker
         while True:
             record = broker.job(self.queue, self.id)
             if record is None:
@@ -59,6 +59,10 @@ class JobHandle:
                     f"job {self.id} still {record.state.value} after {timeout_s}s", job_id=self.id
                 )
             broker.wait_done(self.queue, self.id, min(remaining, _WAIT_SLICE_S))
+
+    @property
+    def _broker(self) -> Producer:
+        return self.app.broker
 
     async def result_async(self, timeout_s: float | None = None) -> Any:
         """``result`` for trio or asyncio code."""

@@ -30,6 +30,7 @@ from stem.runtime import run_actor
 
 if TYPE_CHECKING:
     from stem.app import Stem
+    from stem.broker import ReclaimerBroker
 
 log = logging.getLogger("stem.reclaimer")
 
@@ -43,7 +44,7 @@ class Reclaimer:
 
     def __init__(self, app: Stem, queues: Sequence[str] | None) -> None:
         self.app = app
-        self.broker = app.broker
+        self.broker: ReclaimerBroker = app.broker
         self.queues = queues
         self.name = f"reclaimer/{socket.gethostname()}/{os.getpid()}"
         #: Consumers idle longer than this with nothing pending are deleted.

@@ -85,6 +85,7 @@ ALLOWED: dict[str, set[str]] = {
     "stem.delays": {"stem.broker", "stem.errors"},
     "stem.reclaimer": {
         "stem.app",
+        "stem.broker",
         "stem.delays",
         "stem.errors",
         "stem.observe",
@@ -140,19 +141,11 @@ MODULE_EXCEPTIONS: set[tuple[str, str]] = {
     # worker hardening lands, import it from where pools.py re-exports it (or errors).
     ("stem.middleware.retries", "stem.worker.process_pool"),
     ("stem.worker.execute", "stem.worker.process_pool"),
-    # TODO(structure): the beat store drives the broker's ScheduleStore directly and types
-    # against RedisBroker; it should use a schedule-store role of the broker interface.
-    ("stem.beat.store", "stem.broker.schedule"),
-    ("stem.beat.store", "stem.broker.redis"),
 }
 
 #: (module, literal): known places that spell the supervisor's environment variables
 #: instead of using supervisor.CHILD_NAME_ENV / REPLICA_ENV / HEARTBEAT_FILE_ENV.
-ENV_LITERAL_EXCEPTIONS: set[tuple[str, str]] = {
-    # TODO(structure): use supervisor.CHILD_NAME_ENV and REPLICA_ENV (worker in flight).
-    ("stem.worker.core", "SUPERVISOR_CHILD_NAME"),
-    ("stem.worker.core", "SUPERVISOR_REPLICA"),
-}
+ENV_LITERAL_EXCEPTIONS: set[tuple[str, str]] = set()
 
 
 def _module_name(path: Path) -> str:

@@ -1,6 +1,6 @@
 """The schedule store's documents, and the operations beat and the CLI perform on them.
 
-Two hashes (see :mod:`stem.broker.schedule`): definitions and run records.
+Two string maps (the broker's ``ScheduleStore`` role): definitions and run records.
 
 **Definition** (``Keys.schedule``, entry name -> JSON): the entry's flat keys (as in
 ``stem.toml``, see :meth:`Entry.to_json`) plus ``source`` (``code``, ``file`` or ``cli``:
@@ -28,12 +28,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-from stem.broker.schedule import DefinitionChange, ScheduleStore
+from stem.broker import DefinitionChange
 from stem.errors import UsageError
 from stem.schedule.entries import JSON_VERSION, Entry, ScheduleEntryError, entry_from_mapping
 
 if TYPE_CHECKING:
-    from stem.broker.redis import RedisBroker
+    from stem.broker import ScheduleHost
     from stem.schedule.ticks import DueTick
 
 #: How many recent drifts an entry's run record keeps.
@@ -260,8 +260,8 @@ class Schedules:
     second costs one round trip and no parsing when nothing changed.
     """
 
-    def __init__(self, broker: RedisBroker) -> None:
-        self.store = ScheduleStore(broker)
+    def __init__(self, broker: ScheduleHost) -> None:
+        self.store = broker.schedule_store()
         self._defs: dict[str, tuple[str, StoredEntry | ScheduleEntryError]] = {}
         self._records: dict[str, tuple[str, RunRecord]] = {}
 

@@ -1,13 +1,15 @@
 """The broker: the only package that knows Redis commands, key names and Lua.
 
-Everything else in stem uses the typed interface in ``base`` (``Broker`` and its
-records); ``RedisBroker`` is the implementation on Redis Streams.
+Everything else in stem uses its typed interface: the records in ``base`` and the roles
+in ``roles`` (one small ``Protocol`` per kind of caller: ``Producer``, ``WorkerBroker``,
+``ReclaimerBroker``, ``Admin``, ``ScheduleHost``...; ``Broker`` is all of them).
+``RedisBroker`` is the implementation on Redis Streams.
 """
 
 from stem.broker.base import (
     MAX_DELAY_S,
-    Broker,
     DeadEntry,
+    DefinitionChange,
     Delivery,
     JobRecord,
     NewJob,
@@ -15,21 +17,43 @@ from stem.broker.base import (
     QueueStats,
     ReclaimStats,
     Renewal,
+    ScheduleSnapshot,
     Settlement,
 )
 from stem.broker.redis import RedisBroker
+from stem.broker.roles import (
+    Admin,
+    Broker,
+    LeaseRenewer,
+    Producer,
+    Promoter,
+    ReclaimerBroker,
+    ScheduleHost,
+    ScheduleStore,
+    WorkerBroker,
+)
 
 __all__ = [
     "MAX_DELAY_S",
+    "Admin",
     "Broker",
     "DeadEntry",
+    "DefinitionChange",
     "Delivery",
     "JobRecord",
+    "LeaseRenewer",
     "NewJob",
     "Outcome",
+    "Producer",
+    "Promoter",
     "QueueStats",
     "ReclaimStats",
+    "ReclaimerBroker",
     "RedisBroker",
     "Renewal",
+    "ScheduleHost",
+    "ScheduleSnapshot",
+    "ScheduleStore",
     "Settlement",
+    "WorkerBroker",
 ]

@@ -1,5 +1,5 @@
-"""Operator-facing broker operations: queue depths, worker heartbeats, the dead-letter
-queue, and looking a job up by id alone. Mixed into ``RedisBroker``.
+"""Operator-facing broker operations: queue depths, worker heartbeats, consumers and the
+dead-letter queue. Mixed into ``RedisBroker``.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from stem.broker.base import DeadEntry, JobRecord, QueueStats
+from stem.broker.base import DeadEntry, QueueStats
 from stem.broker.connection import Faults, mapped
 from stem.broker.keys import GROUP, Keys
 from stem.broker.scripts import Scripts
@@ -28,9 +28,6 @@ class AdminMixin:
     client: Any  # redis.Redis; its replies are untyped, so this is the Any boundary
     keys: Keys
     scripts: Scripts
-
-    def job(self, queue: str, job_id: str) -> JobRecord | None:  # provided by the broker
-        raise NotImplementedError
 
     @mapped
     def queues(self) -> list[str]:
@@ -59,15 +56,6 @@ class AdminMixin:
             if isinstance(summary, dict):
                 pending += int(summary.get("pending", 0))
         return QueueStats(queue, length - pending, int(replies[20]), pending, int(replies[21]))
-
-    @mapped
-    def find_job(self, job_id: str, queues: Sequence[str] | None = None) -> JobRecord | None:
-        """Look ``job_id`` up in ``queues`` (default: every known queue)."""
-        for queue in queues if queues is not None else self.queues():
-            record = self.job(queue, job_id)
-            if record is not None:
-                return record
-        return None
 
     # -- workers ------------------------------------------------------------------------
 

@@ -1,17 +1,14 @@
-"""The broker's typed interface: the records that cross it and the ``Broker`` protocol.
+"""The records that cross the broker's interface (its roles are in ``roles``).
 
-Workers, beat, the reclaimer, the CLI and the app talk to Redis only through this
+Workers, beat, the reclaimer, the CLI and the app talk to Redis only through that
 interface (trio's ``_core`` rule): they never see a key name, a command or a script.
-Every method is synchronous and blocking; actors call them through
-``trio.to_thread.run_sync`` and batch to amortise the thread hop.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Protocol
+from dataclasses import dataclass, field
+from typing import Any
 
 from stem.states import JobState
 
@@ -111,7 +108,7 @@ class ReclaimStats:
 
 @dataclass(frozen=True, slots=True)
 class Renewal:
-    """What a lease renewal found about the entries the consumer no longer owns.
+    """What a lease renewal found about the deliveries the consumer no longer owns.
 
     ``taken``: pending under another consumer (claimed away: a lost lease). ``gone``:
     pending for no one, because a settle or hand-back acked it (maybe the consumer's
@@ -119,12 +116,12 @@ class Renewal:
     the job again in one step). Only the caller knows which of those it was.
     """
 
-    taken: tuple[str, ...] = ()
-    gone: tuple[str, ...] = ()
+    taken: tuple[Delivery, ...] = ()
+    gone: tuple[Delivery, ...] = ()
 
     @property
-    def not_owned(self) -> tuple[str, ...]:
-        """Every entry that was not renewed."""
+    def not_owned(self) -> tuple[Delivery, ...]:
+        """Every delivery that was not renewed."""
         return self.taken + self.gone
 
 
@@ -141,29 +138,22 @@ class DeadEntry:
     ts_ms: int
 
 
-class Broker(Protocol):
-    """What stem needs from a broker. ``RedisBroker`` is the implementation."""
+@dataclass(frozen=True, slots=True)
+class ScheduleSnapshot:
+    """The whole schedule store as read at once: entry name -> definition / run record."""
 
-    def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[tuple[str, bool]]: ...
+    definitions: dict[str, str]
+    states: dict[str, str]
 
-    def fetch(self, queue: str, consumer: str, count: int) -> list[Delivery]: ...
 
-    def wait_ready(self, queues: Sequence[str], timeout_ms: int) -> bool: ...
+@dataclass
+class DefinitionChange:
+    """What a read-modify-write of the schedule definitions writes: ``puts``, ``deletes``.
 
-    def settle(self, settlements: Sequence[Settlement]) -> list[int]: ...
+    Deleting a definition also deletes its run record. ``result`` is handed back to the
+    caller of ``ScheduleStore.change_definitions`` untouched (e.g. what was refused).
+    """
 
-    def renew(self, queue: str, consumer: str, held: Mapping[int, Sequence[str]]) -> Renewal: ...
-
-    def release(
-        self, deliveries: Sequence[Delivery], *, undo_delivery: bool, max_deliveries: int = 0
-    ) -> int: ...
-
-    def promote_due(self, queue: str, limit: int = 1000) -> tuple[int, int]: ...
-
-    def job(self, queue: str, job_id: str) -> JobRecord | None: ...
-
-    def wait_done(self, queue: str, job_id: str, timeout_s: float) -> bool: ...
-
-    def queue_stats(self, queue: str) -> QueueStats: ...
-
-    def close(self) -> None: ...
+    puts: dict[str, str] = field(default_factory=dict)
+    deletes: list[str] = field(default_factory=list)
+    result: Any = None

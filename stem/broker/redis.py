@@ -16,7 +16,7 @@ import json
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from itertools import islice
 from typing import Any
@@ -36,6 +36,7 @@ from stem.broker.base import (
 )
 from stem.broker.connection import Faults, mapped, open_client, redact
 from stem.broker.keys import GROUP, READ_ORDER, Keys, QueueKeys
+from stem.broker.schedule import RedisScheduleStore
 from stem.broker.scripts import ScriptBatch, Scripts
 from stem.broker.values import integer as _int
 from stem.broker.values import job_state as _state
@@ -226,23 +227,45 @@ class RedisBroker(AdminMixin):
             batch.add(self.scripts.bury, keys, args)
 
     @mapped
-    def renew(self, queue: str, consumer: str, held: Mapping[int, Sequence[str]]) -> Renewal:
-        """Renew the lease of every entry ``consumer`` holds in ``queue`` (one call).
+    def renew(self, consumer: str, deliveries: Sequence[Delivery]) -> Renewal:
+        """Renew the lease of every one of ``deliveries`` that ``consumer`` still holds.
 
-        ``held`` maps priority to entry ids. The reply lists the entries that were not
-        renewed because ``consumer`` no longer owns them (see :class:`Renewal`).
+        One script call per queue (its streams share one hash slot). The reply lists the
+        deliveries that were not renewed because ``consumer`` no longer owns them (see
+        :class:`Renewal`).
         """
+        taken: list[Delivery] = []
+        gone: list[Delivery] = []
+        by_queue: dict[str, list[Delivery]] = defaultdict(list)
+        for d in deliveries:
+            by_queue[d.queue].append(d)
+        for queue, held in by_queue.items():
+            t, g = self._renew_queue(queue, consumer, held)
+            taken += t
+            gone += g
+        return Renewal(tuple(taken), tuple(gone))
+
+    def _renew_queue(
+        self, queue: str, consumer: str, held: Sequence[Delivery]
+    ) -> tuple[list[Delivery], list[Delivery]]:
         qk = self.keys.queue(queue)
+        by_priority: dict[int, list[str]] = defaultdict(list)
+        by_entry: dict[str, list[Delivery]] = defaultdict(list)
+        for d in held:
+            by_priority[d.priority].append(d.entry_id)
+            by_entry[d.entry_id].append(d)
         keys: list[str] = []
         args: list[Any] = [GROUP, consumer]
-        for priority, entry_ids in held.items():
-            if entry_ids:
-                keys.append(qk.stream(priority))
-                args += [len(entry_ids), *entry_ids]
-        if not keys:
-            return Renewal()
+        for priority, entry_ids in by_priority.items():
+            keys.append(qk.stream(priority))
+            args += [len(entry_ids), *entry_ids]
         taken, gone = self.scripts.renew(keys=keys, args=args, client=self.client)
-        return Renewal(tuple(e.decode() for e in taken), tuple(e.decode() for e in gone))
+        # The script answers with entry ids; an id is unique within one stream, so a
+        # (rare) id shared by two priorities' streams names both deliveries.
+        return (
+            [d for e in taken for d in by_entry[e.decode()]],
+            [d for e in gone for d in by_entry[e.decode()]],
+        )
 
     def with_deadline(self, deadline_s: float) -> RedisBroker:
         """A broker on its own connection whose every call fails within ``deadline_s``.
@@ -428,6 +451,15 @@ class RedisBroker(AdminMixin):
         return _record(queue, job_id, {_s(k) or "": v for k, v in raw.items()})
 
     @mapped
+    def find_job(self, job_id: str, queues: Sequence[str] | None = None) -> JobRecord | None:
+        """Look ``job_id`` up in ``queues`` (default: every known queue)."""
+        for queue in queues if queues is not None else self.queues():
+            record = self.job(queue, job_id)
+            if record is not None:
+                return record
+        return None
+
+    @mapped
     def wait_done(self, queue: str, job_id: str, timeout_s: float) -> bool:
         """Block until ``job_id`` settles or ``timeout_s`` passes; True if it settled.
 
@@ -437,6 +469,12 @@ class RedisBroker(AdminMixin):
         latch = self.keys.queue(queue).done(job_id)
         got = self.client.blmove(latch, latch, max(0.01, timeout_s), "RIGHT", "LEFT")
         return got is not None
+
+    # -- schedule --------------------------------------------------------------------
+
+    def schedule_store(self) -> RedisScheduleStore:
+        """Beat's schedule store in this namespace, on this broker's connection pool."""
+        return RedisScheduleStore(self.client, self.keys, self.faults, self.scripts.schedule_run)
 
 
 def _raise_if_refused(

@@ -6,8 +6,8 @@ maps it to its run record; both values are JSON documents whose shape belongs to
 pipelined round trip; changes to definitions run under ``WATCH`` so that concurrent writers
 (several beats syncing at start, an operator's CLI) never lose each other's updates: a
 transaction that saw a concurrent change is recomputed from fresh data. A run is recorded
-by one script (``lua/schedule_run.lua``), so replicas that win successive ticks of one
-entry never contend.
+by one script (``lua/schedule_run.lua``, loaded with the others by ``Scripts``), so
+replicas that win successive ticks of one entry never contend.
 
 The per-tick exactly-once guard is *not* here: it is the enqueue script's idempotency key
 (see ``lua/enqueue.lua``), set in the same atomic step as the job itself.
@@ -16,16 +16,14 @@ The per-tick exactly-once guard is *not* here: it is the enqueue script's idempo
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
+from redis.commands.core import Script
 
-from stem.broker.connection import mapped
-from stem.broker.scripts import source
-
-if TYPE_CHECKING:
-    from stem.broker.redis import RedisBroker
+from stem.broker.base import DefinitionChange, ScheduleSnapshot
+from stem.broker.connection import Faults, mapped
+from stem.broker.keys import Keys
 
 
 def _text(value: bytes | str) -> str:
@@ -36,41 +34,21 @@ def _decoded(raw: Mapping[Any, Any]) -> dict[str, str]:
     return {_text(k): _text(v) for k, v in raw.items()}
 
 
-@dataclass(frozen=True)
-class ScheduleSnapshot:
-    """Both hashes as read in one round trip: entry name -> definition / run record."""
-
-    definitions: dict[str, str]
-    states: dict[str, str]
-
-
-@dataclass
-class DefinitionChange:
-    """What a read-modify-write of the definitions writes: ``puts`` and ``deletes``.
-
-    Deleting a definition also deletes its run record. ``result`` is handed back to the
-    caller of :meth:`ScheduleStore.change_definitions` untouched (e.g. what was refused).
-    """
-
-    puts: dict[str, str] = field(default_factory=dict)
-    deletes: list[str] = field(default_factory=list)
-    result: Any = None
-
-
-class ScheduleStore:
-    """The schedule hashes of one broker's namespace.
+class RedisScheduleStore:
+    """The schedule hashes of one broker's namespace (``RedisBroker.schedule_store()``
+    builds it on the broker's connection pool; it satisfies ``roles.ScheduleStore``).
 
     Every method blocks (beat calls them from ``trio.to_thread.run_sync``) and raises
     ``BrokerUnavailable`` when Redis cannot be reached.
     """
 
-    def __init__(self, broker: RedisBroker) -> None:
-        self.url = broker.url
-        self.faults = broker.faults
-        self.client: Any = broker.client  # redis-py replies are untyped: the Any boundary
-        self.definitions_key = broker.keys.schedule
-        self.states_key = broker.keys.schedule_state
-        self._record = self.client.register_script(source("schedule_run"))
+    def __init__(self, client: Any, keys: Keys, faults: Faults, record_run: Script) -> None:
+        self.url = faults.url
+        self.faults = faults
+        self.client: Any = client  # redis-py replies are untyped: the Any boundary
+        self.definitions_key = keys.schedule
+        self.states_key = keys.schedule_state
+        self._record = record_run
 
     @mapped
     def read(self) -> ScheduleSnapshot:

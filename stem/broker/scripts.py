@@ -18,6 +18,7 @@ from redis.exceptions import NoScriptError
 
 NAMES: tuple[str, ...] = ("enqueue", "fetch", "complete", "retry", "bury", "release")
 NAMES += ("renew", "promote", "reclaim", "replay", "deliver", "prune")
+NAMES += ("schedule_run",)
 
 
 @cache
@@ -44,6 +45,7 @@ class Scripts:
         self.replay = self._load(client, "replay")
         self.deliver = self._load(client, "deliver")
         self.prune = self._load(client, "prune")
+        self.schedule_run = self._load(client, "schedule_run")
 
     @staticmethod
     def _load(client: redis.Redis, name: str) -> Script:

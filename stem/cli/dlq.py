@@ -18,7 +18,7 @@ from stem.cli.root import State
 from stem.errors import JobNotFound, UsageError
 
 if TYPE_CHECKING:
-    from stem.broker import DeadEntry, RedisBroker
+    from stem.broker import Admin, DeadEntry
 
 #: Entries read per round trip when paging through a whole dead-letter queue.
 PAGE = 500
@@ -65,7 +65,7 @@ def _queues(state: State, queue: str | None) -> list[str]:
     return state.app.broker.queues()
 
 
-def all_entries(broker: RedisBroker, queue: str, limit: int | None) -> list[DeadEntry]:
+def all_entries(broker: Admin, queue: str, limit: int | None) -> list[DeadEntry]:
     """Newest-first entries of ``queue``'s DLQ, up to ``limit`` (None: all), page by page."""
     out: list[DeadEntry] = []
     before = "+"
@@ -81,7 +81,7 @@ def all_entries(broker: RedisBroker, queue: str, limit: int | None) -> list[Dead
 
 def find_entry(state: State, key: str, queue: str | None) -> tuple[str, DeadEntry]:
     """The (queue, entry) that ``key`` (entry or job id) names; one match or an error."""
-    broker = state.app.broker
+    broker: Admin = state.app.broker
     found = [(q, e) for q in _queues(state, queue) if (e := broker.dead_entry(q, key))]
     if not found:
         where = f"queue {queue!r}" if queue else "any queue"
@@ -133,7 +133,7 @@ def dlq() -> None:
 @click.pass_obj
 def list_entries(state: State, queue: str | None, limit: int, as_json: bool) -> None:
     """List dead-letter entries, newest first: job, task, reason and error."""
-    broker = state.app.broker
+    broker: Admin = state.app.broker
     docs = [entry_doc(q, e) for q in _queues(state, queue) for e in all_entries(broker, q, limit)]
     emit(docs, LIST_COLUMNS, as_json=as_json, empty="the dead-letter queue is empty")
 
@@ -199,7 +199,7 @@ def replay(state: State, keys: tuple[str, ...], replay_all: bool, queue: str | N
     """Put dead-letter entries back on their queues; print the replayed job ids."""
     if bool(keys) == replay_all:
         raise click.UsageError("give entry or job ids, or --all (not both)")
-    broker = state.app.broker
+    broker: Admin = state.app.broker
     chosen: dict[str, list[str]] = {}
     if replay_all:
         for q in _queues(state, queue):
@@ -245,7 +245,7 @@ def purge(state: State, queue: str | None, yes: bool) -> None:
         raise click.UsageError(
             f"purge deletes the dead-letter entries of {what} for good: add --yes"
         )
-    broker = state.app.broker
+    broker: Admin = state.app.broker
     for q in _queues(state, queue):
         n = broker.purge_dead(q)
         click.echo(f"purged {n} entr{'y' if n == 1 else 'ies'} from {q!r}")

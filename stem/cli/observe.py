@@ -16,7 +16,7 @@ from stem.cli.root import State
 from stem.errors import UsageError
 
 if TYPE_CHECKING:
-    from stem.broker import RedisBroker
+    from stem.broker import Admin
 
 QUEUE_COLUMNS = [
     Column("queue", "QUEUE"),
@@ -54,12 +54,12 @@ WORKER_COLUMNS = [
 ]
 
 
-def queue_docs(broker: RedisBroker) -> list[dict[str, Any]]:
+def queue_docs(broker: Admin) -> list[dict[str, Any]]:
     """Depth of every known queue."""
     return [dataclasses.asdict(broker.queue_stats(q)) for q in broker.queues()]
 
 
-def worker_docs(broker: RedisBroker, at_ms: int | None = None) -> list[dict[str, Any]]:
+def worker_docs(broker: Admin, at_ms: int | None = None) -> list[dict[str, Any]]:
     """Heartbeat records of live workers, with their heartbeat age and uptime, by id."""
     at_ms = now_ms() if at_ms is None else at_ms
     docs = []
@@ -134,7 +134,7 @@ def rates(before: Sample, after: Sample) -> dict[str, Any]:
     }
 
 
-def next_sample(broker: RedisBroker, before: Sample, interval_s: float) -> Sample:
+def next_sample(broker: Admin, before: Sample, interval_s: float) -> Sample:
     """A sample ``interval_s`` after ``before``, or later (bounded) until every worker
     has written a newer heartbeat, so that each gets a rate."""
     time.sleep(interval_s)
@@ -227,7 +227,7 @@ or with --once or --json, one snapshot is printed.
 @click.pass_obj
 def metrics(state: State, once: bool, as_json: bool, interval_s: float) -> None:
     """Queues, workers and job rates in one snapshot (live on a terminal)."""
-    broker = state.app.broker
+    broker: Admin = state.app.broker
     live = stdout_is_tty() and not once and not as_json
     before = sample(broker.workers(), time.monotonic())
     try:
@@ -248,7 +248,7 @@ def metrics(state: State, once: bool, as_json: bool, interval_s: float) -> None:
             raise
 
 
-def metrics_doc(broker: RedisBroker, before: Sample, after: Sample) -> dict[str, Any]:
+def metrics_doc(broker: Admin, before: Sample, after: Sample) -> dict[str, Any]:
     """One snapshot: queues and workers now, rates between ``before`` and ``after``."""
     workers = worker_docs(broker)
     qs = queue_docs(broker)

@@ -16,31 +16,37 @@ job ends settled or back on its stream for immediate redelivery.
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import math
 import os
 import random
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import trio
+from trio_util import AsyncBool, AsyncValue
 
-from stem.broker import Delivery, Settlement
+from stem.broker import Delivery, Settlement, WorkerBroker
 from stem.delays import promote_round
 from stem.errors import BrokerUnavailable, ConfigError
 from stem.middleware.retries import Retries, TimeLimits
 from stem.task import Pool
 from stem.worker.execute import Executor, Runner
 from stem.worker.lease import HeldJobs, LeaseKeeper
+from stem.worker.naming import default_name, live_holder
 from stem.worker.pools import AsyncRunner, ProcessPool, ThreadRunner
 
 if TYPE_CHECKING:
     from stem.app import Stem
 
 log = logging.getLogger("stem.worker")
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 HEARTBEAT_INTERVAL_S = 2.0
 HEARTBEAT_TTL_S = 10.0
@@ -75,53 +81,48 @@ class WorkerOptions:
             raise ConfigError("stop_timeout_s must be >= 0")
 
 
-def default_name() -> str:
-    """A consumer name that is stable across restarts of the same supervised replica."""
-    host = os.environ.get("DYNO") or socket.gethostname()
-    child = os.environ.get("SUPERVISOR_CHILD_NAME")
-    if child:
-        return f"{host}/{child}.{os.environ.get('SUPERVISOR_REPLICA', '1')}"
-    return f"{host}/{os.getpid()}"
-
-
 class Worker:
     """One worker process's job loop. ``serve()`` runs it; see the module docstring."""
 
     def __init__(self, app: Stem, options: WorkerOptions) -> None:
         self.app = app
         self.options = options
-        self.broker = app.broker
+        self.broker: WorkerBroker = app.broker
         self.name = options.name or default_name()
         self.capacity = options.concurrency + options.prefetch
         self.held = HeldJobs()
         self.lease = LeaseKeeper(self.broker, self.name, self.held, app.lease_s)
+        #: The process pool when the worker has an app spec to start children with.
+        self.pool: ProcessPool | None = None
+        if options.app_spec:
+            self.pool = ProcessPool(
+                options.app_spec,
+                options.concurrency,
+                max_tasks_per_child=options.max_tasks_per_child,
+                max_memory_mb=options.max_memory_mb,
+            )
         self.executor = Executor(app, self._runners(), [Retries(), TimeLimits(), *app.middleware])
         self.started_at = time.time()
-        self._stop = trio.Event()
-        self._work_scope: trio.CancelScope | None = None  # cancelled by an immediate stop
         self.stopped = trio.Event()  # set once serve() has fully cleaned up
+        self._stop = trio.Event()
         self._immediate = False
-        self._space = trio.Event()
+        self._work_scope: trio.CancelScope | None = None  # cancelled by an immediate stop
+        self._running = 0  # jobs executing now (statistics, stop-timeout log)
+        self._live_runners = AsyncValue(0)  # runner tasks not yet finished
+        # Settling: runners and recovery submit; the settle loop flushes in order.
         self._pending: list[Settlement] = []
-        self._pending_ready = trio.Event()
-        self._released: list[Delivery] = []
-        self._running = 0
-        self._live_runners = 0
-        self._runners_done = trio.Event()
+        self._released: list[Delivery] = []  # prefetched during a stop: hand back
+        self._flush_wanted = AsyncBool(False)
+        self._submitted = 0  # settlements ever submitted (a ticket is this count)
+        self._settled = AsyncValue(0)  # of those, how many Redis has: in submit order
 
     def _runners(self) -> dict[Pool, Runner]:
-        size = self.options.concurrency
-        runners: dict[Pool, Runner] = {Pool.ASYNC: AsyncRunner(), Pool.THREADS: ThreadRunner(size)}
-        if self.options.app_spec:
-            self.pool = ProcessPool(
-                self.options.app_spec,
-                size,
-                max_tasks_per_child=self.options.max_tasks_per_child,
-                max_memory_mb=self.options.max_memory_mb,
-            )
-            runners[Pool.PROCESSES] = self.pool
-        else:
-            runners[Pool.PROCESSES] = runners[Pool.THREADS]  # no app spec: threads stand in
+        threads = ThreadRunner(self.options.concurrency)
+        runners: dict[Pool, Runner] = {
+            Pool.ASYNC: AsyncRunner(),
+            Pool.THREADS: threads,
+            Pool.PROCESSES: threads if self.pool is None else self.pool,  # no app spec: threads
+        }
         if self.options.pool is not None:
             forced = runners[self.options.pool]
             runners = {
@@ -155,7 +156,7 @@ class Worker:
             with trio.CancelScope(shield=True):
                 await self._hand_back_all()
                 self.lease.stop()
-                if hasattr(self, "pool"):
+                if self.pool is not None:
                     await self.pool.aclose()
                 with contextlib.suppress(BrokerUnavailable):  # else it expires on its own
                     await trio.to_thread.run_sync(self.broker.forget_worker, self.name)
@@ -164,7 +165,7 @@ class Worker:
 
     async def _work(self, task_status: trio.TaskStatus[None]) -> None:
         send, recv = trio.open_memory_channel[Delivery](math.inf)
-        self._live_runners = self.options.concurrency
+        self._live_runners.value = self.options.concurrency
         with trio.CancelScope() as work_scope:
             self._work_scope = work_scope
             async with trio.open_nursery() as nursery:
@@ -187,7 +188,7 @@ class Worker:
         await send.aclose()  # runners hand back what is still queued, then finish
         if not self._immediate:
             with trio.move_on_after(self.options.stop_timeout_s):
-                await self._runners_done.wait()
+                await self._live_runners.wait_value(0)
             if self._running:
                 log.warning("stop timeout: handing %d running job(s) back", self._running)
         work_scope.cancel()
@@ -199,8 +200,7 @@ class Worker:
             while True:
                 free = self.capacity - len(self.held)
                 if free <= 0:
-                    self._space = trio.Event()
-                    await self._space.wait()
+                    await self._settled.wait_transition()  # a settle makes room
                     continue
                 try:
                     got = await self._call(self._fetch, free)
@@ -214,9 +214,8 @@ class Worker:
                         send.send_nowait(d)
                 elif self.options.burst:
                     if len(self.held):  # let the last jobs settle, then look again
-                        self._space = trio.Event()
                         with trio.move_on_after(1):
-                            await self._space.wait()
+                            await self._settled.wait_transition()
                     elif await self._call(self._idle_or_unknown):
                         log.info("burst: queues are empty, stopping")
                         self.request_stop()
@@ -228,7 +227,7 @@ class Worker:
 
     async def _wait_ready(self, timeout_ms: int) -> None:
         try:
-            await self._call(self.broker.wait_ready, self.options.queues, timeout_ms, abandon=True)
+            await self._call_abandoning(self.broker.wait_ready, self.options.queues, timeout_ms)
         except BrokerUnavailable as exc:
             log.warning("waiting for jobs failed, retrying in 1 s: %s", exc)
             await trio.sleep(1)
@@ -275,24 +274,32 @@ class Worker:
                 async for d in recv:
                     if self._stop.is_set():
                         self._released.append(d)  # prefetched, not started: hand back now
-                        self._pending_ready.set()
+                        self._flush_wanted.value = True
                         continue
                     self._running += 1
                     try:
                         settlement = await self.executor.execute(d)
                     finally:
                         self._running -= 1
-                    self._pending.append(settlement)
-                    self._pending_ready.set()
+                    self._submit(settlement)
         finally:
-            self._live_runners -= 1
-            if self._live_runners == 0:
-                self._runners_done.set()
+            self._live_runners.value -= 1
+
+    def _submit(self, settlement: Settlement) -> int:
+        """Queue ``settlement`` for the settle loop; return its ticket (``_wait_settled``)."""
+        self._pending.append(settlement)
+        self._submitted += 1
+        self._flush_wanted.value = True
+        return self._submitted
+
+    async def _wait_settled(self, ticket: int) -> None:
+        """Wait until the settlement ``_submit`` gave ``ticket`` has reached Redis."""
+        await self._settled.wait_value(lambda settled: settled >= ticket)
 
     async def _settle_loop(self) -> None:
         while True:
-            await self._pending_ready.wait()
-            self._pending_ready = trio.Event()
+            await self._flush_wanted.wait_value(True)
+            self._flush_wanted.value = False
             await self._flush()
 
     async def _flush(self) -> None:
@@ -315,7 +322,7 @@ class Worker:
                 await trio.sleep(0.5)
                 continue
             self.held.remove([s.delivery for s in batch])
-            self._space.set()
+            self._settled.value += len(batch)  # wakes the fetch loop and recovery
 
     async def _hand_back_all(self) -> None:
         if self._pending:
@@ -338,7 +345,7 @@ class Worker:
         with trio.move_on_after(5):  # Redis unreachable: do not hold up the exit
             for queue in self.options.queues:
                 try:
-                    await self._call(self.broker.forget_consumer, queue, self.name, abandon=True)
+                    await self._call_abandoning(self.broker.forget_consumer, queue, self.name)
                 except BrokerUnavailable as exc:
                     log.warning("%s: could not remove consumer %s: %s", queue, self.name, exc)
 
@@ -360,14 +367,9 @@ class Worker:
             await trio.sleep(HEARTBEAT_INTERVAL_S)
 
     async def _claim_name(self) -> None:
-        workers = await self._call(self.broker.workers)
-        for w in workers:
-            if (
-                w.get("id") == self.name
-                and w.get("pid") != os.getpid()
-                and w.get("host") == socket.gethostname()
-            ) and _pid_alive(int(w.get("pid", 0))):
-                raise ConfigError(f"worker name {self.name!r} is in use by live pid {w['pid']}")
+        pid = live_holder(await self._call(self.broker.workers), self.name)
+        if pid is not None:
+            raise ConfigError(f"worker name {self.name!r} is in use by live pid {pid}")
 
     async def _recover_own(self) -> None:
         """Finish what a previous run of this worker (same name) held when it died.
@@ -375,33 +377,36 @@ class Worker:
         Each recovered job runs alone, its delivery counted just before it starts: if one
         of them crashes the worker again, only that one counts up, and at max_deliveries
         it is dead-lettered instead of run, while the jobs that died beside it complete.
+        Its settlement goes through the settle loop like any other (so a Redis outage is
+        retried), and the next job starts only once Redis has it.
         """
         for queue in self.options.queues:
             mine = await self._call(self.broker.recover_own, queue, self.name)
             if mine:
                 log.info("%s: recovering %d job(s) left by a previous run", queue, len(mine))
             for held in mine:
-                # Re-take the lease first: the reclaimer may have handed this entry to
-                # another worker since we listed it; if so, it is theirs now.
-                renewal = await self._call(
-                    self.broker.renew, queue, self.name, {held.priority: [held.entry_id]}
-                )
-                if renewal.not_owned:
-                    continue
-                self.held.add([held])
-                if held.envelope is not None and held.deliveries >= self.app.max_deliveries:
-                    settlement = self.executor.max_deliveries(held)
-                else:
-                    run: Delivery | None = held
-                    if held.envelope is not None:
-                        run = await self._call(self.broker.count_delivery, held, self.name)
-                    if run is None:  # finished meanwhile, or dead-lettered as corrupt
-                        self.held.remove([held])
-                        continue
-                    settlement = await self.executor.execute(run)
-                self.held.settling([held])
-                await self._call(self.broker.settle, [settlement])
-                self.held.remove([held])
+                settlement = await self._run_recovered(held)
+                if settlement is not None:
+                    await self._wait_settled(self._submit(settlement))
+
+    async def _run_recovered(self, held: Delivery) -> Settlement | None:
+        """Run one recovered job; None when there is nothing to settle (not ours now,
+        finished meanwhile, or dead-lettered as corrupt)."""
+        # Re-take the lease first: the reclaimer may have handed this entry to another
+        # worker since we listed it; if so, it is theirs now.
+        renewal = await self._call(self.broker.renew, self.name, [held])
+        if renewal.not_owned:
+            return None
+        self.held.add([held])
+        if held.envelope is not None and held.deliveries >= self.app.max_deliveries:
+            return self.executor.max_deliveries(held)
+        run: Delivery | None = held
+        if held.envelope is not None:
+            run = await self._call(self.broker.count_delivery, held, self.name)
+        if run is None:
+            self.held.remove([held])
+            return None
+        return await self.executor.execute(run)
 
     def statistics(self) -> dict[str, Any]:
         """The heartbeat record: who this worker is and what it has done."""
@@ -421,15 +426,13 @@ class Worker:
         }
 
     @staticmethod
-    async def _call(fn: Any, *args: Any, abandon: bool = False, **kwargs: Any) -> Any:
-        return await trio.to_thread.run_sync(lambda: fn(*args, **kwargs), abandon_on_cancel=abandon)
+    async def _call(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run blocking ``fn`` in a thread; a cancel waits for it to return."""
+        return await trio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
 
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid > 0
+    @staticmethod
+    async def _call_abandoning(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Like ``_call``, but a cancel returns at once and leaves the thread to finish
+        on its own: for blocking waits whose result no longer matters."""
+        call = functools.partial(fn, *args, **kwargs)
+        return await trio.to_thread.run_sync(call, abandon_on_cancel=True)

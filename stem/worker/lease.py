@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import defaultdict
+from collections import Counter
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from stem.errors import BrokerUnavailable
 
 if TYPE_CHECKING:
-    from stem.broker import Delivery, RedisBroker
+    from stem.broker import Delivery, LeaseRenewer, WorkerBroker
 
 log = logging.getLogger("stem.worker.lease")
 
@@ -99,14 +99,12 @@ class HeldJobs:
                 self._held.pop(key, None)
                 self._settling.discard(key)
 
-    def holds(self, queue: str, entry_id: str, *, settling: bool = True) -> bool:
-        """Whether an entry of ``queue`` is still held (any priority); with
-        ``settling=False``, only if no settle of it is in flight either."""
+    def holds(self, delivery: Delivery, *, settling: bool = True) -> bool:
+        """Whether ``delivery`` is still held; with ``settling=False``, only if no
+        settle of it is in flight either."""
+        key = (delivery.queue, delivery.priority, delivery.entry_id)
         with self._lock:
-            return any(
-                k[0] == queue and k[2] == entry_id and (settling or k not in self._settling)
-                for k in self._held
-            )
+            return key in self._held and (settling or key not in self._settling)
 
     def snapshot(self) -> list[Delivery]:
         with self._lock:
@@ -124,9 +122,9 @@ class LeaseKeeper:
     reclaimer took them). Entries this worker's own settle acked are not counted.
     """
 
-    def __init__(self, broker: RedisBroker, consumer: str, held: HeldJobs, lease_s: float) -> None:
+    def __init__(self, broker: WorkerBroker, consumer: str, held: HeldJobs, lease_s: float) -> None:
         self.timing = LeaseTiming(lease_s)
-        self.broker = broker.with_deadline(self.timing.deadline_s)
+        self.broker: LeaseRenewer = broker.with_deadline(self.timing.deadline_s)
         self.consumer = consumer
         self.held = held
         self.lost = 0
@@ -167,19 +165,16 @@ class LeaseKeeper:
                 wait_s = self.timing.interval_s
 
     def renew_once(self) -> None:
-        """Renew every held job now (one call per queue)."""
-        by_queue: dict[str, dict[int, list[str]]] = defaultdict(lambda: defaultdict(list))
-        for d in self.held.snapshot():
-            by_queue[d.queue][d.priority].append(d.entry_id)
-        for queue, held in by_queue.items():
-            renewal = self.broker.renew(queue, self.consumer, held)
-            self.renewals += 1
-            # Settled or handed back since the snapshot: not held, so not lost. Gone with
-            # a settle in flight: our own ack (the reply had not reached the loop yet).
-            lost = [e for e in renewal.taken if self.held.holds(queue, e)]
-            lost += [e for e in renewal.gone if self.held.holds(queue, e, settling=False)]
-            if lost:
-                self.lost += len(lost)
-                log.warning(
-                    "%s: %d job lease(s) were lost (taken over after a stall)", queue, len(lost)
-                )
+        """Renew every held job now (one broker call; it groups them by queue)."""
+        held = self.held.snapshot()
+        if not held:
+            return
+        renewal = self.broker.renew(self.consumer, held)
+        self.renewals += 1
+        # Settled or handed back since the snapshot: not held, so not lost. Gone with a
+        # settle in flight: our own ack (the reply had not reached the loop yet).
+        lost = [d for d in renewal.taken if self.held.holds(d)]
+        lost += [d for d in renewal.gone if self.held.holds(d, settling=False)]
+        self.lost += len(lost)
+        for queue, n in sorted(Counter(d.queue for d in lost).items()):
+            log.warning("%s: %d job lease(s) were lost (taken over after a stall)", queue, n)

@@ -201,7 +201,7 @@ class BrokerContract:
         [d] = broker.fetch(Q, "c1", 1)
         deadline = time.monotonic() + 0.5
         while time.monotonic() < deadline:
-            assert broker.renew(Q, "c1", {d.priority: [d.entry_id]}) == Renewal()
+            assert broker.renew("c1", [d]) == Renewal()
             assert broker.reclaim(Q, "r", min_idle_ms=200, max_deliveries=5).requeued == 0
             time.sleep(0.05)
 
@@ -210,7 +210,7 @@ class BrokerContract:
         [d] = broker.fetch(Q, "c1", 1)
         time.sleep(0.05)
         broker.reclaim(Q, "r", min_idle_ms=20, max_deliveries=5)
-        assert broker.renew(Q, "c1", {d.priority: [d.entry_id]}).not_owned == (d.entry_id,)
+        assert broker.renew("c1", [d]).not_owned == (d,)
 
     def test_renew_tells_entries_claimed_by_another_consumer_from_acked_ones(
         self, broker: RedisBroker
@@ -219,9 +219,8 @@ class BrokerContract:
         mine, stolen, settled = broker.fetch(Q, "c1", 3)
         broker.client.xclaim(broker.keys.queue(Q).stream(0), "workers", "c2", 0, [stolen.entry_id])
         settle(broker, settled, Outcome.COMPLETE)
-        held = {0: [mine.entry_id, stolen.entry_id, settled.entry_id]}
-        expected = Renewal(taken=(stolen.entry_id,), gone=(settled.entry_id,))
-        assert broker.renew(Q, "c1", held) == expected
+        expected = Renewal(taken=(stolen,), gone=(settled,))
+        assert broker.renew("c1", [mine, stolen, settled]) == expected
 
     def test_forgetting_a_consumer_keeps_it_only_while_it_holds_entries(
         self, broker: RedisBroker

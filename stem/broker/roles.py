@@ -1,0 +1,177 @@
+"""The broker's roles: one small ``Protocol`` per kind of caller.
+
+Each caller types against the role it needs, so the interface says exactly what a
+backend must provide to whom, and a method no role lists is visibly the backend's own:
+
+* ``Producer``: the app (``enqueue``, ``Stem.job``) and ``JobHandle``;
+* ``WorkerBroker``: ``Worker`` (fetch, settle, hand back, recover, heartbeat);
+* ``LeaseRenewer``: ``LeaseKeeper`` (what ``WorkerBroker.with_deadline`` returns);
+* ``Promoter``: ``promote_round``, shared by the worker and the reclaimer;
+* ``ReclaimerBroker``: ``Reclaimer``;
+* ``Admin``: the CLI's ``observe`` and ``dlq`` commands;
+* ``ScheduleHost``: beat's ``Schedules``, through the ``ScheduleStore`` it returns.
+
+``Broker`` is all of them: what a backend implements. ``RedisBroker`` is the one there
+is; ``tests/broker/test_roles.py`` checks statically (mypy) that it satisfies every role,
+and ``tests/broker/contract.py`` is the behaviour every backend must pass. Every method
+blocks; actors call them through ``trio.to_thread.run_sync``. Connection failures raise
+``BrokerUnavailable``, permanent refusals ``BrokerRefused``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol
+
+from stem.broker.base import (
+    DeadEntry,
+    DefinitionChange,
+    Delivery,
+    JobRecord,
+    NewJob,
+    QueueStats,
+    ReclaimStats,
+    Renewal,
+    ScheduleSnapshot,
+    Settlement,
+)
+
+
+class Producer(Protocol):
+    """Adding jobs and reading their records (the app, ``JobHandle``)."""
+
+    def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[tuple[str, bool]]: ...
+
+    def job(self, queue: str, job_id: str) -> JobRecord | None: ...
+
+    def find_job(self, job_id: str, queues: Sequence[str] | None = None) -> JobRecord | None: ...
+
+    def wait_done(self, queue: str, job_id: str, timeout_s: float) -> bool: ...
+
+
+class Promoter(Protocol):
+    """Moving due delayed jobs onto their queues (``promote_round``)."""
+
+    def promote_due(self, queue: str, limit: int = 1000) -> tuple[int, int]: ...
+
+
+class LeaseRenewer(Protocol):
+    """Renewing held jobs' leases on a connection of its own (``LeaseKeeper``)."""
+
+    def renew(self, consumer: str, deliveries: Sequence[Delivery]) -> Renewal: ...
+
+    def drop_connections(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class WorkerBroker(Promoter, Protocol):
+    """Everything a worker does: fetch, settle, hand back, recover, renew, heartbeat."""
+
+    def fetch(self, queue: str, consumer: str, count: int) -> list[Delivery]: ...
+
+    def wait_ready(self, queues: Sequence[str], timeout_ms: int) -> bool: ...
+
+    def settle(self, settlements: Sequence[Settlement]) -> list[int]: ...
+
+    def release(
+        self, deliveries: Sequence[Delivery], *, undo_delivery: bool, max_deliveries: int = 0
+    ) -> int: ...
+
+    def recover_own(self, queue: str, consumer: str) -> list[Delivery]: ...
+
+    def count_delivery(self, delivery: Delivery, consumer: str) -> Delivery | None: ...
+
+    def renew(self, consumer: str, deliveries: Sequence[Delivery]) -> Renewal: ...
+
+    def with_deadline(self, deadline_s: float) -> LeaseRenewer: ...
+
+    def queue_stats(self, queue: str) -> QueueStats: ...
+
+    def heartbeat(self, worker_id: str, record: dict[str, Any], ttl_s: float) -> None: ...
+
+    def forget_worker(self, worker_id: str) -> None: ...
+
+    def workers(self) -> list[dict[str, Any]]: ...
+
+    def forget_consumer(self, queue: str, consumer: str) -> int: ...
+
+
+class ReclaimerBroker(Promoter, Protocol):
+    """Taking back expired leases and cleaning up consumers (``Reclaimer``)."""
+
+    def queues(self) -> list[str]: ...
+
+    def reclaim(
+        self,
+        queue: str,
+        consumer: str,
+        *,
+        min_idle_ms: int,
+        max_deliveries: int,
+        page: int = 100,
+    ) -> ReclaimStats: ...
+
+    def prune_consumers(self, queue: str, min_idle_ms: int) -> int: ...
+
+    def forget_consumer(self, queue: str, consumer: str) -> int: ...
+
+
+class Admin(Protocol):
+    """What operators look at and repair (``stem observe``, ``stem dlq``)."""
+
+    def queues(self) -> list[str]: ...
+
+    def queue_stats(self, queue: str) -> QueueStats: ...
+
+    def workers(self) -> list[dict[str, Any]]: ...
+
+    def dead_entries(self, queue: str, count: int = 50, before: str = "+") -> list[DeadEntry]: ...
+
+    def dead_entry(self, queue: str, entry_or_job_id: str) -> DeadEntry | None: ...
+
+    def replay(self, queue: str, entry_ids: Sequence[str]) -> list[str]: ...
+
+    def purge_dead(self, queue: str) -> int: ...
+
+
+class ScheduleStore(Protocol):
+    """The schedule's two string maps, definitions and run records (see
+    :mod:`stem.beat.store` for what the strings hold; the store does not read them)."""
+
+    def read(self) -> ScheduleSnapshot: ...
+
+    def definition(self, name: str) -> str | None: ...
+
+    def state(self, name: str) -> str | None: ...
+
+    def change_definitions(
+        self, compute: Callable[[dict[str, str]], DefinitionChange]
+    ) -> DefinitionChange: ...
+
+    def record_run(
+        self,
+        name: str,
+        run: str,
+        *,
+        tick_ms: int | None,
+        fire_at_ms: int | None,
+        keep_drifts: int,
+    ) -> int | None: ...
+
+
+class ScheduleHost(Protocol):
+    """A broker that stores beat's schedule (``Schedules``)."""
+
+    def schedule_store(self) -> ScheduleStore: ...
+
+
+class Broker(Producer, WorkerBroker, ReclaimerBroker, Admin, ScheduleHost, Protocol):
+    """Every role at once: what a backend implements, plus the calls of the actors'
+    start-up and shutdown and of the contract suite."""
+
+    def ping(self) -> None: ...
+
+    def pending_of(self, queue: str, consumer: str) -> list[Delivery]: ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,47 @@
+"""A worker's consumer name: the default one, and the check that no live process uses it.
+
+The name is the worker's identity in Redis (its consumer in every group, its heartbeat).
+Under ``stem supervise`` it is stable across restarts of the same replica, so a restarted
+worker finds and finishes what it held (``Worker._recover_own``) instead of waiting for
+the reclaimer.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from supervisor import CHILD_NAME_ENV, REPLICA_ENV
+
+
+def default_name() -> str:
+    """A consumer name that is stable across restarts of the same supervised replica."""
+    host = os.environ.get("DYNO") or socket.gethostname()
+    child = os.environ.get(CHILD_NAME_ENV)
+    if child:
+        return f"{host}/{child}.{os.environ.get(REPLICA_ENV, '1')}"
+    return f"{host}/{os.getpid()}"
+
+
+def live_holder(workers: Iterable[Mapping[str, Any]], name: str) -> int | None:
+    """The pid of another live process on this host whose heartbeat claims ``name``."""
+    for w in workers:
+        if (
+            w.get("id") == name
+            and w.get("pid") != os.getpid()
+            and w.get("host") == socket.gethostname()
+        ) and _pid_alive(int(w.get("pid", 0))):
+            return int(w["pid"])
+    return None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return pid > 0
