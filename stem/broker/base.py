@@ -8,11 +8,11 @@ Every method is synchronous and blocking; actors call them through
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from stem.outcome import Verdict
 from stem.states import JobState
 
 #: The longest delay or ETA a job may have (ten years): delayed-set scores stay exact
@@ -48,20 +48,17 @@ class Delivery:
     raw: dict[str, str] | None = None
 
 
-class Outcome(enum.Enum):
-    """How a delivery is settled."""
-
-    COMPLETE = "complete"
-    RETRY = "retry"
-    BURY = "bury"
-
-
 @dataclass(frozen=True, slots=True)
 class Settlement:
-    """How to settle one delivery; ``payload`` is the result or error JSON."""
+    """How to settle one delivery; ``payload`` is the result or error JSON.
+
+    Built from a :class:`stem.outcome.Outcome` by the worker's executor; ``verdict`` is one
+    of :data:`stem.outcome.SETTLED_VERDICTS` (anything but ``COMPLETE`` and ``RETRY`` is
+    dead-lettered).
+    """
 
     delivery: Delivery
-    outcome: Outcome
+    verdict: Verdict
     payload: str
     delay_ms: int = 0
     reason: str = ""

@@ -31,7 +31,7 @@ import trio
 from stem.broker import Delivery, Settlement
 from stem.delays import promote_round
 from stem.errors import BrokerUnavailable, ConfigError
-from stem.middleware.retries import Retries, TimeLimits
+from stem.middleware.retries import Retries
 from stem.task import Pool
 from stem.worker.execute import Executor, Runner
 from stem.worker.lease import HeldJobs, LeaseKeeper
@@ -95,7 +95,7 @@ class Worker:
         self.capacity = options.concurrency + options.prefetch
         self.held = HeldJobs()
         self.lease = LeaseKeeper(self.broker, self.name, self.held, app.lease_s / 3)
-        self.executor = Executor(app, self._runners(), [Retries(), TimeLimits(), *app.middleware])
+        self.executor = Executor(app, self._runners(), [Retries(), *app.middleware])
         self.started_at = time.time()
         self._stop = trio.Event()
         self._work_scope: trio.CancelScope | None = None  # cancelled by an immediate stop

@@ -14,9 +14,10 @@ import time
 
 import pytest
 
-from stem.broker import Delivery, NewJob, Outcome, RedisBroker, Settlement
+from stem.broker import Delivery, NewJob, RedisBroker, Settlement
 from stem.envelope import Envelope, decode, new_job_id
 from stem.errors import BrokerUnavailable
+from stem.outcome import Verdict
 from stem.states import JobState
 
 Q = "default"
@@ -29,9 +30,9 @@ def job(task: str = "t", priority: int = 0, eta_ms: int = 0, key: str = "") -> N
 
 
 def settle(
-    broker: RedisBroker, d: Delivery, outcome: Outcome, payload: str = "null", **kw: object
+    broker: RedisBroker, d: Delivery, verdict: Verdict, payload: str = "null", **kw: object
 ) -> int:
-    return broker.settle([Settlement(d, outcome, payload, **kw)])[0]  # type: ignore[arg-type]
+    return broker.settle([Settlement(d, verdict, payload, **kw)])[0]  # type: ignore[arg-type]
 
 
 def wait_for(predicate: object, timeout_s: float = 10.0) -> None:
@@ -97,7 +98,7 @@ class BrokerContract:
         new = job()
         broker.enqueue(Q, [new])
         [d] = broker.fetch(Q, "c1", 1)
-        assert settle(broker, d, Outcome.COMPLETE, '{"ok":1}') == 1
+        assert settle(broker, d, Verdict.COMPLETE, '{"ok":1}') == 1
         rec = broker.job(Q, new.id)
         assert rec is not None and (rec.state, rec.result) == (JobState.SUCCEEDED, '{"ok":1}')
         assert broker.queue_stats(Q).ready + broker.queue_stats(Q).pending == 0
@@ -109,7 +110,7 @@ class BrokerContract:
         woke: list[bool] = []
         waiter = threading.Thread(target=lambda: woke.append(broker.wait_done(Q, new.id, 10)))
         waiter.start()
-        settle(broker, d, Outcome.COMPLETE)
+        settle(broker, d, Verdict.COMPLETE)
         waiter.join(10)
         assert woke == [True]
         assert broker.wait_done(Q, new.id, 0.05) is True  # later waiters return at once
@@ -118,7 +119,7 @@ class BrokerContract:
         new = job()
         broker.enqueue(Q, [new])
         [d] = broker.fetch(Q, "c1", 1)
-        assert settle(broker, d, Outcome.RETRY, '{"type":"E"}', delay_ms=0) == 1
+        assert settle(broker, d, Verdict.RETRY, '{"type":"E"}', delay_ms=0) == 1
         rec = broker.job(Q, new.id)
         assert rec is not None and (rec.state, rec.attempt) == (JobState.RETRYING, 1)
         wait_for(lambda: broker.promote_due(Q)[0] == 1)
@@ -131,7 +132,7 @@ class BrokerContract:
         new = job()
         broker.enqueue(Q, [new])
         [d] = broker.fetch(Q, "c1", 1)
-        out = settle(broker, d, Outcome.BURY, '{"type":"E"}', reason="max-retries")
+        out = settle(broker, d, Verdict.BURY, '{"type":"E"}', reason="max-retries")
         assert out == 1
         [dead] = broker.dead_entries(Q)
         assert (dead.job_id, dead.reason) == (new.id, "max-retries")
@@ -147,7 +148,7 @@ class BrokerContract:
         broker.client.xadd(broker.keys.queue(Q).stream(0), {"garbage": "\x00nope"})
         [d] = broker.fetch(Q, "c1", 1)
         assert (d.job_id, d.envelope, d.raw) == (None, None, {"garbage": "\x00nope"})
-        settle(broker, d, Outcome.BURY, "{}", reason="undecodable")
+        settle(broker, d, Verdict.BURY, "{}", reason="undecodable")
         [dead] = broker.dead_entries(Q)
         assert (dead.reason, json.loads(dead.envelope)) == ("undecodable", {"garbage": "\x00nope"})
 
@@ -155,8 +156,8 @@ class BrokerContract:
         new = job()
         broker.enqueue(Q, [new])
         [d] = broker.fetch(Q, "c1", 1)
-        settle(broker, d, Outcome.COMPLETE, "1")
-        assert settle(broker, d, Outcome.BURY, "{}", reason="x") == -1
+        settle(broker, d, Verdict.COMPLETE, "1")
+        assert settle(broker, d, Verdict.BURY, "{}", reason="x") == -1
         assert broker.job(Q, new.id).state is JobState.SUCCEEDED  # type: ignore[union-attr]
 
     def test_a_duplicate_entry_of_a_finished_job_is_dropped_and_counted(
@@ -166,7 +167,7 @@ class BrokerContract:
         broker.enqueue(Q, [new])
         [d] = broker.fetch(Q, "c1", 1)
         broker.client.xadd(broker.keys.queue(Q).stream(0), {"id": new.id})
-        settle(broker, d, Outcome.COMPLETE, "1")
+        settle(broker, d, Verdict.COMPLETE, "1")
         assert broker.fetch(Q, "c1", 10) == []
         assert broker.client.hget(broker.keys.queue(Q).stats, "duplicates") == b"1"
 
@@ -223,7 +224,7 @@ class BrokerContract:
         new = job()
         broker.enqueue(Q, [new])
         [d] = broker.fetch(Q, "c1", 1)
-        settle(broker, d, Outcome.BURY, "{}", reason="max-retries")
+        settle(broker, d, Verdict.BURY, "{}", reason="max-retries")
         [dead] = broker.dead_entries(Q)
         assert broker.replay(Q, [dead.entry_id]) == [new.id]
         [again] = broker.fetch(Q, "c1", 1)
@@ -242,7 +243,7 @@ class BrokerContract:
         broker.enqueue(Q, [job() for _ in range(5)])
         broker.enqueue(Q, [job(eta_ms=time.time_ns() // 1_000_000 + 60_000)])
         [d, _] = broker.fetch(Q, "c1", 2)
-        settle(broker, d, Outcome.BURY, "{}", reason="x")
+        settle(broker, d, Verdict.BURY, "{}", reason="x")
         stats = broker.queue_stats(Q)
         assert (stats.ready, stats.pending, stats.delayed, stats.dead) == (3, 1, 1, 1)
 
