@@ -45,3 +45,4 @@ class DeadReason(enum.Enum):
     UNKNOWN_TASK = "unknown-task"
     BAD_ARGUMENTS = "bad-arguments"
     BAD_SIGNATURE = "bad-signature"
+    CORRUPT_RECORD = "corrupt-record"  # a record stem did not write (see lib.lua)
