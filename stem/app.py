@@ -307,6 +307,8 @@ class Stem:
         by_queue: dict[str, list[int]] = {}
         for i, out in enumerate(outs):
             by_queue.setdefault(out.queue, []).append(i)
+        for name in by_queue:  # a bad re-route refuses the batch before anything is written
+            check_name("queue name", name)
         after = self._enqueue_hooks("after_enqueue")
         handles: list[JobHandle | None] = [None] * len(outs)
         written = 0
@@ -330,12 +332,12 @@ class Stem:
             if written == 0 and exc.total == total:
                 raise
             done = written + exc.written
-            message = f"{done} of {total} jobs were enqueued before Redis refused: {exc}"
+            message = f"{done} of {total} jobs were enqueued; queue {queue!r} got part: {exc}"
             raise EnqueueIncomplete(message, written=done, total=total) from exc
         except BrokerUnavailable as exc:
             if written == 0:
                 raise
-            message = f"{written} of {total} jobs were enqueued before Redis refused: {exc}"
+            message = f"{written} of {total} jobs were enqueued; queue {queue!r} got none: {exc}"
             raise EnqueueIncomplete(message, written=written, total=total) from exc
 
     def _enqueue_hooks(self, name: str) -> list[Callable[..., None]]:

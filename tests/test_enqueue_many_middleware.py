@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import pytest
+
 from stem import Middleware, Stem
 from stem.envelope import decode
+from stem.errors import ConfigError
 from stem.middleware import OutgoingJob
 
 
@@ -47,3 +50,20 @@ def test_enqueue_many_calls_after_enqueue_once_for_every_job(app: Stem) -> None:
     # A repeat sees the job it would have written, and created=False (as enqueue does).
     assert sorted((q, c) for _, q, c in route.after[5:]) == sorted((h.queue, False) for h in first)
     assert [(h.id, h.queue) for h in again] == [(h.id, h.queue) for h in first]
+
+
+class _BadRoute(Middleware):
+    def before_enqueue(self, job: OutgoingJob) -> None:
+        if job.args[0] == 3:
+            job.queue = "not a queue"
+
+
+def test_a_middleware_that_routes_one_job_to_a_bad_queue_refuses_the_batch_unwritten(
+    app: Stem,
+) -> None:
+    app.middleware.append(_BadRoute())
+
+    with pytest.raises(ConfigError, match="invalid queue name 'not a queue'"):
+        app.enqueue_many("t.add", [(n,) for n in range(5)])
+
+    assert app.broker.queues() == []
