@@ -27,8 +27,8 @@ from stem._async import in_thread
 from stem.broker import MAX_DELAY_S, NewJob, RedisBroker
 from stem.broker.keys import check_name
 from stem.config import resolve_redis_url
-from stem.envelope import encode_fields, encode_many, new_job_id
-from stem.errors import ConfigError, EnqueueIncomplete
+from stem.envelope import encode_fields, encode_many, new_job_id, new_job_ids
+from stem.errors import BrokerUnavailable, ConfigError, EnqueueIncomplete
 from stem.handle import JobHandle
 from stem.middleware.base import Middleware, OutgoingJob
 from stem.task import Pool, RetryPolicy, Task, make_task
@@ -250,14 +250,17 @@ class Stem:
         idempotency_key: str | None = None,
         idempotency_ttl_s: int | None = None,
     ) -> list[JobHandle]:
-        """One job of ``task`` per positional-argument tuple in ``calls``, in one round trip.
+        """One job of ``task`` per positional-argument tuple in ``calls``.
 
-        Every argument is encoded before anything is sent: one bad argument refuses the
-        whole batch and nothing is written. A large batch goes out in chunks; if Redis
-        refuses some of them (e.g. ``maxmemory``), ``EnqueueIncomplete`` says how many jobs
-        were written. With ``idempotency_key``, job ``i`` gets the key ``<key>:<i>``, so
-        repeating the same call (same calls, same order) within ``idempotency_ttl_s``
-        enqueues each job exactly once and returns every handle.
+        Each job passes through the middleware like one from ``enqueue``: ``before_enqueue``
+        may re-route it, and the jobs go out in one broker call per queue they end up in;
+        ``after_enqueue`` sees every job once it is written. Every argument is encoded
+        before anything is sent: one bad argument refuses the whole batch and nothing is
+        written. A large batch goes out in chunks; if Redis refuses some of them (e.g.
+        ``maxmemory``), ``EnqueueIncomplete`` says how many jobs were written. With
+        ``idempotency_key``, job ``i`` gets the key ``<key>:<i>``, so repeating the same
+        call (same calls, same order) within ``idempotency_ttl_s`` enqueues each job
+        exactly once and returns every handle.
         """
         ttl = idempotency_ttl_s if idempotency_ttl_s is not None else self.idempotency_ttl_s
         if idempotency_key is not None and not _ONE_LINE.match(idempotency_key):
@@ -282,37 +285,68 @@ class Stem:
         idempotency_key: str | None,
         ttl: int,
     ) -> list[JobHandle]:
-        def key(index: int) -> str:
-            return f"{idempotency_key}:{index}" if idempotency_key is not None else ""
-
-        if self.middleware:
-            outs = [
-                self._outgoing(task, call, None, queue, priority, delay_s, None, None, None)
-                for call in calls
-            ]
-            if not outs:
-                return []
-            news = [self._new_job(o, key(i), ttl) for i, o in enumerate(outs)]
-            pairs = self.broker.enqueue(outs[0].queue, news)
-            return [JobHandle(self, jid, outs[0].queue, created) for jid, created in pairs]
-        # No middleware to see each job: encode the batch in one go (the hot path).
-        probe = self._outgoing(task, (), None, queue, priority, delay_s, None, None, None)
-        encoded = encode_many(
-            probe.task,
-            probe.queue,
-            probe.priority,
-            time.time_ns() // 1_000_000,
-            probe.eta_ms,
-            list(calls),
+        base = self._outgoing(
+            task, (), None, queue, priority, delay_s, None, None, None, hooks=False
         )
-        if not encoded:
-            return []
+        calls = list(calls)
+        outs = [
+            OutgoingJob(jid, base.task, args if isinstance(args, list | tuple) else list(args),
+                {}, base.queue, base.priority, base.eta_ms, {})
+            for jid, args in zip(new_job_ids(len(calls)), calls, strict=True)
+        ]  # fmt: skip
+        before = self._enqueue_hooks("before_enqueue")
+        if before:
+            for out in outs:
+                for hook in before:
+                    hook(out)  # may re-route it: jobs are grouped by queue below
+        envelopes = encode_many(outs, time.time_ns() // 1_000_000)
         news = [
-            NewJob(jid, env, probe.priority, probe.eta_ms, key(i), ttl)
-            for i, (jid, env) in enumerate(encoded)
+            NewJob(o.job_id, env, o.priority, o.eta_ms, _bulk_key(idempotency_key, i), ttl)
+            for i, (o, env) in enumerate(zip(outs, envelopes, strict=True))
         ]
-        pairs = self.broker.enqueue(probe.queue, news)
-        return [JobHandle(self, jid, probe.queue, created) for jid, created in pairs]
+        by_queue: dict[str, list[int]] = {}
+        for i, out in enumerate(outs):
+            by_queue.setdefault(out.queue, []).append(i)
+        for name in by_queue:  # a bad re-route refuses the batch before anything is written
+            check_name("queue name", name)
+        after = self._enqueue_hooks("after_enqueue")
+        handles: list[JobHandle | None] = [None] * len(outs)
+        written = 0
+        for queue_name, indexes in by_queue.items():
+            pairs = self._enqueue_group(queue_name, [news[i] for i in indexes], written, len(outs))
+            written += len(indexes)
+            for i, (jid, created) in zip(indexes, pairs, strict=True):
+                handles[i] = JobHandle(self, jid, queue_name, created)
+                for hook in after:
+                    hook(outs[i], created)
+        return [h for h in handles if h is not None]
+
+    def _enqueue_group(
+        self, queue: str, news: list[NewJob], written: int, total: int
+    ) -> list[tuple[str, bool]]:
+        """One broker call for one queue's share of a bulk enqueue; a refusal after other
+        queues' shares were written says how many jobs of the whole batch were."""
+        try:
+            return self.broker.enqueue(queue, news)
+        except EnqueueIncomplete as exc:
+            if written == 0 and exc.total == total:
+                raise
+            done = written + exc.written
+            message = f"{done} of {total} jobs were enqueued; queue {queue!r} got part: {exc}"
+            raise EnqueueIncomplete(message, written=done, total=total) from exc
+        except BrokerUnavailable as exc:
+            if written == 0:
+                raise
+            message = f"{written} of {total} jobs were enqueued; queue {queue!r} got none: {exc}"
+            raise EnqueueIncomplete(message, written=written, total=total) from exc
+
+    def _enqueue_hooks(self, name: str) -> list[Callable[..., None]]:
+        """The ``name`` hook of each middleware that overrides it, in registration order."""
+        return [
+            getattr(m, name)
+            for m in self.middleware
+            if getattr(type(m), name) is not getattr(Middleware, name)
+        ]
 
     async def enqueue_async(
         self,
@@ -342,6 +376,8 @@ class Stem:
         eta: dt.datetime | None,
         job_id: str | None,
         headers: dict[str, str] | None,
+        *,
+        hooks: bool = True,
     ) -> OutgoingJob:
         if job_id is not None:
             check_name("job id", job_id)
@@ -361,8 +397,9 @@ class Stem:
             eta_ms=_eta_ms(delay_s, eta),
             headers=dict(headers) if headers else {},
         )
-        for m in self.middleware:
-            m.before_enqueue(out)
+        if hooks:
+            for m in self.middleware:
+                m.before_enqueue(out)
         return out
 
     @staticmethod
@@ -426,6 +463,11 @@ class Stem:
 
 
 _ONE_LINE = re.compile(r"^[^\r\n]{1,512}$")
+
+
+def _bulk_key(idempotency_key: str | None, index: int) -> str:
+    """Job ``index``'s idempotency key in a bulk enqueue (``<key>:<index>``), or none."""
+    return f"{idempotency_key}:{index}" if idempotency_key is not None else ""
 
 
 def _eta_ms(delay_s: float | None, eta: dt.datetime | None) -> int:

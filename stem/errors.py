@@ -20,7 +20,7 @@
     │   ├── PayloadError            a delivered payload cannot be decoded or verified
     │   ├── SoftTimeLimitExceeded   raised inside a task when its soft time limit passes
     │   ├── HardTimeLimitExceeded   recorded when a task was killed at its hard time limit
-    │   ├── RemoteTaskError         (stem.worker.process_pool) a task raised in a pool child
+    │   ├── RemoteTaskError         a task raised in a pool child; carries its type names
     │   └── ChildDied               (stem.worker.process_pool) a pool child died mid-job
     └── Retry                       control flow: a task asks to be retried (not a failure)
 
@@ -151,6 +151,50 @@ class Retry(StemError):
         super().__init__(reason)
         self.delay_s = delay_s
         self.reason = reason
+
+
+class RemoteTaskError(JobError):
+    """A task failed in a pool child, where the exception object stays.
+
+    ``record`` is its error as :func:`describe` made it (type, message, traceback);
+    ``mro`` the qualified names of the exception's classes (:func:`type_names`), so that
+    a ``RetryPolicy`` in the worker decides on it as on a local exception
+    (:meth:`is_a`); ``retry_delay_s`` the delay a raised ``Retry`` asked for.
+    """
+
+    def __init__(
+        self,
+        record: dict[str, Any],
+        *,
+        mro: tuple[str, ...] | list[str] = (),
+        retry_delay_s: float | None = None,
+    ) -> None:
+        super().__init__(f"{record.get('type')}: {record.get('message')}")
+        self.record = record
+        self.mro = frozenset(mro)
+        self.retry_delay_s = retry_delay_s
+
+    def is_a(self, kinds: tuple[type[BaseException], ...]) -> bool:
+        """Whether the remote exception was an instance of one of ``kinds`` (by name:
+        the child imported the same app, so a qualified name names one class)."""
+        return any(type_name(kind) in self.mro for kind in kinds)
+
+
+def type_name(kind: type) -> str:
+    """``module.QualName`` of a class (``builtins.ValueError`` too: names must not clash)."""
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+def type_names(exc: BaseException) -> list[str]:
+    """The qualified names of every class of ``exc`` (its MRO), for ``RemoteTaskError``."""
+    return [type_name(kind) for kind in type(exc).__mro__]
+
+
+def is_instance(error: BaseException, kinds: tuple[type[BaseException], ...]) -> bool:
+    """``isinstance``, which also sees through a ``RemoteTaskError`` to the remote type."""
+    if isinstance(error, RemoteTaskError):
+        return error.is_a(kinds)
+    return isinstance(error, kinds)
 
 
 def describe(exc: BaseException, *, with_traceback: bool = True) -> dict[str, Any]:

@@ -14,7 +14,16 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
 
-from stem.errors import ConfigError, Retry, SerializationError
+from stem.errors import (
+    ConfigError,
+    HardTimeLimitExceeded,
+    RemoteTaskError,
+    Retry,
+    SerializationError,
+    is_instance,
+)
+from stem.outcome import Outcome, Verdict
+from stem.states import DeadReason
 
 if TYPE_CHECKING:
     from stem.app import Stem
@@ -40,6 +49,10 @@ class RetryPolicy:
     uniform in ``[0, min(backoff_cap_s, backoff_base_s * 2**n)]``. ``raise stem.Retry(
     delay_s=...)`` picks the delay itself. An exception in ``dont_retry_on``, or not in
     ``retry_on``, is not retried; neither is any exception once ``max_retries`` is spent.
+    A hard time limit is not retried unless ``retry_on`` lists ``HardTimeLimitExceeded``
+    (a runaway task would only burn the pool again). An error raised in a pool child
+    (``RemoteTaskError``) is judged by its exception type names exactly as it would be
+    here: the child only reports, this policy decides.
     """
 
     max_retries: int = 3
@@ -57,18 +70,37 @@ class RetryPolicy:
 
     def retryable(self, error: BaseException) -> bool:
         """Whether ``error`` is of a kind that may be retried (attempts aside)."""
-        if isinstance(error, Retry):
+        if is_instance(error, (Retry,)):
             return True
-        if isinstance(error, (SerializationError, *self.dont_retry_on)):  # never fixes itself
+        if is_instance(error, (SerializationError, *self.dont_retry_on)):  # never fixes itself
             return False
-        return isinstance(error, self.retry_on)
+        return is_instance(error, self.retry_on)
 
     def delay_s(self, attempt: int, error: BaseException | None = None) -> float:
         """Seconds to wait before the retry that follows attempt ``attempt`` (0-based)."""
         if isinstance(error, Retry) and error.delay_s is not None:
             return max(0.0, error.delay_s)
+        if isinstance(error, RemoteTaskError) and error.retry_delay_s is not None:
+            return max(0.0, error.retry_delay_s)
         ceiling = min(self.backoff_cap_s, self.backoff_base_s * (2 ** min(attempt, 62)))
         return self.rng.uniform(0.0, ceiling)
+
+    def decide(self, outcome: Outcome, attempt: int) -> None:
+        """Turn a ``FAILED`` outcome of attempt ``attempt`` into a retry or a bury."""
+        error = outcome.error
+        if outcome.verdict is not Verdict.FAILED or error is None:
+            return
+        if (
+            is_instance(error, (HardTimeLimitExceeded,))
+            and HardTimeLimitExceeded not in self.retry_on
+        ):
+            outcome.bury(DeadReason.HARD_TIME_LIMIT)
+        elif not self.retryable(error):
+            outcome.bury(DeadReason.NOT_RETRYABLE)
+        elif attempt >= self.max_retries:
+            outcome.bury(DeadReason.MAX_RETRIES)
+        else:
+            outcome.retry(self.delay_s(attempt, error))
 
 
 class Task(Generic[P, R]):

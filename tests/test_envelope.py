@@ -3,12 +3,24 @@
 from __future__ import annotations
 
 import json
+import random
+import re
 from typing import Any
 
 import pytest
 
-from stem.envelope import VERSION, Envelope, decode, dumps, encode_fields, encode_many
+from stem.envelope import (
+    VERSION,
+    Envelope,
+    decode,
+    dumps,
+    encode_fields,
+    encode_many,
+    new_job_id,
+    new_job_ids,
+)
 from stem.errors import PayloadError, SerializationError
+from stem.middleware.base import OutgoingJob
 
 
 def _envelope(**changes: Any) -> Envelope:
@@ -52,20 +64,90 @@ def test_encode_fields_and_envelope_encode_write_the_same_bytes() -> None:
     assert json.loads(text)["v"] == VERSION
 
 
+def _job(
+    job_id: str,
+    task: str,
+    args: Any,
+    queue: str = "default",
+    priority: int = 0,
+    eta_ms: int = 0,
+    kwargs: Any = None,
+    headers: Any = None,
+) -> OutgoingJob:
+    headers = headers or {}
+    return OutgoingJob(job_id, task, args, kwargs or {}, queue, priority, eta_ms, headers)
+
+
+def _single(job: OutgoingJob, enq_ms: int) -> str:
+    return encode_fields(job.job_id, job.task, job.args, job.kwargs, job.queue, job.priority,
+                         enq_ms, job.eta_ms, job.headers)  # fmt: skip
+
+
 def test_the_bulk_path_writes_what_the_single_path_writes() -> None:
-    [(job_id, text)] = encode_many("t.add", "default", 3, 1000, 0, [(1, 2)])
+    job = _job("j1", "t.add", (1, 2), priority=3)
 
-    single = encode_fields(job_id, "t.add", [1, 2], {}, "default", 3, 1000, 0, {})
+    [text] = encode_many([job], 1000)
 
-    assert text == single
-    assert decode(text) == Envelope(job_id, "t.add", [1, 2], {}, "default", 3, 1000, 0, {})
+    assert text == _single(job, 1000)
+    assert decode(text) == Envelope("j1", "t.add", [1, 2], {}, "default", 3, 1000, 0, {})
 
 
-def test_bulk_encoding_gives_each_job_its_own_id() -> None:
-    jobs = encode_many("t.add", "default", 0, 1000, 0, [(i,) for i in range(50)])
+_TEXT = ["", "a", "é", "日本語", "emoji 🎉", 'quote " and \\ backslash', "line\nbreak", "\u0000"]
+_SCALARS: list[Any] = [None, True, False, 0, -1, 2**64, -(2**200), 0.0, -0.0, 1.5, 1e308,
+                       5e-324, 3.141592653589793, *_TEXT]  # fmt: skip
 
-    assert len({job_id for job_id, _ in jobs}) == 50
-    assert [decode(text).args for _, text in jobs] == [[i] for i in range(50)]
+
+def _value(rng: random.Random, depth: int = 0) -> Any:
+    kind = rng.randrange(5 if depth < 3 else 1)
+    if kind in {0, 4}:
+        return rng.choice(_SCALARS)
+    if kind == 1:
+        return [_value(rng, depth + 1) for _ in range(rng.randrange(4))]
+    if kind == 2:
+        return tuple(_value(rng, depth + 1) for _ in range(rng.randrange(3)))
+    return {rng.choice(_TEXT): _value(rng, depth + 1) for _ in range(rng.randrange(4))}
+
+
+def _random_job(rng: random.Random) -> OutgoingJob:
+    args = [_value(rng) for _ in range(rng.randrange(5))]
+    return _job(
+        job_id=rng.choice([new_job_id(), rng.choice(_TEXT) + "-id"]),
+        task=rng.choice(["t.add", "módulo.tâche", "x"]),
+        args=tuple(args) if rng.random() < 0.5 else args,
+        queue=rng.choice(["default", "émails", "q:1"]),
+        priority=rng.randrange(10),
+        eta_ms=rng.choice([0, 1, 2**41, rng.randrange(2**42)]),
+        kwargs={rng.choice(_TEXT): _value(rng) for _ in range(rng.randrange(3))},
+        headers={rng.choice(_TEXT): rng.choice(_TEXT) for _ in range(rng.randrange(3))},
+    )
+
+
+def test_the_bulk_encoder_writes_exactly_what_encode_fields_writes_for_any_arguments() -> None:
+    rng = random.Random(20261130)
+    for _ in range(300):
+        jobs = [_random_job(rng) for _ in range(rng.randrange(1, 20))]
+        enq_ms = rng.choice([0, 1000, rng.randrange(2**42)])
+
+        assert encode_many(jobs, enq_ms) == [_single(job, enq_ms) for job in jobs]
+
+
+def test_the_bulk_encoder_refuses_what_encode_fields_refuses_with_the_same_message() -> None:
+    bad: list[Any] = [{1, 2}, float("nan"), float("inf"), object(), b"bytes", [1, {3}]]
+    for value in bad:
+        for job in (_job("j", "t.x", [1, value]), _job("j", "t.x", [], kwargs={"k": value})):
+            with pytest.raises(SerializationError) as single:
+                _single(job, 0)
+            with pytest.raises(SerializationError) as bulk:
+                encode_many([_job("ok", "t.x", [1]), job], 0)
+            assert str(bulk.value) == str(single.value)
+
+
+def test_bulk_job_ids_are_distinct_and_shaped_like_single_ones() -> None:
+    ids = new_job_ids(50)
+
+    assert len(set(ids)) == 50
+    assert {len(i) for i in ids} == {len(new_job_id())}
+    assert all(re.fullmatch(r"[0-9a-f]{32}", i) for i in ids)
 
 
 def test_an_argument_that_is_not_json_is_refused_naming_it() -> None:
@@ -74,7 +156,7 @@ def test_an_argument_that_is_not_json_is_refused_naming_it() -> None:
     with pytest.raises(SerializationError, match=r"keyword argument 'when' \(object\)"):
         encode_fields("j", "t.x", [], {"when": object()}, "q", 0, 0, 0, {})
     with pytest.raises(SerializationError, match=r"positional argument 0 \(float\)"):
-        encode_many("t.x", "q", 0, 0, 0, [(float("nan"),)])
+        encode_many([_job("j", "t.x", (float("nan"),))], 0)
 
 
 def test_a_result_that_is_not_json_is_refused_naming_what_it_is() -> None:

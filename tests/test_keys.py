@@ -1,12 +1,18 @@
-"""The Redis keys reference lists every key builder, and keys carry their queue's hash tag."""
+"""The Redis keys reference lists every key builder, keys carry their queue's hash tag,
+and Lua spells no state, reason, key suffix or field name itself: it uses the constants
+generated from Python, which round-trip through a real Redis."""
 
 from __future__ import annotations
 
 import inspect
+import json
 import re
 from pathlib import Path
 
+from stem.broker import RedisBroker
 from stem.broker.keys import LUA_DERIVED_SUFFIXES, Keys, QueueKeys
+from stem.broker.scripts import LUA_TABLES, lua_constants
+from stem.states import TERMINAL_STATES, JobState
 
 LUA = Path(__file__).resolve().parent.parent / "stem" / "broker" / "lua"
 
@@ -37,15 +43,65 @@ def test_every_queue_key_carries_the_queue_hash_tag() -> None:
     assert all("{emails}" in k for k in keys)
 
 
-def test_every_key_a_lua_script_derives_from_the_queue_prefix_uses_a_suffix_of_keys_py() -> None:
+def _lua_code(path: Path) -> str:
+    """A script without its comments (comments may name states and fields in prose)."""
+    return "\n".join(line.split("--", 1)[0] for line in path.read_text().splitlines())
+
+
+def _generated_values() -> set[str]:
+    return {str(member.value) for kind in LUA_TABLES.values() for member in kind}
+
+
+def test_no_lua_script_spells_a_state_reason_suffix_or_field_as_a_literal() -> None:
+    generated = _generated_values()
+
     spelled = {
-        suffix
+        (path.name, literal)
         for path in LUA.glob("*.lua")
-        for suffix in re.findall(r"prefix\s*\.\.\s*'([^']*)'", path.read_text())
+        for literal in re.findall(r"'([^'\n]*)'", _lua_code(path))
+        if literal in generated
     }
 
-    assert spelled, "no script derives a key from the prefix: update this test"
-    assert sorted(spelled - set(LUA_DERIVED_SUFFIXES)) == []
+    assert sorted(spelled) == []
+
+
+def test_every_key_a_lua_script_derives_from_the_queue_prefix_uses_a_generated_suffix() -> None:
+    derived = [
+        (path.name, rest)
+        for path in LUA.glob("*.lua")
+        for rest in re.findall(r"prefix\s*\.\.\s*(\S+)", _lua_code(path))
+    ]
+
+    assert derived, "no script derives a key from the prefix: update this test"
+    assert [d for d in derived if not re.match(r"K\.[A-Z_]+\b", d[1])] == []
+
+
+def test_every_generated_name_a_lua_script_uses_exists_in_python() -> None:
+    names = {f"{table}.{member.name}" for table, kind in LUA_TABLES.items() for member in kind}
+
+    used = {
+        (path.name, name)
+        for path in LUA.glob("*.lua")
+        for name in re.findall(r"\b[SRKFEC]\.[A-Za-z_]+\b", _lua_code(path))
+    }
+
+    assert sorted((file, name) for file, name in used if name not in names) == []
+
+
+def test_the_generated_lua_constants_round_trip_the_python_constants(
+    broker: RedisBroker,
+) -> None:
+    tables = ", ".join(f"{name} = {name}" for name in (*LUA_TABLES, "TERMINAL", "STATES"))
+    script = lua_constants() + f"return cjson.encode({{{tables}}})"
+
+    got = json.loads(broker.client.eval(script, 0))
+
+    expected = {
+        name: {member.name: member.value for member in kind} for name, kind in LUA_TABLES.items()
+    }
+    expected["TERMINAL"] = {state.value: True for state in TERMINAL_STATES}
+    expected["STATES"] = {state.value: True for state in JobState}
+    assert got == expected
 
 
 def test_each_lua_derived_suffix_builds_the_same_key_as_its_python_builder() -> None:

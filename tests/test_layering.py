@@ -32,13 +32,15 @@ ALLOWED: dict[str, set[str]] = {
     "stem.states": set(),
     "stem.context": set(),
     "stem._async": set(),
+    # What processing decided for a job: shared by middleware, retry policy and broker.
+    "stem.outcome": {"stem.states"},
     # The pure models and codecs: errors only.
     "stem.schedule": {"stem.errors"},
     "stem.envelope": {"stem.errors"},
     # The embedded Redis arms the supervisor's parent-death signal (a generic leaf).
     "stem.embedded": {"stem.errors", "supervisor"},
     # The broker: below the app; knows nothing of workers, beat, CLI or the app.
-    "stem.broker": {"stem.errors", "stem.states"},
+    "stem.broker": {"stem.errors", "stem.outcome", "stem.states"},
     # The app and the producer side (app, task and handle refer to each other).
     "stem.app": {
         "stem._async",
@@ -51,18 +53,10 @@ ALLOWED: dict[str, set[str]] = {
         "stem.schedule",
         "stem.task",
     },
-    "stem.task": {"stem.app", "stem.errors", "stem.handle"},
+    "stem.task": {"stem.app", "stem.errors", "stem.handle", "stem.outcome", "stem.states"},
     "stem.handle": {"stem._async", "stem.app", "stem.broker", "stem.errors", "stem.states"},
     "stem.config": {"stem.app", "stem.errors"},
-    "stem.middleware": {
-        "stem.context",
-        "stem.errors",
-        "stem.states",
-        "stem.task",
-        # TODO(structure): middleware/retries.py imports RemoteTaskError from
-        # stem.worker.process_pool; see MODULE_EXCEPTIONS.
-        "stem.worker",
-    },
+    "stem.middleware": {"stem.context", "stem.outcome", "stem.task"},
     # Actor plumbing, then the actors: above the app.
     "stem.observe": {"supervisor"},
     "stem.runtime": {"stem.app", "stem.errors", "stem.observe"},
@@ -76,6 +70,7 @@ ALLOWED: dict[str, set[str]] = {
         "stem.errors",
         "stem.middleware",
         "stem.observe",
+        "stem.outcome",
         "stem.runtime",
         "stem.states",
         "stem.task",
@@ -136,12 +131,7 @@ PRIVATE_MODULES: dict[str, set[str]] = {
 }
 
 #: (importer, imported): known leaks, each to be fixed by deleting its line.
-MODULE_EXCEPTIONS: set[tuple[str, str]] = {
-    # TODO(structure): RemoteTaskError is reached through the process pool; once the
-    # worker hardening lands, import it from where pools.py re-exports it (or errors).
-    ("stem.middleware.retries", "stem.worker.process_pool"),
-    ("stem.worker.execute", "stem.worker.process_pool"),
-}
+MODULE_EXCEPTIONS: set[tuple[str, str]] = set()
 
 #: (module, literal): known places that spell the supervisor's environment variables
 #: instead of using supervisor.CHILD_NAME_ENV / REPLICA_ENV / HEARTBEAT_FILE_ENV.

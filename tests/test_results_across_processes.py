@@ -9,7 +9,8 @@ import time
 from pathlib import Path
 
 from stem import JobState, Stem
-from stem.broker import Outcome, Settlement
+from stem.broker import Settlement
+from stem.outcome import Verdict
 
 
 def test_a_waiter_in_another_process_receives_a_result_settled_later(
@@ -27,7 +28,7 @@ def test_a_waiter_in_another_process_receives_a_result_settled_later(
     )
     time.sleep(0.5)  # let the waiter block first (it would also see an earlier result)
     [d] = app.broker.fetch("default", "test", 1)
-    app.broker.settle([Settlement(d, Outcome.COMPLETE, '{"answer": 42}')])
+    app.broker.settle([Settlement(d, Verdict.COMPLETE, '{"answer": 42}')])
     out, _ = waiter.communicate(timeout=60)
     assert (waiter.returncode, out.decode().strip()) == (0, "{'answer': 42}")
 

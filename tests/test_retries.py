@@ -9,12 +9,19 @@ from typing import Any
 import pytest
 
 from stem.context import JobContext
-from stem.errors import ConfigError, HardTimeLimitExceeded, Retry, SerializationError
-from stem.middleware.base import Outcome
+from stem.errors import (
+    ConfigError,
+    HardTimeLimitExceeded,
+    RemoteTaskError,
+    Retry,
+    SerializationError,
+    describe,
+    type_names,
+)
 from stem.middleware.retries import Retries
+from stem.outcome import Outcome, Verdict
 from stem.states import DeadReason
 from stem.task import RetryPolicy
-from stem.worker.process_pool import RemoteTaskError
 
 
 class _MaxRandom(random.Random):
@@ -34,7 +41,7 @@ def _ctx(policy: RetryPolicy, attempt: int) -> JobContext:
 
 
 def _decide(policy: RetryPolicy, attempt: int, error: BaseException) -> Outcome:
-    outcome = Outcome("fail", error=error)
+    outcome = Outcome.failed(error)
     Retries().after_process(_ctx(policy, attempt), outcome)
     return outcome
 
@@ -101,23 +108,23 @@ def test_a_failed_attempt_with_retries_left_becomes_a_retry_after_the_backoff() 
 
     outcome = _decide(policy, attempt=1, error=ValueError("boom"))
 
-    assert (outcome.kind, outcome.delay_s) == ("retry", 4.0)
+    assert (outcome.verdict, outcome.delay_s) == (Verdict.RETRY, 4.0)
 
 
 def test_the_attempt_that_spends_max_retries_is_buried_with_reason_max_retries() -> None:
     policy = RetryPolicy(max_retries=3)
 
-    kinds = [_decide(policy, attempt, ValueError("boom")).kind for attempt in range(5)]
+    verdicts = [_decide(policy, attempt, ValueError("boom")).verdict for attempt in range(5)]
     last = _decide(policy, 3, ValueError("boom"))
 
-    assert kinds == ["retry", "retry", "retry", "bury", "bury"]
+    assert verdicts == [Verdict.RETRY] * 3 + [Verdict.BURY] * 2
     assert last.reason == DeadReason.MAX_RETRIES.value
 
 
 def test_max_retries_zero_buries_the_first_failure() -> None:
     outcome = _decide(RetryPolicy(max_retries=0), 0, ValueError("boom"))
 
-    assert (outcome.kind, outcome.reason) == ("bury", DeadReason.MAX_RETRIES.value)
+    assert (outcome.verdict, outcome.reason) == (Verdict.BURY, DeadReason.MAX_RETRIES.value)
 
 
 def test_an_error_the_policy_does_not_retry_is_buried_as_not_retryable() -> None:
@@ -125,13 +132,13 @@ def test_an_error_the_policy_does_not_retry_is_buried_as_not_retryable() -> None
 
     outcome = _decide(policy, 0, KeyError("k"))
 
-    assert (outcome.kind, outcome.reason) == ("bury", DeadReason.NOT_RETRYABLE.value)
+    assert (outcome.verdict, outcome.reason) == (Verdict.BURY, DeadReason.NOT_RETRYABLE.value)
 
 
 def test_raising_retry_with_a_delay_retries_after_that_delay() -> None:
     outcome = _decide(RetryPolicy(rng=_MaxRandom()), 0, Retry(delay_s=42.0))
 
-    assert (outcome.kind, outcome.delay_s) == ("retry", 42.0)
+    assert (outcome.verdict, outcome.delay_s) == (Verdict.RETRY, 42.0)
 
 
 def test_a_hard_time_limit_is_buried_unless_the_policy_retries_on_it() -> None:
@@ -140,24 +147,39 @@ def test_a_hard_time_limit_is_buried_unless_the_policy_retries_on_it() -> None:
     default = _decide(RetryPolicy(), 0, killed)
     opted_in = _decide(RetryPolicy(retry_on=(HardTimeLimitExceeded,)), 0, killed)
 
-    assert (default.kind, default.reason) == ("bury", DeadReason.HARD_TIME_LIMIT.value)
-    assert opted_in.kind == "retry"
+    assert (default.verdict, default.reason) == (Verdict.BURY, DeadReason.HARD_TIME_LIMIT.value)
+    assert opted_in.verdict is Verdict.RETRY
 
 
-def test_an_error_from_a_pool_child_carries_its_own_retryability_and_delay() -> None:
-    record = {"type": "ValueError", "message": "bad"}
-    asked = RemoteTaskError(record, retryable=True, retry_delay_s=9.0)
-    refused = RemoteTaskError(record, retryable=False, retry_delay_s=None)
+class _Flaky(ConnectionError):
+    """An app-defined error type, raised in a pool child."""
 
-    retried = _decide(RetryPolicy(), 0, asked)
-    buried = _decide(RetryPolicy(), 0, refused)
 
-    assert (retried.kind, retried.delay_s) == ("retry", 9.0)
-    assert (buried.kind, buried.reason) == ("bury", DeadReason.NOT_RETRYABLE.value)
+def _remote(exc: BaseException, retry_delay_s: float | None = None) -> RemoteTaskError:
+    # What the pool child sends for ``exc``: its record and its type names, nothing decided.
+    return RemoteTaskError(describe(exc), mro=type_names(exc), retry_delay_s=retry_delay_s)
+
+
+def test_an_error_from_a_pool_child_is_judged_by_its_type_names_like_a_local_one() -> None:
+    policy = RetryPolicy(retry_on=(OSError,), dont_retry_on=(_Flaky,))
+    errors = [ValueError("v"), OSError("o"), _Flaky("f"), Retry(), SerializationError("s")]
+
+    remote = [_decide(policy, 0, _remote(e)).verdict for e in errors]
+    local = [_decide(policy, 0, e).verdict for e in errors]
+
+    expected = [Verdict.BURY, Verdict.RETRY, Verdict.BURY, Verdict.RETRY, Verdict.BURY]
+    assert remote == local == expected
+
+
+def test_a_retry_raised_in_a_pool_child_waits_the_delay_it_asked_for() -> None:
+    outcome = _decide(RetryPolicy(rng=_MaxRandom()), 0, _remote(Retry(9.0), retry_delay_s=9.0))
+
+    assert (outcome.verdict, outcome.delay_s) == (Verdict.RETRY, 9.0)
 
 
 def test_a_successful_or_already_decided_outcome_is_left_alone() -> None:
-    for kind in ("complete", "retry", "bury"):
-        outcome = Outcome(kind, error=ValueError("x") if kind != "complete" else None)
+    for verdict in (Verdict.COMPLETE, Verdict.RETRY, Verdict.BURY):
+        error = ValueError("x") if verdict is not Verdict.COMPLETE else None
+        outcome = Outcome(verdict, error=error)
         Retries().after_process(_ctx(RetryPolicy(), 0), outcome)
-        assert outcome.kind == kind
+        assert outcome.verdict is verdict

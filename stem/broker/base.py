@@ -6,10 +6,10 @@ interface (trio's ``_core`` rule): they never see a key name, a command or a scr
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass, field
 from typing import Any
 
+from stem.outcome import Verdict
 from stem.states import JobState
 
 #: The longest delay or ETA a job may have (ten years): delayed-set scores stay exact
@@ -45,20 +45,17 @@ class Delivery:
     raw: dict[str, str] | None = None
 
 
-class Outcome(enum.Enum):
-    """How a delivery is settled."""
-
-    COMPLETE = "complete"
-    RETRY = "retry"
-    BURY = "bury"
-
-
 @dataclass(frozen=True, slots=True)
 class Settlement:
-    """How to settle one delivery; ``payload`` is the result or error JSON."""
+    """How to settle one delivery; ``payload`` is the result or error JSON.
+
+    Built from a :class:`stem.outcome.Outcome` by the worker's executor; ``verdict`` is one
+    of :data:`stem.outcome.SETTLED_VERDICTS` (anything but ``COMPLETE`` and ``RETRY`` is
+    dead-lettered).
+    """
 
     delivery: Delivery
-    outcome: Outcome
+    verdict: Verdict
     payload: str
     delay_ms: int = 0
     reason: str = ""

@@ -17,6 +17,7 @@ in step (``tests/test_keys.py`` checks that every builder here is documented the
 
 from __future__ import annotations
 
+import enum
 import re
 from dataclasses import dataclass
 
@@ -28,16 +29,69 @@ PRIORITIES = range(10)
 READ_ORDER = tuple(reversed(PRIORITIES))
 #: The consumer group every worker of a queue joins.
 GROUP = "workers"
-#: What Lua appends to :attr:`QueueKeys.prefix` to derive a key, with the builder here
-#: that makes the same key (see the module docstring).
+
+
+class Suffix(enum.Enum):
+    """What :attr:`QueueKeys.prefix` is followed by in a per-queue key (Lua: ``K``)."""
+
+    JOB = "job:"
+    DONE = "done:"
+    IDEM = "idem:"
+    STREAM = "p"
+    STATS = "stats"
+    DEAD = "dead"
+    DELAYED = "delayed"
+
+
+#: The suffixes Lua appends to :attr:`QueueKeys.prefix` to derive a key, with the builder
+#: here that makes the same key (``delayed`` is always passed in ``KEYS``).
 LUA_DERIVED_SUFFIXES = {
-    "job:": "QueueKeys.job",
-    "done:": "QueueKeys.done",
-    "idem:": "QueueKeys.idempotency",
-    "p": "QueueKeys.stream",
-    "stats": "QueueKeys.stats",
-    "dead": "QueueKeys.dead",
+    Suffix.JOB.value: "QueueKeys.job",
+    Suffix.DONE.value: "QueueKeys.done",
+    Suffix.IDEM.value: "QueueKeys.idempotency",
+    Suffix.STREAM.value: "QueueKeys.stream",
+    Suffix.STATS.value: "QueueKeys.stats",
+    Suffix.DEAD.value: "QueueKeys.dead",
 }
+
+
+class JobField(enum.Enum):
+    """Fields of the job record hash, :meth:`QueueKeys.job` (Lua: ``F``)."""
+
+    ENV = "env"
+    STATE = "state"
+    ATTEMPT = "attempt"
+    DELIVERIES = "deliveries"
+    PRIO = "prio"
+    ENQ_MS = "enq_ms"
+    START_MS = "start_ms"
+    END_MS = "end_ms"
+    ETA_MS = "eta_ms"
+    WORKER = "worker"
+    RESULT = "result"
+    ERROR = "error"
+    REASON = "reason"
+    REPLAYED = "replayed"
+
+
+class EntryField(enum.Enum):
+    """Fields of stream entries: a ready stream's entry holds ``id`` only; a dead-letter
+    entry holds them all (Lua: ``E``)."""
+
+    ID = "id"
+    REASON = "reason"
+    ERROR = "error"
+    ENV = "env"
+    STATE = "state"
+    TS = "ts"
+
+
+class StatsField(enum.Enum):
+    """Counters in :attr:`QueueKeys.stats` (Lua: ``C``)."""
+
+    DUPLICATES = "duplicates"
+    RECLAIMED = "reclaimed"
+
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
 
@@ -65,7 +119,7 @@ class QueueKeys:
 
     def stream(self, priority: int) -> str:
         """Ready stream for one priority level (entries hold only a job id)."""
-        return f"{self.prefix}p{priority}"
+        return f"{self.prefix}{Suffix.STREAM.value}{priority}"
 
     def streams(self) -> list[str]:
         """All ready streams in read order, highest priority first."""
@@ -74,29 +128,29 @@ class QueueKeys:
     @property
     def delayed(self) -> str:
         """Sorted set: job id scored by the epoch ms at which it becomes ready."""
-        return f"{self.prefix}delayed"
+        return f"{self.prefix}{Suffix.DELAYED.value}"
 
     @property
     def dead(self) -> str:
         """Dead-letter stream: one entry per buried job, with reason and payload."""
-        return f"{self.prefix}dead"
+        return f"{self.prefix}{Suffix.DEAD.value}"
 
     @property
     def stats(self) -> str:
         """Hash of counters (duplicates skipped, reclaimed, dead-lettered, ...)."""
-        return f"{self.prefix}stats"
+        return f"{self.prefix}{Suffix.STATS.value}"
 
     def job(self, job_id: str) -> str:
         """Hash: the job record (envelope, state, attempt, result or error)."""
-        return f"{self.prefix}job:{job_id}"
+        return f"{self.prefix}{Suffix.JOB.value}{job_id}"
 
     def done(self, job_id: str) -> str:
         """List used as a latch: pushed once when the job settles, waiters BLMOVE on it."""
-        return f"{self.prefix}done:{job_id}"
+        return f"{self.prefix}{Suffix.DONE.value}{job_id}"
 
     def idempotency(self, key: str) -> str:
         """String: the job id first enqueued under an idempotency key, with a TTL."""
-        return f"{self.prefix}idem:{key}"
+        return f"{self.prefix}{Suffix.IDEM.value}{key}"
 
 
 @dataclass(frozen=True)

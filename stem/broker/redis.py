@@ -29,7 +29,6 @@ from stem.broker.base import (
     Delivery,
     JobRecord,
     NewJob,
-    Outcome,
     ReclaimStats,
     Renewal,
     Settlement,
@@ -43,6 +42,7 @@ from stem.broker.values import job_state as _state
 from stem.broker.values import text as _s
 from stem.broker.values import utf8 as _utf8
 from stem.errors import EnqueueIncomplete
+from stem.outcome import Verdict
 from stem.states import TERMINAL_STATES, JobState
 
 #: The longest wait ``promote_due`` reports (a score beyond it was not written by stem).
@@ -188,7 +188,7 @@ class RedisBroker(AdminMixin):
         batch = ScriptBatch(self.client)
         completes: dict[tuple[str, int], list[int]] = defaultdict(list)
         for index, item in enumerate(settlements):
-            if item.outcome is Outcome.COMPLETE:
+            if item.verdict is Verdict.COMPLETE:
                 completes[(item.delivery.queue, item.delivery.priority)].append(index)
             else:
                 self._settle_one(batch, item)
@@ -201,7 +201,7 @@ class RedisBroker(AdminMixin):
             batch.add(self.scripts.complete, [qk.stream(priority)], args)
         replies = batch.execute()
         out = [0] * len(settlements)
-        singles = [i for i, s in enumerate(settlements) if s.outcome is not Outcome.COMPLETE]
+        singles = [i for i, s in enumerate(settlements) if s.verdict is not Verdict.COMPLETE]
         for i, reply in zip(singles, replies, strict=False):
             out[i] = int(reply)
         for indexes, flags in zip(completes.values(), replies[len(singles) :], strict=True):
@@ -214,7 +214,7 @@ class RedisBroker(AdminMixin):
         qk = self.keys.queue(d.queue)
         stream = qk.stream(d.priority)
         jid = d.job_id or ""
-        if item.outcome is Outcome.RETRY:
+        if item.verdict is Verdict.RETRY:
             keys = [stream, qk.job(jid), qk.delayed, qk.dead, qk.done(jid)]
             args: list[Any] = [GROUP, d.entry_id, jid, item.delay_ms, item.payload]
             args += self._dlq_args()

@@ -1,5 +1,6 @@
 """Middleware: hooks around enqueue, process, retry and dead-letter."""
 
-from stem.middleware.base import Middleware, Outcome, OutgoingJob
+from stem.middleware.base import Middleware, OutgoingJob
+from stem.outcome import Outcome, Verdict
 
-__all__ = ["Middleware", "Outcome", "OutgoingJob"]
+__all__ = ["Middleware", "Outcome", "OutgoingJob", "Verdict"]

@@ -12,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from stem.outcome import Outcome
+
 if TYPE_CHECKING:
     from stem.context import JobContext
 
@@ -30,21 +32,6 @@ class OutgoingJob:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-@dataclass(slots=True)
-class Outcome:
-    """What processing decided for one job; ``after_process`` hooks may change it.
-
-    ``kind`` is ``"complete"``, ``"retry"`` or ``"bury"``. ``error`` is the exception the
-    task raised (None on success); ``delay_s`` applies to a retry, ``reason`` to a bury.
-    """
-
-    kind: str
-    result: Any = None
-    error: BaseException | None = None
-    delay_s: float = 0.0
-    reason: str = ""
-
-
 class Middleware:
     """Base class with a no-op for every hook."""
 
@@ -58,7 +45,8 @@ class Middleware:
         """Called in the worker just before the task runs."""
 
     def after_process(self, ctx: JobContext, outcome: Outcome) -> None:
-        """Called after the task ran (or failed); may turn ``outcome`` into another one."""
+        """Called after the task ran (or failed); may turn ``outcome`` into another one
+        (``stem.outcome.Outcome``: ``outcome.retry(...)``, ``outcome.bury(...)``)."""
 
     def on_retry(self, ctx: JobContext, outcome: Outcome) -> None:
         """Called when a job is about to be scheduled for another attempt."""

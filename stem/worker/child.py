@@ -4,9 +4,11 @@ Started as ``python -m stem.worker.child APP_SPEC``. It speaks JSON lines on a p
 file descriptor (the original stdout, moved aside), so a task's ``print`` goes to stderr
 and never corrupts the protocol. Requests: ``{"task", "args", "kwargs", "ctx", "soft_s"}``;
 replies: ``{"ok": true, "result": ..., "rss_kb": ...}`` or ``{"ok": false, "error": {...},
-"retry_delay_s": ...}``. The child exits when its stdin closes, and dies with its parent
-(``PR_SET_PDEATHSIG`` on Linux, armed by the parent before this program starts), so a
-killed worker leaves no orphans.
+"mro": [...], "retry_delay_s": ...}``. The child decides nothing about retries: it reports
+the exception's qualified type names (``mro``) and the worker's ``RetryPolicy`` decides.
+The child exits when its stdin closes, and dies with its parent (``PR_SET_PDEATHSIG`` on
+Linux, armed by the parent before this program starts), so a killed worker leaves no
+orphans.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from typing import Any, TextIO
 
 from stem.context import JobContext, reset_current, set_current
 from stem.envelope import dumps
-from stem.errors import Retry, SoftTimeLimitExceeded, describe
+from stem.errors import Retry, SoftTimeLimitExceeded, describe, type_names
 
 
 def _on_alarm(signum: int, frame: FrameType | None) -> None:
@@ -43,8 +45,7 @@ def _run(tasks: dict[str, Any], request: dict[str, Any]) -> dict[str, Any]:
         return {"ok": True, "result": result}
     except Exception as exc:
         signal.setitimer(signal.ITIMER_REAL, 0)
-        reply: dict[str, Any] = {"ok": False, "error": describe(exc)}
-        reply["retryable"] = task.retry.retryable(exc)
+        reply: dict[str, Any] = {"ok": False, "error": describe(exc), "mro": type_names(exc)}
         if isinstance(exc, Retry):
             reply["retry_delay_s"] = exc.delay_s
         return reply

@@ -33,7 +33,7 @@ from trio_util import AsyncBool, AsyncValue
 from stem.broker import Delivery, Settlement, WorkerBroker
 from stem.delays import promote_round
 from stem.errors import BrokerUnavailable, ConfigError
-from stem.middleware.retries import Retries, TimeLimits
+from stem.middleware.retries import Retries
 from stem.task import Pool
 from stem.worker.execute import Executor, Runner
 from stem.worker.lease import HeldJobs, LeaseKeeper
@@ -101,7 +101,7 @@ class Worker:
                 max_tasks_per_child=options.max_tasks_per_child,
                 max_memory_mb=options.max_memory_mb,
             )
-        self.executor = Executor(app, self._runners(), [Retries(), TimeLimits(), *app.middleware])
+        self.executor = Executor(app, self._runners(), [Retries(), *app.middleware])
         self.started_at = time.time()
         self.stopped = trio.Event()  # set once serve() has fully cleaned up
         self._stop = trio.Event()

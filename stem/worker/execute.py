@@ -2,9 +2,10 @@
 
 A delivery that cannot run (no record, undecodable envelope, unknown task, arguments
 that do not fit the function) is buried with its reason and never crashes the worker.
-A task that raises becomes an ``Outcome("fail")`` that the ``Retries`` middleware turns
-into a retry or a bury; the result must be JSON (a result that is not is a failure that
-is not retried).
+A task that raises becomes a ``FAILED`` :class:`~stem.outcome.Outcome` that the
+``Retries`` middleware turns into a retry or a bury; the result must be JSON (a result
+that is not is a failure that is not retried). Time limits come from the task itself.
+Every settlement is built from an ``Outcome`` in :func:`_settlement`.
 """
 
 from __future__ import annotations
@@ -17,12 +18,12 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import trio
 
-from stem.broker import MAX_DELAY_S, Delivery, Outcome, Settlement
+from stem.broker import MAX_DELAY_S, Delivery, Settlement
 from stem.context import JobContext
 from stem.envelope import decode, dumps
-from stem.errors import PayloadError, SerializationError, describe
+from stem.errors import PayloadError, RemoteTaskError, SerializationError, describe
 from stem.middleware.base import Middleware
-from stem.middleware.base import Outcome as Decision
+from stem.outcome import Outcome, Verdict
 from stem.states import DeadReason, JobState
 
 if TYPE_CHECKING:
@@ -65,16 +66,15 @@ class Executor:
             return admitted
         task, ctx = admitted
         self._hooks("before_process", ctx)
+        runner = self.runners[task.pool]
         try:
-            soft_s, hard_s = ctx.state.get("soft_s"), ctx.state.get("hard_s")
-            result = await self.runners[task.pool].run(task, ctx, soft_s, hard_s)
-            payload = dumps(result, f"the result of task {task.name!r}")
-            decision = Decision("complete", result=payload)
+            result = await runner.run(task, ctx, task.soft_time_limit_s, task.time_limit_s)
+            outcome = Outcome.complete(dumps(result, f"the result of task {task.name!r}"))
         except Exception as exc:
-            decision = Decision("fail", error=exc)
+            outcome = Outcome.failed(exc)
         for hook in reversed(self._hooked["after_process"]):
-            _guarded(hook, ctx, decision)
-        return self._settlement(d, ctx, decision)
+            _guarded(hook, ctx, outcome)
+        return self._settlement(d, ctx, outcome)
 
     def _admit(self, d: Delivery) -> tuple[Task[Any, Any], JobContext] | Settlement:
         if d.envelope is None:
@@ -126,25 +126,40 @@ class Executor:
         )
         error = json.dumps({"type": "PayloadError", "message": message})
         self._hooks("on_dead_letter", None, reason.value, error)
-        return Settlement(d, Outcome.BURY, error, reason=reason.value, state=JobState.DEAD)
+        outcome = Outcome(Verdict.FAILED)
+        outcome.bury(reason, JobState.DEAD)
+        return _settle(d, outcome, error)
 
-    def _settlement(self, d: Delivery, ctx: JobContext, decision: Decision) -> Settlement:
-        if decision.kind == "complete":
+    def _settlement(self, d: Delivery, ctx: JobContext, outcome: Outcome) -> Settlement:
+        if outcome.verdict is Verdict.COMPLETE:
             self.processed += 1
-            return Settlement(d, Outcome.COMPLETE, str(decision.result))
+            return _settle(d, outcome, str(outcome.result))
         self.failed += 1
-        error = _error_json(decision.error)
-        if decision.kind == "retry":
-            self._hooks("on_retry", ctx, decision)
-            return Settlement(d, Outcome.RETRY, error, delay_ms=_delay_ms(decision.delay_s))
-        reason = decision.reason or DeadReason.NOT_RETRYABLE.value
-        self._hooks("on_dead_letter", ctx, reason, error)
-        log.warning("job %s (%s) dead-lettered: %s", ctx.job_id, ctx.task, reason)
-        return Settlement(d, Outcome.BURY, error, reason=reason, state=JobState.FAILED)
+        error = _error_json(outcome.error)
+        if outcome.verdict is Verdict.RETRY:
+            self._hooks("on_retry", ctx, outcome)
+            return _settle(d, outcome, error)
+        # BURY, or FAILED that no hook decided: dead-letter it.
+        outcome.bury(outcome.reason or DeadReason.NOT_RETRYABLE, outcome.state)
+        self._hooks("on_dead_letter", ctx, outcome.reason, error)
+        log.warning("job %s (%s) dead-lettered: %s", ctx.job_id, ctx.task, outcome.reason)
+        return _settle(d, outcome, error)
 
     def _hooks(self, name: str, *args: Any) -> None:
         for hook in self._hooked[name]:
             _guarded(hook, *args)
+
+
+def _settle(d: Delivery, outcome: Outcome, payload: str) -> Settlement:
+    """The one place an ``Outcome`` becomes the broker's ``Settlement``."""
+    return Settlement(
+        d,
+        outcome.verdict,
+        payload,
+        delay_ms=_delay_ms(outcome.delay_s) if outcome.verdict is Verdict.RETRY else 0,
+        reason=outcome.reason if outcome.verdict is Verdict.BURY else "",
+        state=outcome.state if outcome.verdict is Verdict.BURY else JobState.DEAD,
+    )
 
 
 def _delay_ms(delay_s: float) -> int:
@@ -156,8 +171,6 @@ def _delay_ms(delay_s: float) -> int:
 
 
 def _error_json(error: BaseException | None) -> str:
-    from stem.worker.process_pool import RemoteTaskError
-
     if isinstance(error, RemoteTaskError):
         return json.dumps(error.record)
     if error is None:

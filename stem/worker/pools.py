@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 import trio
 
 from stem.context import JobContext, reset_current, set_current
-from stem.errors import HardTimeLimitExceeded, SoftTimeLimitExceeded
-from stem.worker.process_pool import ProcessPool, RemoteTaskError
+from stem.errors import HardTimeLimitExceeded, RemoteTaskError, SoftTimeLimitExceeded
+from stem.worker.process_pool import ProcessPool
 
 if TYPE_CHECKING:
     from stem.task import Task

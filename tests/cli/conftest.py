@@ -10,8 +10,9 @@ import pytest
 from click.testing import CliRunner, Result
 
 from stem import Stem
-from stem.broker import Delivery, Outcome, RedisBroker, Settlement
+from stem.broker import Delivery, RedisBroker, Settlement
 from stem.cli import main
+from stem.outcome import Verdict
 from stem.states import JobState
 
 Invoke = Callable[..., Result]
@@ -50,7 +51,7 @@ def take(broker: RedisBroker, queue: str = "default") -> Delivery:
 def complete(broker: RedisBroker, result: Any, queue: str = "default") -> str:
     """Settle the next job of ``queue`` as succeeded with ``result``; return its id."""
     delivery = take(broker, queue)
-    broker.settle([Settlement(delivery, Outcome.COMPLETE, json.dumps(result))])
+    broker.settle([Settlement(delivery, Verdict.COMPLETE, json.dumps(result))])
     assert delivery.job_id is not None
     return delivery.job_id
 
@@ -60,7 +61,7 @@ def fail(broker: RedisBroker, queue: str = "default", message: str = "boom") -> 
     delivery = take(broker, queue)
     error = json.dumps({"type": "ValueError", "message": message, "traceback": "Traceback: x"})
     broker.settle(
-        [Settlement(delivery, Outcome.BURY, error, reason="max-retries", state=JobState.FAILED)]
+        [Settlement(delivery, Verdict.BURY, error, reason="max-retries", state=JobState.FAILED)]
     )
     assert delivery.job_id is not None
     return delivery.job_id

@@ -7,7 +7,8 @@ from collections.abc import Iterator, Sequence
 import pytest
 
 from stem import Stem
-from stem.broker import Outcome, Settlement
+from stem.broker import Settlement
+from stem.outcome import Verdict
 from stem.worker.core import Worker, WorkerOptions
 from stem.worker.lease import LeaseTiming
 from tests.apps import jobs
@@ -36,7 +37,7 @@ async def test_entries_our_own_settle_acked_before_the_keeper_saw_it_are_not_los
         return out
 
     monkeypatch.setattr(japp.broker, "settle", settle_then_renew)
-    worker._pending = [Settlement(d, Outcome.COMPLETE, "0") for d in held]
+    worker._pending = [Settlement(d, Verdict.COMPLETE, "0") for d in held]
     await worker._flush()
     assert (worker.lease.lost, len(worker.held)) == (0, 0)
 

@@ -13,7 +13,7 @@
 check_type(KEYS[3], 'stream')
 local env, jkey = false, false
 if ARGV[3] ~= '' then
-  local rec = read_record(KEYS[2], 'env', 'state')
+  local rec = read_record(KEYS[2], F.ENV, F.STATE)
   if rec and rec[2] and TERMINAL[rec[2]] then
     if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return -1 end
     redis.call('XDEL', KEYS[1], ARGV[2])

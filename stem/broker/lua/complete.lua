@@ -15,13 +15,13 @@
 -- result kept in the DLQ entry's error, and reads '0'. Every record is read before the
 -- first write (lib.lua's rule).
 local prefix, group, ttl = ARGV[1], ARGV[2], ARGV[3]
-local dead = prefix .. 'dead'
+local dead = prefix .. K.DEAD
 check_type(dead, 'stream')
 local now = now_ms()
 local flags, ids, states = {}, {}, {}
 for i = 6, #ARGV, 3 do
   ids[#ids + 1] = ARGV[i]
-  local rec = read_record(prefix .. 'job:' .. ARGV[i + 1], 'state')
+  local rec = read_record(prefix .. K.JOB .. ARGV[i + 1], F.STATE)
   if rec then states[#states + 1] = rec[1] else states[#states + 1] = 'not-a-hash' end
 end
 for i = 1, #ids, 500 do
@@ -35,16 +35,16 @@ for n = 1, #ids do
   if state == 'not-a-hash' then
     local err = cjson.encode({type = 'CorruptRecord', result = ARGV[i + 2],
       message = 'stem cannot use this job: the job record is not a hash (it ran; its result is here)'})
-    bury(dead, false, false, jid, 'corrupt-record', err, '', 'dead', ttl, ARGV[4], ARGV[5], now)
+    bury(dead, false, false, jid, R.CORRUPT_RECORD, err, '', S.DEAD, ttl, ARGV[4], ARGV[5], now)
     flags[n] = '0'
   elseif not state or TERMINAL[state] then
     flags[n] = '0'
   else
-    local jkey = prefix .. 'job:' .. jid
-    redis.call('HSET', jkey, 'state', 'succeeded', 'result', ARGV[i + 2], 'end_ms', now)
-    redis.call('HDEL', jkey, 'error')
+    local jkey = prefix .. K.JOB .. jid
+    redis.call('HSET', jkey, F.STATE, S.SUCCEEDED, F.RESULT, ARGV[i + 2], F.END_MS, now)
+    redis.call('HDEL', jkey, F.ERROR)
     redis.call('EXPIRE', jkey, ttl)
-    local latch = prefix .. 'done:' .. jid
+    local latch = prefix .. K.DONE .. jid
     redis.call('RPUSH', latch, 1)
     redis.call('EXPIRE', latch, ttl)
     flags[n] = '1'

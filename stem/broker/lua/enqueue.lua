@@ -34,13 +34,13 @@ for i = 3, #ARGV do
   local env = string.sub(job, pos)
   local existing = false
   if idem ~= '' then
-    local ikey = prefix .. 'idem:' .. idem
+    local ikey = prefix .. K.IDEM .. idem
     existing = redis.call('GET', ikey)
     if not existing then
       redis.call('SET', ikey, jid, 'EX', idem_ttl)
     end
   end
-  local jkey = prefix .. 'job:' .. jid
+  local jkey = prefix .. K.JOB .. jid
   if not existing and chosen == '1' and redis.call('EXISTS', jkey) == 1 then
     existing = jid
   end
@@ -49,17 +49,17 @@ for i = 3, #ARGV do
     out[#out + 1] = existing
   else
     if eta > now_ms then
-      redis.call('HSET', jkey, 'env', env, 'state', 'scheduled', 'prio', prio,
-        'enq_ms', now_ms, 'eta_ms', eta)
+      redis.call('HSET', jkey, F.ENV, env, F.STATE, S.SCHEDULED, F.PRIO, prio,
+        F.ENQ_MS, now_ms, F.ETA_MS, eta)
       redis.call('ZADD', KEYS[1], eta, jid)
     else
-      local stream = prefix .. 'p' .. prio
+      local stream = prefix .. K.STREAM .. prio
       if not ready[stream] and redis.call('EXISTS', stream) == 0 then
         redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
       end
       ready[stream] = true
-      redis.call('HSET', jkey, 'env', env, 'state', 'queued', 'prio', prio, 'enq_ms', now_ms)
-      redis.call('XADD', stream, '*', 'id', jid)
+      redis.call('HSET', jkey, F.ENV, env, F.STATE, S.QUEUED, F.PRIO, prio, F.ENQ_MS, now_ms)
+      redis.call('XADD', stream, '*', E.ID, jid)
     end
     flags[#flags + 1] = '1'
   end

@@ -20,9 +20,9 @@
 local now = now_ms()
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 local want = tonumber(ARGV[4])
-local dead = prefix .. 'dead'
+local dead = prefix .. K.DEAD
 check_type(dead, 'stream')
-check_type(prefix .. 'stats', 'hash')
+check_type(prefix .. K.STATS, 'hash')
 local out = {1}
 local dups = 0
 for i = 1, #KEYS do
@@ -34,12 +34,12 @@ for i = 1, #KEYS do
     if reply then
       for _, entry in ipairs(reply[1][2]) do
         local eid, fields = entry[1], entry[2]
-        local jid = field(fields, 'id')
+        local jid = field(fields, E.ID)
         local jkey = false
         local rec = false
         if jid then
-          jkey = prefix .. 'job:' .. jid
-          rec = read_record(jkey, 'env', 'state', 'attempt', 'deliveries')
+          jkey = prefix .. K.JOB .. jid
+          rec = read_record(jkey, F.ENV, F.STATE, F.ATTEMPT, F.DELIVERIES)
           if rec and not rec[1] and not rec[2] then rec = nil end  -- no record at all
         end
         local why = rec ~= nil and jid and corrupt(rec)
@@ -47,17 +47,17 @@ for i = 1, #KEYS do
           redis.call('XACK', stream, group, eid)
           redis.call('XDEL', stream, eid)
           local latch = false
-          if rec then latch = prefix .. 'done:' .. jid else jkey = false end
-          bury(dead, jkey, latch, jid, 'corrupt-record', corrupt_error(why),
-            (rec and rec[1]) or cjson.encode(fields), 'dead', ARGV[5], ARGV[6], ARGV[7], now)
+          if rec then latch = prefix .. K.DONE .. jid else jkey = false end
+          bury(dead, jkey, latch, jid, R.CORRUPT_RECORD, corrupt_error(why),
+            (rec and rec[1]) or cjson.encode(fields), S.DEAD, ARGV[5], ARGV[6], ARGV[7], now)
         elseif rec and TERMINAL[rec[2]] then
           redis.call('XACK', stream, group, eid)
           redis.call('XDEL', stream, eid)
           dups = dups + 1
         elseif rec and rec[1] then
           local deliveries = counter(rec[4]) + 1
-          redis.call('HSET', jkey, 'state', 'started', 'start_ms', now, 'worker', consumer,
-            'deliveries', deliveries)
+          redis.call('HSET', jkey, F.STATE, S.STARTED, F.START_MS, now, F.WORKER, consumer,
+            F.DELIVERIES, deliveries)
           out[#out + 1] = {i, eid, jid, rec[1], counter(rec[3]), deliveries, false}
           want = want - 1
         else
@@ -68,7 +68,7 @@ for i = 1, #KEYS do
     end
   end
 end
-if dups > 0 then redis.call('HINCRBY', prefix .. 'stats', 'duplicates', dups) end
+if dups > 0 then redis.call('HINCRBY', prefix .. K.STATS, C.DUPLICATES, dups) end
 if #out > 1 then return out end
 local lasts = {0}
 for i = 1, #KEYS do

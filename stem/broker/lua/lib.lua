@@ -1,5 +1,8 @@
 -- lib.lua: helpers prepended to every script by stem/broker/scripts.py (not run alone).
--- Touches only the keys its caller passes in.
+-- Touches only the keys its caller passes in. Before it, scripts.py puts the constants it
+-- generates from Python (S states, TERMINAL and STATES sets of state values, R dead-letter
+-- reasons, K key suffixes, F job record fields, E stream entry fields, C stats counters):
+-- no script spells a state, reason, suffix or field name itself (tests/test_keys.py).
 --
 -- The rule every script keeps: nothing may fail after the first write (Redis does not
 -- roll a script back). Per-job values that stem did not write (a record that is not a
@@ -7,10 +10,6 @@
 -- the helpers below and cost only that job: it goes to the dead-letter queue with reason
 -- 'corrupt-record'. Queue-level keys of the wrong type are refused before any write
 -- (check_type), so the script fails whole and the caller sees WRONGTYPE.
-
-local TERMINAL = {succeeded = true, failed = true, dead = true}
-local STATES = {scheduled = true, queued = true, started = true, retrying = true,
-  succeeded = true, failed = true, dead = true}
 
 -- Fields of a job record, or false when the key holds something other than a hash
 -- (HMGET on a missing key gives all-false fields, as for a missing record).
@@ -77,11 +76,11 @@ end
 -- or when the record is not a hash);
 -- env: the envelope to keep (or the raw entry fields as JSON when there is no record).
 local function bury(dead, jkey, latch, jid, reason, err, env, state, ttl, maxlen, keep_ms, now)
-  redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*', 'id', jid or '', 'reason', reason,
-    'error', err, 'env', env or '', 'state', state, 'ts', now)
+  redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*', E.ID, jid or '', E.REASON, reason,
+    E.ERROR, err, E.ENV, env or '', E.STATE, state, E.TS, now)
   redis.call('XTRIM', dead, 'MINID', '~', now - keep_ms)
   if jkey and redis.call('EXISTS', jkey) == 1 then
-    redis.call('HSET', jkey, 'state', state, 'reason', reason, 'error', err, 'end_ms', now)
+    redis.call('HSET', jkey, F.STATE, state, F.REASON, reason, F.ERROR, err, F.END_MS, now)
     redis.call('EXPIRE', jkey, ttl)
     redis.call('RPUSH', latch, 1)
     redis.call('EXPIRE', latch, ttl)
@@ -90,8 +89,8 @@ end
 
 -- Put a job back at the tail of its ready stream (the group exists: the stream does).
 local function requeue(stream, jkey, jid)
-  redis.call('XADD', stream, '*', 'id', jid)
-  redis.call('HSET', jkey, 'state', 'queued')
+  redis.call('XADD', stream, '*', E.ID, jid)
+  redis.call('HSET', jkey, F.STATE, S.QUEUED)
 end
 
 -- Make sure a ready stream and its consumer group exist before adding to it.

@@ -12,17 +12,17 @@
 -- whose record stem cannot use (not a hash, a priority outside 0-9, an unknown state, a
 -- counter that is not an integer) is dead-lettered with reason corrupt-record.
 local prefix, group = ARGV[1], ARGV[2]
-local dead = prefix .. 'dead'
+local dead = prefix .. K.DEAD
 check_type(dead, 'stream')
 local now = now_ms()
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
 if #due > 0 then
-  for p = 0, 9 do check_type(prefix .. 'p' .. p, 'stream') end
+  for p = 0, 9 do check_type(prefix .. K.STREAM .. p, 'stream') end
 end
 local n = 0
 for _, jid in ipairs(due) do
-  local jkey = prefix .. 'job:' .. jid
-  local rec = read_record(jkey, 'env', 'state', 'attempt', 'deliveries', 'prio')
+  local jkey = prefix .. K.JOB .. jid
+  local rec = read_record(jkey, F.ENV, F.STATE, F.ATTEMPT, F.DELIVERIES, F.PRIO)
   local expired = rec and not rec[1] and not rec[2]
   local why = not expired and corrupt(rec)
   if not why and not expired then
@@ -30,17 +30,17 @@ for _, jid in ipairs(due) do
     elseif not priority(rec[5]) then why = 'priority is not 0-9'
     end
   end
-  local stream = not why and not expired and prefix .. 'p' .. priority(rec[5])
+  local stream = not why and not expired and prefix .. K.STREAM .. priority(rec[5])
   redis.call('ZREM', KEYS[1], jid)
   if why then
     local latch = false
-    if rec then latch = prefix .. 'done:' .. jid else jkey = false end
-    bury(dead, jkey, latch, jid, 'corrupt-record', corrupt_error(why),
-      (rec and rec[1]) or '', 'dead', ARGV[4], ARGV[5], ARGV[6], now)
+    if rec then latch = prefix .. K.DONE .. jid else jkey = false end
+    bury(dead, jkey, latch, jid, R.CORRUPT_RECORD, corrupt_error(why),
+      (rec and rec[1]) or '', S.DEAD, ARGV[4], ARGV[5], ARGV[6], now)
   elseif stream and not TERMINAL[rec[2]] then
     ensure_group(stream, group)
-    redis.call('XADD', stream, '*', 'id', jid)
-    if rec[2] == 'scheduled' then redis.call('HSET', jkey, 'state', 'queued') end
+    redis.call('XADD', stream, '*', E.ID, jid)
+    if rec[2] == S.SCHEDULED then redis.call('HSET', jkey, F.STATE, S.QUEUED) end
     n = n + 1
   end
 end

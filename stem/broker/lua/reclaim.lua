@@ -12,7 +12,7 @@
 -- corrupt-record: a garbled delivery count must not keep a job from max-deliveries.
 local prefix, group = ARGV[1], ARGV[2]
 check_type(KEYS[2], 'stream')
-check_type(prefix .. 'stats', 'hash')
+check_type(prefix .. K.STATS, 'hash')
 local reply = redis.call('XAUTOCLAIM', KEYS[1], group, ARGV[3], ARGV[4], ARGV[5],
   'COUNT', ARGV[6])
 local now = now_ms()
@@ -21,25 +21,25 @@ for _, entry in ipairs(reply[2]) do
   local eid, fields = entry[1], entry[2]
   redis.call('XACK', KEYS[1], group, eid)
   redis.call('XDEL', KEYS[1], eid)
-  local jid = field(fields, 'id')
+  local jid = field(fields, E.ID)
   local jkey = false
   local rec = nil
   if jid then
-    jkey = prefix .. 'job:' .. jid
-    rec = read_record(jkey, 'env', 'state', 'attempt', 'deliveries')
+    jkey = prefix .. K.JOB .. jid
+    rec = read_record(jkey, F.ENV, F.STATE, F.ATTEMPT, F.DELIVERIES)
     if rec and not rec[1] and not rec[2] then rec = nil end  -- no record at all
   end
   local why = rec ~= nil and corrupt(rec)
   if why then
     local latch = false
-    if rec then latch = prefix .. 'done:' .. jid else jkey = false end
-    bury(KEYS[2], jkey, latch, jid, 'corrupt-record', corrupt_error(why),
-      (rec and rec[1]) or cjson.encode(fields or {}), 'dead', ARGV[8], ARGV[9], ARGV[10], now)
+    if rec then latch = prefix .. K.DONE .. jid else jkey = false end
+    bury(KEYS[2], jkey, latch, jid, R.CORRUPT_RECORD, corrupt_error(why),
+      (rec and rec[1]) or cjson.encode(fields or {}), S.DEAD, ARGV[8], ARGV[9], ARGV[10], now)
     buried = buried + 1
   elseif fields and not (rec and rec[1]) then
-    local reason = 'undecodable'
-    if jid then reason = 'missing-record' end
-    bury(KEYS[2], false, false, jid, reason, '{}', cjson.encode(fields), 'dead', ARGV[8],
+    local reason = R.UNDECODABLE
+    if jid then reason = R.MISSING_RECORD end
+    bury(KEYS[2], false, false, jid, reason, '{}', cjson.encode(fields), S.DEAD, ARGV[8],
       ARGV[9], ARGV[10], now)
     buried = buried + 1
   elseif rec and TERMINAL[rec[2]] then
@@ -47,14 +47,14 @@ for _, entry in ipairs(reply[2]) do
   elseif rec and counter(rec[4]) >= tonumber(ARGV[7]) then
     local err = cjson.encode({type = 'MaxDeliveries', message =
       'delivered ' .. rec[4] .. ' times without settling (worker killed or hung each time)'})
-    bury(KEYS[2], jkey, prefix .. 'done:' .. jid, jid, 'max-deliveries',
-      err, rec[1], 'dead', ARGV[8], ARGV[9], ARGV[10], now)
+    bury(KEYS[2], jkey, prefix .. K.DONE .. jid, jid, R.MAX_DELIVERIES,
+      err, rec[1], S.DEAD, ARGV[8], ARGV[9], ARGV[10], now)
     buried = buried + 1
   elseif rec then
     requeue(KEYS[1], jkey, jid)
     requeued = requeued + 1
   end
 end
-if requeued > 0 then redis.call('HINCRBY', prefix .. 'stats', 'reclaimed', requeued) end
-if dups > 0 then redis.call('HINCRBY', prefix .. 'stats', 'duplicates', dups) end
+if requeued > 0 then redis.call('HINCRBY', prefix .. K.STATS, C.RECLAIMED, requeued) end
+if dups > 0 then redis.call('HINCRBY', prefix .. K.STATS, C.DUPLICATES, dups) end
 return {reply[1], requeued, buried, dups}

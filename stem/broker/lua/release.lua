@@ -21,25 +21,25 @@ for i = 8, #ARGV, 2 do
   local eid, jid = ARGV[i], ARGV[i + 1]
   if redis.call('XACK', KEYS[1], group, eid) == 1 then
     redis.call('XDEL', KEYS[1], eid)
-    local jkey = prefix .. 'job:' .. jid
-    local rec = read_record(jkey, 'env', 'state', 'attempt', 'deliveries')
+    local jkey = prefix .. K.JOB .. jid
+    local rec = read_record(jkey, F.ENV, F.STATE, F.ATTEMPT, F.DELIVERIES)
     local why = corrupt(rec)
     local state, deliveries = rec and rec[2], rec and counter(rec[4])
     if why then
       local latch = false
-      if rec then latch = prefix .. 'done:' .. jid else jkey = false end
-      bury(KEYS[2], jkey, latch, jid, 'corrupt-record', corrupt_error(why),
-        (rec and rec[1]) or '', 'dead', ARGV[5], ARGV[6], ARGV[7], now)
+      if rec then latch = prefix .. K.DONE .. jid else jkey = false end
+      bury(KEYS[2], jkey, latch, jid, R.CORRUPT_RECORD, corrupt_error(why),
+        (rec and rec[1]) or '', S.DEAD, ARGV[5], ARGV[6], ARGV[7], now)
     elseif state and not TERMINAL[state] then
       if not undo and max_deliveries > 0 and deliveries >= max_deliveries then
         local err = cjson.encode({type = 'MaxDeliveries', message =
           'delivered ' .. deliveries .. ' times; its worker died each time'})
-        bury(KEYS[2], jkey, prefix .. 'done:' .. jid, jid, 'max-deliveries', err, rec[1],
-          'dead', ARGV[5], ARGV[6], ARGV[7], now)
+        bury(KEYS[2], jkey, prefix .. K.DONE .. jid, jid, R.MAX_DELIVERIES, err, rec[1],
+          S.DEAD, ARGV[5], ARGV[6], ARGV[7], now)
       else
         requeue(KEYS[1], jkey, jid)
         if undo and deliveries > 0 then
-          redis.call('HSET', jkey, 'deliveries', deliveries - 1)
+          redis.call('HSET', jkey, F.DELIVERIES, deliveries - 1)
         end
         n = n + 1
       end

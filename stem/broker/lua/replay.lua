@@ -14,17 +14,17 @@ for i = 3, #ARGV do
   local got = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
   if got[1] then
     local fields = got[1][2]
-    local jid, env = field(fields, 'id'), field(fields, 'env')
+    local jid, env = field(fields, E.ID), field(fields, E.ENV)
     local ok, decoded = pcall(cjson.decode, env or '')
     if jid and jid ~= '' and ok and type(decoded) == 'table' and decoded['task'] then
-      local jkey = prefix .. 'job:' .. jid
+      local jkey = prefix .. K.JOB .. jid
       local prio = tonumber(decoded['priority']) or 0
-      local stream = prefix .. 'p' .. prio
-      redis.call('DEL', jkey, prefix .. 'done:' .. jid)
-      redis.call('HSET', jkey, 'env', env, 'state', 'queued', 'prio', prio, 'attempt', 0,
-        'deliveries', 0, 'enq_ms', now_ms(), 'replayed', 1)
+      local stream = prefix .. K.STREAM .. prio
+      redis.call('DEL', jkey, prefix .. K.DONE .. jid)
+      redis.call('HSET', jkey, F.ENV, env, F.STATE, S.QUEUED, F.PRIO, prio, F.ATTEMPT, 0,
+        F.DELIVERIES, 0, F.ENQ_MS, now_ms(), F.REPLAYED, 1)
       ensure_group(stream, group)
-      redis.call('XADD', stream, '*', 'id', jid)
+      redis.call('XADD', stream, '*', E.ID, jid)
       redis.call('XDEL', KEYS[1], ARGV[i])
       out[#out + 1] = jid
     end

@@ -11,7 +11,7 @@
 -- Everything is read and checked before the first write (lib.lua's rule).
 check_type(KEYS[3], 'zset')
 check_type(KEYS[4], 'stream')
-local rec = read_record(KEYS[2], 'env', 'state', 'attempt', 'deliveries')
+local rec = read_record(KEYS[2], F.ENV, F.STATE, F.ATTEMPT, F.DELIVERIES)
 local why = corrupt(rec)
 local delay = tonumber(ARGV[4])
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return -1 end
@@ -20,12 +20,12 @@ local now = now_ms()
 if why then
   local jkey, latch = false, false
   if rec then jkey, latch = KEYS[2], KEYS[5] end
-  bury(KEYS[4], jkey, latch, ARGV[3], 'corrupt-record', corrupt_error(why),
-    (rec and rec[1]) or '', 'dead', ARGV[6], ARGV[7], ARGV[8], now)
+  bury(KEYS[4], jkey, latch, ARGV[3], R.CORRUPT_RECORD, corrupt_error(why),
+    (rec and rec[1]) or '', S.DEAD, ARGV[6], ARGV[7], ARGV[8], now)
   return 0
 end
 if not rec[2] or TERMINAL[rec[2]] then return 0 end
-redis.call('HSET', KEYS[2], 'state', 'retrying', 'error', ARGV[5], 'deliveries', 0,
-  'eta_ms', now + delay, 'attempt', counter(rec[3]) + 1)
+redis.call('HSET', KEYS[2], F.STATE, S.RETRYING, F.ERROR, ARGV[5], F.DELIVERIES, 0,
+  F.ETA_MS, now + delay, F.ATTEMPT, counter(rec[3]) + 1)
 redis.call('ZADD', KEYS[3], now + delay, ARGV[3])
 return 1
