@@ -1,0 +1,145 @@
+"""The ``Executor`` alone: from a delivery to a settlement, with a fake runner.
+
+No Redis and no pools: the runner below records what it was asked to run and returns or
+raises what the test says, so each test pins one decision of the executor.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from stem import RetryPolicy, Stem
+from stem.broker import Delivery
+from stem.context import JobContext
+from stem.envelope import Envelope
+from stem.middleware.base import Middleware
+from stem.middleware.retries import Retries
+from stem.outcome import Outcome, Verdict
+from stem.states import DeadReason, JobState
+from stem.task import Pool, Task
+from stem.worker.execute import Executor
+
+app = Stem("redis://unused:1/0", retry=RetryPolicy(max_retries=2, backoff_base_s=0.0))
+
+
+@app.task
+def add(a: int, b: int) -> int:
+    return a + b
+
+
+@app.task(time_limit_s=7.0, soft_time_limit_s=3.0)
+def limited() -> None: ...
+
+
+class FakeRunner:
+    """Returns ``result`` or raises ``error``; remembers every call."""
+
+    def __init__(self, result: Any = None, error: BaseException | None = None) -> None:
+        self.result, self.error = result, error
+        self.calls: list[tuple[str, list[Any], float | None, float | None]] = []
+
+    async def run(
+        self, task: Task[Any, Any], ctx: JobContext, soft_s: float | None, hard_s: float | None
+    ) -> Any:
+        self.calls.append((task.name, ctx.args, soft_s, hard_s))
+        if self.error is not None:
+            raise self.error
+        return self.result
+
+
+def executor(runner: FakeRunner, *middleware: Middleware) -> Executor:
+    runners = {pool: runner for pool in Pool}
+    return Executor(app, runners, [Retries(), *middleware])
+
+
+def delivery(task: str, args: list[Any], attempt: int = 0) -> Delivery:
+    envelope = Envelope("J1", task, args, {}, "default", 0).encode()
+    return Delivery("default", 0, "1-0", "J1", envelope.encode(), attempt, 1)
+
+
+async def test_a_result_becomes_a_complete_settlement_with_its_json() -> None:
+    runner = FakeRunner(result={"sum": 3})
+    settlement = await executor(runner).execute(delivery(add.name, [1, 2]))
+    assert (settlement.verdict, json.loads(settlement.payload)) == (Verdict.COMPLETE, {"sum": 3})
+    assert runner.calls == [(add.name, [1, 2], None, None)]
+
+
+async def test_time_limits_are_read_from_the_task() -> None:
+    runner = FakeRunner()
+    await executor(runner).execute(delivery(limited.name, []))
+    assert runner.calls == [(limited.name, [], 3.0, 7.0)]
+
+
+async def test_an_error_with_retries_left_becomes_a_retry() -> None:
+    settlement = await executor(FakeRunner(error=ValueError("x"))).execute(
+        delivery(add.name, [1, 2], attempt=0)
+    )
+    assert settlement.verdict is Verdict.RETRY
+    assert json.loads(settlement.payload)["type"] == "ValueError"
+
+
+async def test_an_error_with_no_retry_left_is_buried_as_failed_with_max_retries() -> None:
+    settlement = await executor(FakeRunner(error=ValueError("x"))).execute(
+        delivery(add.name, [1, 2], attempt=2)
+    )
+    assert (settlement.verdict, settlement.state, settlement.reason) == (
+        Verdict.BURY,
+        JobState.FAILED,
+        DeadReason.MAX_RETRIES.value,
+    )
+
+
+async def test_a_result_that_is_not_json_fails_without_a_retry() -> None:
+    settlement = await executor(FakeRunner(result={1, 2})).execute(delivery(add.name, [1, 2]))
+    assert (settlement.verdict, settlement.reason) == (
+        Verdict.BURY,
+        DeadReason.NOT_RETRYABLE.value,
+    )
+
+
+async def test_an_unknown_task_is_buried_without_running_anything() -> None:
+    runner = FakeRunner()
+    settlement = await executor(runner).execute(delivery("no.such.task", []))
+    assert (settlement.verdict, settlement.reason, runner.calls) == (
+        Verdict.BURY,
+        DeadReason.UNKNOWN_TASK.value,
+        [],
+    )
+
+
+async def test_arguments_that_do_not_fit_are_buried_without_running_anything() -> None:
+    runner = FakeRunner()
+    settlement = await executor(runner).execute(delivery(add.name, [1, 2, 3]))
+    assert (settlement.reason, runner.calls) == (DeadReason.BAD_ARGUMENTS.value, [])
+
+
+async def test_a_delivery_without_a_record_is_buried_as_missing_record() -> None:
+    d = Delivery("default", 0, "1-0", "J1", None, 0, 1, {"id": "J1"})
+    settlement = await executor(FakeRunner()).execute(d)
+    assert settlement.reason == DeadReason.MISSING_RECORD.value
+
+
+async def test_a_middleware_may_turn_a_failure_into_a_retry_and_a_failing_hook_is_ignored() -> None:
+    class Forgiving(Middleware):
+        def after_process(self, ctx: JobContext, outcome: Outcome) -> None:
+            outcome.retry(5.0)
+
+    class Broken(Middleware):
+        def before_process(self, ctx: JobContext) -> None:
+            raise RuntimeError("a bug in a hook")
+
+    ex = executor(FakeRunner(error=ValueError("x")), Forgiving(), Broken())
+    settlement = await ex.execute(delivery(add.name, [1, 2], attempt=2))
+    assert (settlement.verdict, settlement.delay_ms) == (Verdict.RETRY, 5000)
+
+
+async def test_a_retry_delay_beyond_ten_years_is_capped() -> None:
+    class Forever(Middleware):
+        def after_process(self, ctx: JobContext, outcome: Outcome) -> None:
+            outcome.retry(float("inf"))
+
+    settlement = await executor(FakeRunner(error=ValueError("x")), Forever()).execute(
+        delivery(add.name, [1, 2])
+    )
+    assert settlement.delay_ms == 10 * 365 * 86_400 * 1000
