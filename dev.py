@@ -53,7 +53,20 @@ def ensure_env() -> None:
     STAMP.write_text(want)
 
 
+def changelog_gate() -> None:
+    """Fail when a change to stem/ or supervisor/ has no changelog entry (changes/README.md)."""
+    from tools import changelog
+
+    problems = changelog.check(ROOT)
+    for problem in problems:
+        _say(f"changelog: {problem}")
+    if problems:
+        sys.exit(1)
+    _say("changelog gate: ok")
+
+
 def check(extra: list[str]) -> None:
+    changelog_gate()
     _run(PY, "-m", "ruff", "check", ".")
     _run(PY, "-m", "ruff", "format", "--check", ".")
     _run(PY, "-m", "mypy")
