@@ -24,6 +24,7 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".stem-installed"
+LOCK_ARGS = ("pyproject.toml", "--extra", "dev", "--output-file", "requirements-dev.lock")
 
 
 def _say(msg: str) -> None:
@@ -73,15 +74,25 @@ def check(extra: list[str]) -> None:
     _run(PY, "-m", "pytest", *extra)
 
 
+def release(extra: list[str]) -> None:
+    """Cut release X.Y.Z: changelog, version, sdist + wheel, twine check, wheel smoke test."""
+    _run(PY, "-m", "tools.release", *extra)
+
+
+def lock(extra: list[str]) -> None:
+    """Refresh requirements-dev.lock from pyproject.toml (see the lock file's header)."""
+    _run(PY, "-m", "uv", "pip", "compile", *LOCK_ARGS, *extra)
+
+
 def run(extra: list[str]) -> None:
     argv = ["supervise", "--app", "samples.quickstart:app", "--config", "samples/stem.toml"]
     os.execv(BIN / "stem", [str(BIN / "stem"), *argv, *extra])
 
 
 def main() -> None:
-    commands = {"check": check, "run": run}
+    commands = {"check": check, "run": run, "release": release, "lock": lock}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
-        sys.exit("usage: python3 dev.py run|check [args...]")
+        sys.exit("usage: python3 dev.py run|check|release|lock [args...]")
     ensure_env()
     commands[sys.argv[1]](sys.argv[2:])
 
