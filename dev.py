@@ -3,11 +3,15 @@
 
     python3 dev.py run      # venv + install, then `stem supervise` on the sample app
     python3 dev.py check    # venv + install, then ruff, ruff format, mypy --strict, pytest
+    python3 dev.py release X.Y.Z [--dry-run]   # see docs/release.md
+    python3 dev.py lock     # refresh requirements-dev.lock after changing dependencies
 
 Needs only Python 3.11+. It creates `.venv/` next to this file, installs stem with its
 development extras into it (re-installing only when pyproject.toml changed), and runs
 the tools from there. Redis is not needed: the tests and `stem supervise` start their own.
-Extra arguments after `check` go to pytest; after `run`, to `stem supervise`.
+Extra arguments after `check` go to pytest and select a subset, run without coverage (the
+whole suite, as CI runs it, measures coverage and enforces its floor); after `run`, they go
+to `stem supervise`. `check` first runs the changelog gate (changes/README.md).
 """
 
 from __future__ import annotations
@@ -24,25 +28,38 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".stem-installed"
-LOCK_ARGS = ("pyproject.toml", "--extra", "dev", "--output-file", "requirements-dev.lock")
+LOCK = ROOT / "requirements-dev.lock"
+#: `dev.py lock`: every platform and Python >= 3.11, with hashes, from pyproject.toml.
+LOCK_ARGS = (
+    "pyproject.toml", "--extra", "dev", "--universal", "--python-version", "3.11",
+    "--generate-hashes", "--custom-compile-command", "python3 dev.py lock",
+    "--output-file", str(LOCK),
+)  # fmt: skip
 
 
 def _say(msg: str) -> None:
     print(f"dev: {msg}", flush=True)
 
 
-def _run(*argv: str | Path) -> None:
-    completed = subprocess.run([str(a) for a in argv], cwd=ROOT, check=False)
+def _run(*argv: str | Path, env: dict[str, str] | None = None) -> None:
+    completed = subprocess.run([str(a) for a in argv], cwd=ROOT, env=env, check=False)
     if completed.returncode != 0:
         _say(f"failed ({completed.returncode}): {' '.join(str(a) for a in argv)}")
         sys.exit(completed.returncode)
 
 
 def ensure_env() -> None:
-    """Create the venv and install stem[dev] into it, once per pyproject.toml version."""
+    """Create the venv and install stem[dev] into it, once per pyproject.toml + lock version.
+
+    The pinned, hash-checked versions of requirements-dev.lock go in first, so every
+    developer and CI get the same tools; then stem itself (editable), whose install only
+    adds what the lock lacks (a dependency added since the last `dev.py lock`).
+    """
     if sys.version_info < (3, 11):  # noqa: UP036  (a clear message on an old Python)
         sys.exit("dev: stem needs Python 3.11 or newer")
-    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes())
+    digest.update(LOCK.read_bytes() if LOCK.exists() else b"")
+    want = digest.hexdigest()
     if STAMP.exists() and STAMP.read_text() == want and PY.exists():
         return
     if not PY.exists():
@@ -50,6 +67,8 @@ def ensure_env() -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     _say("installing stem with its development extras")
     _run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    if LOCK.exists():
+        _run(PY, "-m", "pip", "install", "--quiet", "--require-hashes", "-r", LOCK)
     _run(PY, "-m", "pip", "install", "--quiet", "-e", ".[dev]")
     STAMP.write_text(want)
 
@@ -71,7 +90,15 @@ def check(extra: list[str]) -> None:
     _run(PY, "-m", "ruff", "check", ".")
     _run(PY, "-m", "ruff", "format", "--check", ".")
     _run(PY, "-m", "mypy")
-    _run(PY, "-m", "pytest", *extra)
+    if extra:  # a chosen subset: fast iteration, no coverage floor
+        _run(PY, "-m", "pytest", *extra)
+        return
+    # The whole suite, with branch coverage of stem and supervisor including the actor
+    # subprocesses (pyproject.toml [tool.coverage]); below `fail_under` it fails.
+    for stale in ROOT.glob(".coverage*"):
+        stale.unlink()
+    env = {**os.environ, "STEM_COVERAGE_DIR": str(ROOT)}
+    _run(PY, "-m", "pytest", "--cov", "--cov-report=term-missing:skip-covered", env=env)
 
 
 def release(extra: list[str]) -> None:
