@@ -175,6 +175,8 @@ with tempfile.TemporaryDirectory() as data, EmbeddedRedis(Path(data), appendonly
     )
     value = handle.result(timeout_s=30)
     assert value == 5, value
+    import stem, supervisor  # the wheel's supervisor package sits beside its stem
+    assert Path(supervisor.__file__).parent.parent == Path(stem.__file__).parent.parent
     print(f"round trip: add(2, 3) = {value} via {r.url}, job {handle.id}")
 """
 
