@@ -142,7 +142,11 @@ def write_changelog(tree: Path, version: str) -> None:
         "--date", date, cwd=tree, capture=True,
     )  # fmt: skip
     path = tree / "CHANGELOG.md"
-    path.write_text(merge_changelog(path.read_text(), rendered, version, date))
+    merged = merge_changelog(path.read_text(), rendered, version, date)
+    path.write_text(merged)
+    section = merged.split(f"## [{version}]", 1)[1].split("\n## [", 1)[0]
+    counts = {n: sum(x.startswith("- ") for x in e) for n, e in parse_sections(section).items()}
+    say(f"CHANGELOG.md: [{version}] - {date}: " + ", ".join(f"{n} {c}" for n, c in counts.items()))
     for fragment in fragments(tree):
         fragment.unlink()
 
