@@ -117,8 +117,20 @@ def units(repo: Path) -> list[Unit]:
     return found
 
 
+def unjudgeable(repo: Path) -> str | None:
+    """Why the gate cannot judge ``repo`` (it then passes, saying why), or None."""
+    try:
+        if _git(repo, "rev-parse", "--verify", "-q", "HEAD").returncode != 0:
+            return "not a git checkout with commits"
+    except FileNotFoundError:
+        return "git is not installed"
+    if _git(repo, "rev-parse", "--is-shallow-repository").stdout.strip() == "true":
+        return "a shallow clone hides the history it judges (fetch with --unshallow)"
+    return None
+
+
 def check(repo: Path) -> list[str]:
-    """The gate's complaints about ``repo`` (empty: it passes). Not a checkout: passes."""
-    if _git(repo, "rev-parse", "--verify", "-q", "HEAD").returncode != 0:
+    """The gate's complaints about ``repo`` (empty: it passes, or cannot judge it)."""
+    if unjudgeable(repo) is not None:
         return []
     return [p for u in units(repo) if (p := u.problem()) is not None]

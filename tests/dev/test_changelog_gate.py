@@ -133,3 +133,14 @@ def test_a_branch_forked_before_the_gate_is_judged_when_merged_after_it(tmp_path
 
 def test_outside_a_git_checkout_the_gate_has_nothing_to_judge(tmp_path: Path) -> None:
     assert changelog.check(tmp_path) == []
+
+
+def test_a_shallow_clone_is_not_judged_and_says_why(
+    repo: Repo, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    repo.commit("tweak the worker", "stem/worker.py")  # would fail in a full clone
+    shallow = tmp_path_factory.mktemp("clone") / "shallow"
+    url = repo.path.as_uri()
+    subprocess.run(["git", "clone", "-q", "--depth", "1", url, str(shallow)], check=True)
+    assert "shallow" in (changelog.unjudgeable(shallow) or "")
+    assert changelog.check(shallow) == []
