@@ -3,11 +3,15 @@
 
     python3 dev.py run      # venv + install, then `stem supervise` on the sample app
     python3 dev.py check    # venv + install, then ruff, ruff format, mypy --strict, pytest
+    python3 dev.py release X.Y.Z [--dry-run]   # see docs/release.md
+    python3 dev.py lock     # refresh requirements-dev.lock after changing dependencies
 
 Needs only Python 3.11+. It creates `.venv/` next to this file, installs stem with its
 development extras into it (re-installing only when pyproject.toml changed), and runs
 the tools from there. Redis is not needed: the tests and `stem supervise` start their own.
-Extra arguments after `check` go to pytest; after `run`, to `stem supervise`.
+Extra arguments after `check` go to pytest and select a subset, run without coverage (the
+whole suite, as CI runs it, measures coverage and enforces its floor); after `run`, they go
+to `stem supervise`. `check` first runs the changelog gate (changes/README.md).
 """
 
 from __future__ import annotations
@@ -24,24 +28,38 @@ VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 PY = BIN / ("python.exe" if os.name == "nt" else "python")
 STAMP = VENV / ".stem-installed"
+LOCK = ROOT / "requirements-dev.lock"
+#: `dev.py lock`: every platform and Python >= 3.11, with hashes, from pyproject.toml.
+LOCK_ARGS = (
+    "pyproject.toml", "--extra", "dev", "--universal", "--python-version", "3.11",
+    "--generate-hashes", "--custom-compile-command", "python3 dev.py lock",
+    "--output-file", str(LOCK),
+)  # fmt: skip
 
 
 def _say(msg: str) -> None:
     print(f"dev: {msg}", flush=True)
 
 
-def _run(*argv: str | Path) -> None:
-    completed = subprocess.run([str(a) for a in argv], cwd=ROOT, check=False)
+def _run(*argv: str | Path, env: dict[str, str] | None = None) -> None:
+    completed = subprocess.run([str(a) for a in argv], cwd=ROOT, env=env, check=False)
     if completed.returncode != 0:
         _say(f"failed ({completed.returncode}): {' '.join(str(a) for a in argv)}")
         sys.exit(completed.returncode)
 
 
 def ensure_env() -> None:
-    """Create the venv and install stem[dev] into it, once per pyproject.toml version."""
+    """Create the venv and install stem[dev] into it, once per pyproject.toml + lock version.
+
+    The pinned, hash-checked versions of requirements-dev.lock go in first, so every
+    developer and CI get the same tools; then stem itself (editable), whose install only
+    adds what the lock lacks (a dependency added since the last `dev.py lock`).
+    """
     if sys.version_info < (3, 11):  # noqa: UP036  (a clear message on an old Python)
         sys.exit("dev: stem needs Python 3.11 or newer")
-    want = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    digest = hashlib.sha256((ROOT / "pyproject.toml").read_bytes())
+    digest.update(LOCK.read_bytes() if LOCK.exists() else b"")
+    want = digest.hexdigest()
     if STAMP.exists() and STAMP.read_text() == want and PY.exists():
         return
     if not PY.exists():
@@ -49,15 +67,52 @@ def ensure_env() -> None:
         venv.EnvBuilder(with_pip=True).create(VENV)
     _say("installing stem with its development extras")
     _run(PY, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    if LOCK.exists():
+        _run(PY, "-m", "pip", "install", "--quiet", "--require-hashes", "-r", LOCK)
     _run(PY, "-m", "pip", "install", "--quiet", "-e", ".[dev]")
     STAMP.write_text(want)
 
 
+def changelog_gate() -> None:
+    """Fail when a change to stem/ or supervisor/ has no changelog entry (changes/README.md)."""
+    from tools import changelog
+
+    why_not = changelog.unjudgeable(ROOT)
+    if why_not is not None:
+        _say(f"changelog gate: skipped: {why_not}")
+        return
+    problems = changelog.check(ROOT)
+    for problem in problems:
+        _say(f"changelog: {problem}")
+    if problems:
+        sys.exit(1)
+    _say("changelog gate: ok")
+
+
 def check(extra: list[str]) -> None:
+    changelog_gate()
     _run(PY, "-m", "ruff", "check", ".")
     _run(PY, "-m", "ruff", "format", "--check", ".")
     _run(PY, "-m", "mypy")
-    _run(PY, "-m", "pytest", *extra)
+    if extra:  # a chosen subset: fast iteration, no coverage floor
+        _run(PY, "-m", "pytest", *extra)
+        return
+    # The whole suite, with branch coverage of stem and supervisor including the actor
+    # subprocesses (pyproject.toml [tool.coverage]); below `fail_under` it fails.
+    for stale in ROOT.glob(".coverage*"):
+        stale.unlink()
+    env = {**os.environ, "STEM_COVERAGE_DIR": str(ROOT)}
+    _run(PY, "-m", "pytest", "--cov", "--cov-report=term-missing:skip-covered", env=env)
+
+
+def release(extra: list[str]) -> None:
+    """Cut release X.Y.Z: changelog, version, sdist + wheel, twine check, wheel smoke test."""
+    _run(PY, "-m", "tools.release", *extra)
+
+
+def lock(extra: list[str]) -> None:
+    """Refresh requirements-dev.lock from pyproject.toml (see the lock file's header)."""
+    _run(PY, "-m", "uv", "pip", "compile", *LOCK_ARGS, *extra)
 
 
 def run(extra: list[str]) -> None:
@@ -66,9 +121,9 @@ def run(extra: list[str]) -> None:
 
 
 def main() -> None:
-    commands = {"check": check, "run": run}
+    commands = {"check": check, "run": run, "release": release, "lock": lock}
     if len(sys.argv) < 2 or sys.argv[1] not in commands:
-        sys.exit("usage: python3 dev.py run|check [args...]")
+        sys.exit("usage: python3 dev.py run|check|release|lock [args...]")
     ensure_env()
     commands[sys.argv[1]](sys.argv[2:])
 

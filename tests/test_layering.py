@@ -105,6 +105,7 @@ ALLOWED: dict[str, set[str]] = {
         "stem.config",
         "stem.errors",
         "stem.handle",
+        "stem.observe",  # `stem observe scaling` runs stem.observe.scaling's arithmetic
         "stem.schedule",
         "stem.states",
         "supervisor",

@@ -350,3 +350,63 @@ def supervisor_status(data_dir: Path, as_json: bool) -> None:
         for c in status.children
     ]
     emit(rows, SUPERVISOR_COLUMNS, as_json=False, empty="no children")
+
+
+@observe.command(
+    name="scaling",
+    epilog="""Examples:
+
+\b
+  stem observe scaling                          # sample 5 s, clear the backlog in 60 s
+  stem observe scaling --interval 30 --drain-s 300 --json
+
+Samples the ready backlog and the workers' counters --interval apart, then advises how
+many workers keep up with arrivals (plus --headroom) and clear the backlog within
+--drain-s. An estimate for one moment's load, not an autoscaler: see docs/slo.md.
+""",
+)
+@click.option("--interval", "interval_s", type=click.FloatRange(min=0.5), default=5.0,
+              show_default=True, metavar="S", help="Seconds between the two samples.")  # fmt: skip
+@click.option("--drain-s", type=click.FloatRange(min=1), default=60.0, show_default=True,
+              metavar="S", help="Clear the current backlog within this many seconds.")  # fmt: skip
+@click.option("--headroom", type=click.FloatRange(min=0), default=0.2, show_default=True,
+              help="Spare capacity over the arrival rate (0.2 = 20%).")  # fmt: skip
+@click.option("--json", "as_json", is_flag=True, help="Print the load and advice as JSON.")
+@click.pass_obj
+def scaling(
+    state: State, interval_s: float, drain_s: float, headroom: float, as_json: bool
+) -> None:
+    """Advise how many workers the current load needs."""
+    from stem.observe.scaling import Load, advise
+
+    broker = state.app.broker
+    backlog_before = sum(q["ready"] for q in queue_docs(broker))
+    before = sample(broker.workers(), time.monotonic())
+    after = next_sample(broker, before, interval_s)
+    workers = worker_docs(broker)
+    busy = [
+        int(w.get("running") or 0) / int(w["concurrency"])
+        for w in workers
+        if isinstance(w.get("concurrency"), int) and w["concurrency"] > 0
+    ]
+    load = Load(
+        window_s=max(after.at_s - before.at_s, 1e-3),
+        workers=len(workers),
+        processed_per_s=rates(before, after)["processed_per_s"],
+        backlog_before=backlog_before,
+        backlog_after=sum(q["ready"] for q in queue_docs(broker)),
+        utilisation=sum(busy) / len(busy) if busy else 0.0,
+    )
+    advice = advise(load, drain_s=drain_s, headroom=headroom)
+    if as_json:
+        echo_json({"load": dataclasses.asdict(load), "advice": dataclasses.asdict(advice)})
+        return
+    per = advice.capacity_per_worker_per_s
+    click.echo(
+        f"{advice.reason}\narrivals {advice.arrival_per_s:.1f}/s, processed "
+        f"{load.processed_per_s:.1f}/s by {load.workers} workers "
+        f"({load.utilisation:.0%} busy, {'-' if per is None else f'{per:.1f}/s'} each at "
+        f"full load), ready {load.backlog_before} -> {load.backlog_after} over "
+        f"{load.window_s:.1f}s, backlog clears in "
+        f"{'never at this rate' if advice.drain_eta_s is None else span(advice.drain_eta_s)}"
+    )
