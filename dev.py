@@ -31,7 +31,7 @@ def _say(msg: str) -> None:
 
 
 def _run(*argv: str | Path) -> None:
-    completed = subprocess.run([str(a) for a in argv], cwd=ROOT, check=False)
+    completed = subprocess.run([str(a) for a in argv], cwd=ROOT, check=False)  # noqa: S603  (fixed tool argv, no shell)
     if completed.returncode != 0:
         _say(f"failed ({completed.returncode}): {' '.join(str(a) for a in argv)}")
         sys.exit(completed.returncode)
@@ -62,7 +62,7 @@ def check(extra: list[str]) -> None:
 
 def run(extra: list[str]) -> None:
     argv = ["supervise", "--app", "samples.quickstart:app", "--config", "samples/stem.toml"]
-    os.execv(BIN / "stem", [str(BIN / "stem"), *argv, *extra])
+    os.execv(BIN / "stem", [str(BIN / "stem"), *argv, *extra])  # noqa: S606  (exec our own venv's stem)
 
 
 def main() -> None:
