@@ -2,7 +2,8 @@
 """One entry point for developers: set everything up, then run stem or its checks.
 
     python3 dev.py run      # venv + install, then `stem supervise` on the sample app
-    python3 dev.py check    # venv + install, then ruff, ruff format, mypy --strict, pytest
+    python3 dev.py check    # venv + install, then ruff, ruff format, mypy --strict,
+                            # pip-audit, pytest with coverage
     python3 dev.py release X.Y.Z [--dry-run]   # see docs/release.md
     python3 dev.py lock     # refresh requirements-dev.lock after changing dependencies
 
@@ -17,11 +18,14 @@ to `stem supervise`. `check` first runs the changelog gate (changes/README.md).
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import subprocess
 import sys
+import tomllib
 import venv
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
@@ -42,7 +46,9 @@ def _say(msg: str) -> None:
 
 
 def _run(*argv: str | Path, env: dict[str, str] | None = None) -> None:
-    completed = subprocess.run([str(a) for a in argv], cwd=ROOT, env=env, check=False)
+    completed = subprocess.run(  # noqa: S603  (fixed tool argv, no shell)
+        [str(a) for a in argv], cwd=ROOT, env=env, check=False
+    )
     if completed.returncode != 0:
         _say(f"failed ({completed.returncode}): {' '.join(str(a) for a in argv)}")
         sys.exit(completed.returncode)
@@ -89,11 +95,90 @@ def changelog_gate() -> None:
     _say("changelog gate: ok")
 
 
+#: Longest wait for pip-audit; past it the audit is reported as skipped (no answer).
+AUDIT_TIMEOUT_S = 120
+
+
+def audit_ignores() -> dict[str, str]:
+    """Vulnerability id -> why it is accepted, from pyproject's ``[tool.stem.pip-audit]``."""
+    table = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["stem"]["pip-audit"]
+    ignores = {entry["id"]: entry.get("why", "").strip() for entry in table["ignore"]}
+    unjustified = [vuln for vuln, why in ignores.items() if not why]
+    if unjustified:
+        sys.exit(f"dev: pip-audit ignore entries without a 'why': {', '.join(unjustified)}")
+    return ignores
+
+
+def audit_verdict(
+    returncode: int, stdout: str, stderr: str, ignores: dict[str, str]
+) -> tuple[bool, list[str]]:
+    """(passed, lines to print) for one ``pip-audit -f json`` run. Never passes silently:
+    a run that audited nothing says "skipped" and why; a finding not in ``ignores`` fails."""
+    try:
+        report: dict[str, Any] = json.loads(stdout)
+    except ValueError:
+        last = (stderr.strip().splitlines() or [f"exit {returncode}, no output"])[-1]
+        offline = ("ConnectionError", "NameResolution", "timed out", "Max retries", "Network")
+        if any(word in stderr for word in offline):
+            return True, [
+                f"pip-audit: skipped: no network to the vulnerability database ({last[:160]})"
+            ]
+        return False, [f"pip-audit: failed: {last}"]
+    deps = report.get("dependencies", [])
+    audited = [d for d in deps if "vulns" in d]
+    missing = [d["name"] for d in deps if "not found on PyPI" in d.get("skip_reason", "")]
+    if not audited:
+        why = f"the index knew none of {len(missing)} packages" if missing else "nothing to audit"
+        return True, [f"pip-audit: skipped: no network to the vulnerability database ({why})"]
+    lines, passed, ignored = [], True, 0
+    for dep in audited:
+        for vuln in dep["vulns"]:
+            names = {vuln["id"], *vuln.get("aliases", [])}
+            accepted = next((ignores[n] for n in names if n in ignores), None)
+            if accepted is not None:
+                ignored += 1
+                continue
+            passed = False
+            fix = ", ".join(vuln.get("fix_versions", [])) or "none yet"
+            lines.append(
+                f"pip-audit: {dep['name']} {dep['version']}: {vuln['id']} (fixed in {fix})"
+            )
+    summary = (
+        f"pip-audit: {len(audited)} packages audited, {len(lines)} finding(s), {ignored} ignored"
+    )
+    if missing:
+        summary += f"; not on the index, not audited: {', '.join(sorted(missing))}"
+    return passed, [*lines, summary]
+
+
+def audit() -> None:
+    """Audit the installed environment; a finding fails, no network is a visible skip."""
+    argv: list[str | Path] = [PY, "-m", "pip_audit", "--local", "--skip-editable"]
+    argv += ["--progress-spinner", "off"]
+    argv += ["-f", "json", "--timeout", "15"]
+    try:
+        done = subprocess.run(  # noqa: S603  (our venv's pip-audit, fixed argv, no shell)
+            argv, cwd=ROOT, capture_output=True, text=True, timeout=AUDIT_TIMEOUT_S, check=False
+        )
+    except subprocess.TimeoutExpired:
+        verdict = (True, [f"pip-audit: skipped: no answer within {AUDIT_TIMEOUT_S} s"])
+    else:
+        verdict = audit_verdict(done.returncode, done.stdout, done.stderr, audit_ignores())
+    passed, lines = verdict
+    if any("skipped" in line for line in lines) and os.environ.get("STEM_REQUIRE_AUDIT"):
+        passed = False
+    for line in lines:
+        _say(line)
+    if not passed:
+        sys.exit(1)
+
+
 def check(extra: list[str]) -> None:
     changelog_gate()
     _run(PY, "-m", "ruff", "check", ".")
     _run(PY, "-m", "ruff", "format", "--check", ".")
     _run(PY, "-m", "mypy")
+    audit()
     if extra:  # a chosen subset: fast iteration, no coverage floor
         _run(PY, "-m", "pytest", *extra)
         return
@@ -117,7 +202,7 @@ def lock(extra: list[str]) -> None:
 
 def run(extra: list[str]) -> None:
     argv = ["supervise", "--app", "samples.quickstart:app", "--config", "samples/stem.toml"]
-    os.execv(BIN / "stem", [str(BIN / "stem"), *argv, *extra])
+    os.execv(BIN / "stem", [str(BIN / "stem"), *argv, *extra])  # noqa: S606  (exec our own venv's stem)
 
 
 def main() -> None:

@@ -36,7 +36,7 @@ def start_worker(url: str, ns: str, *args: str) -> subprocess.Popen[bytes]:
     argv = [sys.executable, "-m", "stem", "--redis-url", url, "--namespace", ns]
     argv += ["--app", "bench.apps:app", "worker", *args]
     env = {**os.environ, "PYTHONPATH": str(ROOT), "STEM_LOG_LEVEL": "WARNING"}
-    return subprocess.Popen(argv, cwd=ROOT, env=env)
+    return subprocess.Popen(argv, cwd=ROOT, env=env)  # noqa: S603  (argv of our own stem command)
 
 
 def drain(url: str, task: str, jobs: int, workers: int, extra: list[str]) -> tuple[float, float]:
@@ -68,7 +68,7 @@ def drain(url: str, task: str, jobs: int, workers: int, extra: list[str]) -> tup
         for h in handles:
             pipe.hmget(keys.job(h.id), "start_ms", "end_ms", "state")
         rows = pipe.execute()
-    assert all(r[2] == b"succeeded" for r in rows), "some jobs did not succeed"
+    assert all(r[2] == b"succeeded" for r in rows), "some jobs did not succeed"  # noqa: S101  (benchmark self-check, not library code)
     first, last = min(int(r[0]) for r in rows), max(int(r[1]) for r in rows)
     app.close()
     return jobs / max((last - first) / 1000, 1e-6), peak[0]

@@ -131,7 +131,7 @@ class EmbeddedRedis:
             set_parent_death_signal, signal.SIGKILL, parent_pid=os.getpid()
         )
         # Only a pre-resolved prctl call runs between fork and exec (see supervisor.process).
-        self._proc = subprocess.Popen(
+        self._proc = subprocess.Popen(  # noqa: S603  (argv from server_argv, no shell)
             argv,
             stdout=subprocess.DEVNULL,
             preexec_fn=die_with_us,  # noqa: PLW1509

@@ -118,7 +118,7 @@ class Supervisor:
         self._given_probe = heartbeat_probe
         self._health_interval_s = health_interval_s
         self._handle_signals = handle_signals
-        rng = rng or random.Random()
+        rng = rng or random.Random()  # noqa: S311  (backoff jitter, not secrecy)
         self._replicas = [
             Replica(spec, replica, index, rng)
             for index, spec in enumerate(self._specs)
@@ -258,7 +258,7 @@ class Supervisor:
         while True:
             self._write_status()
             with trio.move_on_after(self._status_interval_s):
-                assert self._status_changed is not None
+                assert self._status_changed is not None  # noqa: S101  (narrows a type)
                 await self._status_changed.wait()
             self._status_changed = trio.Event()
 

@@ -156,7 +156,7 @@ def spawn(argv: Sequence[str], env: Mapping[str, str], cwd: str | None = None) -
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     try:
-        popen = subprocess.Popen(
+        popen = subprocess.Popen(  # noqa: S603  (argv the operator configured, no shell)
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=out_w,

@@ -97,7 +97,7 @@ class Link:
             if toxic.stream is not self.stream:
                 continue
             if toxic.serial not in self._rolls:
-                self._rolls[toxic.serial] = random.random() < toxic.toxicity
+                self._rolls[toxic.serial] = random.random() < toxic.toxicity  # noqa: S311  (fault injection odds)
             if self._rolls[toxic.serial]:
                 result.append(toxic)
         return result
@@ -175,7 +175,7 @@ Pipe = Callable[[Link, Toxic, bytes, float, Emit], Awaitable[None]]
 
 async def _latency(link: Link, toxic: Toxic, data: bytes, arrived: float, emit: Emit) -> None:
     jitter = toxic.attr("jitter")
-    delay_ms = toxic.attr("latency") + random.uniform(-jitter, jitter)
+    delay_ms = toxic.attr("latency") + random.uniform(-jitter, jitter)  # noqa: S311  (latency jitter)
     await trio.sleep_until(arrived + max(0.0, delay_ms) / 1000)
     await emit(data, trio.current_time())
 
@@ -218,7 +218,7 @@ async def _slicer(link: Link, toxic: Toxic, data: bytes, arrived: float, emit: E
     variation = min(toxic.attr("size_variation"), average - 1)
     start = 0
     while start < len(data):
-        size = average + random.randint(-variation, variation)
+        size = average + random.randint(-variation, variation)  # noqa: S311  (slice sizes)
         await emit(data[start : start + size], arrived)
         start += size
         if start < len(data):

@@ -168,7 +168,7 @@ class Beat:
         return declared
 
     def _file_entries(self, code_names: set[str]) -> list[Entry]:
-        assert self.config_path is not None
+        assert self.config_path is not None  # noqa: S101  (narrows a type; callers check it)
         path = os.fspath(self.config_path)
         entries, errors = load_entries_from_toml(path)
         for error in errors:

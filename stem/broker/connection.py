@@ -1,34 +1,42 @@
 """Opening Redis clients from URLs, and turning Redis failures into stem's errors.
 
-Supported URLs are redis-py's: ``redis://[user:password@]host:port/db``, ``rediss://``
-(TLS) and ``unix:///path/to/socket?db=0``. Passwords never appear in messages.
+Supported URLs (see :mod:`stem.broker.urls`) are redis-py's: ``redis://[user:password@]
+host:port/db``, ``rediss://`` (TLS) and ``unix:///path/to/socket?db=0``, and
+``redis+sentinel://host:port[,host:port...]/service_name[/db]``. Passwords never appear in
+messages.
 
 Every failure is sorted by whether waiting can heal it (see :class:`Faults`):
 ``BrokerUnavailable`` (lost connection, timeout, loading, out of memory, a failover) is
 retried by the actors; ``BrokerRefused`` (``NOPERM``, ``WRONGTYPE``, a script error, bad
-credentials, a read-only replica for longer than ``READONLY_GRACE_S``) stops them.
+credentials, a TLS certificate that does not verify, a read-only replica for longer than
+``READONLY_GRACE_S``) stops them.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
+import re
+import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import Concatenate, ParamSpec, Protocol, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from typing import Concatenate, ParamSpec, Protocol, TypeVar, cast
 
 import redis
 from redis.backoff import NoBackoff
-from redis.exceptions import AuthorizationError
+from redis.exceptions import AuthorizationError, NoPermissionError
 from redis.retry import Retry
+from redis.sentinel import Sentinel
 
+from stem.broker import scripts
+from stem.broker.urls import SCHEMES, SENTINEL_SCHEME, check_url, parse_sentinel_url, redact
 from stem.errors import BrokerRefused, BrokerUnavailable, ConfigError, OutsideError
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-SCHEMES = ("redis", "rediss", "unix")
+__all__ = ["SCHEMES", "Faults", "mapped", "open_client", "redact"]
 
 #: How long a read-only replica (``READONLY``) counts as a failover in progress; past it,
 #: the URL points at a replica for good and the refusal is permanent.
@@ -39,15 +47,8 @@ READONLY_GRACE_S = 60.0
 TRANSIENT_PREFIXES: tuple[str, ...] = ("LOADING", "BUSY", "OOM", "MASTERDOWN", "TRYAGAIN")
 TRANSIENT_PREFIXES += ("CLUSTERDOWN", "NOREPLICAS", "MISCONF")
 
-
-def redact(url: str) -> str:
-    """The URL with any password replaced by ``***`` (for logs and error lines)."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+#: Where the ACL lines for each role are documented (named in NOPERM error lines).
+ACL_DOC = "docs/guides/security.md"
 
 
 def open_client(
@@ -60,14 +61,14 @@ def open_client(
     redis-py does not retry, so one call fails after at most ``deadline_s`` and the
     caller decides when to try again. Without it, calls wait up to 30 s per attempt.
 
+    A Sentinel URL gives a client of the current master: its pool asks the sentinels
+    again after a lost connection or a ``READONLY`` reply (a failover), so callers see
+    that as a ``BrokerUnavailable`` that heals.
+
     Raises :class:`ConfigError` for a URL that is not a Redis URL; connection problems
     surface on first use as :class:`BrokerUnavailable` (see :func:`mapped`).
     """
-    scheme = urlsplit(url).scheme
-    if scheme not in SCHEMES:
-        raise ConfigError(
-            f"invalid Redis URL {redact(url)!r}: scheme must be one of {', '.join(SCHEMES)}"
-        )
+    scheme = check_url(url)
     options: dict[str, object] = {
         "health_check_interval": 30,
         "socket_connect_timeout": 5,
@@ -83,16 +84,72 @@ def open_client(
             # redis-py retries 10 times by default: that would multiply the deadline.
             "retry": Retry(NoBackoff(), 0),
         }
+    options.update(decode_responses=False, socket_keepalive=True, max_connections=max_connections)
+    if scheme == SENTINEL_SCHEME:
+        return _sentinel_client(url, options)
     try:
-        return redis.Redis.from_url(
-            url,
-            decode_responses=False,
-            socket_keepalive=True,
-            max_connections=max_connections,
-            **options,
-        )
+        return redis.Redis.from_url(url, **options)
     except ValueError as exc:
         raise ConfigError(f"invalid Redis URL {redact(url)!r}: {exc}") from None
+
+
+def _sentinel_client(url: str, options: dict[str, object]) -> redis.Redis:
+    try:
+        parsed = parse_sentinel_url(url)
+    except ValueError as exc:
+        raise ConfigError(f"invalid Redis URL {redact(url)!r}: {exc}") from None
+    timeouts = {k: options[k] for k in ("socket_connect_timeout", "socket_timeout")}
+    sentinel_kwargs = {**timeouts, **parsed.sentinel}
+    sentinel = Sentinel(parsed.sentinels, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
+    master_options = {**options, **parsed.master, "db": parsed.db}
+    if master_options.get("max_connections") is None:
+        master_options.pop("max_connections")
+    client = sentinel.master_for(  # type: ignore[no-untyped-call]
+        parsed.service, redis_class=redis.Redis, **master_options
+    )
+    return cast(redis.Redis, client)
+
+
+@functools.cache
+def _script_names() -> dict[str, str]:
+    """SHA1 of each broker script's source -> its name (to name it in NOPERM lines)."""
+    return {
+        hashlib.sha1(scripts.source(name).encode(), usedforsecurity=False).hexdigest(): name
+        for name in scripts.NAMES
+    }
+
+
+def _verify_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification error somewhere in ``exc``'s chain, if any."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None or isinstance(seen, ssl.SSLCertVerificationError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _noperm(exc: redis.RedisError) -> str | None:
+    """What an ACL refused, in words, if ``exc`` is a NOPERM refusal; else None.
+
+    redis-py drops the ``NOPERM`` prefix; a command inside a script is refused with a
+    message that names the script's SHA1 (Redis 7 ``script: <sha>``, 6.2 ``f_<sha>``)
+    but not the command.
+    """
+    text = str(exc)
+    command = re.search(r"no permissions to run the '([^']+)' command", text)
+    if command:
+        return f"the user may not run {command.group(1)!r}"
+    if isinstance(exc, NoPermissionError) and "keys" in text:
+        return "the user may not access a key this command uses"
+    if "The user executing the script can't" not in text:
+        return None
+    sha = re.search(r"\b(?:script: |f_)([0-9a-f]{40})", text)
+    name = _script_names().get(sha.group(1), "a") if sha else "a"
+    script = f"stem's {name!r} script" if name != "a" else "a script"
+    if "access at least one of the keys" in text:
+        return f"the user may not access a key that {script} uses"
+    return f"the user may not run a command that {script} calls"
 
 
 class Faults:
@@ -120,6 +177,18 @@ class Faults:
         where = redact(self.url)
         if isinstance(exc, redis.AuthenticationError | AuthorizationError):
             return BrokerRefused(f"Redis at {where} refused the credentials: {exc}")
+        refused = _noperm(exc)
+        if refused is not None:
+            return BrokerRefused(
+                f"Redis at {where} refused: {refused} (NOPERM: check the ACL, see {ACL_DOC})"
+            )
+        verify = _verify_failure(exc)
+        if verify is not None:
+            # Waiting cannot make a certificate valid: stop, and say which check failed.
+            return BrokerRefused(
+                f"Redis at {where} failed TLS verification: {verify.verify_message} "
+                "(check ssl_ca_certs, and that the server certificate names this host)"
+            )
         if isinstance(exc, redis.ConnectionError | redis.TimeoutError):
             return BrokerUnavailable(f"cannot reach Redis at {where}: {exc}")
         message = f"Redis at {where} refused a command: {exc}"

@@ -384,7 +384,7 @@ class RedisBroker(AdminMixin):
         None when there is nothing to run: the job finished meanwhile (its entry is
         acked) or its record is one stem cannot use (dead-lettered, ``corrupt-record``).
         """
-        assert delivery.job_id is not None
+        assert delivery.job_id is not None  # noqa: S101  (narrows a type; callers check it)
         key = self.keys.queue(delivery.queue).job(delivery.job_id)
         count = int(self.scripts.deliver(keys=[key], args=[consumer]))
         if count <= 0:

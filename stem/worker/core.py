@@ -252,7 +252,7 @@ class Worker:
         # high-weight queue cannot starve a low one.
         order, pool = [], list(zip(queues, weights, strict=True))
         while pool:
-            pick = random.choices(range(len(pool)), [w for _, w in pool])[0]
+            pick = random.choices(range(len(pool)), [w for _, w in pool])[0]  # noqa: S311  (load spreading, not secrecy)
             order.append(pool.pop(pick)[0])
         return order
 

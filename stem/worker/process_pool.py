@@ -77,7 +77,7 @@ class _Proc:
             set_parent_death_signal, signal.SIGKILL, parent_pid=os.getpid()
         )
         try:
-            self.popen = subprocess.Popen(
+            self.popen = subprocess.Popen(  # noqa: S603  (argv of our own child, no shell)
                 argv,
                 stdin=in_r,
                 stdout=out_w,
@@ -125,7 +125,7 @@ class _Child:
     broken: bool = field(default=False)
 
     async def call(self, request: dict[str, Any]) -> dict[str, Any]:
-        assert self.proc.stdin is not None
+        assert self.proc.stdin is not None  # noqa: S101  (narrows a type)
         await self.proc.stdin.send_all(json.dumps(request).encode() + b"\n")
         reply: dict[str, Any] = json.loads(await self.reader.readline())
         self.jobs += 1
