@@ -58,10 +58,9 @@ class SerializationError(UsageError):
 class UnknownTaskError(UsageError):
     """No task is registered under the given name.
 
-    Not raised yet: a worker that receives an unknown task name dead-letters the job
-    with reason ``unknown-task`` (``stem.worker.execute``), and a pool child looks the
-    name up with a bare ``dict`` index (``stem.worker.child``). Both are the places to
-    raise it once the worker changes in flight have landed.
+    Raised by ``stem --app ... enqueue TASK`` for a name the app does not know (the
+    message names the closest ones). A worker that receives an unknown task name does
+    not raise it: it dead-letters the job with reason ``unknown-task``.
     """
 
 

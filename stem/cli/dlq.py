@@ -98,8 +98,8 @@ def find_entry(state: State, key: str, queue: str | None) -> tuple[str, DeadEntr
 
 \b
   stem dlq list
-  stem dlq show 01J9Z6X8K3T2
-  stem dlq replay 01J9Z6X8K3T2
+  stem dlq show 01b8dac5b4009f3c2a7e5d1b8c460e27
+  stem dlq replay 01b8dac5b4009f3c2a7e5d1b8c460e27
   stem dlq purge --queue default --yes
 """,
 )
@@ -143,7 +143,7 @@ def list_entries(state: State, queue: str | None, limit: int, as_json: bool) -> 
     epilog="""Examples:
 
 \b
-  stem dlq show 01J9Z6X8K3T2                 # by job id
+  stem dlq show 01b8dac5b4009f3c2a7e5d1b8c460e27                 # by job id
   stem dlq show 1700000000000-0 --queue default --json
 """,
 )
@@ -185,7 +185,7 @@ def show(state: State, key: str, queue: str | None, as_json: bool) -> None:
     epilog="""Examples:
 
 \b
-  stem dlq replay 01J9Z6X8K3T2 01J9Z6X8K3T3     # by job or entry id
+  stem dlq replay 01b8dac5b4009f3c2a7e5d1b8c460e27 1700000000000-0   # by job or entry id
   stem dlq replay --all --queue default
 
 A replayed job keeps its id and goes back on its queue as a fresh attempt.

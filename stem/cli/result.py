@@ -81,6 +81,20 @@ def _print_record(doc: dict[str, Any]) -> None:
         click.echo(f"{key + ':':<{width}} {value}")
 
 
+#: How long ``stem result wait`` and ``stem enqueue --wait`` wait without ``--timeout``.
+DEFAULT_WAIT_TIMEOUT_S = 60.0
+
+timeout_option = click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_WAIT_TIMEOUT_S,
+    show_default=True,
+    metavar="S",
+    help="Give up after S seconds (exit code 5).",
+)
+
+
 def _handle(state: State, job_id: str, queue: str | None) -> JobHandle:
     return state.app.job(job_id, queue)
 
@@ -95,8 +109,8 @@ def _not_found(job_id: str, queue: str | None) -> JobNotFound:
     epilog="""Examples:
 
 \b
-  stem result get 01J9Z6X8K3T2
-  stem result wait 01J9Z6X8K3T2 --timeout 30 --json
+  stem result get 01b8dac5b4009f3c2a7e5d1b8c460e27
+  stem result wait 01b8dac5b4009f3c2a7e5d1b8c460e27 --timeout 30 --json
 """,
 )
 def result() -> None:
@@ -108,8 +122,8 @@ def result() -> None:
     epilog="""Examples:
 
 \b
-  stem result get 01J9Z6X8K3T2
-  stem result get 01J9Z6X8K3T2 --queue high --json | jq .state
+  stem result get 01b8dac5b4009f3c2a7e5d1b8c460e27
+  stem result get 01b8dac5b4009f3c2a7e5d1b8c460e27 --queue high --json | jq .state
 
 Exit code 0 when the job succeeded or is still pending, 1 when it failed or is dead,
 4 when there is no such job.
@@ -138,7 +152,7 @@ def get(state: State, job_id: str, queue: str | None, as_json: bool) -> None:
     epilog="""Examples:
 
 \b
-  stem result wait 01J9Z6X8K3T2 --timeout 30
+  stem result wait 01b8dac5b4009f3c2a7e5d1b8c460e27 --timeout 30
   stem result wait "$(stem enqueue myapp.jobs.add --args '[1, 2]')" --timeout 10
 
 Prints the result as JSON. Exit code 1 when the job failed (its error on stderr),
@@ -147,14 +161,7 @@ Prints the result as JSON. Exit code 1 when the job failed (its error on stderr)
 )
 @click.argument("job_id", metavar="ID")
 @click.option("--queue", help="The job's queue (default: search every known queue).")
-@click.option(
-    "--timeout",
-    "timeout_s",
-    type=click.FloatRange(min=0),
-    required=True,
-    metavar="S",
-    help="Give up after S seconds (exit code 5).",
-)
+@timeout_option
 @click.option(
     "--json", "as_json", is_flag=True, help='Print {"id", "state", "result"} (or "error").'
 )
@@ -164,18 +171,28 @@ def wait(state: State, job_id: str, queue: str | None, timeout_s: float, as_json
 
     Wakes as soon as the job settles (no polling).
     """
-    handle = _handle(state, job_id, queue)
+    wait_and_print(_handle(state, job_id, queue), queue, timeout_s, as_json=as_json)
+
+
+def wait_and_print(
+    handle: JobHandle, queue: str | None, timeout_s: float, *, as_json: bool
+) -> None:
+    """Wait for ``handle``'s result and print it (``stem result wait``, ``enqueue --wait``).
+
+    Raises what ``stem result wait`` exits with: ``JobFailed`` (1), ``JobNotFound`` (4),
+    ``ResultTimeout`` (5).
+    """
     try:
         value = handle.result(timeout_s=timeout_s)
     except JobNotFound:
-        raise _not_found(job_id, queue) from None
+        raise _not_found(handle.id, queue) from None
     except JobFailed as exc:
         if as_json:
             record = handle.info()
             failed = record.state.value if record is not None else "failed"
-            echo_json({"id": job_id, "state": failed, "error": exc.error})
+            echo_json({"id": handle.id, "state": failed, "error": exc.error})
         raise
     if as_json:
-        echo_json({"id": job_id, "state": "succeeded", "result": value})
+        echo_json({"id": handle.id, "state": "succeeded", "result": value})
     else:
         click.echo(json.dumps(value))

@@ -334,7 +334,7 @@ def accept_global_options_after(command: click.Command) -> None:
 \b
   stem --app myapp.jobs:app supervise --workers 2
   stem enqueue myapp.jobs.resize --args '[42, 800]'
-  stem result wait 01J9Z6X8K3T2 --timeout 30
+  stem result wait 01b8dac5b4009f3c2a7e5d1b8c460e27 --timeout 30
   stem observe queues
   stem dlq list
 

@@ -109,7 +109,11 @@ def test_wait_for_an_unknown_job_exits_4(stem: Invoke) -> None:
     assert "no job nope" in one_error_line(result)
 
 
-def test_wait_needs_a_timeout(stem: Invoke) -> None:
+def test_wait_without_a_timeout_waits_the_documented_default(stem: Invoke) -> None:
+    from stem.cli.result import DEFAULT_WAIT_TIMEOUT_S
+
+    help_text = " ".join(stem("result", "wait", "--help").stdout.split())
+    assert f"(exit code 5). [default: {DEFAULT_WAIT_TIMEOUT_S}" in help_text
     result = stem("result", "wait", "x")
-    assert result.exit_code == 2
-    assert "Missing option '--timeout'" in one_error_line(result)
+    assert result.exit_code == 4  # no such job: answered at once, not after the default
+    assert "no job x" in one_error_line(result)
