@@ -7,7 +7,7 @@
     │   ├── ConfigError             a setting, option, file or schedule entry is invalid
     │   │   └── ScheduleEntryError  (stem.schedule) one schedule entry is invalid; names it
     │   ├── SerializationError      an argument or result cannot be encoded as JSON
-    │   └── UnknownTaskError        no task is registered under that name (not raised yet)
+    │   └── UnknownTaskError        no task is registered under that name
     ├── OutsideError                the world outside stem broke: retry later or page someone
     │   ├── BrokerUnavailable       Redis cannot be reached, or refused for now: waiting heals it
     │   │   └── EnqueueIncomplete   a bulk enqueue was refused part-way; ``written`` says how far
