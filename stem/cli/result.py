@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from stem.cli.output import echo_json, iso_ms, one_line
+from stem.cli.output import echo_json, emit_record, iso_ms, one_line
 from stem.cli.root import EXIT_FAILED, State
 from stem.errors import JobFailed, JobNotFound
 from stem.states import DEAD_LETTER_STATES
@@ -51,34 +51,35 @@ def record_doc(record: JobRecord) -> dict[str, Any]:
     }
 
 
-def error_text(error: Any) -> str:
-    """``Type: message`` of a stored error."""
+def error_text(error: Any, limit: int | None = 200) -> str:
+    """``Type: message`` of a stored error, on one line, cut at a word past ``limit``."""
     if not isinstance(error, dict):
-        return one_line(str(error))
-    return one_line(f"{error.get('type', 'Error')}: {error.get('message', '')}".rstrip(": "))
+        return one_line(str(error), limit)
+    text = f"{error.get('type', 'Error')}: {error.get('message', '')}".rstrip(": ")
+    return one_line(text, limit)
 
 
-def _print_record(doc: dict[str, Any]) -> None:
-    lines = [
+def record_fields(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """The fields of ``stem result get`` without ``--json``, id first."""
+    fields = [
         ("id", doc["id"]),
         ("queue", doc["queue"]),
-        ("state", doc["state"] + (f" ({doc['reason']})" if doc["reason"] else "")),
+        ("state", doc["state"]),
+        ("reason", doc["reason"] or "-"),
         ("task", doc["task"] or "-"),
-        ("attempt", f"{doc['attempt']} (delivered {doc['deliveries']} time(s))"),
+        ("attempt", str(doc["attempt"])),
+        ("deliveries", str(doc["deliveries"])),
         ("enqueued", iso_ms(doc["enqueued_ms"])),
+        ("eta", iso_ms(doc["eta_ms"])),
         ("started", iso_ms(doc["started_ms"])),
         ("ended", iso_ms(doc["ended_ms"])),
         ("worker", doc["worker"] or "-"),
     ]
-    if doc["eta_ms"]:
-        lines.insert(5, ("eta", iso_ms(doc["eta_ms"])))
     if doc["state"] == "succeeded":
-        lines.append(("result", json.dumps(doc["result"])))
+        fields.append(("result", json.dumps(doc["result"])))
     if doc["error"] is not None:
-        lines.append(("error", error_text(doc["error"])))
-    width = max(len(k) for k, _ in lines) + 1
-    for key, value in lines:
-        click.echo(f"{key + ':':<{width}} {value}")
+        fields.append(("error", error_text(doc["error"], limit=None)))
+    return fields
 
 
 #: How long ``stem result wait`` and ``stem enqueue --wait`` wait without ``--timeout``.
@@ -139,10 +140,7 @@ def get(state: State, job_id: str, queue: str | None, as_json: bool) -> None:
     if record is None:
         raise _not_found(job_id, queue)
     doc = record_doc(record)
-    if as_json:
-        echo_json(doc)
-    else:
-        _print_record(doc)
+    emit_record(doc, record_fields(doc), as_json=as_json)
     if record.state in DEAD_LETTER_STATES:
         raise click.exceptions.Exit(EXIT_FAILED)
 

@@ -7,7 +7,7 @@ Every error ends as ONE line on stderr, ``stem: error: <message>``, and an exit 
     1    the job failed (a waited-for result was a failure), or another job error
     2    usage or config error: bad option, bad JSON, invalid setting, unknown --app
     3    Redis unreachable or refused the command, or another outside failure
-    4    not found: no such job or dead-letter entry
+    4    not found: no such job, dead-letter entry, schedule entry or status file
     5    timed out waiting for a result
     70   internal error: a bug in stem (run with --debug and report the traceback)
     130  interrupted (Ctrl-C)
@@ -17,6 +17,7 @@ Every error ends as ONE line on stderr, ``stem: error: <message>``, and an exit 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -27,6 +28,7 @@ import click
 from stem.errors import (
     JobFailed,
     JobNotFound,
+    NotFound,
     OutsideError,
     ResultTimeout,
     StemError,
@@ -53,7 +55,7 @@ EXIT_CODES_HELP = """Exit codes:
   1    the job failed (a waited-for result was a failure)
   2    usage or config error (bad option, bad JSON, bad --app, ...)
   3    Redis unreachable (or another failure outside stem)
-  4    not found (no such job or dead-letter entry)
+  4    not found (no such job, dead-letter entry, schedule entry, ...)
   5    timed out waiting for a result
   70   internal error (a bug: run with --debug and report it)
   130  interrupted (Ctrl-C)
@@ -178,6 +180,7 @@ def exit_code(exc: BaseException) -> int:
 _CODES: list[tuple[type[BaseException], int]] = [
     (ResultTimeout, EXIT_TIMEOUT),
     (JobNotFound, EXIT_NOT_FOUND),
+    (NotFound, EXIT_NOT_FOUND),
     (JobFailed, EXIT_FAILED),
     (UsageError, EXIT_USAGE),
     (OutsideError, EXIT_UNAVAILABLE),
@@ -231,7 +234,9 @@ def error(message: str) -> None:
 def _message(exc: BaseException, code: int) -> str:
     if isinstance(exc, click.UsageError):
         hint = f"; see '{exc.ctx.command_path} --help'" if exc.ctx is not None else ""
-        return exc.format_message().rstrip(".") + hint
+        # click's "No such option '--quee'. Did you mean '--queue'?" as one clause.
+        text = re.sub(r"\. Did you mean (.+)\?$", r" (did you mean \1?)", exc.format_message())
+        return text.rstrip(".") + hint
     if isinstance(exc, click.ClickException):
         return exc.format_message()
     if code == EXIT_INTERRUPTED:

@@ -71,10 +71,18 @@ def test_a_url_that_is_not_redis_is_a_config_error(bare: Invoke) -> None:
 
 
 def test_an_unknown_option_is_one_line_with_a_help_hint(stem: Invoke) -> None:
-    result = stem("enqueue", "t", "--nope")
+    result = stem("enqueue", "t", "--zzz")
     assert result.exit_code == 2
     assert one_error_line(result) == (
-        "stem: error: No such option '--nope'; see 'stem enqueue --help'"
+        "stem: error: No such option '--zzz'; see 'stem enqueue --help'"
+    )
+
+
+def test_a_mistyped_option_names_the_closest_one(stem: Invoke) -> None:
+    result = stem("enqueue", "t", "--quee", "high")
+    assert result.exit_code == 2
+    assert one_error_line(result) == (
+        "stem: error: No such option '--quee' (did you mean '--queue'?); see 'stem enqueue --help'"
     )
 
 
