@@ -130,7 +130,7 @@ def dlq() -> None:
   stem dlq list --queue default --limit 10 --json | jq '.[].job_id'
 """,
 )
-@click.option("--queue", help="Only this queue (default: every known queue).")
+@click.option("--queue", help="Only this queue.", show_default="every known queue")
 @click.option(
     "--limit",
     type=click.IntRange(min=1),
@@ -157,7 +157,7 @@ def list_entries(state: State, queue: str | None, limit: int, as_json: bool) -> 
 """,
 )
 @click.argument("key", metavar="ENTRY_OR_JOB_ID")
-@click.option("--queue", help="The queue (default: search every known queue).")
+@click.option("--queue", help="The queue.", show_default="search every known queue")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 @click.pass_obj
 def show(state: State, key: str, queue: str | None, as_json: bool) -> None:
@@ -211,7 +211,7 @@ A replayed job keeps its id and goes back on its queue as a fresh attempt.
 )
 @click.argument("keys", nargs=-1, metavar="[ENTRY_OR_JOB_ID]...")
 @click.option("--all", "replay_all", is_flag=True, help="Replay every entry.")
-@click.option("--queue", help="The queue (default: every known queue).")
+@click.option("--queue", help="The queue.", show_default="every known queue")
 @click.option("--json", "as_json", is_flag=True, help='Print [{"job_id", "queue"}, ...].')
 @click.pass_obj
 def replay(
@@ -259,7 +259,7 @@ def replay(
   stem dlq purge --yes                    # every queue's dead-letter queue
 """,
 )
-@click.option("--queue", help="Only this queue (default: every known queue).")
+@click.option("--queue", help="Only this queue.", show_default="every known queue")
 @click.option("--yes", is_flag=True, help="Really delete (required).")
 @click.option("--json", "as_json", is_flag=True, help='Print [{"queue", "purged"}, ...].')
 @click.pass_obj

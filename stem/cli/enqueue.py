@@ -93,9 +93,9 @@ timeout.
 @click.argument("task")
 @click.option("--args", "args_json", metavar="JSON", help="Positional arguments: a JSON array.")
 @click.option("--kwargs", "kwargs_json", metavar="JSON", help="Keyword arguments: a JSON object.")
-@click.option("-Q", "--queue", help="Queue.  [default: the task's, else the app's default queue]")
+@click.option("--queue", help="Queue.", show_default="the task's, else the app's default queue")
 @click.option(
-    "--priority", type=click.IntRange(0, 9), help="0-9, higher runs first.  [default: the task's]"
+    "--priority", type=click.IntRange(0, 9), help="Higher runs first.", show_default="the task's"
 )
 @click.option(
     "--delay", "delay_s", type=click.FloatRange(min=0), metavar="S", help="Run in S seconds."

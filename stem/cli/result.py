@@ -131,7 +131,7 @@ Exit code 0 when the job succeeded or is still pending, 1 when it failed or is d
 """,
 )
 @click.argument("job_id", metavar="ID")
-@click.option("--queue", help="The job's queue (default: search every known queue).")
+@click.option("--queue", help="The job's queue.", show_default="search every known queue")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as a JSON object.")
 @click.pass_obj
 def get(state: State, job_id: str, queue: str | None, as_json: bool) -> None:
@@ -158,7 +158,7 @@ Prints the result as JSON. Exit code 1 when the job failed (its error on stderr)
 """,
 )
 @click.argument("job_id", metavar="ID")
-@click.option("--queue", help="The job's queue (default: search every known queue).")
+@click.option("--queue", help="The job's queue.", show_default="search every known queue")
 @timeout_option
 @click.option(
     "--json", "as_json", is_flag=True, help='Print {"id", "state", "result"} (or "error").'

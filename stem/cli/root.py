@@ -235,7 +235,7 @@ def _message(exc: BaseException, code: int) -> str:
     if isinstance(exc, click.UsageError):
         hint = f"; see '{exc.ctx.command_path} --help'" if exc.ctx is not None else ""
         # click's "No such option '--quee'. Did you mean '--queue'?" as one clause.
-        text = re.sub(r"\. Did you mean (.+)\?$", r" (did you mean \1?)", exc.format_message())
+        text = re.sub(r"\. Did you mean (.+)\?$", r" (did you mean \1?)", _click_text(exc))
         return text.rstrip(".") + hint
     if isinstance(exc, click.ClickException):
         return exc.format_message()
@@ -247,6 +247,20 @@ def _message(exc: BaseException, code: int) -> str:
             "(run with --debug for the traceback, and please report it)"
         )
     return str(exc) or type(exc).__name__
+
+
+def _click_text(exc: click.UsageError) -> str:
+    """click's message, naming an option's env var only when the value came from it."""
+    param = getattr(exc, "param", None)
+    if not isinstance(param, click.Option) or exc.ctx is None or param.name is None:
+        return exc.format_message()
+    source = exc.ctx.get_parameter_source(param.name)
+    shown = param.show_envvar
+    param.show_envvar = source is click.core.ParameterSource.ENVIRONMENT
+    try:
+        return exc.format_message()
+    finally:
+        param.show_envvar = shown
 
 
 def _system_exit(exc: SystemExit) -> int:
@@ -286,18 +300,18 @@ def global_options(*, hidden: bool) -> list[click.Option]:
             expose_value=False,
             callback=_set,
             hidden=hidden,
-            help="Redis URL (redis://, rediss://, unix://) [env: STEM_REDIS_URL; "
-            "else ./.stem/redis.url of a running `stem supervise`].",
+            help="Redis URL (redis://, rediss://, unix://).",
+            show_default="./.stem/redis.url of a running `stem supervise`",
         ),
         click.Option(
-            ["--app", "app_spec"],
+            ["-A", "--app", "app_spec"],
             envvar=env("STEM_APP"),
             metavar="MODULE:ATTR",
             expose_value=False,
             callback=_set,
             hidden=hidden,
-            help="The stem.Stem app, e.g. myapp.jobs:app [env: STEM_APP]. Needed by "
-            "`worker` and `supervise`; other commands work without it.",
+            help="The stem.Stem app, e.g. myapp.jobs:app. Needed by `worker` and "
+            "`supervise`; other commands work without it.",
         ),
         click.Option(
             ["--namespace"],
@@ -305,7 +319,8 @@ def global_options(*, hidden: bool) -> list[click.Option]:
             expose_value=False,
             callback=_set,
             hidden=hidden,
-            help="Key namespace [env: STEM_NAMESPACE; default: the app's, else 'stem'].",
+            help="Key namespace.",
+            show_default="the app's, else 'stem'",
         ),
         click.Option(
             ["--debug"],
@@ -316,9 +331,52 @@ def global_options(*, hidden: bool) -> list[click.Option]:
             expose_value=False,
             callback=_set,
             hidden=hidden,
-            help="Show the traceback of an error [env: STEM_DEBUG].",
+            help="Show the traceback of an error.",
         ),
     ]
+
+
+def _set_log_level(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    # Through the environment, so that the actors a supervisor starts inherit it too
+    # (stem.observe.logs reads $STEM_LOG_LEVEL).
+    if value is not None:
+        os.environ["STEM_LOG_LEVEL"] = value.upper()
+
+
+#: ``-l/--log-level`` of the actor commands.
+log_level_option = click.option(
+    "-l",
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    envvar="STEM_LOG_LEVEL",
+    default="INFO",
+    expose_value=False,
+    callback=_set_log_level,
+    help="Least severe log records to print.",
+)
+
+
+def show_envvars(command: click.Command, prefix: str = "STEM") -> None:
+    """Give every option an environment variable and list it in ``--help`` (recursively).
+
+    An option without its own ``envvar`` reads ``STEM_<COMMAND>_<OPTION>``, named after
+    its long flag (``stem worker --stop-timeout-s`` reads ``STEM_WORKER_STOP_TIMEOUT_S``,
+    ``stem result wait --json`` reads ``STEM_RESULT_WAIT_JSON``). The hidden copies of the
+    global options read only their global names.
+    """
+    for param in command.params:
+        if not isinstance(param, click.Option):
+            continue
+        if param.hidden or param.name in ("help", "version"):
+            param.allow_from_autoenv = False
+            continue
+        if not param.envvar:
+            flag = max(param.opts, key=len).lstrip("-").replace("-", "_").upper()
+            param.envvar = f"{prefix}_{flag}"
+        param.show_envvar = True
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            show_envvars(sub, f"{prefix}_{name.upper()}")
 
 
 def accept_global_options_after(command: click.Command) -> None:
@@ -347,7 +405,11 @@ Global options may also follow the command name (`stem worker --app myapp.jobs:a
 
 """
     + EXIT_CODES_HELP,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        "max_content_width": 100,
+        "show_default": True,
+    },
 )
 @click.version_option(package_name="stem-jobs", prog_name="stem")
 def cli() -> None:

@@ -261,16 +261,20 @@ def _last_run_text(record: RunRecord, now_ms: int) -> str:
 @click.option("--every", "every_s", type=float, help="Interval in seconds.")
 @click.option("--start-at", help="Anchor of an interval's grid (ISO 8601 with offset).")
 @click.option("--cron", help="Cron expression: 5 fields, or 6 with seconds first.")
-@click.option("--tz", help="IANA time zone of a cron expression (default UTC).")
+@click.option("--tz", help="IANA time zone of a cron expression.", show_default="UTC")
 @click.option("--at", help="One-off: an ISO 8601 date-time with offset.")
 @click.option("--args", "args_json", help="Positional arguments as a JSON array.")
 @click.option("--kwargs", "kwargs_json", help="Keyword arguments as a JSON object.")
-@click.option("--queue", help="Queue (default: the task's).")
-@click.option("--priority", type=click.IntRange(0, 9), help="Priority 0-9 (default: the task's).")
+@click.option("--queue", help="Queue.", show_default="the task's")
+@click.option(
+    "--priority", type=click.IntRange(0, 9), help="Higher runs first.", show_default="the task's"
+)
 @click.option(
     "--jitter", "jitter_s", type=float, help="Delay each tick by up to this many seconds."
 )
-@click.option("--grace", "grace_s", type=float, help="How late a tick may still fire (s; 10).")
+@click.option(
+    "--grace", "grace_s", type=float, help="How late a tick may still fire (s).", show_default="10"
+)
 @click.option("--missed", type=click.Choice(["skip", "run_once"]), help="Fate of missed ticks.")
 @click.option("--disabled", is_flag=True, help="Store it switched off.")
 @click.option("--replace", is_flag=True, help="Replace an entry of that name added by the CLI.")

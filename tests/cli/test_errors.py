@@ -132,3 +132,14 @@ def test_one_error_wrapped_in_an_exception_group_gets_its_own_exit_code_and_line
     wrapped = ExceptionGroup("from a nursery", [BrokerUnavailable("Redis went away")])
     assert report(BaseExceptionGroup("outer", [wrapped]), debug=False) == 3
     assert capsys.readouterr().err == "stem: error: Redis went away\n"
+
+
+def test_a_bad_value_names_the_environment_variable_only_when_it_came_from_there(
+    stem: Invoke,
+) -> None:
+    typed = stem("enqueue", "t", "--priority", "10")
+    from_env = stem("enqueue", "t", env={"STEM_ENQUEUE_PRIORITY": "10"})
+    assert "Invalid value for '--priority': 10 is not" in one_error_line(typed)
+    assert "Invalid value for '--priority' (env var: 'STEM_ENQUEUE_PRIORITY'): 10" in (
+        one_error_line(from_env)
+    )

@@ -124,7 +124,7 @@ def test_wait_without_a_timeout_waits_the_documented_default(stem: Invoke) -> No
     from stem.cli.result import DEFAULT_WAIT_TIMEOUT_S
 
     help_text = " ".join(stem("result", "wait", "--help").stdout.split())
-    assert f"(exit code 5). [default: {DEFAULT_WAIT_TIMEOUT_S}" in help_text
+    assert f"default: {DEFAULT_WAIT_TIMEOUT_S};" in help_text
     result = stem("result", "wait", "x")
     assert result.exit_code == 4  # no such job: answered at once, not after the default
     assert "no job x" in one_error_line(result)
