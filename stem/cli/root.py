@@ -26,6 +26,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stem.errors import (
+    BrokerRefused,
+    BrokerUnavailable,
     JobFailed,
     JobNotFound,
     NotFound,
@@ -76,6 +78,9 @@ class State:
         self.redis_url: str | None = None
         #: True when --redis-url was typed, not taken from $STEM_REDIS_URL.
         self.redis_url_explicit = False
+        #: Where the Redis URL in use came from (``--redis-url``, ``$STEM_REDIS_URL``,
+        #: the app's code, ./.stem/redis.url), once the app is built; for error messages.
+        self.redis_url_source: str | None = None
         self.app_spec: str | None = None
         self.namespace: str | None = None
         self._app: Stem | None = None
@@ -94,18 +99,27 @@ class State:
 
     def _build_app(self) -> Stem:
         from stem.app import Stem
-        from stem.config import load_app, resolve_redis_url
+        from stem.config import load_app, resolve_redis_url, url_file_source
 
+        option = "--redis-url" if self.redis_url_explicit else "$STEM_REDIS_URL"
         if self.app_spec is None:
-            return Stem(resolve_redis_url(self.redis_url), namespace=self.namespace or "stem")
+            url = resolve_redis_url(self.redis_url)
+            self.redis_url_source = option if self.redis_url else url and url_file_source()
+            return Stem(url, namespace=self.namespace or "stem")
         app = load_app(self.app_spec)
         # A URL typed on the command line wins over the app's; $STEM_REDIS_URL does not
         # override a URL written in the app's code (the app already falls back to it).
         if self.redis_url is not None and (self.redis_url_explicit or app.redis_url is None):
             app.connect(self.redis_url, namespace=self.namespace)
-        elif self.namespace is not None:
-            app.close()
-            app.namespace = self.namespace
+            self.redis_url_source = option
+        else:
+            if app.redis_url is not None:
+                self.redis_url_source = f"the app's code, --app {self.app_spec}"
+            elif resolve_redis_url() is not None:
+                self.redis_url_source = url_file_source()
+            if self.namespace is not None:
+                app.close()
+                app.namespace = self.namespace
         return app
 
     def close(self) -> None:
@@ -140,7 +154,7 @@ class StemGroup(click.Group):
             )
             code = returned if isinstance(returned, int) else EXIT_OK
         except BaseException as exc:  # the edge: everything ends here
-            code = report(exc, debug=state.debug)
+            code = report(exc, debug=state.debug, redis_url_source=state.redis_url_source)
         finally:
             state.close()
         if standalone_mode:
@@ -192,8 +206,12 @@ _CODES: list[tuple[type[BaseException], int]] = [
 ]
 
 
-def report(exc: BaseException, *, debug: bool) -> int:
-    """Print ``exc`` as one ``stem: error:`` line (plus its traceback with ``debug``)."""
+def report(exc: BaseException, *, debug: bool, redis_url_source: str | None = None) -> int:
+    """Print ``exc`` as one ``stem: error:`` line (plus its traceback with ``debug``).
+
+    A Redis error names where the URL came from (``redis_url_source``), so that a stale
+    setting is found at once.
+    """
     exc = unwrap_group(exc)
     if isinstance(exc, SystemExit):
         return _system_exit(exc)
@@ -210,7 +228,10 @@ def report(exc: BaseException, *, debug: bool) -> int:
         click.echo(err=True)  # end the terminal's "^C" line first
     if debug and not isinstance(exc, click.ClickException | click.Abort):
         traceback.print_exception(exc, file=sys.stderr)
-    error(_message(exc, code))
+    message = _message(exc, code)
+    if redis_url_source and isinstance(exc, BrokerUnavailable | BrokerRefused):
+        message = f"{message.rstrip('. ')} (from {redis_url_source})"
+    error(message)
     return code
 
 

@@ -127,7 +127,22 @@ def test_supervise_refuses_an_unknown_key_in_the_config_file(
     config.write_text("[supervise]\nworkerz = 2\n")
     result = bare("--app", APP, "supervise", "--config", str(config))
     assert result.exit_code == 2
-    assert "unknown key(s) in [supervise]: workerz" in one_error_line(result)
+    assert "unknown key(s) in [supervise]: workerz (did you mean 'workers'?)" in (
+        one_error_line(result)
+    )
+
+
+def test_supervise_reads_stem_config_as_beat_does_and_env_vars_win_over_the_file(
+    bare: Invoke, calls: list[Any], tmp_path: Path
+) -> None:
+    config = tmp_path / "stem.toml"
+    config.write_text(f'[supervise]\napp_spec = "{APP}"\nworkers = 2\nconcurrency = 20\n')
+    env = {"STEM_CONFIG": str(config), "STEM_SUPERVISE_CONCURRENCY": "3", "STEM_APP": None}
+    result = bare("supervise", env=env)
+    assert result.exit_code == 7, result.stderr
+    [(_, (options, _), _)] = calls
+    # the file's workers, not the flag's default; the env var's concurrency, not the file's
+    assert (options.config, options.workers, options.concurrency) == (str(config), 2, 3)
 
 
 def test_supervise_checks_the_app_before_starting_anything(bare: Invoke, calls: list[Any]) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -142,4 +144,28 @@ def test_a_bad_value_names_the_environment_variable_only_when_it_came_from_there
     assert "Invalid value for '--priority': 10 is not" in one_error_line(typed)
     assert "Invalid value for '--priority' (env var: 'STEM_ENQUEUE_PRIORITY'): 10" in (
         one_error_line(from_env)
+    )
+
+
+def test_an_unreachable_redis_names_the_option_it_came_from(bare: Invoke) -> None:
+    typed = bare("--redis-url", "redis://127.0.0.1:1", "observe", "queues")
+    from_env = bare("observe", "queues", env={"STEM_REDIS_URL": "redis://127.0.0.1:1"})
+    assert typed.exit_code == from_env.exit_code == 3
+    assert one_error_line(typed).endswith("(from --redis-url)")
+    assert one_error_line(from_env).endswith("(from $STEM_REDIS_URL)")
+
+
+def test_a_stale_url_file_is_named_with_the_supervise_that_wrote_it(
+    bare: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (tmp_path / ".stem").mkdir()
+    (tmp_path / ".stem" / "redis.url").write_text("redis://127.0.0.1:1\n")
+    (tmp_path / ".stem" / "supervise.json").write_text(json.dumps({"supervisor_pid": gone.pid}))
+    monkeypatch.chdir(tmp_path)
+    result = bare("observe", "queues", env={"STEM_REDIS_URL": None})
+    assert result.exit_code == 3
+    assert one_error_line(result).endswith(
+        "(from ./.stem/redis.url, written by a `stem supervise` that is no longer running)"
     )
