@@ -156,3 +156,8 @@ def test_a_long_error_in_a_pipe_is_whole_and_cut_at_a_word_on_a_terminal(
     assert f'error="ValueError: {message.strip()}"' in piped
     error_cell = table_row.split("  ")[-1]
     assert error_cell.endswith(" the disk is...") and len(error_cell) <= 80
+
+
+def test_the_cli_reference_shows_the_pattern_the_code_checks(repo_root: Path) -> None:
+    reference = (repo_root / "docs" / "reference" / "cli.md").read_text()
+    assert f"```\n{PLAIN_LINE.pattern}\n```" in reference
