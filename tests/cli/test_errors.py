@@ -169,3 +169,22 @@ def test_a_stale_url_file_is_named_with_the_supervise_that_wrote_it(
     assert one_error_line(result).endswith(
         "(from ./.stem/redis.url, written by a `stem supervise` that is no longer running)"
     )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["schedule", "remove", "nosuch"], "no schedule entry named 'nosuch'"),
+        (["schedule", "show", "nosuch"], "no schedule entry named 'nosuch'"),
+        (["schedule", "disable", "nosuch"], "no schedule entry named 'nosuch'"),
+        (["observe", "supervisor", "--data-dir", "{tmp}"], "no supervisor status at"),
+        (["result", "get", "nosuch"], "no job nosuch in any queue"),
+        (["dlq", "show", "nosuch"], "no dead-letter entry nosuch"),
+    ],
+)
+def test_every_not_found_exits_4_with_one_line(
+    stem: Invoke, tmp_path: Path, argv: list[str], message: str
+) -> None:
+    result = stem(*(arg.format(tmp=tmp_path) for arg in argv))
+    assert result.exit_code == 4
+    assert message in one_error_line(result)
