@@ -360,7 +360,8 @@ def global_options(*, hidden: bool) -> list[click.Option]:
 def _set_log_level(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
     # Through the environment, so that the actors a supervisor starts inherit it too
     # (stem.observe.logs reads $STEM_LOG_LEVEL).
-    if value is not None:
+    given = ctx.get_parameter_source(param.name or "") is not click.core.ParameterSource.DEFAULT
+    if value is not None and given:
         os.environ["STEM_LOG_LEVEL"] = value.upper()
 
 

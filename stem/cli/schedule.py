@@ -4,7 +4,8 @@ The root CLI registers the group (``cli.add_command(schedule)``) and passes its
 :class:`~stem.cli.root.State`, whose ``app`` is the :class:`~stem.Stem` connected to the
 chosen Redis and namespace. Tables and times are printed with the helpers of
 :mod:`stem.cli.output`. Errors are raised as :class:`UsageError` / :class:`ConfigError`
-(the root prints one line and exits 2) or ``BrokerUnavailable``.
+(the root prints one line and exits 2), ``NotFound`` for an unknown entry name (exit 4)
+or ``BrokerUnavailable``.
 """
 
 from __future__ import annotations

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -157,3 +158,12 @@ def test_an_actor_module_that_is_not_there_is_a_usage_error() -> None:
 
     with pytest.raises(click.UsageError, match="not available yet"):
         actor_module("stem.no_such_actor")
+
+
+def test_log_level_reaches_the_actor_through_stem_log_level(
+    stem: Invoke, calls: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STEM_LOG_LEVEL", "WARNING")  # restored after the test
+    result = stem("--app", APP, "reclaim", "-l", "debug")
+    assert result.exit_code == 7, result.stderr
+    assert os.environ["STEM_LOG_LEVEL"] == "DEBUG"
