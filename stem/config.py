@@ -8,6 +8,7 @@ wrote to ``./.stem/redis.url``. Nothing configured is a ``ConfigError`` saying s
 from __future__ import annotations
 
 import importlib
+import json
 import os
 import sys
 from pathlib import Path
@@ -33,6 +34,35 @@ def resolve_redis_url(explicit: str | None = None) -> str | None:
         written = EMBEDDED_URL_FILE.read_text().strip()
         return written or None
     return None
+
+
+def url_file_source(path: Path = EMBEDDED_URL_FILE) -> str:
+    """Where a URL read from ``path`` came from, for error messages: whether the
+    ``stem supervise`` that wrote it (its status file is next to it) still runs."""
+    pid = _supervisor_pid(path.parent / "supervise.json")
+    if pid is None:
+        return f"./{path}, written by a `stem supervise`"
+    if not _alive(pid):
+        return f"./{path}, written by a `stem supervise` that is no longer running"
+    return f"./{path}, written by the running `stem supervise`, pid {pid}"
+
+
+def _supervisor_pid(status: Path) -> int | None:
+    try:
+        pid = json.loads(status.read_text()).get("supervisor_pid")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return pid if isinstance(pid, int) and pid > 0 else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def load_app(spec: str) -> Stem:

@@ -7,7 +7,8 @@
     │   ├── ConfigError             a setting, option, file or schedule entry is invalid
     │   │   └── ScheduleEntryError  (stem.schedule) one schedule entry is invalid; names it
     │   ├── SerializationError      an argument or result cannot be encoded as JSON
-    │   └── UnknownTaskError        no task is registered under that name (not raised yet)
+    │   ├── UnknownTaskError        no task is registered under that name
+    │   └── NotFound                a named thing does not exist (schedule entry, status file)
     ├── OutsideError                the world outside stem broke: retry later or page someone
     │   ├── BrokerUnavailable       Redis cannot be reached, or refused for now: waiting heals it
     │   │   └── EnqueueIncomplete   a bulk enqueue was refused part-way; ``written`` says how far
@@ -58,10 +59,17 @@ class SerializationError(UsageError):
 class UnknownTaskError(UsageError):
     """No task is registered under the given name.
 
-    Not raised yet: a worker that receives an unknown task name dead-letters the job
-    with reason ``unknown-task`` (``stem.worker.execute``), and a pool child looks the
-    name up with a bare ``dict`` index (``stem.worker.child``). Both are the places to
-    raise it once the worker changes in flight have landed.
+    Raised by ``stem --app ... enqueue TASK`` for a name the app does not know (the
+    message names the closest ones). A worker that receives an unknown task name does
+    not raise it: it dead-letters the job with reason ``unknown-task``.
+    """
+
+
+class NotFound(UsageError):
+    """A name the caller gave does not exist: a schedule entry, a supervisor's status file.
+
+    A missing job or dead-letter entry is a ``JobNotFound`` (a ``JobError``); at the CLI
+    edge both exit with code 4.
     """
 
 

@@ -22,6 +22,7 @@ stops everything and ``run`` returns exit code 1 naming the child.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import sys
 import tomllib
 from collections.abc import Mapping
@@ -92,7 +93,11 @@ def options_from_file(path: Path, overrides: Mapping[str, Any]) -> SuperviseOpti
     known = {f.name for f in dataclasses.fields(SuperviseOptions)} - {"config"}
     unknown = sorted(set(table) - known)
     if unknown:
-        raise ConfigError(f"{path}: unknown key(s) in [supervise]: {', '.join(unknown)}")
+        named = []
+        for key in unknown:
+            close = difflib.get_close_matches(key, sorted(known), n=1)
+            named.append(f"{key} (did you mean {close[0]!r}?)" if close else key)
+        raise ConfigError(f"{path}: unknown key(s) in [supervise]: {', '.join(named)}")
     return SuperviseOptions(**{**table, **overrides, "config": str(path)})
 
 

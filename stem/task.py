@@ -7,6 +7,7 @@ limits, pool) are read by the worker when it runs the job.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import inspect
 import random
@@ -143,10 +144,46 @@ class Task(Generic[P, R]):
         """Send a job that runs this task with these arguments; return its handle.
 
         Arguments must be JSON-serialisable: one that is not raises ``SerializationError``
-        naming it, and nothing is written. Use ``app.enqueue(task, ...)`` for options
-        (delay, priority, idempotency key).
+        naming it, and nothing is written. Use :meth:`enqueue_with` for options
+        (delay, priority, idempotency key, ...).
         """
         return self.app.enqueue(self, args, kwargs)
+
+    def enqueue_with(
+        self,
+        *,
+        queue: str | None = None,
+        priority: int | None = None,
+        delay_s: float | None = None,
+        eta: dt.datetime | None = None,
+        idempotency_key: str | None = None,
+        job_id: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> Callable[P, JobHandle]:
+        """``enqueue`` with options: ``task.enqueue_with(delay_s=60)(42, size=800)``.
+
+        Stem's ``apply_async``: the options are checked when the returned function is
+        called, as ``Stem.enqueue`` checks them (``delay_s`` or ``eta``, an aware
+        datetime, not both; ``job_id`` picks the id; a repeat of an ``idempotency_key``
+        returns the first job with ``created=False``). The arguments stay typed as the
+        task's own.
+        """
+
+        def send(*args: P.args, **kwargs: P.kwargs) -> JobHandle:
+            return self.app.enqueue(
+                self,
+                args,
+                kwargs,
+                queue=queue,
+                priority=priority,
+                delay_s=delay_s,
+                eta=eta,
+                idempotency_key=idempotency_key,
+                job_id=job_id,
+                headers=headers,
+            )
+
+        return send
 
     async def enqueue_async(self, *args: P.args, **kwargs: P.kwargs) -> JobHandle:
         """``enqueue`` for trio or asyncio code (runs the blocking call in a thread)."""

@@ -29,7 +29,7 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from stem.broker import DefinitionChange
-from stem.errors import UsageError
+from stem.errors import NotFound
 from stem.schedule.entries import JSON_VERSION, Entry, ScheduleEntryError, entry_from_mapping
 
 if TYPE_CHECKING:
@@ -248,9 +248,9 @@ def _peek(raw: str | None) -> tuple[Source | None, bool | None]:
         return None, None
 
 
-def unknown_entry(name: str) -> UsageError:
-    """The error for a name that is not in the store."""
-    return UsageError(f"no schedule entry named {name!r}")
+def unknown_entry(name: str) -> NotFound:
+    """The error for a name that is not in the store (exit code 4 at the CLI)."""
+    return NotFound(f"no schedule entry named {name!r}")
 
 
 class Schedules:
@@ -300,7 +300,7 @@ class Schedules:
         return Snapshot(entries, errors, decoded_records, tuple(new_errors))
 
     def get(self, name: str) -> StoredEntry:
-        """One entry; :class:`UsageError` if there is none, its own error if it is bad."""
+        """One entry; :class:`NotFound` if there is none, its own error if it is bad."""
         raw = self.store.definition(name)
         if raw is None:
             raise unknown_entry(name)

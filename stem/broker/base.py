@@ -6,6 +6,7 @@ interface (trio's ``_core`` rule): they never see a key name, a command or a scr
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -80,6 +81,28 @@ class JobRecord:
     end_ms: int | None
     eta_ms: int | None
     worker: str | None
+
+    @property
+    def result_value(self) -> Any:
+        """``result`` decoded from JSON (None when there is none); the raw text if it is
+        not JSON (someone else wrote it). ``result`` itself stays the stored text."""
+        return _json_or_text(self.result)
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """The headers the job was enqueued with (``{}`` if the envelope has none)."""
+        envelope = _json_or_text(self.envelope)
+        headers = envelope.get("headers") if isinstance(envelope, dict) else None
+        return {str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}
+
+
+def _json_or_text(raw: str | None) -> Any:
+    if raw is None:
+        return None
+    try:
+        return json.loads(raw)
+    except ValueError:
+        return raw
 
 
 @dataclass(frozen=True, slots=True)

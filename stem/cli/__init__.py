@@ -11,7 +11,7 @@ from __future__ import annotations
 # Modules, not their commands: ``stem.cli.dlq`` must stay the module (a command object
 # of the same name here would shadow it for ``import stem.cli.dlq``).
 from stem.cli import actors, dlq, enqueue, observe, result, schedule
-from stem.cli.root import accept_global_options_after, cli
+from stem.cli.root import accept_global_options_after, cli, show_envvars
 
 for _command in (
     actors.supervise,
@@ -26,6 +26,7 @@ for _command in (
 ):
     cli.add_command(_command)
 accept_global_options_after(cli)
+show_envvars(cli)
 
 #: The console script (``stem = "stem.cli:main"``) and ``python -m stem.cli``.
 main = cli

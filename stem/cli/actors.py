@@ -12,8 +12,9 @@ from types import ModuleType
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
-from stem.cli.root import State
+from stem.cli.root import State, log_level_option
 from stem.errors import ConfigError
 
 
@@ -51,30 +52,31 @@ handed back); a second Ctrl-C stops it at once.
 """,
 )
 @click.option(
+    "-Q",
     "--queues",
     metavar="SPEC",
-    help="Queues to serve: 'a,b' (strict order) or 'a:3,b:1' (weighted). "
-    "Default: the app's default queue.",
+    help="Queues to serve: 'a,b' (strict order) or 'a:3,b:1' (weighted).",
+    show_default="the app's default queue",
 )
 @click.option(
-    "--concurrency", type=click.IntRange(min=1), default=10, show_default=True,
-    help="Jobs run at once.",
-)  # fmt: skip
+    "-c", "--concurrency", type=click.IntRange(min=1), default=10, help="Jobs run at once."
+)
 @click.option(
-    "--prefetch", type=click.IntRange(min=0), default=10, show_default=True,
-    help="Jobs fetched ahead of a free slot.",
-)  # fmt: skip
+    "--prefetch", type=click.IntRange(min=0), default=10, help="Jobs fetched ahead of a free slot."
+)
 @click.option(
     "--pool",
     type=click.Choice(["threads", "processes"]),
-    help="Run every sync task in this pool (default: each task's own; async tasks stay async).",
+    help="Run every sync task in this pool (async tasks stay async).",
+    show_default="each task's own",
 )
 @click.option("--burst", is_flag=True, help="Exit (code 0) once the queues are empty.")
 @click.option(
-    "--stop-timeout-s", type=click.FloatRange(min=0), default=25.0, show_default=True,
+    "--stop-timeout-s", type=click.FloatRange(min=0), default=25.0,
     metavar="S", help="On SIGTERM, how long running jobs may finish.",
 )  # fmt: skip
-@click.option("--name", help="Consumer name (default: <host>/<pid>, or <host>/worker.<n>).")
+@click.option("--name", help="Consumer name.", show_default="<host>/<pid>, or <host>/worker.<n>")
+@log_level_option
 @click.pass_obj
 def worker(state: State, /, queues: str | None, **options: Any) -> None:
     """Run a worker: fetch jobs from the queues and run the app's tasks."""
@@ -101,13 +103,17 @@ Run any number of them: each expired lease is taken back by exactly one. Use --a
 the lease and max_deliveries are the app's (without it, the defaults).
 """,
 )
-@click.option("--queues", metavar="A,B", help="Only these queues (default: every known queue).")
+@click.option(
+    "-Q", "--queues", metavar="A,B", help="Only these queues.", show_default="every known queue"
+)
 @click.option(
     "--interval-s",
     type=click.FloatRange(min=0.01),
     metavar="S",
-    help="Seconds between reclaim rounds (default: half the lease, at most 5).",
+    help="Seconds between reclaim rounds.",
+    show_default="half the lease, at most 5",
 )
+@log_level_option
 @click.pass_obj
 def reclaim(state: State, queues: str | None, interval_s: float | None) -> None:
     """Run a reclaimer: hand back jobs whose worker died, promote due delayed jobs."""
@@ -136,40 +142,70 @@ def reclaim(state: State, queues: str | None, interval_s: float | None) -> None:
   STEM_REDIS_URL=redis://redis.internal:6379/0 stem supervise --app myapp.jobs:app
 
 Without a Redis URL (--redis-url, STEM_REDIS_URL or redis_url in [supervise]) it starts
-an embedded redis-server. Flags win over the [supervise] table of --config. Exit code 1
-when the supervisor gave up (too many restarts).
+an embedded redis-server. Flags (and their env vars) win over the [supervise] table of
+--config (or $STEM_CONFIG); defaults do not. Exit code 1 when the supervisor gave up
+(too many restarts).
 """,
 )
 @click.option(
     "--config",
     type=click.Path(dir_okay=False),
+    envvar="STEM_CONFIG",
     help="A stem.toml: options from its [supervise] table; also passed to beat.",
 )
-@click.option("--workers", type=click.IntRange(min=0), help="Worker processes [1].")
-@click.option("--concurrency", type=click.IntRange(min=1), help="Per worker [10].")
-@click.option("--prefetch", type=click.IntRange(min=0), help="Per worker [10].")
-@click.option("--queues", metavar="SPEC", help="Per worker, as `stem worker --queues` [default].")
-@click.option("--pool", type=click.Choice(["threads", "processes"]), help="Per worker.")
-@click.option("--beat/--no-beat", default=None, help="Run a beat [yes].")
-@click.option("--reclaimer/--no-reclaimer", default=None, help="Run a reclaimer [yes].")
-@click.option("--data-dir", metavar="DIR", help="Embedded Redis data and status file [.stem].")
+@click.option("--workers", type=click.IntRange(min=0), default=1, help="Worker processes.")
+@click.option("-c", "--concurrency", type=click.IntRange(min=1), default=10, help="Per worker.")
+@click.option("--prefetch", type=click.IntRange(min=0), default=10, help="Per worker.")
 @click.option(
-    "--stop-timeout-s", type=click.FloatRange(min=0), metavar="S", help="Per worker [25]."
+    "-Q", "--queues", metavar="SPEC", default="default", help="Per worker, as `stem worker -Q`."
+)
+@click.option(
+    "--pool",
+    type=click.Choice(["threads", "processes"]),
+    help="Per worker.",
+    show_default="each task's own",
+)
+@click.option("--beat/--no-beat", default=True, help="Run a beat.")
+@click.option("--reclaimer/--no-reclaimer", default=True, help="Run a reclaimer.")
+@click.option(
+    "--data-dir", metavar="DIR", default=".stem", help="Embedded Redis data, status file."
+)
+@click.option(
+    "--stop-timeout-s", type=click.FloatRange(min=0), default=25.0, metavar="S", help="Per worker."
 )
 @click.option(
     "--heartbeat-timeout-s",
     type=click.FloatRange(min=0, min_open=True),
+    default=60.0,
     metavar="S",
-    help="Restart an actor whose heartbeat is older [60].",
+    help="Restart an actor whose heartbeat is older.",
 )
-@click.option("--max-rss-mb", type=click.FloatRange(min=0, min_open=True), help="Per worker.")
-@click.option("--max-restarts", type=click.IntRange(min=0), help="Restart intensity [5] ...")
-@click.option("--within-s", type=click.FloatRange(min=0, min_open=True), help="... within S [60].")
-@click.option("--json-logs/--text-logs", default=None, help="Actors' output as JSON lines.")
-@click.pass_obj
-def supervise(state: State, /, config: str | None, **flags: Any) -> None:
+@click.option(
+    "--max-rss-mb",
+    type=click.FloatRange(min=0, min_open=True),
+    help="Restart a worker past this RSS.",
+    show_default="no limit",
+)
+@click.option(
+    "--max-restarts", type=click.IntRange(min=0), default=5, help="Restart intensity: N ..."
+)
+@click.option(
+    "--within-s", type=click.FloatRange(min=0, min_open=True), default=60.0, help="... within S."
+)
+@click.option("--json-logs/--text-logs", default=False, help="Actors' output as JSON lines.")
+@log_level_option
+@click.pass_context
+def supervise(ctx: click.Context, /, config: str | None, **flags: Any) -> None:
     """Run and watch every actor: workers, reclaimer, beat (and Redis if needed)."""
-    overrides = {k: v for k, v in flags.items() if v is not None}
+    state = ctx.find_object(State)
+    assert state is not None  # noqa: S101  (the stem group always passes its State)
+    # Only what was given (flag or env var) overrides [supervise]: defaults do not.
+    given = {
+        name: value
+        for name, value in flags.items()
+        if value is not None and ctx.get_parameter_source(name) is not ParameterSource.DEFAULT
+    }
+    overrides: dict[str, Any] = given
     if state.app_spec is not None:
         overrides["app_spec"] = state.app_spec
     if state.namespace is not None:
@@ -222,7 +258,10 @@ def _supervise_options(module: ModuleType, config: str | None, overrides: dict[s
     envvar="STEM_CONFIG",
     help="A stem.toml whose [[schedule]] entries to sync [env: STEM_CONFIG].",
 )
-@click.option("--name", help="How this beat signs the runs it records (default beat/host/pid).")
+@click.option(
+    "--name", help="How this beat signs the runs it records.", show_default="beat/<host>/<pid>"
+)
+@log_level_option
 @click.pass_obj
 def beat(state: State, config_path: str | None, name: str | None) -> None:
     """Run a beat: enqueue every schedule entry's ticks on time.

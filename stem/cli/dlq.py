@@ -12,7 +12,16 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stem.broker.keys import check_name
-from stem.cli.output import Column, echo_json, emit, iso_ms, one_line
+from stem.cli import output
+from stem.cli.output import (
+    Column,
+    echo_json,
+    emit,
+    emit_done,
+    emit_record,
+    iso_ms,
+    one_line,
+)
 from stem.cli.result import error_text
 from stem.cli.root import State
 from stem.errors import JobNotFound, UsageError
@@ -31,7 +40,7 @@ LIST_COLUMNS = [
     Column("state", "STATE"),
     Column("reason", "REASON"),
     Column("ts_ms", "WHEN", iso_ms, label="when"),
-    Column("error", "ERROR", lambda e: "-" if e is None else error_text(e)[:80]),
+    Column("error", "ERROR", lambda e: "-" if e is None else error_text(e, None), width=80),
 ]
 
 
@@ -98,8 +107,8 @@ def find_entry(state: State, key: str, queue: str | None) -> tuple[str, DeadEntr
 
 \b
   stem dlq list
-  stem dlq show 01J9Z6X8K3T2
-  stem dlq replay 01J9Z6X8K3T2
+  stem dlq show 01b8dac5b4009f3c2a7e5d1b8c460e27
+  stem dlq replay 01b8dac5b4009f3c2a7e5d1b8c460e27
   stem dlq purge --queue default --yes
 """,
 )
@@ -121,7 +130,7 @@ def dlq() -> None:
   stem dlq list --queue default --limit 10 --json | jq '.[].job_id'
 """,
 )
-@click.option("--queue", help="Only this queue (default: every known queue).")
+@click.option("--queue", help="Only this queue.", show_default="every known queue")
 @click.option(
     "--limit",
     type=click.IntRange(min=1),
@@ -143,12 +152,12 @@ def list_entries(state: State, queue: str | None, limit: int, as_json: bool) -> 
     epilog="""Examples:
 
 \b
-  stem dlq show 01J9Z6X8K3T2                 # by job id
+  stem dlq show 01b8dac5b4009f3c2a7e5d1b8c460e27                 # by job id
   stem dlq show 1700000000000-0 --queue default --json
 """,
 )
 @click.argument("key", metavar="ENTRY_OR_JOB_ID")
-@click.option("--queue", help="The queue (default: search every known queue).")
+@click.option("--queue", help="The queue.", show_default="search every known queue")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 @click.pass_obj
 def show(state: State, key: str, queue: str | None, as_json: bool) -> None:
@@ -157,8 +166,22 @@ def show(state: State, key: str, queue: str | None, as_json: bool) -> None:
     if as_json:
         echo_json(doc)
         return
+    fields = show_fields(doc)
+    trace = doc["error"].get("traceback") if isinstance(doc["error"], dict) else None
+    if not output.stdout_is_tty():
+        emit_record(
+            doc, [*fields, ("traceback", str(trace).rstrip() if trace else "-")], as_json=False
+        )
+        return
+    emit_record(doc, fields, as_json=False)
+    if trace:
+        click.echo("traceback:\n" + str(trace).rstrip())
+
+
+def show_fields(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """The fields of ``stem dlq show`` without ``--json``, entry id first."""
     envelope = doc["envelope"] if isinstance(doc["envelope"], dict) else {}
-    lines = [
+    fields = [
         ("entry", doc["entry_id"]),
         ("queue", doc["queue"]),
         ("job", doc["job_id"] or "-"),
@@ -168,16 +191,11 @@ def show(state: State, key: str, queue: str | None, as_json: bool) -> None:
         ("when", iso_ms(doc["ts_ms"])),
         ("args", json.dumps(envelope.get("args"))),
         ("kwargs", json.dumps(envelope.get("kwargs"))),
-        ("error", "-" if doc["error"] is None else error_text(doc["error"])),
+        ("error", "-" if doc["error"] is None else error_text(doc["error"], None)),
     ]
     if not envelope:
-        lines.append(("raw", one_line(json.dumps(doc["envelope"]))))
-    width = max(len(k) for k, _ in lines) + 1
-    for k, v in lines:
-        click.echo(f"{k + ':':<{width}} {v}")
-    trace = doc["error"].get("traceback") if isinstance(doc["error"], dict) else None
-    if trace:
-        click.echo("traceback:\n" + str(trace).rstrip())
+        fields.append(("raw", one_line(json.dumps(doc["envelope"]), None)))
+    return fields
 
 
 @dlq.command(
@@ -185,7 +203,7 @@ def show(state: State, key: str, queue: str | None, as_json: bool) -> None:
     epilog="""Examples:
 
 \b
-  stem dlq replay 01J9Z6X8K3T2 01J9Z6X8K3T3     # by job or entry id
+  stem dlq replay 01b8dac5b4009f3c2a7e5d1b8c460e27 1700000000000-0   # by job or entry id
   stem dlq replay --all --queue default
 
 A replayed job keeps its id and goes back on its queue as a fresh attempt.
@@ -193,9 +211,12 @@ A replayed job keeps its id and goes back on its queue as a fresh attempt.
 )
 @click.argument("keys", nargs=-1, metavar="[ENTRY_OR_JOB_ID]...")
 @click.option("--all", "replay_all", is_flag=True, help="Replay every entry.")
-@click.option("--queue", help="The queue (default: every known queue).")
+@click.option("--queue", help="The queue.", show_default="every known queue")
+@click.option("--json", "as_json", is_flag=True, help='Print [{"job_id", "queue"}, ...].')
 @click.pass_obj
-def replay(state: State, keys: tuple[str, ...], replay_all: bool, queue: str | None) -> None:
+def replay(
+    state: State, keys: tuple[str, ...], replay_all: bool, queue: str | None, as_json: bool
+) -> None:
     """Put dead-letter entries back on their queues; print the replayed job ids."""
     if bool(keys) == replay_all:
         raise click.UsageError("give entry or job ids, or --all (not both)")
@@ -209,20 +230,23 @@ def replay(state: State, keys: tuple[str, ...], replay_all: bool, queue: str | N
         for key in keys:
             q, entry = find_entry(state, key, queue)
             chosen.setdefault(q, []).append(entry.entry_id)
-    replayed = 0
+    replayed: list[dict[str, str]] = []
     for q, entry_ids in chosen.items():
         for start in range(0, len(entry_ids), PAGE):
             for job_id in broker.replay(q, entry_ids[start : start + PAGE]):
-                click.echo(job_id)
-                replayed += 1
-    skipped = sum(len(ids) for ids in chosen.values()) - replayed
+                if not as_json:
+                    click.echo(job_id)
+                replayed.append({"job_id": job_id, "queue": q})
+    if as_json:
+        echo_json(replayed)
+    skipped = sum(len(ids) for ids in chosen.values()) - len(replayed)
     if skipped:
         click.echo(
             f"stem: note: {skipped} entr{'y' if skipped == 1 else 'ies'} not replayed "
             "(no decodable envelope, or already gone): see `stem dlq show`",
             err=True,
         )
-    elif replayed == 0:
+    elif not replayed:
         click.echo("nothing to replay", err=True)
 
 
@@ -235,10 +259,11 @@ def replay(state: State, keys: tuple[str, ...], replay_all: bool, queue: str | N
   stem dlq purge --yes                    # every queue's dead-letter queue
 """,
 )
-@click.option("--queue", help="Only this queue (default: every known queue).")
+@click.option("--queue", help="Only this queue.", show_default="every known queue")
 @click.option("--yes", is_flag=True, help="Really delete (required).")
+@click.option("--json", "as_json", is_flag=True, help='Print [{"queue", "purged"}, ...].')
 @click.pass_obj
-def purge(state: State, queue: str | None, yes: bool) -> None:
+def purge(state: State, queue: str | None, yes: bool, as_json: bool) -> None:
     """Delete dead-letter entries for good (their job records stay until they expire)."""
     if not yes:
         what = f"queue {queue!r}" if queue else "every queue"
@@ -246,6 +271,11 @@ def purge(state: State, queue: str | None, yes: bool) -> None:
             f"purge deletes the dead-letter entries of {what} for good: add --yes"
         )
     broker: Admin = state.app.broker
-    for q in _queues(state, queue):
-        n = broker.purge_dead(q)
-        click.echo(f"purged {n} entr{'y' if n == 1 else 'ies'} from {q!r}")
+    counts = [(q, broker.purge_dead(q)) for q in _queues(state, queue)]
+    if as_json:
+        echo_json([{"queue": q, "purged": n} for q, n in counts])
+        return
+    for q, n in counts:
+        sentence = f"purged {n} entr{'y' if n == 1 else 'ies'} from {q!r}"
+        doc = {"queue": q, "purged": n}
+        emit_done(sentence, doc, [("queue", q), ("purged", str(n))], as_json=False)

@@ -11,9 +11,19 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from stem.cli.output import Column, echo_json, emit, now_ms, span, stdout_is_tty, table
+from stem.cli import output
+from stem.cli.output import (
+    Column,
+    echo_json,
+    emit,
+    now_ms,
+    plain_line,
+    say,
+    span,
+    table,
+)
 from stem.cli.root import State
-from stem.errors import UsageError
+from stem.errors import NotFound, UsageError
 
 if TYPE_CHECKING:
     from stem.broker import Admin
@@ -228,7 +238,7 @@ or with --once or --json, one snapshot is printed.
 def metrics(state: State, once: bool, as_json: bool, interval_s: float) -> None:
     """Queues, workers and job rates in one snapshot (live on a terminal)."""
     broker: Admin = state.app.broker
-    live = stdout_is_tty() and not once and not as_json
+    live = output.stdout_is_tty() and not once and not as_json
     before = sample(broker.workers(), time.monotonic())
     try:
         while True:
@@ -237,6 +247,9 @@ def metrics(state: State, once: bool, as_json: bool, interval_s: float) -> None:
             before = after
             if as_json:
                 echo_json(snapshot)
+            elif not output.stdout_is_tty():
+                for line in metrics_lines(snapshot):
+                    click.echo(line)
             else:
                 if live:
                     click.clear()
@@ -262,6 +275,38 @@ def metrics_doc(broker: Admin, before: Sample, after: Sample) -> dict[str, Any]:
         "queues": qs,
         "workers": workers,
     }
+
+
+def metrics_lines(doc: dict[str, Any]) -> list[str]:
+    """A snapshot as plain lines: ``totals ...``, then ``queue:NAME ...`` per queue and
+    ``worker:ID ...`` per worker (``grep ^queue:`` picks one kind)."""
+    t, r = doc["totals"], doc["rates"]
+    totals = {
+        **t,
+        "processed_per_s": f"{r['processed_per_s']:.3f}",
+        "failed_per_s": f"{r['failed_per_s']:.3f}",
+        "interval_s": f"{r['interval_s']:g}",
+    }
+    lines = [plain_line(["totals", *totals], ["totals", *(str(v) for v in totals.values())])]
+    for q in doc["queues"]:
+        texts = [c.show(q.get(c.key)) for c in QUEUE_COLUMNS]
+        lines.append(
+            plain_line([c.plain_key for c in QUEUE_COLUMNS], [f"queue:{texts[0]}", *texts[1:]])
+        )
+    cols = [
+        *WORKER_COLUMNS[:1],
+        Column("processed_per_s", "RATE", _plain_rate),
+        *WORKER_COLUMNS[1:],
+    ]
+    for w in doc["workers"]:
+        row = {**w, "processed_per_s": r["workers"].get(w.get("id"), {}).get("processed_per_s")}
+        texts = [c.show(row.get(c.key)) for c in cols]
+        lines.append(plain_line([c.plain_key for c in cols], [f"worker:{texts[0]}", *texts[1:]]))
+    return lines
+
+
+def _plain_rate(value: Any) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def render_metrics(doc: dict[str, Any]) -> str:
@@ -296,7 +341,7 @@ SUPERVISOR_COLUMNS = [
     Column("pid", "PID"),
     Column("state", "STATE"),
     Column("restarts", "RESTARTS"),
-    Column("uptime_s", "UPTIME", lambda v: "-" if v is None else span(float(v)), "uptime_s"),
+    Column("uptime_s", "UPTIME", lambda v: "-" if v is None else span(float(v)), "uptime"),
     Column("last_reason", "LAST EXIT"),
 ]
 
@@ -328,7 +373,7 @@ def supervisor_status(data_dir: Path, as_json: bool) -> None:
 
     path = data_dir / "supervise.json"
     if not path.is_file():
-        raise UsageError(f"no supervisor status at {path}: is `stem supervise` running here?")
+        raise NotFound(f"no supervisor status at {path}: is `stem supervise` running here?")
     try:
         status = read_status(path)
     except (OSError, ValueError) as exc:
@@ -337,7 +382,8 @@ def supervisor_status(data_dir: Path, as_json: bool) -> None:
         echo_json(status.to_json())
         return
     age = span(max(0.0, time.time() - status.updated_at))
-    click.echo(f"supervisor pid {status.supervisor_pid}: {status.state.value} (updated {age} ago)")
+    # The summary is for people: in a pipe it goes to stderr, the children's lines stay alone.
+    say(f"supervisor pid {status.supervisor_pid}: {status.state.value} (updated {age} ago)")
     rows = [
         {
             "child": c.label,

@@ -5,12 +5,18 @@ picks the form. Plain lines put the first column first and the others as ``key=v
 (values with spaces are JSON-quoted), so ``grep`` and ``awk`` work on them::
 
     default ready=3 delayed=0 pending=1 dead=2
+
+Every line a command prints on stdout in a pipe matches :data:`PLAIN_LINE`; anything
+for people only (a summary, "nothing to show", a note) goes to stderr there. One record
+(``emit_record``) is one such line; an action's outcome (``emit_done``) too, with a
+sentence instead on a terminal.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -20,6 +26,11 @@ from typing import Any
 import click
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+_WORD = r'(?:[^\s"=]\S*|"(?:[^"\\]|\\.)*")'
+#: The form of every stdout line in a pipe: a first value, then ``key=value`` pairs; a
+#: value is one word without quotes, or a JSON string (documented in docs/reference/cli.md).
+PLAIN_LINE = re.compile(rf"^{_WORD}(?: [a-z][a-z0-9_]*=(?:{_WORD})?)*$")
 
 
 def stdout_is_tty() -> bool:
@@ -35,12 +46,16 @@ def now_ms() -> int:
 @dataclass(frozen=True)
 class Column:
     """One column: the row key, its table header, how to show a value as text, and its
-    key in plain lines (``label``; default ``key``, set it when ``show`` changes units)."""
+    key in plain lines (``label``; default ``key``, set it when ``show`` changes units),
+    and how wide it may be in a table."""
 
     key: str
     header: str
     show: Callable[[Any], str] = lambda value: "-" if value is None else str(value)
     label: str | None = None
+    #: In a table, cut the text at a word boundary to at most this many characters
+    #: (plain lines and JSON always carry all of it).
+    width: int | None = None
 
     @property
     def plain_key(self) -> str:
@@ -65,14 +80,46 @@ def emit(
         echo_json(list(rows))
         return
     if not rows:
-        click.echo(empty, err=not stdout_is_tty())
+        say(empty)
         return
     texts = [[c.show(row.get(c.key)) for c in columns] for row in rows]
     if stdout_is_tty():
-        click.echo(table([c.header for c in columns], texts))
+        cut = [[one_line(t, c.width) for t, c in zip(r, columns, strict=True)] for r in texts]
+        click.echo(table([c.header for c in columns], cut))
     else:
         for text in texts:
             click.echo(plain_line([c.plain_key for c in columns], text))
+
+
+def emit_record(doc: dict[str, Any], fields: Sequence[tuple[str, str]], *, as_json: bool) -> None:
+    """Print one record: ``doc`` as JSON, ``key: value`` lines on a terminal, else one
+    plain line (``fields`` in order: the first value leads, the others are ``key=value``)."""
+    if as_json:
+        echo_json(doc)
+    elif stdout_is_tty():
+        width = max(len(k) for k, _ in fields) + 1
+        for key, value in fields:
+            click.echo(f"{key + ':':<{width}} {value}".rstrip())
+    else:
+        click.echo(plain_line([k for k, _ in fields], [v for _, v in fields]))
+
+
+def emit_done(
+    sentence: str, doc: dict[str, Any], fields: Sequence[tuple[str, str]], *, as_json: bool
+) -> None:
+    """Print what an action did: ``sentence`` on a terminal, ``doc`` as JSON, else one
+    plain line of ``fields``."""
+    if as_json:
+        echo_json(doc)
+    elif stdout_is_tty():
+        click.echo(sentence)
+    else:
+        click.echo(plain_line([k for k, _ in fields], [v for _, v in fields]))
+
+
+def say(text: str) -> None:
+    """A line for people: stdout on a terminal, stderr in a pipe (stdout stays parseable)."""
+    click.echo(text, err=not stdout_is_tty())
 
 
 def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -138,7 +185,13 @@ def examples(*lines: str) -> str:
     return "Examples:\n\n\b\n" + "\n".join(f"  {line}" for line in lines)
 
 
-def one_line(text: str, limit: int = 200) -> str:
-    """``text`` on one line, cut to ``limit`` characters."""
+def one_line(text: str, limit: int | None = 200) -> str:
+    """``text`` on one line, cut at a word boundary to at most ``limit`` characters
+    (None: never cut)."""
     flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 3] + "..."
+    if limit is None or len(flat) <= limit:
+        return flat
+    cut = flat[: limit - 3]
+    if " " in cut and not flat[limit - 3].isspace():
+        cut = cut.rsplit(" ", 1)[0]
+    return cut.rstrip() + "..."

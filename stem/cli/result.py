@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from stem.cli.output import echo_json, iso_ms, one_line
+from stem.cli.output import echo_json, emit_record, iso_ms, one_line
 from stem.cli.root import EXIT_FAILED, State
 from stem.errors import JobFailed, JobNotFound
 from stem.states import DEAD_LETTER_STATES
@@ -51,34 +51,49 @@ def record_doc(record: JobRecord) -> dict[str, Any]:
     }
 
 
-def error_text(error: Any) -> str:
-    """``Type: message`` of a stored error."""
+def error_text(error: Any, limit: int | None = 200) -> str:
+    """``Type: message`` of a stored error, on one line, cut at a word past ``limit``."""
     if not isinstance(error, dict):
-        return one_line(str(error))
-    return one_line(f"{error.get('type', 'Error')}: {error.get('message', '')}".rstrip(": "))
+        return one_line(str(error), limit)
+    text = f"{error.get('type', 'Error')}: {error.get('message', '')}".rstrip(": ")
+    return one_line(text, limit)
 
 
-def _print_record(doc: dict[str, Any]) -> None:
-    lines = [
+def record_fields(doc: dict[str, Any]) -> list[tuple[str, str]]:
+    """The fields of ``stem result get`` without ``--json``, id first."""
+    fields = [
         ("id", doc["id"]),
         ("queue", doc["queue"]),
-        ("state", doc["state"] + (f" ({doc['reason']})" if doc["reason"] else "")),
+        ("state", doc["state"]),
+        ("reason", doc["reason"] or "-"),
         ("task", doc["task"] or "-"),
-        ("attempt", f"{doc['attempt']} (delivered {doc['deliveries']} time(s))"),
+        ("attempt", str(doc["attempt"])),
+        ("deliveries", str(doc["deliveries"])),
         ("enqueued", iso_ms(doc["enqueued_ms"])),
+        ("eta", iso_ms(doc["eta_ms"])),
         ("started", iso_ms(doc["started_ms"])),
         ("ended", iso_ms(doc["ended_ms"])),
         ("worker", doc["worker"] or "-"),
     ]
-    if doc["eta_ms"]:
-        lines.insert(5, ("eta", iso_ms(doc["eta_ms"])))
     if doc["state"] == "succeeded":
-        lines.append(("result", json.dumps(doc["result"])))
+        fields.append(("result", json.dumps(doc["result"])))
     if doc["error"] is not None:
-        lines.append(("error", error_text(doc["error"])))
-    width = max(len(k) for k, _ in lines) + 1
-    for key, value in lines:
-        click.echo(f"{key + ':':<{width}} {value}")
+        fields.append(("error", error_text(doc["error"], limit=None)))
+    return fields
+
+
+#: How long ``stem result wait`` and ``stem enqueue --wait`` wait without ``--timeout``.
+DEFAULT_WAIT_TIMEOUT_S = 60.0
+
+timeout_option = click.option(
+    "--timeout",
+    "timeout_s",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_WAIT_TIMEOUT_S,
+    show_default=True,
+    metavar="S",
+    help="Give up after S seconds (exit code 5).",
+)
 
 
 def _handle(state: State, job_id: str, queue: str | None) -> JobHandle:
@@ -95,8 +110,8 @@ def _not_found(job_id: str, queue: str | None) -> JobNotFound:
     epilog="""Examples:
 
 \b
-  stem result get 01J9Z6X8K3T2
-  stem result wait 01J9Z6X8K3T2 --timeout 30 --json
+  stem result get 01b8dac5b4009f3c2a7e5d1b8c460e27
+  stem result wait 01b8dac5b4009f3c2a7e5d1b8c460e27 --timeout 30 --json
 """,
 )
 def result() -> None:
@@ -108,15 +123,15 @@ def result() -> None:
     epilog="""Examples:
 
 \b
-  stem result get 01J9Z6X8K3T2
-  stem result get 01J9Z6X8K3T2 --queue high --json | jq .state
+  stem result get 01b8dac5b4009f3c2a7e5d1b8c460e27
+  stem result get 01b8dac5b4009f3c2a7e5d1b8c460e27 --queue high --json | jq .state
 
 Exit code 0 when the job succeeded or is still pending, 1 when it failed or is dead,
 4 when there is no such job.
 """,
 )
 @click.argument("job_id", metavar="ID")
-@click.option("--queue", help="The job's queue (default: search every known queue).")
+@click.option("--queue", help="The job's queue.", show_default="search every known queue")
 @click.option("--json", "as_json", is_flag=True, help="Print the record as a JSON object.")
 @click.pass_obj
 def get(state: State, job_id: str, queue: str | None, as_json: bool) -> None:
@@ -125,10 +140,7 @@ def get(state: State, job_id: str, queue: str | None, as_json: bool) -> None:
     if record is None:
         raise _not_found(job_id, queue)
     doc = record_doc(record)
-    if as_json:
-        echo_json(doc)
-    else:
-        _print_record(doc)
+    emit_record(doc, record_fields(doc), as_json=as_json)
     if record.state in DEAD_LETTER_STATES:
         raise click.exceptions.Exit(EXIT_FAILED)
 
@@ -138,7 +150,7 @@ def get(state: State, job_id: str, queue: str | None, as_json: bool) -> None:
     epilog="""Examples:
 
 \b
-  stem result wait 01J9Z6X8K3T2 --timeout 30
+  stem result wait 01b8dac5b4009f3c2a7e5d1b8c460e27 --timeout 30
   stem result wait "$(stem enqueue myapp.jobs.add --args '[1, 2]')" --timeout 10
 
 Prints the result as JSON. Exit code 1 when the job failed (its error on stderr),
@@ -146,15 +158,8 @@ Prints the result as JSON. Exit code 1 when the job failed (its error on stderr)
 """,
 )
 @click.argument("job_id", metavar="ID")
-@click.option("--queue", help="The job's queue (default: search every known queue).")
-@click.option(
-    "--timeout",
-    "timeout_s",
-    type=click.FloatRange(min=0),
-    required=True,
-    metavar="S",
-    help="Give up after S seconds (exit code 5).",
-)
+@click.option("--queue", help="The job's queue.", show_default="search every known queue")
+@timeout_option
 @click.option(
     "--json", "as_json", is_flag=True, help='Print {"id", "state", "result"} (or "error").'
 )
@@ -164,18 +169,28 @@ def wait(state: State, job_id: str, queue: str | None, timeout_s: float, as_json
 
     Wakes as soon as the job settles (no polling).
     """
-    handle = _handle(state, job_id, queue)
+    wait_and_print(_handle(state, job_id, queue), queue, timeout_s, as_json=as_json)
+
+
+def wait_and_print(
+    handle: JobHandle, queue: str | None, timeout_s: float, *, as_json: bool
+) -> None:
+    """Wait for ``handle``'s result and print it (``stem result wait``, ``enqueue --wait``).
+
+    Raises what ``stem result wait`` exits with: ``JobFailed`` (1), ``JobNotFound`` (4),
+    ``ResultTimeout`` (5).
+    """
     try:
         value = handle.result(timeout_s=timeout_s)
     except JobNotFound:
-        raise _not_found(job_id, queue) from None
+        raise _not_found(handle.id, queue) from None
     except JobFailed as exc:
         if as_json:
             record = handle.info()
             failed = record.state.value if record is not None else "failed"
-            echo_json({"id": job_id, "state": failed, "error": exc.error})
+            echo_json({"id": handle.id, "state": failed, "error": exc.error})
         raise
     if as_json:
-        echo_json({"id": job_id, "state": "succeeded", "result": value})
+        echo_json({"id": handle.id, "state": "succeeded", "result": value})
     else:
         click.echo(json.dumps(value))

@@ -7,7 +7,7 @@ Every error ends as ONE line on stderr, ``stem: error: <message>``, and an exit 
     1    the job failed (a waited-for result was a failure), or another job error
     2    usage or config error: bad option, bad JSON, invalid setting, unknown --app
     3    Redis unreachable or refused the command, or another outside failure
-    4    not found: no such job or dead-letter entry
+    4    not found: no such job, dead-letter entry, schedule entry or status file
     5    timed out waiting for a result
     70   internal error: a bug in stem (run with --debug and report the traceback)
     130  interrupted (Ctrl-C)
@@ -17,6 +17,7 @@ Every error ends as ONE line on stderr, ``stem: error: <message>``, and an exit 
 from __future__ import annotations
 
 import os
+import re
 import sys
 import traceback
 from collections.abc import Sequence
@@ -25,8 +26,11 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stem.errors import (
+    BrokerRefused,
+    BrokerUnavailable,
     JobFailed,
     JobNotFound,
+    NotFound,
     OutsideError,
     ResultTimeout,
     StemError,
@@ -53,7 +57,7 @@ EXIT_CODES_HELP = """Exit codes:
   1    the job failed (a waited-for result was a failure)
   2    usage or config error (bad option, bad JSON, bad --app, ...)
   3    Redis unreachable (or another failure outside stem)
-  4    not found (no such job or dead-letter entry)
+  4    not found (no such job, dead-letter entry, schedule entry, ...)
   5    timed out waiting for a result
   70   internal error (a bug: run with --debug and report it)
   130  interrupted (Ctrl-C)
@@ -74,6 +78,9 @@ class State:
         self.redis_url: str | None = None
         #: True when --redis-url was typed, not taken from $STEM_REDIS_URL.
         self.redis_url_explicit = False
+        #: Where the Redis URL in use came from (``--redis-url``, ``$STEM_REDIS_URL``,
+        #: the app's code, ./.stem/redis.url), once the app is built; for error messages.
+        self.redis_url_source: str | None = None
         self.app_spec: str | None = None
         self.namespace: str | None = None
         self._app: Stem | None = None
@@ -92,18 +99,27 @@ class State:
 
     def _build_app(self) -> Stem:
         from stem.app import Stem
-        from stem.config import load_app, resolve_redis_url
+        from stem.config import load_app, resolve_redis_url, url_file_source
 
+        option = "--redis-url" if self.redis_url_explicit else "$STEM_REDIS_URL"
         if self.app_spec is None:
-            return Stem(resolve_redis_url(self.redis_url), namespace=self.namespace or "stem")
+            url = resolve_redis_url(self.redis_url)
+            self.redis_url_source = option if self.redis_url else url and url_file_source()
+            return Stem(url, namespace=self.namespace or "stem")
         app = load_app(self.app_spec)
         # A URL typed on the command line wins over the app's; $STEM_REDIS_URL does not
         # override a URL written in the app's code (the app already falls back to it).
         if self.redis_url is not None and (self.redis_url_explicit or app.redis_url is None):
             app.connect(self.redis_url, namespace=self.namespace)
-        elif self.namespace is not None:
-            app.close()
-            app.namespace = self.namespace
+            self.redis_url_source = option
+        else:
+            if app.redis_url is not None:
+                self.redis_url_source = f"the app's code, --app {self.app_spec}"
+            elif resolve_redis_url() is not None:
+                self.redis_url_source = url_file_source()
+            if self.namespace is not None:
+                app.close()
+                app.namespace = self.namespace
         return app
 
     def close(self) -> None:
@@ -138,7 +154,7 @@ class StemGroup(click.Group):
             )
             code = returned if isinstance(returned, int) else EXIT_OK
         except BaseException as exc:  # the edge: everything ends here
-            code = report(exc, debug=state.debug)
+            code = report(exc, debug=state.debug, redis_url_source=state.redis_url_source)
         finally:
             state.close()
         if standalone_mode:
@@ -178,6 +194,7 @@ def exit_code(exc: BaseException) -> int:
 _CODES: list[tuple[type[BaseException], int]] = [
     (ResultTimeout, EXIT_TIMEOUT),
     (JobNotFound, EXIT_NOT_FOUND),
+    (NotFound, EXIT_NOT_FOUND),
     (JobFailed, EXIT_FAILED),
     (UsageError, EXIT_USAGE),
     (OutsideError, EXIT_UNAVAILABLE),
@@ -189,8 +206,12 @@ _CODES: list[tuple[type[BaseException], int]] = [
 ]
 
 
-def report(exc: BaseException, *, debug: bool) -> int:
-    """Print ``exc`` as one ``stem: error:`` line (plus its traceback with ``debug``)."""
+def report(exc: BaseException, *, debug: bool, redis_url_source: str | None = None) -> int:
+    """Print ``exc`` as one ``stem: error:`` line (plus its traceback with ``debug``).
+
+    A Redis error names where the URL came from (``redis_url_source``), so that a stale
+    setting is found at once.
+    """
     exc = unwrap_group(exc)
     if isinstance(exc, SystemExit):
         return _system_exit(exc)
@@ -207,7 +228,10 @@ def report(exc: BaseException, *, debug: bool) -> int:
         click.echo(err=True)  # end the terminal's "^C" line first
     if debug and not isinstance(exc, click.ClickException | click.Abort):
         traceback.print_exception(exc, file=sys.stderr)
-    error(_message(exc, code))
+    message = _message(exc, code)
+    if redis_url_source and isinstance(exc, BrokerUnavailable | BrokerRefused):
+        message = f"{message.rstrip('. ')} (from {redis_url_source})"
+    error(message)
     return code
 
 
@@ -231,7 +255,9 @@ def error(message: str) -> None:
 def _message(exc: BaseException, code: int) -> str:
     if isinstance(exc, click.UsageError):
         hint = f"; see '{exc.ctx.command_path} --help'" if exc.ctx is not None else ""
-        return exc.format_message().rstrip(".") + hint
+        # click's "No such option '--quee'. Did you mean '--queue'?" as one clause.
+        text = re.sub(r"\. Did you mean (.+)\?$", r" (did you mean \1?)", _click_text(exc))
+        return text.rstrip(".") + hint
     if isinstance(exc, click.ClickException):
         return exc.format_message()
     if code == EXIT_INTERRUPTED:
@@ -242,6 +268,20 @@ def _message(exc: BaseException, code: int) -> str:
             "(run with --debug for the traceback, and please report it)"
         )
     return str(exc) or type(exc).__name__
+
+
+def _click_text(exc: click.UsageError) -> str:
+    """click's message, naming an option's env var only when the value came from it."""
+    param = getattr(exc, "param", None)
+    if not isinstance(param, click.Option) or exc.ctx is None or param.name is None:
+        return exc.format_message()
+    source = exc.ctx.get_parameter_source(param.name)
+    shown = param.show_envvar
+    param.show_envvar = source is click.core.ParameterSource.ENVIRONMENT
+    try:
+        return exc.format_message()
+    finally:
+        param.show_envvar = shown
 
 
 def _system_exit(exc: SystemExit) -> int:
@@ -281,18 +321,18 @@ def global_options(*, hidden: bool) -> list[click.Option]:
             expose_value=False,
             callback=_set,
             hidden=hidden,
-            help="Redis URL (redis://, rediss://, unix://) [env: STEM_REDIS_URL; "
-            "else ./.stem/redis.url of a running `stem supervise`].",
+            help="Redis URL (redis://, rediss://, unix://).",
+            show_default="./.stem/redis.url of a running `stem supervise`",
         ),
         click.Option(
-            ["--app", "app_spec"],
+            ["-A", "--app", "app_spec"],
             envvar=env("STEM_APP"),
             metavar="MODULE:ATTR",
             expose_value=False,
             callback=_set,
             hidden=hidden,
-            help="The stem.Stem app, e.g. myapp.jobs:app [env: STEM_APP]. Needed by "
-            "`worker` and `supervise`; other commands work without it.",
+            help="The stem.Stem app, e.g. myapp.jobs:app. Needed by `worker` and "
+            "`supervise`; other commands work without it.",
         ),
         click.Option(
             ["--namespace"],
@@ -300,7 +340,8 @@ def global_options(*, hidden: bool) -> list[click.Option]:
             expose_value=False,
             callback=_set,
             hidden=hidden,
-            help="Key namespace [env: STEM_NAMESPACE; default: the app's, else 'stem'].",
+            help="Key namespace.",
+            show_default="the app's, else 'stem'",
         ),
         click.Option(
             ["--debug"],
@@ -311,9 +352,53 @@ def global_options(*, hidden: bool) -> list[click.Option]:
             expose_value=False,
             callback=_set,
             hidden=hidden,
-            help="Show the traceback of an error [env: STEM_DEBUG].",
+            help="Show the traceback of an error.",
         ),
     ]
+
+
+def _set_log_level(ctx: click.Context, param: click.Parameter, value: str | None) -> None:
+    # Through the environment, so that the actors a supervisor starts inherit it too
+    # (stem.observe.logs reads $STEM_LOG_LEVEL).
+    given = ctx.get_parameter_source(param.name or "") is not click.core.ParameterSource.DEFAULT
+    if value is not None and given:
+        os.environ["STEM_LOG_LEVEL"] = value.upper()
+
+
+#: ``-l/--log-level`` of the actor commands.
+log_level_option = click.option(
+    "-l",
+    "--log-level",
+    type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+    envvar="STEM_LOG_LEVEL",
+    default="INFO",
+    expose_value=False,
+    callback=_set_log_level,
+    help="Least severe log records to print.",
+)
+
+
+def show_envvars(command: click.Command, prefix: str = "STEM") -> None:
+    """Give every option an environment variable and list it in ``--help`` (recursively).
+
+    An option without its own ``envvar`` reads ``STEM_<COMMAND>_<OPTION>``, named after
+    its long flag (``stem worker --stop-timeout-s`` reads ``STEM_WORKER_STOP_TIMEOUT_S``,
+    ``stem result wait --json`` reads ``STEM_RESULT_WAIT_JSON``). The hidden copies of the
+    global options read only their global names.
+    """
+    for param in command.params:
+        if not isinstance(param, click.Option):
+            continue
+        if param.hidden or param.name in ("help", "version"):
+            param.allow_from_autoenv = False
+            continue
+        if not param.envvar:
+            flag = max(param.opts, key=len).lstrip("-").replace("-", "_").upper()
+            param.envvar = f"{prefix}_{flag}"
+        param.show_envvar = True
+    if isinstance(command, click.Group):
+        for name, sub in command.commands.items():
+            show_envvars(sub, f"{prefix}_{name.upper()}")
 
 
 def accept_global_options_after(command: click.Command) -> None:
@@ -334,7 +419,7 @@ def accept_global_options_after(command: click.Command) -> None:
 \b
   stem --app myapp.jobs:app supervise --workers 2
   stem enqueue myapp.jobs.resize --args '[42, 800]'
-  stem result wait 01J9Z6X8K3T2 --timeout 30
+  stem result wait 01b8dac5b4009f3c2a7e5d1b8c460e27 --timeout 30
   stem observe queues
   stem dlq list
 
@@ -342,7 +427,11 @@ Global options may also follow the command name (`stem worker --app myapp.jobs:a
 
 """
     + EXIT_CODES_HELP,
-    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    context_settings={
+        "help_option_names": ["-h", "--help"],
+        "max_content_width": 100,
+        "show_default": True,
+    },
 )
 @click.version_option(package_name="stem-jobs", prog_name="stem")
 def cli() -> None:

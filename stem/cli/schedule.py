@@ -4,7 +4,8 @@ The root CLI registers the group (``cli.add_command(schedule)``) and passes its
 :class:`~stem.cli.root.State`, whose ``app`` is the :class:`~stem.Stem` connected to the
 chosen Redis and namespace. Tables and times are printed with the helpers of
 :mod:`stem.cli.output`. Errors are raised as :class:`UsageError` / :class:`ConfigError`
-(the root prints one line and exits 2) or ``BrokerUnavailable``.
+(the root prints one line and exits 2), ``NotFound`` for an unknown entry name (exit 4)
+or ``BrokerUnavailable``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,8 @@ from typing import Any
 import click
 
 from stem.beat.store import RunRecord, Schedules, StoredEntry
-from stem.cli.output import examples, table, when
+from stem.cli import output
+from stem.cli.output import emit_done, examples, plain_line, say, table, when
 from stem.cli.output import now_ms as current_ms
 from stem.cli.root import State
 from stem.errors import ConfigError
@@ -121,7 +123,7 @@ def list_entries(state: State, as_json: bool) -> None:
         docs += [{"name": n, "error": str(e)} for n, e in sorted(snapshot.errors.items())]
         click.echo(json.dumps(docs, indent=2))
         return
-    rows = []
+    rows: list[list[str]] = []
     for name, stored in sorted(snapshot.entries.items()):
         record = snapshot.records.get(name, empty)
         upcoming = _next_fires(stored.entry, now_ms, 1) if stored.enabled else []
@@ -138,10 +140,14 @@ def list_entries(state: State, as_json: bool) -> None:
             ]
         )
     header = ["NAME", "SOURCE", "ENABLED", "SCHEDULE", "TASK", "NEXT FIRE", "LAST RUN"]
-    if rows:
+    if not rows:
+        say("no schedule entries")
+    elif output.stdout_is_tty():
         click.echo(table(header, rows))
     else:
-        click.echo("no schedule entries")
+        keys = [h.lower().replace(" ", "_") for h in header]
+        for row in rows:
+            click.echo(plain_line(keys, row))
     for error in snapshot.errors.values():
         click.echo(f"bad: {error}", err=True)
 
@@ -163,6 +169,9 @@ def show(state: State, name: str, as_json: bool) -> None:
     now_ms = current_ms()
     if as_json:
         click.echo(json.dumps(_entry_json(stored, record, now_ms, NEXT_COUNT), indent=2))
+        return
+    if not output.stdout_is_tty():
+        click.echo(_show_line(stored, record, now_ms))
         return
     entry = stored.entry
     lines = [
@@ -190,6 +199,30 @@ def show(state: State, name: str, as_json: bool) -> None:
             local = f"  = {wall.strftime('%Y-%m-%d %H:%M:%S %Z')}"
         click.echo(f"  {when(fire, now_ms)}{local}")
     click.echo(_last_run_text(record, now_ms))
+
+
+def _show_line(stored: StoredEntry, record: RunRecord, now_ms: int) -> str:
+    """``stem schedule show`` in a pipe: one plain line."""
+    entry, run = stored.entry, record.last_run
+    fields = [
+        ("name", entry.name),
+        ("task", entry.task),
+        ("source", stored.source.value),
+        ("enabled", "yes" if stored.enabled else "no"),
+        ("switched", "-" if stored.switched is None else ("on" if stored.switched else "off")),
+        ("schedule", describe_schedule(entry)),
+        ("queue", entry.queue or "-"),
+        ("priority", "-" if entry.priority is None else str(entry.priority)),
+        ("args", json.dumps(list(entry.args))),
+        ("kwargs", json.dumps(dict(entry.kwargs))),
+        ("jitter_s", f"{entry.jitter_s:g}"),
+        ("missed", entry.missed.value),
+        ("grace_s", f"{entry.grace_s:g}"),
+        ("next_fires", ",".join(when(f) for f in _next_fires(entry, now_ms, NEXT_COUNT))),
+        ("last_run", "-" if run is None else when(run.fired_at_ms)),
+        ("last_job", "-" if run is None else run.job_id),
+    ]
+    return plain_line([k for k, _ in fields], [v for _, v in fields])
 
 
 def _last_run_text(record: RunRecord, now_ms: int) -> str:
@@ -229,21 +262,28 @@ def _last_run_text(record: RunRecord, now_ms: int) -> str:
 @click.option("--every", "every_s", type=float, help="Interval in seconds.")
 @click.option("--start-at", help="Anchor of an interval's grid (ISO 8601 with offset).")
 @click.option("--cron", help="Cron expression: 5 fields, or 6 with seconds first.")
-@click.option("--tz", help="IANA time zone of a cron expression (default UTC).")
+@click.option("--tz", help="IANA time zone of a cron expression.", show_default="UTC")
 @click.option("--at", help="One-off: an ISO 8601 date-time with offset.")
 @click.option("--args", "args_json", help="Positional arguments as a JSON array.")
 @click.option("--kwargs", "kwargs_json", help="Keyword arguments as a JSON object.")
-@click.option("--queue", help="Queue (default: the task's).")
-@click.option("--priority", type=click.IntRange(0, 9), help="Priority 0-9 (default: the task's).")
+@click.option("--queue", help="Queue.", show_default="the task's")
+@click.option(
+    "--priority", type=click.IntRange(0, 9), help="Higher runs first.", show_default="the task's"
+)
 @click.option(
     "--jitter", "jitter_s", type=float, help="Delay each tick by up to this many seconds."
 )
-@click.option("--grace", "grace_s", type=float, help="How late a tick may still fire (s; 10).")
+@click.option(
+    "--grace", "grace_s", type=float, help="How late a tick may still fire (s).", show_default="10"
+)
 @click.option("--missed", type=click.Choice(["skip", "run_once"]), help="Fate of missed ticks.")
 @click.option("--disabled", is_flag=True, help="Store it switched off.")
 @click.option("--replace", is_flag=True, help="Replace an entry of that name added by the CLI.")
+@click.option("--json", "as_json", is_flag=True, help="Print the stored entry as JSON.")
 @click.pass_obj
-def add(state: State, /, name: str, task: str, replace: bool, **options: Any) -> None:
+def add(
+    state: State, /, name: str, task: str, replace: bool, as_json: bool, **options: Any
+) -> None:
     """Add an entry NAME that enqueues TASK: give one of --every, --cron or --at."""
     data: dict[str, Any] = {"name": name, "task": task}
     for key in ("args", "kwargs"):
@@ -258,16 +298,34 @@ def add(state: State, /, name: str, task: str, replace: bool, **options: Any) ->
     data.update({k: v for k, v in options.items() if v is not None})
     entry = entry_from_mapping(data)
     _schedules(state).add(entry, replace_existing=replace)
-    click.echo(f"added {name!r}: {describe_schedule(entry)} -> {task}")
+    _done(
+        f"added {name!r}: {describe_schedule(entry)} -> {task}",
+        name,
+        "added",
+        as_json,
+        schedule=describe_schedule(entry),
+        task=task,
+    )
+
+
+def _done(sentence: str, name: str, action: str, as_json: bool, **more: str) -> None:
+    """What a `stem schedule` action did: a sentence, a plain line or a JSON object."""
+    doc = {"name": name, "action": action, **more}
+    fields = [(k, str(v)) for k, v in doc.items()]
+    emit_done(sentence, doc, fields, as_json=as_json)
+
+
+_json_option = click.option("--json", "as_json", is_flag=True, help="Print a JSON object.")
 
 
 @schedule.command(name="remove", epilog=examples("stem schedule remove cleanup"))
 @click.argument("name")
+@_json_option
 @click.pass_obj
-def remove(state: State, name: str) -> None:
-    """Remove entry NAME and its run record."""
+def remove(state: State, name: str, as_json: bool) -> None:
+    """Remove entry NAME and its run record (exit code 4 if there is none)."""
     removed = _schedules(state).remove(name)
-    click.echo(f"removed {name!r}")
+    _done(f"removed {name!r}", name, "removed", as_json)
     if isinstance(removed, StoredEntry) and removed.source.value != "cli":
         click.echo(
             f"note: {name!r} is declared in {removed.source.value}; the next beat that starts "
@@ -278,20 +336,22 @@ def remove(state: State, name: str) -> None:
 
 @schedule.command(name="enable", epilog=examples("stem schedule enable cleanup"))
 @click.argument("name")
+@_json_option
 @click.pass_obj
-def enable(state: State, name: str) -> None:
+def enable(state: State, name: str, as_json: bool) -> None:
     """Switch entry NAME on (the switch survives beat restarts and syncs)."""
     _schedules(state).set_enabled(name, True)
-    click.echo(f"enabled {name!r}")
+    _done(f"enabled {name!r}", name, "enabled", as_json)
 
 
 @schedule.command(name="disable", epilog=examples("stem schedule disable cleanup"))
 @click.argument("name")
+@_json_option
 @click.pass_obj
-def disable(state: State, name: str) -> None:
+def disable(state: State, name: str, as_json: bool) -> None:
     """Switch entry NAME off: running beats stop firing it within a second."""
     _schedules(state).set_enabled(name, False)
-    click.echo(f"disabled {name!r}")
+    _done(f"disabled {name!r}", name, "disabled", as_json)
 
 
 @schedule.command(
@@ -314,10 +374,14 @@ def run_now(state: State, name: str, as_json: bool) -> None:
     entry = schedules.get(name).entry
     handle = enqueue_entry(app, entry)
     schedules.record_manual(name, handle.id, f"cli/{socket.gethostname()}/{os.getpid()}")
-    if as_json:
-        click.echo(json.dumps({"name": name, "job_id": handle.id, "queue": handle.queue}))
-    else:
-        click.echo(f"enqueued {handle.id} on {handle.queue!r} (manual run of {name!r})")
+    _done(
+        f"enqueued {handle.id} on {handle.queue!r} (manual run of {name!r})",
+        name,
+        "run",
+        as_json,
+        job_id=handle.id,
+        queue=handle.queue,
+    )
 
 
 @schedule.command(
@@ -325,7 +389,8 @@ def run_now(state: State, name: str, as_json: bool) -> None:
     epilog=examples("stem schedule check stem.toml"),
 )
 @click.argument("path", default="stem.toml", type=click.Path(dir_okay=False))
-def check(path: str) -> None:
+@click.option("--json", "as_json", is_flag=True, help='Print {"path", "entries"}.')
+def check(path: str, as_json: bool) -> None:
     """Check the [[schedule]] entries of a stem.toml (default ./stem.toml).
 
     Prints one line per bad entry and exits 2 if there is any.
@@ -337,6 +402,7 @@ def check(path: str) -> None:
         raise ConfigError(
             f"{path}: {len(errors)} bad schedule entr{'y' if len(errors) == 1 else 'ies'}"
         )
-    click.echo(
-        f"{path}: {len(entries)} schedule entr{'y' if len(entries) == 1 else 'ies'}, all good"
-    )
+    n = len(entries)
+    doc = {"path": path, "entries": n}
+    sentence = f"{path}: {n} schedule entr{'y' if n == 1 else 'ies'}, all good"
+    emit_done(sentence, doc, [("path", path), ("entries", str(n))], as_json=as_json)

@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from stem import Stem
+from stem.cli import output
 from stem.cli.schedule import schedule
 
 
@@ -42,9 +43,11 @@ def beat_log() -> Iterator[Records]:
 
 
 @pytest.fixture
-def cli(app: Stem) -> Callable[..., Result]:
-    """``cli("show", "x")`` runs ``stem schedule show x`` on the test's app; exceptions
-    are left on the result (``result.exception``), as the root CLI would see them."""
+def cli(app: Stem, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Result]:
+    """``cli("show", "x")`` runs ``stem schedule show x`` on the test's app, printing as
+    on a terminal (tests/cli checks the pipe form); exceptions are left on the result
+    (``result.exception``), as the root CLI would see them."""
+    monkeypatch.setattr(output, "stdout_is_tty", lambda: True)
 
     def invoke(*args: str) -> Result:
         return CliRunner().invoke(schedule, list(args), obj=SimpleNamespace(app=app))

@@ -11,7 +11,7 @@ from click.testing import CliRunner, Result
 
 from stem import Stem
 from stem.broker import Delivery, RedisBroker, Settlement
-from stem.cli import main
+from stem.cli import main, output
 from stem.outcome import Verdict
 from stem.states import JobState
 
@@ -30,6 +30,12 @@ def stem(redis_url: str, namespace: str) -> Invoke:
         return CliRunner(env=env).invoke(main, argv)
 
     return invoke
+
+
+@pytest.fixture
+def tty(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Make the CLI believe stdout is a terminal (tables and sentences, not plain lines)."""
+    monkeypatch.setattr(output, "stdout_is_tty", lambda: True)
 
 
 @pytest.fixture

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -127,7 +128,22 @@ def test_supervise_refuses_an_unknown_key_in_the_config_file(
     config.write_text("[supervise]\nworkerz = 2\n")
     result = bare("--app", APP, "supervise", "--config", str(config))
     assert result.exit_code == 2
-    assert "unknown key(s) in [supervise]: workerz" in one_error_line(result)
+    assert "unknown key(s) in [supervise]: workerz (did you mean 'workers'?)" in (
+        one_error_line(result)
+    )
+
+
+def test_supervise_reads_stem_config_as_beat_does_and_env_vars_win_over_the_file(
+    bare: Invoke, calls: list[Any], tmp_path: Path
+) -> None:
+    config = tmp_path / "stem.toml"
+    config.write_text(f'[supervise]\napp_spec = "{APP}"\nworkers = 2\nconcurrency = 20\n')
+    env = {"STEM_CONFIG": str(config), "STEM_SUPERVISE_CONCURRENCY": "3", "STEM_APP": None}
+    result = bare("supervise", env=env)
+    assert result.exit_code == 7, result.stderr
+    [(_, (options, _), _)] = calls
+    # the file's workers, not the flag's default; the env var's concurrency, not the file's
+    assert (options.config, options.workers, options.concurrency) == (str(config), 2, 3)
 
 
 def test_supervise_checks_the_app_before_starting_anything(bare: Invoke, calls: list[Any]) -> None:
@@ -142,3 +158,12 @@ def test_an_actor_module_that_is_not_there_is_a_usage_error() -> None:
 
     with pytest.raises(click.UsageError, match="not available yet"):
         actor_module("stem.no_such_actor")
+
+
+def test_log_level_reaches_the_actor_through_stem_log_level(
+    stem: Invoke, calls: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("STEM_LOG_LEVEL", "WARNING")  # restored after the test
+    result = stem("--app", APP, "reclaim", "-l", "debug")
+    assert result.exit_code == 7, result.stderr
+    assert os.environ["STEM_LOG_LEVEL"] == "DEBUG"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -71,10 +73,18 @@ def test_a_url_that_is_not_redis_is_a_config_error(bare: Invoke) -> None:
 
 
 def test_an_unknown_option_is_one_line_with_a_help_hint(stem: Invoke) -> None:
-    result = stem("enqueue", "t", "--nope")
+    result = stem("enqueue", "t", "--zzz")
     assert result.exit_code == 2
     assert one_error_line(result) == (
-        "stem: error: No such option '--nope'; see 'stem enqueue --help'"
+        "stem: error: No such option '--zzz'; see 'stem enqueue --help'"
+    )
+
+
+def test_a_mistyped_option_names_the_closest_one(stem: Invoke) -> None:
+    result = stem("enqueue", "t", "--quee", "high")
+    assert result.exit_code == 2
+    assert one_error_line(result) == (
+        "stem: error: No such option '--quee' (did you mean '--queue'?); see 'stem enqueue --help'"
     )
 
 
@@ -124,3 +134,57 @@ def test_one_error_wrapped_in_an_exception_group_gets_its_own_exit_code_and_line
     wrapped = ExceptionGroup("from a nursery", [BrokerUnavailable("Redis went away")])
     assert report(BaseExceptionGroup("outer", [wrapped]), debug=False) == 3
     assert capsys.readouterr().err == "stem: error: Redis went away\n"
+
+
+def test_a_bad_value_names_the_environment_variable_only_when_it_came_from_there(
+    stem: Invoke,
+) -> None:
+    typed = stem("enqueue", "t", "--priority", "10")
+    from_env = stem("enqueue", "t", env={"STEM_ENQUEUE_PRIORITY": "10"})
+    assert "Invalid value for '--priority': 10 is not" in one_error_line(typed)
+    assert "Invalid value for '--priority' (env var: 'STEM_ENQUEUE_PRIORITY'): 10" in (
+        one_error_line(from_env)
+    )
+
+
+def test_an_unreachable_redis_names_the_option_it_came_from(bare: Invoke) -> None:
+    typed = bare("--redis-url", "redis://127.0.0.1:1", "observe", "queues")
+    from_env = bare("observe", "queues", env={"STEM_REDIS_URL": "redis://127.0.0.1:1"})
+    assert typed.exit_code == from_env.exit_code == 3
+    assert one_error_line(typed).endswith("(from --redis-url)")
+    assert one_error_line(from_env).endswith("(from $STEM_REDIS_URL)")
+
+
+def test_a_stale_url_file_is_named_with_the_supervise_that_wrote_it(
+    bare: Invoke, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    (tmp_path / ".stem").mkdir()
+    (tmp_path / ".stem" / "redis.url").write_text("redis://127.0.0.1:1\n")
+    (tmp_path / ".stem" / "supervise.json").write_text(json.dumps({"supervisor_pid": gone.pid}))
+    monkeypatch.chdir(tmp_path)
+    result = bare("observe", "queues", env={"STEM_REDIS_URL": None})
+    assert result.exit_code == 3
+    assert one_error_line(result).endswith(
+        "(from ./.stem/redis.url, written by a `stem supervise` that is no longer running)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["schedule", "remove", "nosuch"], "no schedule entry named 'nosuch'"),
+        (["schedule", "show", "nosuch"], "no schedule entry named 'nosuch'"),
+        (["schedule", "disable", "nosuch"], "no schedule entry named 'nosuch'"),
+        (["observe", "supervisor", "--data-dir", "{tmp}"], "no supervisor status at"),
+        (["result", "get", "nosuch"], "no job nosuch in any queue"),
+        (["dlq", "show", "nosuch"], "no dead-letter entry nosuch"),
+    ],
+)
+def test_every_not_found_exits_4_with_one_line(
+    stem: Invoke, tmp_path: Path, argv: list[str], message: str
+) -> None:
+    result = stem(*(arg.format(tmp=tmp_path) for arg in argv))
+    assert result.exit_code == 4
+    assert message in one_error_line(result)

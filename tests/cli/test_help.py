@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterator
 
 import click
@@ -48,3 +49,61 @@ def test_the_root_help_lists_the_exit_codes(bare: Invoke) -> None:
 def test_examples_keep_their_line_breaks(bare: Invoke) -> None:
     out = bare("enqueue", "--help").stdout
     assert "  stem enqueue myapp.jobs.resize --args '[42, 800]'\n" in out
+
+
+def _options(path: tuple[str, ...]) -> list[click.Option]:
+    command: click.Command = main
+    for name in path:
+        assert isinstance(command, click.Group)
+        command = command.commands[name]
+    return [p for p in command.params if isinstance(p, click.Option) and not p.hidden]
+
+
+@pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "stem")
+def test_help_names_the_environment_variable_of_every_option(
+    bare: Invoke, path: tuple[str, ...]
+) -> None:
+    out = " ".join(bare(*path, "--help").stdout.split()).replace("- ", "-")
+    prefix = "_".join(["STEM", *(p.upper() for p in path)])
+    missing = []
+    for option in _options(path):
+        if option.name in ("help", "version"):
+            continue
+        flag = max(option.opts, key=len).lstrip("-").replace("-", "_").upper()
+        envvar = option.envvar or f"{prefix}_{flag}"
+        if f"env var: {envvar}" not in out:
+            missing.append((option.name, envvar))
+    assert missing == []
+
+
+def test_an_option_is_read_from_its_environment_variable(stem: Invoke) -> None:
+    result = stem("enqueue", "t", env={"STEM_ENQUEUE_QUEUE": "from-env", "STEM_ENQUEUE_JSON": "1"})
+    assert result.exit_code == 0, result.stderr
+    assert '"queue": "from-env"' in result.stdout
+
+
+def test_celery_style_short_flags_are_accepted(bare: Invoke) -> None:
+    for path, flags in {
+        (): ["-A"],
+        ("worker",): ["-Q", "-c", "-l"],
+        ("supervise",): ["-Q", "-c", "-l"],
+        ("reclaim",): ["-Q", "-l"],
+        ("beat",): ["-l"],
+    }.items():
+        opts = {o for option in _options(path) for o in option.opts}
+        assert set(flags) <= opts, path
+
+
+def test_supervise_shows_the_defaults_of_supervise_options(bare: Invoke) -> None:
+    import dataclasses
+
+    from stem.supervise import SuperviseOptions
+
+    fields = {f.name: f.default for f in dataclasses.fields(SuperviseOptions)}
+    shown = {
+        o.name: o.default
+        for o in _options(("supervise",))
+        if o.name in fields and o.default is not None and not isinstance(o.default, enum.Enum)
+    }
+    assert len(shown) >= 12
+    assert shown == {name: fields[name] for name in shown}

@@ -13,12 +13,6 @@ from stem.cli.observe import Sample, next_sample, rates, sample
 from tests.cli.conftest import Invoke, fail, take
 
 
-@pytest.fixture
-def tty(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Make the CLI believe stdout is a terminal."""
-    monkeypatch.setattr(output, "stdout_is_tty", lambda: True)
-
-
 def _fill(stem: Invoke, app: Stem) -> None:
     """default: 1 ready, 1 pending, 1 dead; later: 1 delayed."""
     for _ in range(3):
@@ -126,9 +120,25 @@ def test_metrics_once_json_is_one_snapshot(
     assert (doc["rates"]["processed_per_s"], doc["rates"]["workers"]) == (0, {})
 
 
-def test_metrics_without_a_terminal_prints_one_text_snapshot(stem: Invoke, app: Stem) -> None:
+def test_metrics_without_a_terminal_prints_one_snapshot_as_plain_lines(
+    stem: Invoke, app: Stem
+) -> None:
     _fill(stem, app)
     result = stem("observe", "metrics", "--interval", "0.05")
+    assert result.exit_code == 0, result.stderr
+    totals, *queues = result.stdout.splitlines()
+    assert totals.startswith(
+        "totals ready=1 delayed=1 pending=1 dead=1 workers=0 in_flight=0 "
+        "processed_per_s=0.000 failed_per_s=0.000 interval_s="
+    )
+    assert "queue:default ready=1 delayed=0 pending=1 dead=1" in queues
+
+
+def test_metrics_once_on_a_terminal_prints_a_summary_and_tables(
+    stem: Invoke, app: Stem, tty: None
+) -> None:
+    _fill(stem, app)
+    result = stem("observe", "metrics", "--once", "--interval", "0.05")
     assert result.exit_code == 0, result.stderr
     first = result.stdout.splitlines()[0]
     assert first.startswith("jobs: 0.0/s processed, 0.0/s failed")

@@ -14,14 +14,25 @@ def _enqueue(stem: Invoke, *args: str) -> str:
     return result.stdout.strip()
 
 
-def test_get_shows_a_succeeded_job_with_its_result_and_exits_0(stem: Invoke, app: Stem) -> None:
+def test_get_shows_a_succeeded_job_with_its_result_and_exits_0(
+    stem: Invoke, app: Stem, tty: None
+) -> None:
     job_id = _enqueue(stem, "--args", "[1]")
     complete(app.broker, {"answer": 42})
     result = stem("result", "get", job_id)
     assert result.exit_code == 0, result.stderr
-    assert f"id:       {job_id}" in result.stdout
-    assert "state:    succeeded" in result.stdout
-    assert 'result:   {"answer": 42}' in result.stdout
+    assert f"id:         {job_id}" in result.stdout
+    assert "state:      succeeded" in result.stdout
+    assert 'result:     {"answer": 42}' in result.stdout
+
+
+def test_get_in_a_pipe_is_one_line_of_the_id_and_its_fields(stem: Invoke, app: Stem) -> None:
+    job_id = _enqueue(stem, "--args", "[1]")
+    complete(app.broker, {"answer": 42})
+    result = stem("result", "get", job_id)
+    [line] = result.stdout.splitlines()
+    assert line.startswith(f"{job_id} queue=default state=succeeded reason=- task=t attempt=0 ")
+    assert line.endswith(' worker=test-worker result="{\\"answer\\": 42}"')
 
 
 def test_get_json_is_the_whole_record(stem: Invoke, app: Stem) -> None:
@@ -45,8 +56,8 @@ def test_get_of_a_failed_job_shows_the_error_and_exits_1(stem: Invoke, app: Stem
     fail(app.broker, message="disk full")
     result = stem("result", "get", job_id)
     assert result.exit_code == 1
-    assert "state:    failed (max-retries)" in result.stdout
-    assert "error:    ValueError: disk full" in result.stdout
+    assert " state=failed reason=max-retries " in result.stdout
+    assert result.stdout.endswith(' error="ValueError: disk full"\n')
 
 
 def test_get_of_an_unknown_job_exits_4(stem: Invoke) -> None:
@@ -109,7 +120,11 @@ def test_wait_for_an_unknown_job_exits_4(stem: Invoke) -> None:
     assert "no job nope" in one_error_line(result)
 
 
-def test_wait_needs_a_timeout(stem: Invoke) -> None:
+def test_wait_without_a_timeout_waits_the_documented_default(stem: Invoke) -> None:
+    from stem.cli.result import DEFAULT_WAIT_TIMEOUT_S
+
+    help_text = " ".join(stem("result", "wait", "--help").stdout.split())
+    assert f"default: {DEFAULT_WAIT_TIMEOUT_S};" in help_text
     result = stem("result", "wait", "x")
-    assert result.exit_code == 2
-    assert "Missing option '--timeout'" in one_error_line(result)
+    assert result.exit_code == 4  # no such job: answered at once, not after the default
+    assert "no job x" in one_error_line(result)

@@ -136,3 +136,41 @@ def test_a_worker_whose_app_has_a_syntax_error_exits_2_with_the_error_on_one_lin
     assert done.returncode == 2
     [line] = done.stderr.splitlines()
     assert "cannot import 'typo_app': SyntaxError:" in line
+
+
+def test_sigterm_to_a_workers_process_group_lets_running_pool_jobs_finish_once_and_exits_0(
+    app: Stem, redis_url: str, namespace: str, repo_root: Path, tmp_path: Path
+) -> None:
+    # What Heroku and `stem supervise` do: SIGTERM to every process of the group, the
+    # process-pool children included. The children ignore it; the worker lets them finish.
+    marks = tmp_path / "started"
+    jobs = [app.enqueue("tests.apps.jobs.record", [str(marks), f"job{i}", 2.0]) for i in range(5)]
+    argv = [sys.executable, "-m", "stem", "--redis-url", redis_url, "--namespace", namespace]
+    argv += ["worker", "--app", "tests.apps.jobs:app", "--pool", "processes", "-c", "5"]
+    env = {**os.environ, "PYTHONPATH": str(repo_root)}
+    proc = subprocess.Popen(
+        argv,
+        cwd=repo_root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while (len(marks.read_text().split()) if marks.exists() else 0) < 5:
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the 5 jobs never all started"
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert sorted(marks.read_text().split()) == [f"job{i}" for i in range(5)]
+    assert [job.result(timeout_s=0) for job in jobs] == [f"job{i}" for i in range(5)]
+    records = [job.info() for job in jobs]
+    assert [(r.state, r.attempt) if r else None for r in records] == [(JobState.SUCCEEDED, 0)] * 5
