@@ -8,6 +8,8 @@ other commands do not need), and exits with the code ``run`` returns.
 from __future__ import annotations
 
 import importlib
+import os
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -31,6 +33,40 @@ def _need_app(state: State, command: str) -> str:
     if state.app_spec is None:
         raise ConfigError(f"stem {command} needs the app: give --app module:attr (or set STEM_APP)")
     return state.app_spec
+
+
+def _log_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``--log-level`` and ``--json-logs`` for an actor command.
+
+    They are handed on through the environment (``STEM_LOG_LEVEL``, ``STEM_JSON_LOGS``),
+    which ``stem.observe.logs`` reads: the actor's pool children inherit it.
+    """
+
+    def remember(name: str) -> Callable[[click.Context, click.Parameter, Any], Any]:
+        def callback(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+            if value:
+                os.environ[name] = "1" if value is True else str(value)
+            return value
+
+        return callback
+
+    level = click.option(
+        "--log-level",
+        type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False),
+        envvar="STEM_LOG_LEVEL",
+        expose_value=False,
+        callback=remember("STEM_LOG_LEVEL"),
+        help="Log level [env: STEM_LOG_LEVEL; default INFO].",
+    )
+    as_json = click.option(
+        "--json-logs",
+        is_flag=True,
+        envvar="STEM_JSON_LOGS",
+        expose_value=False,
+        callback=remember("STEM_JSON_LOGS"),
+        help="Log one JSON object per line [env: STEM_JSON_LOGS].",
+    )
+    return level(as_json(command))
 
 
 # -- stem worker ------------------------------------------------------------------------
@@ -75,6 +111,7 @@ handed back); a second Ctrl-C stops it at once.
     metavar="S", help="On SIGTERM, how long running jobs may finish.",
 )  # fmt: skip
 @click.option("--name", help="Consumer name (default: <host>/<pid>, or <host>/worker.<n>).")
+@_log_options
 @click.pass_obj
 def worker(state: State, /, queues: str | None, **options: Any) -> None:
     """Run a worker: fetch jobs from the queues and run the app's tasks."""
@@ -108,6 +145,7 @@ the lease and max_deliveries are the app's (without it, the defaults).
     metavar="S",
     help="Seconds between reclaim rounds (default: half the lease, at most 5).",
 )
+@_log_options
 @click.pass_obj
 def reclaim(state: State, queues: str | None, interval_s: float | None) -> None:
     """Run a reclaimer: hand back jobs whose worker died, promote due delayed jobs."""
@@ -223,6 +261,7 @@ def _supervise_options(module: ModuleType, config: str | None, overrides: dict[s
     help="A stem.toml whose [[schedule]] entries to sync [env: STEM_CONFIG].",
 )
 @click.option("--name", help="How this beat signs the runs it records (default beat/host/pid).")
+@_log_options
 @click.pass_obj
 def beat(state: State, config_path: str | None, name: str | None) -> None:
     """Run a beat: enqueue every schedule entry's ticks on time.
