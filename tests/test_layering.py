@@ -65,6 +65,7 @@ ALLOWED: dict[str, set[str]] = {
     "stem.observe": {
         "stem.broker",
         "stem.context",
+        "stem.errors",
         "stem.middleware",
         "stem.outcome",
         "supervisor",
@@ -115,6 +116,7 @@ ALLOWED: dict[str, set[str]] = {
         "stem.config",
         "stem.errors",
         "stem.handle",
+        "stem.observe",
         "stem.schedule",
         "stem.states",
         "supervisor",

@@ -441,6 +441,11 @@ class Worker:
             "running": self._running,
             "processed": self.executor.processed,
             "failed": self.executor.failed,
+            "retried": self.executor.retried,
+            "by_queue": {
+                q: {"processed": c[0], "failed": c[1], "retried": c[2]}
+                for q, c in self.executor.by_queue.items()
+            },
             "lost_leases": self.lease.lost,
             "started_at": self.started_at,
         }
