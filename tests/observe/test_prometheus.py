@@ -58,8 +58,8 @@ async def test_after_100_jobs_the_exposition_holds_every_family_with_the_right_v
             worker: Worker = await nursery.start(serve_worker, oapp, options)
 
             def heartbeat_counts() -> object:
-                [record] = oapp.broker.workers()
-                return record.get("by_queue", {}).get("default")
+                records = oapp.broker.workers()  # none until the first heartbeat lands
+                return records[0].get("by_queue", {}).get("default") if records else None
 
             want = {"processed": 100, "failed": 1, "retried": 1}
             while heartbeat_counts() != want:
