@@ -31,6 +31,7 @@ from stem.envelope import encode_fields, encode_many, new_job_id, new_job_ids
 from stem.errors import BrokerUnavailable, ConfigError, EnqueueIncomplete
 from stem.handle import JobHandle
 from stem.middleware.base import Middleware, OutgoingJob
+from stem.observe.tracing import Tracing
 from stem.task import Pool, RetryPolicy, Task, make_task
 
 if TYPE_CHECKING:
@@ -80,6 +81,9 @@ class Stem:
         self.dlq_maxlen = dlq_maxlen
         self.dlq_retention_s = dlq_retention_s
         self.middleware: list[Middleware] = list(middleware)
+        if not any(isinstance(m, Tracing) for m in self.middleware):
+            # Producer spans and trace headers; a no-op until a tracer provider is set.
+            self.middleware.insert(0, Tracing())
         self.tasks: dict[str, Task[Any, Any]] = {}
         self._broker: RedisBroker | None = None
         self._lock = threading.Lock()
@@ -147,6 +151,7 @@ class Stem:
         soft_time_limit_s: float | None = None,
         time_limit_s: float | None = None,
         pool: Pool | str | None = None,
+        log_events: bool = True,
     ) -> Callable[[Callable[..., Any]], Task[Any, Any]]: ...
 
     def task(
@@ -165,6 +170,7 @@ class Stem:
         soft_time_limit_s: float | None = None,
         time_limit_s: float | None = None,
         pool: Pool | str | None = None,
+        log_events: bool = True,
     ) -> Task[Any, Any] | Callable[[Callable[..., Any]], Task[Any, Any]]:
         """Register a sync or async function as a task (``@app.task`` or ``@app.task(...)``).
 
@@ -173,6 +179,7 @@ class Stem:
         ``RetryPolicy``. ``soft_time_limit_s`` raises ``SoftTimeLimitExceeded`` inside
         the task; ``time_limit_s`` kills it (process pool) or cancels it (async).
         ``pool`` is ``async`` for async functions, ``processes`` (default) or ``threads``.
+        ``log_events=False`` leaves out the worker's INFO line per job event (chatty tasks).
         """
         changes = {
             k: v
@@ -201,6 +208,7 @@ class Stem:
             )
             if task.name in self.tasks:
                 raise ConfigError(f"a task named {task.name!r} is already registered")
+            task.log_events = log_events
             self.tasks[task.name] = task
             return task
 

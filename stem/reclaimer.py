@@ -142,4 +142,5 @@ def run(app: Stem, *, queues: Sequence[str] | None = None, interval_s: float | N
     async def serve(nursery: trio.Nursery) -> None:
         await serve_reclaimer(app, queues=queues, interval_s=interval_s)
 
-    return run_actor("reclaimer", app, serve)
+    details = {"queues": queues or "all", "interval_s": interval_s or "auto"}
+    return run_actor("reclaimer", app, serve, details=details)

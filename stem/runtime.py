@@ -1,7 +1,9 @@
 """What every actor process does around its main loop, written once.
 
-``run_actor(name, app, serve)`` configures logging, waits for Redis (an actor started by
-``stem supervise`` may come up before the embedded Redis answers), runs ``serve`` under
+``run_actor(name, app, serve)`` configures logging, logs a start banner (version, app,
+namespace, Redis URL with its password redacted, and the actor's own settings), waits
+for Redis (an actor started by ``stem supervise`` may come up before the embedded Redis
+answers), runs ``serve`` under
 trio, and turns SIGTERM/SIGINT into a graceful stop: the first signal calls the actor's
 ``stop`` callback (or cancels it), a second SIGINT cancels at once. Returns the exit code.
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import TYPE_CHECKING
 
 import trio
@@ -54,13 +56,60 @@ def run_actor(
     serve: Callable[[trio.Nursery], Awaitable[None]],
     *,
     stop: Callable[[bool], None] | None = None,
+    details: Mapping[str, object] | None = None,
 ) -> int:
     """Run ``serve(nursery)`` until it returns or a signal stops it; return 0.
 
     ``stop(immediate)`` is called on SIGTERM/SIGINT (immediate on a second SIGINT);
-    without it, the first signal cancels ``serve``.
+    without it, the first signal cancels ``serve``. ``details`` (queues, concurrency,
+    pools...) go into the start banner.
     """
     configure_logging(name)
+    log.info("%s starting: %s", name, banner(app, details or {}))
+    try:
+        _run(app, serve, stop)
+    except BaseException as exc:
+        log.info("%s stopped: %s", name, type(exc).__name__)
+        raise
+    log.info("%s stopped", name)
+    return 0
+
+
+def banner(app: Stem, details: Mapping[str, object]) -> str:
+    """``key=value`` pairs saying what this actor is: version, app, Redis, settings."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from stem.broker import redact
+    from stem.config import resolve_redis_url
+
+    url = resolve_redis_url(app.redis_url)
+    fields: dict[str, object] = {
+        "version": _version(version, PackageNotFoundError),
+        "namespace": app.namespace,
+        "redis": redact(url) if url else "-",
+        **details,
+    }
+    return " ".join(f"{k}={_show(v)}" for k, v in fields.items())
+
+
+def _version(version: Callable[[str], str], missing: type[Exception]) -> str:
+    try:
+        return version("stem-jobs")
+    except missing:
+        return "unknown"
+
+
+def _show(value: object) -> str:
+    if isinstance(value, list | tuple | set | frozenset):
+        return ",".join(str(v) for v in value) or "-"
+    return str(value)
+
+
+def _run(
+    app: Stem,
+    serve: Callable[[trio.Nursery], Awaitable[None]],
+    stop: Callable[[bool], None] | None,
+) -> None:
     wait_for_redis(app)
 
     async def main() -> None:
@@ -73,7 +122,6 @@ def run_actor(
         trio.run(main)
     except BaseExceptionGroup as group:
         raise first_stem_error(group) from group
-    return 0
 
 
 def first_stem_error(group: BaseExceptionGroup[BaseException]) -> BaseException:

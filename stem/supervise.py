@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import os
 import sys
 import tomllib
 from collections.abc import Mapping
@@ -146,6 +147,17 @@ def build_specs(options: SuperviseOptions, redis_url: str | None) -> tuple[list[
     return specs, redis_url
 
 
+def _announce(text: str, *, as_json: bool) -> None:
+    if as_json:
+        import datetime
+        import json
+
+        now = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
+        doc = {"ts": now.replace("+00:00", "Z"), "level": "INFO", "logger": "supervisor"}
+        text = json.dumps({**doc, "msg": text, "actor": "supervisor", "pid": os.getpid()})
+    print(text, flush=True)
+
+
 def run(options: SuperviseOptions, redis_url: str | None) -> int:
     """Supervise the actors until stopped; return 0, or 1 when the supervisor gave up."""
     specs, url = build_specs(options, redis_url)
@@ -154,8 +166,10 @@ def run(options: SuperviseOptions, redis_url: str | None) -> int:
     url_file = data_dir / "redis.url"
     embedded = redis_url is None
 
+    if options.json_logs:  # the actors (and their pool children) log JSON lines too
+        os.environ["STEM_JSON_LOGS"] = "1"
     names = ", ".join(f"{s.name} x{s.replicas}" if s.replicas > 1 else s.name for s in specs)
-    print(f"stem: supervising {names}", flush=True)
+    _announce(f"stem: supervising {names}", as_json=options.json_logs)
     supervisor = Supervisor(
         specs,
         strategy=Strategy.REST_FOR_ONE,

@@ -107,6 +107,9 @@ class RetryPolicy:
 class Task(Generic[P, R]):
     """A registered task. Call it to run the function locally; ``enqueue`` to send a job."""
 
+    #: Whether the worker logs an INFO line per event of this task's jobs.
+    log_events: bool = True
+
     def __init__(
         self,
         app: Stem,

@@ -6,11 +6,16 @@ Text mode (honcho style), labels padded to the longest one::
     worker.1   | started
     supervisor | worker.1 exited with code 1; restarting in 0.5 s
 
-JSON mode, one object per line::
+JSON mode, one object per line, with the keys of stem's JSON logs (``ts``, ``level``,
+``logger``, ``msg``, ``actor``, ``pid``) plus ``child`` and ``stream``::
 
-    {"ts": "2025-01-01T12:00:00.123Z", "child": "worker.1", "stream": "stdout", "line": "started"}
+    {"ts": "2025-01-01T12:00:00.123Z", "level": "INFO", "logger": "worker.1", "msg": "started",
+     "actor": "worker.1", "pid": 4242, "child": "worker.1", "stream": "stdout"}
 
-The supervisor's own messages use the label ``supervisor`` and stream ``event``. Bytes that
+A child's line that is a JSON object already (an actor run with JSON logs) is passed
+through with ``child`` and ``stream`` added, not wrapped; a plain line becomes ``msg``
+at level ``INFO`` (stderr carries ordinary logs too) with the supervisor's ``pid``.
+The supervisor's own messages use the label ``supervisor``, stream ``event``. Bytes that
 are not UTF-8 are replaced, ``\\r\\n`` counts as a line end, and a line longer than
 ``MAX_LINE_BYTES`` is cut into pieces. If writing to the destination fails (closed stdout,
 broken pipe) the output is dropped from then on and supervision carries on.
@@ -20,9 +25,10 @@ from __future__ import annotations
 
 import datetime
 import json
+import os
 import sys
 from collections.abc import Callable, Iterable
-from typing import TextIO
+from typing import Any, TextIO
 
 import trio
 
@@ -45,8 +51,7 @@ class OutputWriter:
     def line(self, label: str, stream_name: str, text: str) -> None:
         """Write one line of ``label``'s ``stream_name`` (``stdout``, ``stderr`` or ``event``)."""
         if self._json:
-            record = {"ts": _timestamp(), "child": label, "stream": stream_name, "line": text}
-            self._write(json.dumps(record, ensure_ascii=False))
+            self._write(json.dumps(_record(label, stream_name, text), ensure_ascii=False))
         else:
             self._write(f"{label:<{self._width}} | {text}")
 
@@ -63,6 +68,28 @@ class OutputWriter:
             stream.flush()
         except (OSError, ValueError):
             self._broken = True
+
+
+def _record(label: str, stream_name: str, text: str) -> dict[str, Any]:
+    if text.startswith("{"):
+        try:
+            doc = json.loads(text)
+        except ValueError:
+            doc = None
+        if isinstance(doc, dict):
+            doc.setdefault("child", label)
+            doc.setdefault("stream", stream_name)
+            return doc
+    return {
+        "ts": _timestamp(),
+        "level": "INFO",
+        "logger": label,
+        "msg": text,
+        "actor": label,
+        "pid": os.getpid(),
+        "child": label,
+        "stream": stream_name,
+    }
 
 
 def _timestamp() -> str:

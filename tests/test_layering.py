@@ -50,6 +50,7 @@ ALLOWED: dict[str, set[str]] = {
         "stem.errors",
         "stem.handle",
         "stem.middleware",
+        "stem.observe",
         "stem.schedule",
         "stem.task",
     },
@@ -58,8 +59,18 @@ ALLOWED: dict[str, set[str]] = {
     "stem.config": {"stem.app", "stem.errors"},
     "stem.middleware": {"stem.context", "stem.outcome", "stem.task"},
     # Actor plumbing, then the actors: above the app.
-    "stem.observe": {"supervisor"},
-    "stem.runtime": {"stem.app", "stem.errors", "stem.observe"},
+    # Heartbeats, logs, the job-event and tracing middleware (the app installs tracing,
+    # so observe sits beside the app: it may not import the app, only name the broker's
+    # Admin role for the Prometheus exposition).
+    "stem.observe": {
+        "stem.broker",
+        "stem.context",
+        "stem.errors",
+        "stem.middleware",
+        "stem.outcome",
+        "supervisor",
+    },
+    "stem.runtime": {"stem.app", "stem.broker", "stem.config", "stem.errors", "stem.observe"},
     "stem.worker": {
         "stem.app",
         "stem.broker",
@@ -105,7 +116,7 @@ ALLOWED: dict[str, set[str]] = {
         "stem.config",
         "stem.errors",
         "stem.handle",
-        "stem.observe",  # `stem observe scaling` runs stem.observe.scaling's arithmetic
+        "stem.observe",  # observe scaling/serve, and the log options
         "stem.schedule",
         "stem.states",
         "supervisor",

@@ -322,4 +322,5 @@ def run(
     async def serve(nursery: trio.Nursery) -> None:
         await serve_beat(app, config_path=config_path, name=name, reload_s=reload_s)
 
-    return run_actor("beat", app, serve)
+    details = {"config": config_path or "-", "name": name or "auto"}
+    return run_actor("beat", app, serve, details=details)

@@ -19,6 +19,7 @@ from stem.broker.base import (
     ScheduleSnapshot,
     Settlement,
 )
+from stem.broker.connection import redact
 from stem.broker.redis import RedisBroker
 from stem.broker.roles import (
     Admin,
@@ -54,4 +55,5 @@ __all__ = [
     "ScheduleStore",
     "Settlement",
     "WorkerBroker",
+    "redact",
 ]

@@ -20,6 +20,18 @@ def _text(value: Any) -> str:
     return text(value) or ""
 
 
+def _last_delivered(info: Any) -> str:
+    if isinstance(info, list):
+        for group in info:
+            if isinstance(group, dict) and _text(group.get("name")) == GROUP:
+                return _text(group.get("last-delivered-id"))
+    return ""
+
+
+def _entry_ms(entry_id: Any) -> int:
+    return int(_text(entry_id).partition("-")[0] or 0)
+
+
 class AdminMixin:
     """Inspection and dead-letter operations (needs ``client``, ``keys``, ``scripts``)."""
 
@@ -56,6 +68,31 @@ class AdminMixin:
             if isinstance(summary, dict):
                 pending += int(summary.get("pending", 0))
         return QueueStats(queue, length - pending, int(replies[20]), pending, int(replies[21]))
+
+    @mapped
+    def oldest_ready_age_ms(self, queue: str) -> int | None:
+        """How long the oldest job that waits for a worker in ``queue`` has waited (ms, by
+        Redis's clock), or None when none waits.
+
+        The first entry after the group's last-delivered id in each priority stream is
+        the oldest never delivered one; its id's time is when it became ready (enqueued,
+        promoted from the delayed set, or handed back).
+        """
+        streams = self.keys.queue(queue).streams()
+        with self.client.pipeline(transaction=False) as pipe:
+            for stream in streams:
+                pipe.xinfo_groups(stream)
+            groups = pipe.execute(raise_on_error=False)
+        with self.client.pipeline(transaction=False) as pipe:
+            for stream, info in zip(streams, groups, strict=True):
+                last = _last_delivered(info)
+                pipe.xrange(stream, min=f"({last}" if last else "-", max="+", count=1)
+            pipe.time()
+            *firsts, (now_s, now_us) = pipe.execute(raise_on_error=False)
+        born = [_entry_ms(f[0][0]) for f in firsts if isinstance(f, list) and f]
+        if not born:
+            return None
+        return max(0, int(now_s) * 1000 + int(now_us) // 1000 - min(born))
 
     # -- workers ------------------------------------------------------------------------
 

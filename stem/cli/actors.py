@@ -8,6 +8,8 @@ other commands do not need), and exits with the code ``run`` returns.
 from __future__ import annotations
 
 import importlib
+import os
+from collections.abc import Callable
 from types import ModuleType
 from typing import Any
 
@@ -32,6 +34,29 @@ def _need_app(state: State, command: str) -> str:
     if state.app_spec is None:
         raise ConfigError(f"stem {command} needs the app: give --app module:attr (or set STEM_APP)")
     return state.app_spec
+
+
+def _log_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """``-l/--log-level`` and ``--json-logs`` for an actor command.
+
+    Both are handed on through the environment (``STEM_LOG_LEVEL``, ``STEM_JSON_LOGS``),
+    which ``stem.observe.logs`` reads, so the actor's pool children log the same way.
+    """
+
+    def remember(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
+        if value:
+            os.environ["STEM_JSON_LOGS"] = "1"
+        return value
+
+    as_json = click.option(
+        "--json-logs",
+        is_flag=True,
+        envvar="STEM_JSON_LOGS",
+        expose_value=False,
+        callback=remember,
+        help="Log one JSON object per line.",
+    )
+    return log_level_option(as_json(command))
 
 
 # -- stem worker ------------------------------------------------------------------------
@@ -76,7 +101,7 @@ handed back); a second Ctrl-C stops it at once.
     metavar="S", help="On SIGTERM, how long running jobs may finish.",
 )  # fmt: skip
 @click.option("--name", help="Consumer name.", show_default="<host>/<pid>, or <host>/worker.<n>")
-@log_level_option
+@_log_options
 @click.pass_obj
 def worker(state: State, /, queues: str | None, **options: Any) -> None:
     """Run a worker: fetch jobs from the queues and run the app's tasks."""
@@ -113,7 +138,7 @@ the lease and max_deliveries are the app's (without it, the defaults).
     help="Seconds between reclaim rounds.",
     show_default="half the lease, at most 5",
 )
-@log_level_option
+@_log_options
 @click.pass_obj
 def reclaim(state: State, queues: str | None, interval_s: float | None) -> None:
     """Run a reclaimer: hand back jobs whose worker died, promote due delayed jobs."""
@@ -261,7 +286,7 @@ def _supervise_options(module: ModuleType, config: str | None, overrides: dict[s
 @click.option(
     "--name", help="How this beat signs the runs it records.", show_default="beat/<host>/<pid>"
 )
-@log_level_option
+@_log_options
 @click.pass_obj
 def beat(state: State, config_path: str | None, name: str | None) -> None:
     """Run a beat: enqueue every schedule entry's ticks on time.

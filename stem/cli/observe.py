@@ -1,4 +1,5 @@
-"""``stem observe queues|workers|metrics|supervisor``: what is queued, who works on it, how fast."""
+"""``stem observe queues|workers|metrics|serve|supervisor``: what is queued, who works on it,
+how fast; ``serve`` is the Prometheus endpoint."""
 
 from __future__ import annotations
 
@@ -165,6 +166,7 @@ def next_sample(broker: Admin, before: Sample, interval_s: float) -> Sample:
   stem observe workers --json
   stem observe metrics            # live on a terminal, Ctrl-C to leave
   stem observe supervisor         # children of `stem supervise`: restarts, uptime
+  stem observe serve --port 9808  # Prometheus /metrics for the whole deployment
 """,
 )
 def observe() -> None:
@@ -334,6 +336,53 @@ def render_metrics(doc: dict[str, Any]) -> str:
         ]
         parts += ["", table([c.header for c in cols], rows)]
     return "\n".join(parts)
+
+
+@observe.command(
+    name="serve",
+    epilog="""Examples:
+
+\b
+  stem observe serve                          # http://0.0.0.0:9808/metrics
+  stem observe serve --port 9100 --host 127.0.0.1
+  stem observe serve --once                   # print one scrape and exit
+
+Every scrape reads queue depths, the oldest ready job's age, the dead-letter queues and
+the live workers' heartbeats from Redis, so one endpoint covers every worker on every
+machine. Families: docs/reference/metrics.md. Ctrl-C stops it.
+""",
+)
+@click.option(
+    "--port",
+    type=click.IntRange(min=0, max=65535),
+    default=9808,
+    show_default=True,
+    envvar="STEM_METRICS_PORT",
+    help="Port to listen on [env: STEM_METRICS_PORT].",
+)
+@click.option(
+    "--host",
+    default="0.0.0.0",  # noqa: S104  (a scrape endpoint must be reachable by Prometheus; it serves counts, no secrets)
+    show_default=True,
+    help="Address to listen on.",
+)
+@click.option("--once", is_flag=True, help="Print one scrape's exposition and exit.")
+@click.pass_obj
+def serve(state: State, port: int, host: str, once: bool) -> None:
+    """Serve Prometheus /metrics for the whole deployment, computed from Redis."""
+    from stem.observe.prometheus import exposition, serve_metrics
+
+    broker: Admin = state.app.broker
+    if once:
+        click.echo(exposition(broker), nl=False)
+        return
+    server, thread = serve_metrics(broker, port, host)
+    click.echo(f"stem: serving metrics on http://{host}:{server.server_port}/metrics", err=True)
+    try:
+        thread.join()
+    finally:  # Ctrl-C: stop serving, then exit 130 like every command
+        server.shutdown()
+        server.server_close()
 
 
 SUPERVISOR_COLUMNS = [

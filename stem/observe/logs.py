@@ -1,26 +1,152 @@
-"""Log setup for actor processes: one line per record on stderr, with the actor's name."""
+"""Log setup for actor processes: one line per record on stderr, text or JSON.
+
+Text (the default) stays short::
+
+    2026-01-01T12:00:00 INFO worker[4242] stem.jobs: succeeded in 12 ms (waited 3 ms)
+        [job=0192... task=app.add queue=default]      <- on the same line
+
+JSON (``--json-logs`` or ``STEM_JSON_LOGS=1``): each line one object with ``ts``, ``level``,
+``logger``, ``msg``, ``actor``, ``pid``, and, where known, ``job_id``, ``task``, ``queue``,
+``trace_id``, ``span_id`` (plus ``exc`` with a traceback). The job fields come from a
+context variable that :func:`set_job_fields` sets around each job (the ``JobEvents``
+middleware in the worker, the request loop in a pool child), so a task's own ``logging``
+calls carry them too; the trace fields come from the current OpenTelemetry span.
+
+Both settings travel in the environment (``STEM_LOG_LEVEL``, ``STEM_JSON_LOGS``) so that
+pool children and the actors of ``stem supervise`` log the same way as their parent.
+"""
 
 from __future__ import annotations
 
+import contextvars
+import datetime
+import json
 import logging
 import os
 import sys
+from collections.abc import Mapping
+from typing import Any, TextIO
+
+LEVEL_ENV = "STEM_LOG_LEVEL"
+JSON_ENV = "STEM_JSON_LOGS"
+
+#: The job a log record belongs to: ``job_id``, ``task``, ``queue`` (and ``trace_id``).
+_job_fields: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
+    "stem_log_job", default=None
+)
+
+_TRACE_KEYS = ("trace_id", "span_id")
 
 
-def configure_logging(actor: str, level: str | None = None) -> None:
-    """Send stem's logs to stderr as ``time level actor[pid] logger: message`` lines.
+def set_job_fields(fields: Mapping[str, str] | None) -> None:
+    """Attach ``fields`` (job id, task, queue) to every record logged from this context."""
+    _job_fields.set(fields)
 
-    The level comes from ``level``, else ``$STEM_LOG_LEVEL``, else INFO.
-    """
-    chosen = (level or os.environ.get("STEM_LOG_LEVEL") or "INFO").upper()
-    handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter(
+
+def json_logs_wanted() -> bool:
+    """Whether ``STEM_JSON_LOGS`` asks for JSON lines."""
+    return os.environ.get(JSON_ENV, "").lower() in {"1", "true", "yes", "on"}
+
+
+class JobFilter(logging.Filter):
+    """Copies the current job's fields and the current span's ids onto each record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        fields = _job_fields.get()
+        if fields:
+            for key, value in fields.items():
+                if not hasattr(record, key):
+                    setattr(record, key, value)
+        trace_id, span_id = current_span_ids()
+        if trace_id:  # a span the task opened itself wins over the job's own
+            record.trace_id, record.span_id = trace_id, span_id
+        return True
+
+
+def current_span_ids() -> tuple[str, str]:
+    """The current OpenTelemetry span's trace and span id in hex (empty strings if none)."""
+    # Imported lazily: the API is cheap, but a process that never traces need not pay it.
+    otel = sys.modules.get("opentelemetry.trace")
+    if otel is None:
+        return "", ""
+    ctx = otel.get_current_span().get_span_context()
+    if not ctx.is_valid:
+        return "", ""
+    return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
+
+
+class TextFormatter(logging.Formatter):
+    """``time level actor[pid] logger: message [job=... task=... queue=...]``."""
+
+    def __init__(self, actor: str) -> None:
+        super().__init__(
             f"%(asctime)s %(levelname)s {actor}[%(process)d] %(name)s: %(message)s",
             "%Y-%m-%dT%H:%M:%S",
         )
-    )
-    root = logging.getLogger("stem")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        job_id = getattr(record, "job_id", None)
+        if not job_id:
+            return line
+        task, queue = getattr(record, "task", "-"), getattr(record, "queue", "-")
+        tags = f"job={job_id} task={task} queue={queue}"
+        head, sep, tail = line.partition("\n")  # a traceback stays below the tags
+        return f"{head} [{tags}]{sep}{tail}"
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per record (see the module docstring for the keys)."""
+
+    def __init__(self, actor: str) -> None:
+        super().__init__()
+        self.actor = actor
+
+    def format(self, record: logging.LogRecord) -> str:
+        doc: dict[str, Any] = {
+            "ts": _iso(record.created),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+            "actor": self.actor,
+            "pid": record.process,
+        }
+        for key in ("job_id", "task", "queue", *_TRACE_KEYS):
+            value = getattr(record, key, None)
+            if value:
+                doc[key] = value
+        if record.exc_info:
+            doc["exc"] = self.formatException(record.exc_info)
+        return json.dumps(doc, ensure_ascii=False, default=str)
+
+
+def _iso(created: float) -> str:
+    stamp = datetime.datetime.fromtimestamp(created, datetime.UTC)
+    return stamp.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def configure_logging(
+    actor: str,
+    level: str | None = None,
+    *,
+    json_lines: bool | None = None,
+    stream: TextIO | None = None,
+) -> None:
+    """Send every log record (stem's and the tasks') to stderr, one line each.
+
+    The level comes from ``level``, else ``$STEM_LOG_LEVEL``, else INFO; JSON lines from
+    ``json_lines``, else ``$STEM_JSON_LOGS``. Configures the root logger, replacing its
+    handlers, so calling it again (tests, a pool child) does not duplicate lines.
+    """
+    chosen = (level or os.environ.get(LEVEL_ENV) or "INFO").upper()
+    as_json = json_logs_wanted() if json_lines is None else json_lines
+    handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
+    handler.setFormatter(JsonFormatter(actor) if as_json else TextFormatter(actor))
+    handler.addFilter(JobFilter())
+    root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(chosen)
-    root.propagate = False
+    stem_logger = logging.getLogger("stem")
+    stem_logger.handlers.clear()
+    stem_logger.setLevel(logging.NOTSET)
+    stem_logger.propagate = True

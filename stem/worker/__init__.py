@@ -92,6 +92,20 @@ def run(
     async def serve(nursery: trio.Nursery) -> None:
         await worker.serve()
 
+    pools = "default" if pool is None else pool
+    details = {
+        "app": app_spec or "-",
+        "name": worker.name,
+        "queues": options.queues,
+        "concurrency": concurrency,
+        "prefetch": prefetch,
+        "pool": pools,
+        "burst": burst,
+    }
     return run_actor(
-        "worker", app, serve, stop=lambda immediate: worker.request_stop(immediate=immediate)
+        "worker",
+        app,
+        serve,
+        stop=lambda immediate: worker.request_stop(immediate=immediate),
+        details=details,
     )

@@ -33,7 +33,10 @@ from trio_util import AsyncBool, AsyncValue
 from stem.broker import Delivery, Settlement, WorkerBroker
 from stem.delays import promote_round
 from stem.errors import BrokerUnavailable, ConfigError
+from stem.middleware.base import Middleware
 from stem.middleware.retries import Retries
+from stem.observe.events import QUIET_TASKS_ENV, JobEvents
+from stem.observe.tracing import Tracing
 from stem.task import Pool
 from stem.worker.execute import Executor, Runner
 from stem.worker.lease import HeldJobs, LeaseKeeper
@@ -81,6 +84,23 @@ class WorkerOptions:
             raise ConfigError("stop_timeout_s must be >= 0")
 
 
+def worker_middleware(app: Stem) -> list[Middleware]:
+    """The worker's middleware: tracing, then job-event logs, then retries, then the app's.
+
+    ``after_*`` hooks run in reverse, so ``JobEvents`` logs the outcome ``Retries`` decided
+    while the consumer span is still current. An app that registers its own ``JobEvents``
+    or ``Tracing`` has that one used in its place.
+    """
+    own = [m for m in app.middleware if not isinstance(m, JobEvents | Tracing)]
+    tracing = next((m for m in app.middleware if isinstance(m, Tracing)), None) or Tracing()
+    events = next((m for m in app.middleware if isinstance(m, JobEvents)), None)
+    if events is None:
+        quiet = {t.name for t in app.tasks.values() if not t.log_events}
+        quiet |= {n.strip() for n in os.environ.get(QUIET_TASKS_ENV, "").split(",") if n.strip()}
+        events = JobEvents(quiet)
+    return [tracing, events, Retries(), *own]
+
+
 class Worker:
     """One worker process's job loop. ``serve()`` runs it; see the module docstring."""
 
@@ -101,7 +121,7 @@ class Worker:
                 max_tasks_per_child=options.max_tasks_per_child,
                 max_memory_mb=options.max_memory_mb,
             )
-        self.executor = Executor(app, self._runners(), [Retries(), *app.middleware])
+        self.executor = Executor(app, self._runners(), worker_middleware(app))
         self.started_at = time.time()
         self.stopped = trio.Event()  # set once serve() has fully cleaned up
         self._stop = trio.Event()
@@ -421,6 +441,11 @@ class Worker:
             "running": self._running,
             "processed": self.executor.processed,
             "failed": self.executor.failed,
+            "retried": self.executor.retried,
+            "by_queue": {
+                q: {"processed": c[0], "failed": c[1], "retried": c[2]}
+                for q, c in self.executor.by_queue.items()
+            },
             "lost_leases": self.lease.lost,
             "started_at": self.started_at,
         }

@@ -55,14 +55,19 @@ class Executor:
             name: [getattr(m, name) for m in self.middleware if _overrides(m, name)]
             for name in ("before_process", "after_process", "on_retry", "on_dead_letter")
         }
+        #: Jobs, not attempts: ``processed`` completed, ``failed`` dead-lettered (at the
+        #: end of their retries or refused), ``retried`` attempts that will run again.
         self.processed = 0
         self.failed = 0
+        self.retried = 0
+        #: The same three counts per queue: [processed, failed, retried].
+        self.by_queue: dict[str, list[int]] = {}
 
     async def execute(self, d: Delivery) -> Settlement:
         """Run one delivery to its settlement (cancellation propagates: caller releases)."""
         admitted = self._admit(d)
         if isinstance(admitted, Settlement):
-            self.failed += 1
+            self._count(d.queue, 1)
             return admitted
         task, ctx = admitted
         self._hooks("before_process", ctx)
@@ -110,6 +115,7 @@ class Executor:
 
     def max_deliveries(self, d: Delivery) -> Settlement:
         """The settlement of a job whose worker died each of the times it ran."""
+        self._count(d.queue, 1)
         return self._reject(
             d,
             DeadReason.MAX_DELIVERIES,
@@ -132,18 +138,30 @@ class Executor:
 
     def _settlement(self, d: Delivery, ctx: JobContext, outcome: Outcome) -> Settlement:
         if outcome.verdict is Verdict.COMPLETE:
-            self.processed += 1
+            self._count(d.queue, 0)
             return _settle(d, outcome, str(outcome.result))
-        self.failed += 1
         error = _error_json(outcome.error)
         if outcome.verdict is Verdict.RETRY:
+            self._count(d.queue, 2)
             self._hooks("on_retry", ctx, outcome)
             return _settle(d, outcome, error)
         # BURY, or FAILED that no hook decided: dead-letter it.
         outcome.bury(outcome.reason or DeadReason.NOT_RETRYABLE, outcome.state)
-        self._hooks("on_dead_letter", ctx, outcome.reason, error)
-        log.warning("job %s (%s) dead-lettered: %s", ctx.job_id, ctx.task, outcome.reason)
+        self._count(d.queue, 1)
+        self._hooks("on_dead_letter", ctx, outcome.reason, error)  # JobEvents logs it
         return _settle(d, outcome, error)
+
+    def _count(self, queue: str, which: int) -> None:
+        counts = self.by_queue.get(queue)
+        if counts is None:
+            counts = self.by_queue[queue] = [0, 0, 0]
+        counts[which] += 1
+        if which == 0:
+            self.processed += 1
+        elif which == 1:
+            self.failed += 1
+        else:
+            self.retried += 1
 
     def _hooks(self, name: str, *args: Any) -> None:
         for hook in self._hooked[name]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime
 import io
 import json
+import os
 
 import trio
 import trio.testing
@@ -40,7 +41,7 @@ def test_text_lines_are_prefixed_with_the_label_padded_to_the_longest() -> None:
     ]
 
 
-def test_json_lines_carry_a_utc_timestamp_the_child_the_stream_and_the_line() -> None:
+def test_json_lines_carry_the_log_keys_a_utc_timestamp_the_child_and_the_stream() -> None:
     out = io.StringIO()
     writer = OutputWriter(["worker.1"], json_lines=True, stream=out)
 
@@ -50,8 +51,29 @@ def test_json_lines_carry_a_utc_timestamp_the_child_the_stream_and_the_line() ->
     first, second = (json.loads(line) for line in out.getvalue().splitlines())
     ts = datetime.datetime.fromisoformat(first.pop("ts"))
     assert ts.utcoffset() == datetime.timedelta(0)
-    assert first == {"child": "worker.1", "stream": "stderr", "line": 'said "héllo"'}
-    assert (second["child"], second["stream"], second["line"]) == ("supervisor", "event", "done")
+    assert first == {
+        "level": "INFO",
+        "logger": "worker.1",
+        "msg": 'said "héllo"',
+        "actor": "worker.1",
+        "pid": os.getpid(),
+        "child": "worker.1",
+        "stream": "stderr",
+    }
+    assert (second["child"], second["stream"], second["msg"]) == ("supervisor", "event", "done")
+
+
+def test_a_child_json_line_is_passed_through_with_child_and_stream_added() -> None:
+    out = io.StringIO()
+    writer = OutputWriter(["worker.1"], json_lines=True, stream=out)
+    line = {"ts": "2026-01-01T00:00:00.000Z", "level": "WARNING", "msg": "x", "job_id": "j1"}
+
+    writer.line("worker.1", "stderr", json.dumps(line))
+    writer.line("worker.1", "stderr", "{not json")
+
+    first, second = (json.loads(text) for text in out.getvalue().splitlines())
+    assert first == {**line, "child": "worker.1", "stream": "stderr"}
+    assert second["msg"] == "{not json"
 
 
 def test_a_broken_destination_is_dropped_without_failing_the_supervisor() -> None:

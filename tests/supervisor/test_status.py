@@ -124,13 +124,14 @@ async def test_json_output_gives_one_object_per_line_with_the_stream() -> None:
             lambda: sum(r["child"] == "printer.1" for r in records()) >= 2, "two records"
         )
 
-    mine = [(r["stream"], r["line"]) for r in records() if r["child"] == "printer.1"]
+    mine = [(r["stream"], r["msg"]) for r in records() if r["child"] == "printer.1"]
     assert sorted(mine) == [
         ("stderr", "to stderr"),
         ("stdout", "no newline"),
         ("stdout", "to stdout"),
     ]
-    assert all(set(r) == {"ts", "child", "stream", "line"} for r in records())
+    keys = {"ts", "level", "logger", "msg", "actor", "pid", "child", "stream"}
+    assert all(set(r) == keys for r in records())
     assert {r["stream"] for r in records() if r["child"] == "supervisor"} == {"event"}
 
 

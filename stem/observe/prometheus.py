@@ -1,0 +1,151 @@
+"""The Prometheus exposition of a whole deployment, computed from Redis at scrape time.
+
+``DeploymentCollector`` reads everything through the broker's ``Admin`` role when
+Prometheus scrapes, so one endpoint anywhere is right for every worker on every machine
+(nothing is summed in the endpoint's memory, and it needs no worker to be its host).
+Families (``docs/reference/metrics.md`` explains each)::
+
+    stem_up                                   1 if Redis answered this scrape, else 0
+    stem_queue_jobs{queue,state}              ready | delayed | pending | dead (the DLQ)
+    stem_queue_oldest_ready_age_seconds{queue}
+    stem_workers_alive                        workers with a live heartbeat
+    stem_worker_jobs_held{worker}             running + prefetched
+    stem_worker_jobs_running{worker}
+    stem_worker_concurrency{worker}
+    stem_jobs_processed_total{queue,worker}   jobs completed (from heartbeats, every 2 s)
+    stem_jobs_failed_total{queue,worker}      jobs dead-lettered (jobs, not attempts)
+    stem_jobs_retried_total{queue,worker}     attempts that were scheduled again
+
+The counters are each live worker's own, so they reset when a worker restarts and
+disappear with it (use ``rate()``/``increase()``, which handle resets). No label holds a
+job id. ``serve_metrics`` serves ``/metrics`` from a thread (``prometheus_client``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+from stem.errors import StemError
+
+if TYPE_CHECKING:
+    from stem.broker import Admin
+
+log = logging.getLogger("stem.observe.prometheus")
+
+STATES = ("ready", "delayed", "pending", "dead")
+_COUNTERS = (
+    ("processed", "Jobs completed, by queue and worker (since the worker started)."),
+    ("failed", "Jobs dead-lettered (jobs, not attempts), by queue and worker."),
+    ("retried", "Attempts that failed and were scheduled again, by queue and worker."),
+)
+
+
+class DeploymentCollector(Collector):
+    """Collects the families above from ``admin`` on every scrape."""
+
+    def __init__(self, admin: Admin) -> None:
+        self.admin = admin
+
+    def collect(self) -> Iterator[Metric]:
+        up = GaugeMetricFamily("stem_up", "1 if Redis answered this scrape, else 0.")
+        try:
+            families = list(self._families())
+        except StemError as exc:
+            log.warning("scrape failed: %s", exc)
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from families
+
+    def _families(self) -> Iterator[Metric]:
+        yield from self._queue_families()
+        yield from self._worker_families(self.admin.workers())
+
+    def _queue_families(self) -> Iterator[Metric]:
+        depth = GaugeMetricFamily(
+            "stem_queue_jobs",
+            "Jobs in a queue by state: ready (waiting for a worker), delayed (waiting for "
+            "their time), pending (held by workers), dead (in the dead-letter queue).",
+            labels=["queue", "state"],
+        )
+        oldest = GaugeMetricFamily(
+            "stem_queue_oldest_ready_age_seconds",
+            "How long the oldest ready job of a queue has waited for a worker (0 if none).",
+            labels=["queue"],
+            unit="seconds",
+        )
+        for queue in self.admin.queues():
+            stats = self.admin.queue_stats(queue)
+            for state in STATES:
+                depth.add_metric([queue, state], getattr(stats, state))
+            age_ms = self.admin.oldest_ready_age_ms(queue)
+            oldest.add_metric([queue], (age_ms or 0) / 1000)
+        yield depth
+        yield oldest
+
+    def _worker_families(self, workers: list[dict[str, Any]]) -> Iterator[Metric]:
+        alive = GaugeMetricFamily("stem_workers_alive", "Workers with a live heartbeat.")
+        alive.add_metric([], len(workers))
+        yield alive
+        gauges = {
+            key: GaugeMetricFamily(f"stem_worker_{name}", text, labels=["worker"])
+            for key, name, text in (
+                ("in_flight", "jobs_held", "Jobs a worker holds (running and prefetched)."),
+                ("running", "jobs_running", "Jobs a worker is running now."),
+                ("concurrency", "concurrency", "Jobs a worker runs at once at most."),
+            )
+        }
+        counters = {
+            kind: CounterMetricFamily(f"stem_jobs_{kind}", text, labels=["queue", "worker"])
+            for kind, text in _COUNTERS
+        }
+        for w in workers:
+            wid = str(w.get("id", "?"))
+            for key, gauge in gauges.items():
+                gauge.add_metric([wid], _number(w.get(key)))
+            by_queue = w.get("by_queue")
+            for queue, counts in (by_queue if isinstance(by_queue, dict) else {}).items():
+                for kind, counter in counters.items():
+                    value = counts.get(kind) if isinstance(counts, dict) else None
+                    counter.add_metric([str(queue), wid], _number(value))
+        yield from gauges.values()
+        yield from counters.values()
+
+
+def _number(value: Any) -> float:
+    return float(value) if isinstance(value, int | float) else 0.0
+
+
+def exposition(admin: Admin) -> str:
+    """The text exposition of one scrape (what ``/metrics`` returns)."""
+    from prometheus_client import generate_latest
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DeploymentCollector(admin))
+    return generate_latest(registry).decode()
+
+
+def serve_metrics(
+    admin: Admin,
+    port: int,
+    host: str = "0.0.0.0",  # noqa: S104  (scraped from other hosts; serves counts, no secrets)
+) -> tuple[Any, threading.Thread]:
+    """Serve ``/metrics`` on ``host:port`` from a daemon thread; returns (server, thread).
+
+    ``server.shutdown()`` then ``server.server_close()`` stop it. Each scrape reads
+    Redis; a scrape while Redis is down answers ``stem_up 0`` instead of failing.
+    """
+    from prometheus_client import start_http_server
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DeploymentCollector(admin))
+    server, thread = start_http_server(port, addr=host, registry=registry)
+    return server, thread

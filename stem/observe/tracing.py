@@ -1,0 +1,166 @@
+"""OpenTelemetry traces: a PRODUCER span per enqueue, a CONSUMER span per processed job.
+
+``Tracing`` is a middleware the app installs by itself. On enqueue it opens ``send
+<queue>`` and writes the W3C ``traceparent``/``tracestate`` into the envelope's headers
+(through the global propagator, so ``OTEL_PROPAGATORS`` applies); in the worker it opens
+``process <queue>`` as that span's child, with the messaging semantic-convention
+attributes (``messaging.system="stem"``, ``messaging.destination.name``,
+``messaging.message.id``, ``messaging.operation``) and ``stem.task``, ``stem.attempt``,
+``stem.deliveries``; a task's exception is recorded on it and sets its status to ERROR.
+
+Nothing configured, nothing paid: with no tracer provider set, the hooks return after
+one ``isinstance`` check. :func:`configure_from_env` installs the SDK's provider when
+``OTEL_TRACES_EXPORTER`` names an exporter other than ``none`` (any the installed
+packages register, e.g. ``console`` from the SDK, ``otlp`` with
+``opentelemetry-exporter-otlp``); service name, resource attributes and sampler come
+from the standard ``OTEL_*`` variables through the SDK. An app that sets its own global
+provider (``trace.set_tracer_provider``) needs nothing from stem. Spans are batched;
+the SDK flushes them at interpreter exit.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from typing import TYPE_CHECKING, Any
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCode
+
+from stem.middleware.base import Middleware, OutgoingJob
+from stem.outcome import Outcome
+
+if TYPE_CHECKING:
+    from stem.context import JobContext
+
+log = logging.getLogger("stem.observe.tracing")
+
+EXPORTER_ENV = "OTEL_TRACES_EXPORTER"
+_SCOPE = "stem"
+_configured = False
+_lock = threading.Lock()
+
+
+def configure_from_env() -> bool:
+    """Install the SDK's tracer provider if ``OTEL_TRACES_EXPORTER`` asks for one.
+
+    Does nothing (and returns False) when the variable is unset or ``none``, or when a
+    provider is set already; runs once per process.
+    """
+    global _configured
+    if _configured:
+        return False
+    with _lock:
+        if _configured:
+            return False
+        _configured = True
+        names = [n.strip() for n in os.environ.get(EXPORTER_ENV, "").split(",") if n.strip()]
+        names = [n for n in names if n != "none"]
+        if not names or not isinstance(trace.get_tracer_provider(), ProxyTracerProvider):
+            return False
+        trace.set_tracer_provider(sdk_provider(names))
+        return True
+
+
+def sdk_provider(exporter_names: list[str]) -> Any:
+    """An SDK ``TracerProvider`` that batches spans to the named exporters."""
+    from importlib.metadata import entry_points
+
+    from opentelemetry.sdk.resources import Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor
+
+    attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {"service.name": "stem"}
+    provider = TracerProvider(resource=Resource.create(attributes))
+    found = {e.name: e for e in entry_points(group="opentelemetry_traces_exporter")}
+    for name in exporter_names:
+        if name not in found:
+            log.warning("%s=%s: no such span exporter installed (ignored)", EXPORTER_ENV, name)
+            continue
+        provider.add_span_processor(BatchSpanProcessor(found[name].load()()))
+    return provider
+
+
+class Tracing(Middleware):
+    """Producer and consumer spans; see the module docstring.
+
+    ``tracer_provider`` pins a provider (tests, an app that keeps its own); by default
+    the global one is used, looked up per job so that one set after the app was made
+    still counts.
+    """
+
+    def __init__(self, tracer_provider: Any = None) -> None:
+        self._pinned = tracer_provider
+        self._provider: Any = None
+        self._tracer: trace.Tracer | None = None
+
+    def tracer(self) -> trace.Tracer | None:
+        """The tracer to use, or None while tracing is off (no provider configured)."""
+        if not _configured:
+            configure_from_env()
+        provider = self._pinned or trace.get_tracer_provider()
+        if provider is not self._provider:
+            self._provider = provider
+            off = isinstance(provider, ProxyTracerProvider | trace.NoOpTracerProvider)
+            self._tracer = None if off else provider.get_tracer(_SCOPE)
+        return self._tracer
+
+    def before_enqueue(self, job: OutgoingJob) -> None:
+        tracer = self.tracer()
+        if tracer is None:
+            return
+        attributes = {
+            "messaging.system": "stem",
+            "messaging.operation": "publish",
+            "messaging.destination.name": job.queue,
+            "messaging.message.id": job.job_id,
+            "stem.task": job.task,
+        }
+        from opentelemetry import propagate  # loads the propagators: only once tracing is on
+
+        span = tracer.start_span(f"send {job.queue}", kind=SpanKind.PRODUCER, attributes=attributes)
+        # Ended at once: the span marks the send; a failed enqueue must not leave it open.
+        propagate.inject(job.headers, context=trace.set_span_in_context(span))
+        span.end()
+
+    def before_process(self, ctx: JobContext) -> None:
+        tracer = self.tracer()
+        if tracer is None:
+            return
+        attributes: dict[str, str | int] = {
+            "messaging.system": "stem",
+            "messaging.operation": "process",
+            "messaging.destination.name": ctx.queue,
+            "messaging.message.id": ctx.job_id,
+            "stem.task": ctx.task,
+            "stem.attempt": ctx.attempt,
+            "stem.deliveries": ctx.deliveries,
+        }
+        from opentelemetry import propagate
+
+        parent = propagate.extract(ctx.headers)
+        span = tracer.start_span(
+            f"process {ctx.queue}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
+        )
+        token = otel_context.attach(trace.set_span_in_context(span))
+        ctx.state["otel"] = (span, token)
+
+    def after_process(self, ctx: JobContext, outcome: Outcome) -> None:
+        opened = ctx.state.pop("otel", None)
+        if opened is None:
+            return
+        span, token = opened
+        span.set_attribute("stem.outcome", outcome.verdict.value)
+        if outcome.error is not None:
+            span.record_exception(outcome.error)
+            span.set_status(Status(StatusCode.ERROR, type(outcome.error).__name__))
+        span.end()
+        otel_context.detach(token)
+
+
+def trace_id_from_headers(headers: dict[str, str]) -> str:
+    """The trace id in a W3C ``traceparent`` header (``""`` without a valid one)."""
+    parts = headers.get("traceparent", "").split("-")
+    return parts[1] if len(parts) == 4 and len(parts[1]) == 32 else ""

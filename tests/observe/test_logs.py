@@ -1,0 +1,90 @@
+"""Logs of a real worker process: job events, a pool child's logging, JSON lines."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from stem import Stem
+
+APP = "tests.apps.observed:app"
+
+
+def burst(root: Path, redis_url: str, namespace: str, *flags: str, **env: str) -> str:
+    """Run ``stem worker --burst`` to the end; its stderr (the log)."""
+    argv = [sys.executable, "-m", "stem.cli", "--redis-url", redis_url]
+    argv += ["--namespace", namespace, "--app", APP, "worker", "--burst", *flags]
+    environ = {**os.environ, "PYTHONPATH": str(root), **env}
+    for name in ("STEM_REDIS_URL", "STEM_JSON_LOGS", "STEM_LOG_LEVEL", "OTEL_TRACES_EXPORTER"):
+        if name not in env:
+            environ.pop(name, None)
+    done = subprocess.run(
+        argv, cwd=root, env=environ, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stderr
+
+
+def enqueue_some(app: Stem) -> dict[str, str]:
+    """One job of each kind; their ids by task."""
+    return {
+        "chatty": app.enqueue("tests.apps.observed.chatty", ["hello"]).id,
+        "fails": app.enqueue("tests.apps.observed.fails").id,
+        "quiet": app.enqueue("tests.apps.observed.quiet").id,
+    }
+
+
+def test_a_pool_childs_logging_and_prints_reach_the_worker_log_with_the_job_id(
+    app: Stem, redis_url: str, namespace: str, repo_root: Path
+) -> None:
+    ids = enqueue_some(app)
+    log = burst(repo_root, redis_url, namespace).splitlines()
+
+    said = [line for line in log if "child says hello" in line]
+    printed = [line for line in log if "printed hello" in line]
+    assert len(said) == 1 and len(printed) == 1, log
+    assert f"job={ids['chatty']} task=tests.apps.observed.chatty" in said[0]
+    assert f"job={ids['chatty']}" in printed[0]
+
+
+def test_job_events_are_logged_once_each_and_a_quiet_task_says_nothing(
+    app: Stem, redis_url: str, namespace: str, repo_root: Path
+) -> None:
+    ids = enqueue_some(app)
+    log = burst(repo_root, redis_url, namespace).splitlines()
+
+    def events(job_id: str) -> list[str]:
+        return [line.split(": ", 1)[1] for line in log if "stem.jobs:" in line and job_id in line]
+
+    assert [e.split(" ")[0] for e in events(ids["chatty"])] == ["started", "succeeded"]
+    fails = events(ids["fails"])
+    assert fails[1].startswith("failed: ValueError: always; retrying (attempt 1)")
+    assert fails[-1].startswith("failed: ValueError: always; dead-lettered (max-retries)")
+    assert events(ids["quiet"]) == []
+    starting = next(line for line in log if "worker starting:" in line)
+    assert f"namespace={namespace}" in starting and "app=tests.apps.observed:app" in starting
+    assert "worker stopped" in log[-1]
+
+
+def test_json_logs_are_one_object_per_line_with_the_job_fields(
+    app: Stem, redis_url: str, namespace: str, repo_root: Path
+) -> None:
+    ids = enqueue_some(app)
+    log = burst(repo_root, redis_url, namespace, "--json-logs")
+
+    records: list[dict[str, Any]] = [json.loads(line) for line in log.splitlines()]
+    base = {"ts", "level", "logger", "msg", "actor", "pid"}
+    assert all(base <= set(r) for r in records)
+    child = next(r for r in records if r["msg"] == "child says hello")
+    assert (child["job_id"], child["task"], child["queue"]) == (
+        ids["chatty"],
+        "tests.apps.observed.chatty",
+        "default",
+    )
+    assert child["logger"] == "tests.apps.observed" and child["actor"] == "worker"
+    done = next(r for r in records if r["msg"].startswith("succeeded"))
+    assert done["job_id"] == ids["chatty"] and done["logger"] == "stem.jobs"
