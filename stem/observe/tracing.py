@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -41,6 +42,9 @@ EXPORTER_ENV = "OTEL_TRACES_EXPORTER"
 _SCOPE = "stem"
 _configured = False
 _lock = threading.Lock()
+#: How often a ``Tracing`` middleware looks the global tracer provider up again, so one
+#: set after the app was made counts from then on.
+PROVIDER_RECHECK_S = 1.0
 
 
 def configure_from_env() -> bool:
@@ -87,17 +91,27 @@ class Tracing(Middleware):
     """Producer and consumer spans; see the module docstring.
 
     ``tracer_provider`` pins a provider (tests, an app that keeps its own); by default
-    the global one is used, looked up per job so that one set after the app was made
-    still counts.
+    the global one is used, looked up again every ``PROVIDER_RECHECK_S`` so that one set
+    after the app was made counts from then on.
     """
 
     def __init__(self, tracer_provider: Any = None) -> None:
         self._pinned = tracer_provider
         self._provider: Any = None
         self._tracer: trace.Tracer | None = None
+        self._recheck_at = 0.0
 
     def tracer(self) -> trace.Tracer | None:
-        """The tracer to use, or None while tracing is off (no provider configured)."""
+        """The tracer to use, or None while tracing is off (no provider configured).
+
+        The global provider is looked up at most every ``PROVIDER_RECHECK_S``: the API's
+        lookup reads the environment while no provider is set, which cost a bulk enqueue
+        of 10,000 jobs about 15 % of its time when done per job.
+        """
+        now = time.monotonic()
+        if now < self._recheck_at:
+            return self._tracer
+        self._recheck_at = now + PROVIDER_RECHECK_S
         if not _configured:
             configure_from_env()
         provider = self._pinned or trace.get_tracer_provider()
