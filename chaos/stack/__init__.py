@@ -178,7 +178,7 @@ def open_stack(
     appendonly: bool = False,
     lease_s: float = 12.0,
     toxiproxy_url: str | None = None,
-    keep: bool = False,
+    keep: bool = bool(os.environ.get("CHAOS_KEEP")),
 ) -> Iterator[Stack]:
     """A running Redis and Toxiproxy for scenario ``name``; everything is stopped on exit.
 
