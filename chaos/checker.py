@@ -136,8 +136,8 @@ def _check_drained(stack: Stack, verdict: Verdict, keys_before: int, jobs: int) 
             f"delayed={stats.delayed}"
         )
     keys = count_keys(stack)
-    # Per job: a record and a done latch; the rest must stay a handful.
-    if keys - keys_before - 2 * jobs > MAX_QUEUE_KEYS:
+    # Per job: a record, a done latch, maybe an idempotency key; the rest stays a handful.
+    if keys - keys_before - 3 * jobs > MAX_QUEUE_KEYS:
         verdict.problems.append(f"{keys - keys_before} keys appeared for {jobs} jobs")
 
 
@@ -145,6 +145,14 @@ def count_keys(stack: Stack) -> int:
     """Keys in the stack's namespace (direct ``SCAN``, bounded by the namespace's size)."""
     client = stack.redis.client()
     return sum(1 for _ in client.scan_iter(match=f"{stack.namespace}:*", count=1000))
+
+
+def check_no_actor_error(stack: Stack, verdict: Verdict) -> None:
+    """No actor may have stopped with an error line (exit 3: a refusal it took for good)."""
+    for actor in stack.actors:
+        errors = [line for line in actor.log().splitlines() if "stem: error:" in line]
+        if errors:
+            verdict.problems.append(f"{actor.name} logged {len(errors)} error exit(s): {errors[0]}")
 
 
 def check_processes(stack: Stack, verdict: Verdict) -> None:

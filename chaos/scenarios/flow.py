@@ -9,7 +9,7 @@ from typing import Any
 
 from toxiproxy.proxy import Proxy
 
-from chaos.checker import Verdict, accepted, count_keys, judge, wait_settled
+from chaos.checker import Verdict, accepted, check_no_actor_error, count_keys, judge, wait_settled
 from chaos.stack import Actor, Sent, Stack, enqueue_one
 from stem.states import JobState
 
@@ -95,6 +95,7 @@ def finish(
     ids = accepted(stack, sent, verdict) + list(extra_ids)
     states = wait_settled(stack, ids, SETTLE_TIMEOUT_S)
     judge(stack, verdict, ids, states, keys_before)
+    check_no_actor_error(stack, verdict)
     for actor in alive:
         if not actor.alive():
             verdict.problems.append(f"{actor.name} exited ({actor.proc and actor.proc.poll()})")
