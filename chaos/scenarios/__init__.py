@@ -9,6 +9,7 @@ and adds the checks that need the stack gone (processes left behind).
 
 from __future__ import annotations
 
+import importlib
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,6 +50,8 @@ class Scenario:
 
 
 REGISTRY: dict[str, Scenario] = {}
+#: Scenario modules, in the order their scenarios are listed and run.
+FAMILIES = ("network", "processes", "actors", "data")
 
 
 def scenario(
@@ -91,6 +94,6 @@ def _tails(stack: Stack) -> list[str]:
 
 def load_all() -> dict[str, Scenario]:
     """Import every scenario family (each registers itself) and return the registry."""
-    from chaos.scenarios import actors, data, network, processes  # noqa: F401
-
+    for family in FAMILIES:
+        importlib.import_module(f"chaos.scenarios.{family}")
     return REGISTRY
