@@ -359,8 +359,24 @@ class Worker:
             touch_supervisor_heartbeat()
             await trio.sleep(HEARTBEAT_INTERVAL_S)
 
+    async def _retrying(self, what: str, fn: Any, *args: Any) -> Any:
+        """``fn(*args)`` in a thread, retried every second while Redis is unreachable.
+
+        What the fetch loop does, for the calls a worker makes while it starts: a
+        connection reset between the start-up ping and these calls must not stop the
+        worker (exit 3), nor lose the result of a recovered job it already ran.
+        """
+        while True:
+            try:
+                return await self._call(fn, *args)
+            except BrokerUnavailable as exc:
+                if self._stop.is_set():
+                    raise
+                log.warning("%s failed, retrying in 1 s: %s", what, exc)
+                await trio.sleep(1)
+
     async def _claim_name(self) -> None:
-        workers = await self._call(self.broker.workers)
+        workers = await self._retrying("listing workers", self.broker.workers)
         for w in workers:
             if (
                 w.get("id") == self.name
@@ -377,14 +393,18 @@ class Worker:
         it is dead-lettered instead of run, while the jobs that died beside it complete.
         """
         for queue in self.options.queues:
-            mine = await self._call(self.broker.recover_own, queue, self.name)
+            mine = await self._retrying("recovery", self.broker.recover_own, queue, self.name)
             if mine:
                 log.info("%s: recovering %d job(s) left by a previous run", queue, len(mine))
             for held in mine:
                 # Re-take the lease first: the reclaimer may have handed this entry to
                 # another worker since we listed it; if so, it is theirs now.
-                renewal = await self._call(
-                    self.broker.renew, queue, self.name, {held.priority: [held.entry_id]}
+                renewal = await self._retrying(
+                    "recovery",
+                    self.broker.renew,
+                    queue,
+                    self.name,
+                    {held.priority: [held.entry_id]},
                 )
                 if renewal.not_owned:
                     continue
@@ -394,13 +414,15 @@ class Worker:
                 else:
                     run: Delivery | None = held
                     if held.envelope is not None:
-                        run = await self._call(self.broker.count_delivery, held, self.name)
+                        run = await self._retrying(
+                            "recovery", self.broker.count_delivery, held, self.name
+                        )
                     if run is None:  # finished meanwhile, or dead-lettered as corrupt
                         self.held.remove([held])
                         continue
                     settlement = await self.executor.execute(run)
-                self.held.settling([held])
-                await self._call(self.broker.settle, [settlement])
+                self.held.settling([held])  # settled before the next one runs
+                await self._retrying("settling a recovered job", self.broker.settle, [settlement])
                 self.held.remove([held])
 
     def statistics(self) -> dict[str, Any]:
