@@ -80,9 +80,8 @@ def main(argv: list[str] | None = None) -> int:
     for name in args.scenarios or list(registry):
         verdict = run_scenario(registry[name], opts)
         verdicts.append(verdict)
-        if not args.json:
-            status = "ok" if verdict.ok else "FAIL: " + "; ".join(verdict.problems)
-            print(f"{name}: {status}", file=sys.stderr, flush=True)
+        status = "ok" if verdict.ok else "FAIL: " + "; ".join(verdict.problems)
+        print(f"{name}: {status}", file=sys.stderr, flush=True)
     if args.json:
         print(json.dumps([v.as_json() for v in verdicts], indent=2))
     else:

@@ -8,7 +8,7 @@ import time
 from chaos.checker import Verdict
 from chaos.scenarios import Options, scenario
 from chaos.scenarios.flow import finish, hold, probe, start_keys, toxic, wait_running
-from chaos.stack import Sent, Stack, enqueue_one
+from chaos.stack import Stack
 from chaos.stack.producer import TASK
 from stem.broker.keys import Keys
 from stem.errors import EnqueueIncomplete, OutsideError
@@ -137,7 +137,7 @@ def foreign_values(stack: Stack, opts: Options, verdict: Verdict) -> None:
     hold(opts.hold(6.0, 3.0))  # let the actors meet them
     ids = probe(stack, link, verdict, time.monotonic(), count=4)
     producer.join()
-    _release_huge_scores(stack, victims["huge"])
+    _release_huge_scores(stack, verdict, victims["huge"])
     finish(stack, verdict, producer.sent, keys_before, ids, alive=[worker, reclaimer])
     _judge_victims(stack, verdict, victims)
 
@@ -163,14 +163,14 @@ def _inject(stack: Stack, rounds: int) -> dict[str, list[str]]:
     return victims
 
 
-def _release_huge_scores(stack: Stack, ids: list[str]) -> None:
-    """The far-future jobs wait correctly; take them out so the queue counts as drained."""
+def _release_huge_scores(stack: Stack, verdict: Verdict, ids: list[str]) -> None:
+    """Far-future jobs must still wait (not run, not vanish); then take them out so the
+    queue counts as drained."""
     qk = Keys(stack.namespace).queue("default")
     client = stack.redis.client()
     for jid in ids:
         if client.zscore(qk.delayed, jid) is None:
-            stack_note = f"huge-score job {jid} left the delayed set"
-            raise AssertionError(stack_note)
+            verdict.problems.append(f"huge-score job {jid} left the delayed set")
         client.zrem(qk.delayed, jid)
 
 
@@ -183,4 +183,3 @@ def _judge_victims(stack: Stack, verdict: Verdict, victims: dict[str, list[str]]
         if state is not JobState.SUCCEEDED and reasons.get(jid) != "corrupt-record":
             verdict.problems.append(f"garbled job {jid}: {state}, reason {reasons.get(jid)}")
     verdict.notes.append(f"DLQ reasons: {sorted(set(reasons.values()))}")
-    _ = Sent, enqueue_one

@@ -34,11 +34,13 @@ def _under_fault(
     link = stack.proxy("redis")
     sup = stack.supervise(link, "--workers", str(WORKERS))
     keys_before = start_keys(stack)
-    total = opts.load(400, 120)
-    producer = stack.producer(link, total, rate_per_s=total / 4, seconds=job_s).start()
+    total, fault_s = opts.load(400, 120), opts.hold(10.0, 3.0)
+    # Production spans the fault: jobs are enqueued before, during and after it.
+    rate = total / (fault_s + 2.0)
+    producer = stack.producer(link, total, rate_per_s=rate, seconds=job_s).start()
     wait_running(stack, 5)
     with toxic(link, type_, attributes, streams):
-        hold(opts.hold(10.0, 3.0))
+        hold(fault_s)
     ids = probe(stack, link, verdict, time.monotonic(), count=2 * WORKERS)
     producer.join()
     finish(stack, verdict, producer.sent, keys_before, ids, alive=[sup])
