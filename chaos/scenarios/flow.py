@@ -17,6 +17,9 @@ from stem.states import JobState
 SETTLE_TIMEOUT_S = 60.0
 #: How long a probe job may take to run after the fault ends.
 RECOVERY_TIMEOUT_S = 45.0
+#: Probes jump the backlog the fault left (workers read the highest priority first), so
+#: recovery measures when the actors work again, not how long the queue is.
+PROBE_PRIORITY = 9
 
 
 @contextlib.contextmanager
@@ -58,6 +61,8 @@ def wait_running(stack: Stack, runs: int, timeout_s: float = 30.0) -> None:
 def probe(stack: Stack, proxy: Proxy, verdict: Verdict, fault_end: float, count: int) -> list[str]:
     """Enqueue ``count`` probe jobs right after the fault; recovery = until all succeeded.
 
+    Probes have the top priority, so they do not wait behind the backlog.
+
     Each probe's enqueue is repeated with its id until it is accepted (bounded), since
     a connection may still be healing; its ids join the jobs the checker expects.
     """
@@ -65,10 +70,10 @@ def probe(stack: Stack, proxy: Proxy, verdict: Verdict, fault_end: float, count:
     ids: list[str] = []
     deadline = fault_end + RECOVERY_TIMEOUT_S
     for _ in range(count):
-        sent = enqueue_one(app)
+        sent = enqueue_one(app, priority=PROBE_PRIORITY)
         while sent.error is not None and time.monotonic() < deadline:
             time.sleep(0.1)
-            sent = enqueue_one(app)
+            sent = enqueue_one(app, priority=PROBE_PRIORITY)
         ids.append(sent.job_id)
     broker = stack.direct.broker
     while time.monotonic() < deadline:

@@ -70,11 +70,11 @@ class Producer:
             self.sent.append(enqueue_one(self.app, self.seconds))
 
 
-def enqueue_one(app: Stem, seconds: float = 0.0) -> Sent:
+def enqueue_one(app: Stem, seconds: float = 0.0, priority: int | None = None) -> Sent:
     """One ``enqueue`` with a chosen id; the outcome as a :class:`Sent`."""
     job_id = new_job_id()
     try:
-        app.enqueue(TASK, (seconds,), job_id=job_id)
+        app.enqueue(TASK, (seconds,), job_id=job_id, priority=priority)
     except Exception as exc:
         return Sent(job_id, exc, time.monotonic())
     return Sent(job_id, None, time.monotonic())
