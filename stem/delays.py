@@ -24,6 +24,9 @@ log = logging.getLogger("stem.delays")
 PROMOTE_IDLE_S = 0.05
 #: The shortest wait between rounds, so a burst of due jobs cannot spin the loop.
 PROMOTE_MIN_S = 0.002
+#: The wait after a round that could not reach Redis (as the fetch loop's retry), so an
+#: outage costs one warning and one reconnect a second, not twenty.
+PROMOTE_RETRY_S = 1.0
 
 
 def promote_round(broker: Promoter, queues: Sequence[str]) -> float:
@@ -33,12 +36,14 @@ def promote_round(broker: Promoter, queues: Sequence[str]) -> float:
     a delayed job is due sooner, and ``PROMOTE_MIN_S`` at least.
     """
     wait_s = PROMOTE_IDLE_S
+    failed = False
     for queue in queues:
         try:
             _, next_ms = broker.promote_due(queue)
         except BrokerUnavailable as exc:
-            log.warning("%s: promoting delayed jobs failed, will retry: %s", queue, exc)
+            log.warning("%s: promoting delayed jobs failed, retrying in 1 s: %s", queue, exc)
+            failed = True
             continue
         if next_ms >= 0:
             wait_s = min(wait_s, next_ms / 1000)
-    return max(wait_s, PROMOTE_MIN_S)
+    return PROMOTE_RETRY_S if failed else max(wait_s, PROMOTE_MIN_S)

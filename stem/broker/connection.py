@@ -46,6 +46,14 @@ READONLY_GRACE_S = 60.0
 #: with a script, memory that will be freed, a cluster or replica mid-failover.
 TRANSIENT_PREFIXES: tuple[str, ...] = ("LOADING", "BUSY", "OOM", "MASTERDOWN", "TRYAGAIN")
 TRANSIENT_PREFIXES += ("CLUSTERDOWN", "NOREPLICAS", "MISCONF")
+#: The same refusals as redis-py raises them: its parser strips the prefix from the message
+#: of the codes it knows (``OOM command not allowed`` arrives as an ``OutOfMemoryError``
+#: whose text starts ``command not allowed``), so the prefix test alone misses them.
+TRANSIENT_ERRORS: tuple[type[redis.RedisError], ...] = (
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ClusterDownError,  # and MasterDownError
+)
 
 #: Where the ACL lines for each role are documented (named in NOPERM error lines).
 ACL_DOC = "docs/guides/security.md"
@@ -194,7 +202,7 @@ class Faults:
         message = f"Redis at {where} refused a command: {exc}"
         if isinstance(exc, redis.ReadOnlyError) or str(exc).startswith("READONLY"):
             return self._readonly(message)
-        if str(exc).startswith(TRANSIENT_PREFIXES):
+        if isinstance(exc, TRANSIENT_ERRORS) or str(exc).startswith(TRANSIENT_PREFIXES):
             return BrokerUnavailable(message)
         return BrokerRefused(message)
 

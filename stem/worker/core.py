@@ -386,8 +386,26 @@ class Worker:
             touch_supervisor_heartbeat()
             await trio.sleep(HEARTBEAT_INTERVAL_S)
 
+    async def _retrying(
+        self, what: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
+    ) -> T:
+        """``fn(*args)`` in a thread, retried every second while Redis is unreachable.
+
+        What the fetch loop does, for the calls a worker makes while it starts: a
+        connection reset between the start-up ping and these calls must not stop the
+        worker (exit 3), nor lose the result of a recovered job it already ran.
+        """
+        while True:
+            try:
+                return await self._call(fn, *args, **kwargs)
+            except BrokerUnavailable as exc:
+                if self._stop.is_set():
+                    raise
+                log.warning("%s failed, retrying in 1 s: %s", what, exc)
+                await trio.sleep(1)
+
     async def _claim_name(self) -> None:
-        pid = live_holder(await self._call(self.broker.workers), self.name)
+        pid = live_holder(await self._retrying("listing workers", self.broker.workers), self.name)
         if pid is not None:
             raise ConfigError(f"worker name {self.name!r} is in use by live pid {pid}")
 
@@ -401,7 +419,7 @@ class Worker:
         retried), and the next job starts only once Redis has it.
         """
         for queue in self.options.queues:
-            mine = await self._call(self.broker.recover_own, queue, self.name)
+            mine = await self._retrying("recovery", self.broker.recover_own, queue, self.name)
             if mine:
                 log.info("%s: recovering %d job(s) left by a previous run", queue, len(mine))
             for held in mine:
@@ -414,7 +432,7 @@ class Worker:
         finished meanwhile, or dead-lettered as corrupt)."""
         # Re-take the lease first: the reclaimer may have handed this entry to another
         # worker since we listed it; if so, it is theirs now.
-        renewal = await self._call(self.broker.renew, self.name, [held])
+        renewal = await self._retrying("recovery", self.broker.renew, self.name, [held])
         if renewal.not_owned:
             return None
         self.held.add([held])
@@ -422,7 +440,7 @@ class Worker:
             return self.executor.max_deliveries(held)
         run: Delivery | None = held
         if held.envelope is not None:
-            run = await self._call(self.broker.count_delivery, held, self.name)
+            run = await self._retrying("recovery", self.broker.count_delivery, held, self.name)
         if run is None:
             self.held.remove([held])
             return None

