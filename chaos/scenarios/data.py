@@ -10,8 +10,10 @@ from chaos.scenarios import Options, scenario
 from chaos.scenarios.flow import finish, hold, probe, start_keys, toxic, wait_running
 from chaos.stack import Stack
 from chaos.stack.producer import TASK
+from stem import Stem
 from stem.broker.keys import Keys
-from stem.errors import EnqueueIncomplete, OutsideError
+from stem.envelope import new_job_id
+from stem.errors import BrokerUnavailable, EnqueueIncomplete, OutsideError
 from stem.states import JobState
 
 CHUNK = 500  # jobs per enqueue script call (stem.broker)
@@ -36,6 +38,32 @@ def _repeat_until_complete(stack: Stack, verdict: Verdict, key: str, total: int)
     if (held := _idem_written(stack, key, total)) != total:
         verdict.problems.append(f"after the repeat Redis holds {held} of {total} jobs")
     return ids
+
+
+def _single_refusals(stack: Stack, app: Stem, verdict: Verdict, tries: int = 5) -> int:
+    """Single enqueues while Redis is full, with ids chosen here so Redis can be asked
+    afterwards: each must be refused as one clear ``BrokerUnavailable`` line, and a
+    refused one must not exist. Returns how many were refused.
+
+    The scenario's producer may have sent all of its jobs before the fault began (its
+    load is bounded); these calls make the fault's effect on a producer certain.
+    """
+    qk = Keys(stack.namespace).queue("default")
+    client = stack.redis.client()
+    refused = 0
+    for _ in range(tries):
+        job_id = new_job_id()
+        try:
+            app.enqueue(TASK, [0.0], job_id=job_id)
+        except BrokerUnavailable as exc:
+            refused += 1
+            if "\n" in str(exc):
+                verdict.problems.append(f"OOM refusal is not one line: {str(exc)[:200]!r}")
+            if client.exists(qk.job(job_id)):
+                verdict.written_despite_error += 1
+        except OutsideError as exc:
+            verdict.problems.append(f"OOM refused as {type(exc).__name__}, not BrokerUnavailable")
+    return refused
 
 
 def _check_told(verdict: Verdict, exc: BaseException | None, written: int, total: int) -> None:
@@ -102,6 +130,7 @@ def maxmemory(stack: Stack, opts: Options, verdict: Verdict) -> None:
     except Exception as exc:
         bulk_error = exc
     _check_told(verdict, bulk_error, _idem_written(stack, key, total), total)
+    refused_singles = _single_refusals(stack, app, verdict)
     hold(opts.hold(8.0, 3.0))
     client.config_set("maxmemory", "0")
     freed = time.monotonic()
@@ -110,7 +139,8 @@ def maxmemory(stack: Stack, opts: Options, verdict: Verdict) -> None:
     producer.join()
     refused = [s for s in producer.sent if s.error is not None]
     finish(stack, verdict, producer.sent, keys_before, ids, alive=[sup])
-    if not refused:
+    verdict.notes.append(f"refused: {len(refused)} producer, {refused_singles} single enqueues")
+    if not refused and not refused_singles:
         verdict.problems.append("no enqueue was refused at maxmemory: the fault did not bite")
     if verdict.written_despite_error:
         verdict.problems.append(

@@ -147,7 +147,7 @@ def test_a_producer_refused_an_admin_command_exits_3_naming_the_permission(
         3,
         [
             f"stem: error: Redis at {acl.shown('stem-producer')} refused: the user may not "
-            f"run 'xlen' {NOPERM_HINT}"
+            f"run 'xlen' {NOPERM_HINT} (from --redis-url)"
         ],
     )
 

@@ -111,6 +111,7 @@ def test_a_wrong_ca_is_one_line_and_exit_3_from_the_cli(tls_url: str, pki: Pki) 
     assert line == (
         f"stem: error: Redis at {url} failed TLS verification: self-signed certificate in "
         "certificate chain (check ssl_ca_certs, and that the server certificate names this host)"
+        " (from --redis-url)"
     )
 
 
