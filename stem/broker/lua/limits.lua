@@ -1,0 +1,106 @@
+-- limits.lua: one round of the rate limiter for one queue: take back slots of dead
+-- deliveries, then release throttled jobs that may run now, round-robin across limit
+-- instances and FIFO within one.
+--
+-- KEYS        none declared: every key is derived from the queue prefix (same slot):
+--             {q}:limheld, {q}:limwait, {q}:slots:<i>, {q}:wait:<i>, {q}:lim:<i>,
+--             {q}:job:<id>, {q}:p<prio>, {q}:stats
+-- ARGV[1]     queue key prefix "ns:{q}:", ARGV[2] consumer group,
+-- ARGV[3]     the limit definitions as JSON (lib.lua's limits),
+-- ARGV[4]     the most jobs to release, ARGV[5] the most instances to visit
+-- Effects     Sweep: a slot whose holding entry is no longer in its stream (settled,
+--             reclaimed, trimmed: its delivery is over) is deleted (stats.slots_freed).
+--             Release: instances are visited least recently served first; each pass
+--             looks at the head of each one's wait set and, when every limit the job
+--             names allows it, takes its tokens and slots (the slot held by the new
+--             entry), XADDs it to its ready stream, state queued, F.ADMITTED set (fetch
+--             then takes nothing again). A head that may not run blocks its instance
+--             for this round (FIFO); passes repeat while something was released. A wait
+--             set entry whose job is no longer throttled (settled, replayed) is dropped.
+--             Every write tolerates bad data (pcall on limit keys), so nothing fails
+--             after the first one (lib.lua's rule).
+-- Returns     {released, slots freed, instances still waiting, total ms the released
+--             jobs waited}
+local prefix, group = ARGV[1], ARGV[2]
+local defs = cjson.decode(ARGV[3])
+local budget, visit = tonumber(ARGV[4]), tonumber(ARGV[5])
+local now = now_ms()
+local freed = 0
+local held = redis.pcall('SMEMBERS', prefix .. K.HELD)
+if held.err then held = {} end
+for _, inst in ipairs(held) do
+  local slots = prefix .. K.SLOTS .. inst
+  local pairs_ = redis.pcall('HGETALL', slots)
+  if pairs_.err then pairs_ = {} end
+  for k = 1, #pairs_, 2 do
+    local prio, eid = string.match(pairs_[k + 1], '^(%d+)|(.+)$')
+    local alive = false
+    if prio then
+      local e = redis.pcall('XRANGE', prefix .. K.STREAM .. prio, eid, eid)
+      alive = not e.err and e[1] ~= nil
+    end
+    if not alive then
+      redis.pcall('HDEL', slots, pairs_[k])
+      freed = freed + 1
+    end
+  end
+  if redis.pcall('EXISTS', slots) == 0 then redis.pcall('SREM', prefix .. K.HELD, inst) end
+end
+
+local waiting = prefix .. K.WAITING
+local insts = redis.pcall('ZRANGE', waiting, 0, visit - 1)
+if insts.err then insts = {} end
+local open, released, waited, served = {}, 0, 0, 0
+for n, inst in ipairs(insts) do open[n] = true end
+local progress = true
+while progress and released < budget do
+  progress = false
+  for n, inst in ipairs(insts) do
+    if open[n] and released < budget then
+      local wait = prefix .. K.WAIT .. inst
+      local head = redis.pcall('ZRANGE', wait, 0, 0, 'WITHSCORES')
+      if head.err or not head[1] then
+        open[n] = false
+      else
+        local jid = head[1]
+        local jkey = prefix .. K.JOB .. jid
+        local rec = read_record(jkey, F.STATE, F.LIMITS, F.PRIO)
+        local prio = rec and priority(rec[3])
+        if not rec or rec[1] ~= S.THROTTLED or not prio then
+          redis.pcall('ZREM', wait, jid)  -- not waiting any more (or unusable): drop
+          progress = true
+        else
+          local lims = job_limits(rec[2])
+          if refused_by(prefix, jid, lims, defs, now, false) then
+            open[n] = false
+          else
+            local stream = prefix .. K.STREAM .. prio
+            ensure_group(stream, group)
+            local eid = redis.call('XADD', stream, '*', E.ID, jid)
+            take_limits(prefix, jid, lims, defs, now, false, prio .. '|' .. eid)
+            redis.pcall('ZREM', wait, jid)
+            redis.call('HSET', jkey, F.STATE, S.QUEUED, F.ADMITTED, 1)
+            waited = waited + math.max(0, now - math.floor((tonumber(head[2]) or 0) / 1024))
+            released = released + 1
+            progress = true
+          end
+        end
+      end
+    end
+  end
+end
+-- Visited instances go to the back (round-robin across rounds); empty ones leave.
+for n, inst in ipairs(insts) do
+  served = served + 1
+  if redis.pcall('EXISTS', prefix .. K.WAIT .. inst) == 1 then
+    redis.pcall('ZADD', waiting, now * 1000 + served, inst)
+  else
+    redis.pcall('ZREM', waiting, inst)
+  end
+end
+if released > 0 then
+  redis.pcall('HINCRBY', prefix .. K.STATS, C.RELEASED, released)
+  redis.pcall('HINCRBY', prefix .. K.STATS, C.WAIT_MS, waited)
+end
+if freed > 0 then redis.pcall('HINCRBY', prefix .. K.STATS, C.SLOTS_FREED, freed) end
+return {released, freed, redis.pcall('ZCARD', waiting), waited}
