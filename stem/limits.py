@@ -74,9 +74,7 @@ def to_json(limit: LimitSpec) -> dict[str, Any]:
     return {"concurrency": limit.concurrency, "rate": rate, "burst": limit.burst}
 
 
-def effective(
-    code: Mapping[str, LimitSpec], overrides: Mapping[str, str]
-) -> tuple[LimitSpec, ...]:
+def effective(code: Mapping[str, LimitSpec], overrides: Mapping[str, str]) -> tuple[LimitSpec, ...]:
     """The definitions in force: the code's, each field an override sets replaced.
 
     An override that cannot be read is ignored (logged by the caller's caller, never
@@ -154,7 +152,9 @@ class TaskLimits:
         """
         parts: list[str] = []
         if self.own is not None:
-            inst = self.task if self.key is None else f"{self.task}:{resolve(self.key, arguments, self.task)}"
+            inst = self.task
+            if self.key is not None:
+                inst = f"{self.task}:{resolve(self.key, arguments, self.task)}"
             parts.append(f"{self.own.name}={inst}")
         if self.lock is not None:
             parts.append(f"{LOCK}=lock:{resolve(self.lock, arguments, self.task)}")

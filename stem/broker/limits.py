@@ -35,6 +35,7 @@ class LimitsMixin:
     """The limiter's calls and the run-time definitions (needs ``client``, ``keys``,
     ``scripts``)."""
 
+    url: str
     faults: Faults
     client: Any  # redis.Redis: the Any boundary
     keys: Keys
