@@ -31,7 +31,8 @@ LOCK = "~lock"
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*/\s*(s|m|h)\s*(?:\+\s*(\d+)\s*)?$")
 _PERIOD_S = {"s": 1.0, "m": 60.0, "h": 3600.0}
-_NAME = re.compile(r"^[A-Za-z0-9_.:\-~]{1,200}$")
+#: Limit names: task names (``module.<locals>.fn`` included), without the separators.
+_NAME = re.compile(r"^[^\s,={}]{1,200}$")
 #: Characters a resolved key may not hold (they separate the stored list of limits).
 _BAD_KEY = re.compile(r"[\s,={}]")
 
@@ -165,6 +166,13 @@ class TaskLimits:
 def lock_spec() -> LimitSpec:
     """The built-in definition of locks."""
     return LimitSpec(LOCK, 1)
+
+
+def check_name(name: str) -> str:
+    """A limit name, validated (``ConfigError`` naming it)."""
+    if not _NAME.match(name):
+        raise ConfigError(f"invalid limit name {name!r}: no spaces, ',', '=' or braces")
+    return name
 
 
 def check_names(names: Sequence[str]) -> tuple[str, ...]:

@@ -256,7 +256,8 @@ def _task_limits(
         raise ConfigError(f"task {task!r}: limit_key needs rate_limit or concurrency_limit")
     if concurrency_limit is not None and concurrency_limit < 1:
         raise ConfigError(f"task {task!r}: concurrency_limit must be >= 1")
-    for template in (limit_key, lock):
+    open_kwargs = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    for template in (limit_key, lock) if not open_kwargs else ():
         for name in template_fields(template) if template is not None else ():
             if name not in signature.parameters:
                 raise ConfigError(

@@ -18,6 +18,7 @@ from stem.cli.output import Column, echo_json, emit, examples
 from stem.cli.root import State
 from stem.errors import ConfigError, UsageError
 from stem.limits import apply_override, effective, parse_rate, to_json
+from stem.limits import check_name as check_limit_name
 
 COLUMNS = [
     Column("name", "NAME"),
@@ -110,7 +111,7 @@ def set_(
     as_json: bool,
 ) -> None:
     """Change limit NAME everywhere within a second (overrides the code's definition)."""
-    check_name("limit name", name)
+    check_limit_name(name)
     if rate is None and not no_rate and concurrency is None and burst is None:
         raise UsageError("give --rate, --no-rate, --concurrency or --burst")
     if rate is not None:
@@ -148,7 +149,7 @@ def set_(
 @click.pass_obj
 def clear(state: State, name: str, as_json: bool) -> None:
     """Drop the run-time definition of NAME (the code's applies again)."""
-    check_name("limit name", name)
+    check_limit_name(name)
     had = state.app.broker.clear_limit_override(name)
     if as_json:
         echo_json({"name": name, "cleared": had})

@@ -15,6 +15,8 @@
 --             and dead-lettered with reason corrupt-record; the rest of the batch is
 --             delivered. A job whose limits (F.LIMITS) refuse it now is acked, deleted
 --             and parked in the wait set of its first limit instance (state throttled,
+--             also when that wait set is not empty, unless the limiter released it:
+--             a key's jobs never overtake the ones already waiting (FIFO),
 --             attempt and deliveries untouched, counted in stats.throttled); the read
 --             goes on (up to 8 x N entries per call) so a throttled job costs no slot.
 --             Nothing here can fail after XREADGROUP (lib.lua's rule).
@@ -58,6 +60,9 @@ for i = 1, #KEYS do
         if defs and rec and rec[1] and rec[5] and not TERMINAL[rec[2] or ''] then
           lims = job_limits(rec[5])
           over = lims[1] and refused_by(prefix, jid, lims, defs, now, rec[6])
+          if lims[1] and not over and not rec[6] then  -- FIFO: no overtaking jobs that wait
+            if redis.pcall('EXISTS', prefix .. K.WAIT .. lims[1][2]) == 1 then over = true end
+          end
         end
         local why = rec ~= nil and jid and corrupt(rec)
         if why then
