@@ -161,3 +161,25 @@ def test_a_job_without_limits_is_never_throttled(
 
     assert results(handles) == list(range(50))
     assert lapp.broker.limit_counters("default")["throttled"] == 0
+
+
+def test_stem_limit_set_mid_run_changes_the_observed_rate_within_a_second(
+    lapp: Stem, redis_url: str, namespace: str, repo_root: Path, procs: Procs
+) -> None:
+    handles = limited.rated.enqueue_many([(i,) for i in range(200)])
+    procs += workers(redis_url, namespace, repo_root, 2)
+    procs += actors(redis_url, namespace, repo_root)
+
+    def started() -> list[int]:
+        records = [lapp.broker.job("default", h.id) for h in handles]
+        return [r.start_ms for r in records if r is not None and r.start_ms]
+
+    wait_until(lambda: len(started()) >= 40, what="the first 40 starts at 20/s")
+    seconds, micros = lapp.broker.client.time()
+    set_at_ms = seconds * 1000 + micros // 1000
+    lapp.broker.set_limit_override(limited.rated.name, '{"rate": "5/s"}')
+    wait_until(lambda: max(started()) > set_at_ms + 4000, what="4 s at the new rate")
+
+    after = [t for t in started() if t >= set_at_ms + 1000]
+    assert most_in_a_second(after) <= 5
+    assert len([t for t in after if t < set_at_ms + 4000]) >= 10  # still running, at 5/s
