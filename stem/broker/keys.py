@@ -97,6 +97,7 @@ class EntryField(enum.Enum):
     ENV = "env"
     STATE = "state"
     TS = "ts"
+    LIMITS = "limits"  # a dead-letter entry keeps the job's limits, so a replay keeps them
 
 
 class StatsField(enum.Enum):

@@ -103,3 +103,24 @@ def test_without_definitions_a_job_with_limits_is_delivered_as_today(
     app.enqueue("one", (2,))
 
     assert len(broker.fetch("default", "c1", 10)) == 2
+
+
+def test_a_dead_lettered_job_keeps_its_limits_and_frees_its_slot_and_a_replay_keeps_them(
+    app: Stem, broker: RedisBroker
+) -> None:
+    one_slot_app(app)
+    specs = tuple(app.limit_specs().values())
+    job = app.enqueue("one", (1,))
+    [held] = broker.fetch("default", "c1", 10, specs)
+
+    broker.settle([Settlement(held, Verdict.BURY, "{}", reason="not-retryable")])
+    other = app.enqueue("one", (2,))
+    [ran] = broker.fetch("default", "c1", 10, specs)  # the slot was given back
+    broker.settle([Settlement(ran, Verdict.COMPLETE, "2")])
+    [entry] = broker.dead_entries("default")
+    broker.client.delete(broker.keys.queue("default").job(job.id))  # the record expired
+    broker.replay("default", [entry.entry_id])
+
+    assert ran.job_id == other.id
+    limits = broker.client.hget(broker.keys.queue("default").job(job.id), "limits")
+    assert limits == b"one=one"

@@ -75,9 +75,16 @@ end
 -- dead: the DLQ stream; jkey/latch: the job record and its done latch (false if none,
 -- or when the record is not a hash);
 -- env: the envelope to keep (or the raw entry fields as JSON when there is no record).
+-- The entry keeps the job's limits (E.LIMITS), so that a replay runs it under them again.
 local function bury(dead, jkey, latch, jid, reason, err, env, state, ttl, maxlen, keep_ms, now)
-  redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*', E.ID, jid or '', E.REASON, reason,
-    E.ERROR, err, E.ENV, env or '', E.STATE, state, E.TS, now)
+  local limits = jkey and redis.pcall('HGET', jkey, F.LIMITS)
+  if type(limits) == 'string' then
+    redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*', E.ID, jid or '', E.REASON, reason,
+      E.ERROR, err, E.ENV, env or '', E.STATE, state, E.TS, now, E.LIMITS, limits)
+  else
+    redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*', E.ID, jid or '', E.REASON, reason,
+      E.ERROR, err, E.ENV, env or '', E.STATE, state, E.TS, now)
+  end
   redis.call('XTRIM', dead, 'MINID', '~', now - keep_ms)
   if jkey and redis.call('EXISTS', jkey) == 1 then
     redis.call('HSET', jkey, F.STATE, state, F.REASON, reason, F.ERROR, err, F.END_MS, now)
