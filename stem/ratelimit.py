@@ -24,6 +24,8 @@ logged and retried; it never exits on them.
 from __future__ import annotations
 
 import logging
+import os
+import socket
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
@@ -54,11 +56,13 @@ class RateLimiter:
         self.code = app.limit_specs()
         self.current: tuple[LimitSpec, ...] = effective(self.code, {})
         self._known: Sequence[str] = queues or ()
+        self.name = f"ratelimit/{socket.gethostname()}/{os.getpid()}"
 
     def refresh(self) -> None:
         """Re-read the run-time definitions and the queue list (blocking)."""
         self.current = effective(self.code, self.broker.limit_overrides())
         self._known = self.queues if self.queues is not None else self.broker.queues()
+        self.broker.limiter_beat(self.name)  # `stem limit` tells when no limiter runs
 
     def round(self) -> int:
         """One round over every queue (blocking); return how many jobs it released."""

@@ -232,6 +232,11 @@ class Keys:
         return f"{self.namespace}:schedule:state"
 
     @property
+    def limiters(self) -> str:
+        """Sorted set: rate limiter id scored by its last round (epoch ms)."""
+        return f"{self.namespace}:limiters"
+
+    @property
     def limits(self) -> str:
         """Hash: limit name -> definition JSON set at run time (``stem limit set``); it
         overrides the definition in code. Workers and the limiter re-read it every second."""

@@ -63,7 +63,19 @@ def limit() -> None:
 @click.pass_obj
 def list_(state: State, as_json: bool) -> None:
     """Every limit in force (from --app's code and `stem limit set`), with its source."""
-    emit(_rows(state), COLUMNS, as_json=as_json, empty="no limits")
+    rows = _rows(state)
+    emit(rows, COLUMNS, as_json=as_json, empty="no limits")
+    _warn_without_limiter(state)
+
+
+def _warn_without_limiter(state: State) -> None:
+    """Say on stderr when no rate limiter ran lately: throttled jobs then wait."""
+    if not state.app.broker.limiters():
+        click.echo(
+            "stem: warning: no rate limiter is running: throttled jobs wait until one runs "
+            "(`stem ratelimit`, or ratelimiter = true in [supervise])",
+            err=True,
+        )
 
 
 @limit.command(name="show", epilog=examples("stem --app myapp.jobs:app limit show stripe --json"))
@@ -77,6 +89,8 @@ def show(state: State, name: str, as_json: bool) -> None:
         raise UsageError(f"no limit named {name!r} (give --app to see the code's limits)")
     broker = state.app.broker
     doc = {**rows[0], "queues": {q: broker.limit_counters(q) for q in broker.queues()}}
+    doc["limiters"] = broker.limiters()
+    _warn_without_limiter(state)
     if as_json:
         echo_json(doc)
         return

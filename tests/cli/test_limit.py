@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+from stem.broker import RedisBroker
 from tests.cli.conftest import Invoke
 
 APP = ("--app", "tests.apps.limited:app")
@@ -47,3 +48,12 @@ def test_set_without_a_change_is_a_usage_error(stem: Invoke) -> None:
 
     assert result.exit_code == 2
     assert "give --rate" in result.stderr
+
+
+def test_list_warns_when_no_rate_limiter_runs(stem: Invoke, broker: RedisBroker) -> None:
+    without = stem(*APP, "limit", "list")
+    broker.limiter_beat("ratelimit/test")
+    with_one = stem(*APP, "limit", "list")
+
+    assert "no rate limiter is running" in without.stderr
+    assert "no rate limiter" not in with_one.stderr
