@@ -109,6 +109,7 @@ class StatsField(enum.Enum):
     RELEASED = "limit_released"  # jobs the limiter released from a wait set
     SLOTS_FREED = "slots_freed"  # concurrency slots taken back from dead holders
     WAIT_MS = "limit_wait_ms"  # total ms released jobs spent waiting
+    WAITING = "limit_waiting"  # jobs in wait sets now (up at throttle, down at release)
 
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")

@@ -267,7 +267,7 @@ class Worker:
 
     def _idle(self) -> bool:
         return all(
-            (s := self.broker.queue_stats(q)).ready + s.delayed + s.pending == 0
+            (s := self.broker.queue_stats(q)).ready + s.delayed + s.pending + s.throttled == 0
             for q in self.options.queues
         )
 

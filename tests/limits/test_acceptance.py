@@ -183,3 +183,16 @@ def test_stem_limit_set_mid_run_changes_the_observed_rate_within_a_second(
     after = [t for t in started() if t >= set_at_ms + 1000]
     assert most_in_a_second(after) <= 5
     assert len([t for t in after if t < set_at_ms + 4000]) >= 10  # still running, at 5/s
+
+
+def test_a_burst_worker_waits_for_throttled_jobs_before_it_exits(
+    lapp: Stem, redis_url: str, namespace: str, repo_root: Path, procs: Procs
+) -> None:
+    handles = limited.export.enqueue_many([(i,) for i in range(6)])
+    procs += actors(redis_url, namespace, repo_root)
+    burst = start(redis_url, namespace, repo_root, "worker", "--burst")
+    procs.append(burst)
+
+    assert burst.wait(timeout=60) == 0
+    records = [lapp.broker.job("default", h.id) for h in handles]
+    assert [r.state for r in records if r] == [JobState.SUCCEEDED] * 6

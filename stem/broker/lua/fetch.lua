@@ -99,7 +99,10 @@ for i = 1, #KEYS do
     if want <= 0 then more = false end
   end
 end
-if throttled > 0 then redis.call('HINCRBY', prefix .. K.STATS, C.THROTTLED, throttled) end
+if throttled > 0 then
+  redis.call('HINCRBY', prefix .. K.STATS, C.THROTTLED, throttled)
+  redis.call('HINCRBY', prefix .. K.STATS, C.WAITING, throttled)
+end
 if dups > 0 then redis.call('HINCRBY', prefix .. K.STATS, C.DUPLICATES, dups) end
 if #out > 1 then return out end
 local lasts = {0}

@@ -50,7 +50,7 @@ end
 local waiting = prefix .. K.WAITING
 local insts = redis.pcall('ZRANGE', waiting, 0, visit - 1)
 if insts.err then insts = {} end
-local open, released, waited, served = {}, 0, 0, 0
+local open, released, waited, served, dropped = {}, 0, 0, 0, 0
 for n, inst in ipairs(insts) do open[n] = true end
 local progress = true
 while progress and released < budget do
@@ -68,6 +68,7 @@ while progress and released < budget do
         local prio = rec and priority(rec[3])
         if not rec or rec[1] ~= S.THROTTLED or not prio then
           redis.pcall('ZREM', wait, jid)  -- not waiting any more (or unusable): drop
+          dropped = dropped + 1
           progress = true
         else
           local lims = job_limits(rec[2])
@@ -101,6 +102,9 @@ end
 if released > 0 then
   redis.pcall('HINCRBY', prefix .. K.STATS, C.RELEASED, released)
   redis.pcall('HINCRBY', prefix .. K.STATS, C.WAIT_MS, waited)
+end
+if released + dropped > 0 then
+  redis.pcall('HINCRBY', prefix .. K.STATS, C.WAITING, -(released + dropped))
 end
 if freed > 0 then redis.pcall('HINCRBY', prefix .. K.STATS, C.SLOTS_FREED, freed) end
 return {released, freed, redis.pcall('ZCARD', waiting), waited}
