@@ -64,17 +64,21 @@ class RateLimiter:
         self._known = self.queues if self.queues is not None else self.broker.queues()
         self.broker.limiter_beat(self.name)  # `stem limit` tells when no limiter runs
 
-    def round(self) -> int:
-        """One round over every queue (blocking); return how many jobs it released."""
-        released = 0
+    def round(self, idle_s: float) -> float:
+        """One round over every queue (blocking); return how long to wait before the
+        next: 0 after a round that released jobs, else until the next token is due (a
+        rate limit's starts are spread exactly), at most ``idle_s``."""
+        released, wait_s = 0, idle_s
         for queue in self._known:
             done = self.broker.limit_round(queue, self.current)
             released += done.released
+            if done.next_token_ms >= 0:
+                wait_s = min(wait_s, done.next_token_ms / 1000)
             if done.slots_freed:
                 log.info(
                     "%s: took back %d slot(s) of deliveries that are over", queue, done.slots_freed
                 )
-        return released
+        return 0.0 if released else wait_s
 
 
 async def serve_ratelimiter(
@@ -93,15 +97,14 @@ async def serve_ratelimiter(
             if refreshed_at is None or trio.current_time() - refreshed_at >= REFRESH_S:
                 await trio.to_thread.run_sync(limiter.refresh)
                 refreshed_at = trio.current_time()
-            released = await trio.to_thread.run_sync(limiter.round)
+            wait_s = await trio.to_thread.run_sync(limiter.round, interval_s)
         except BrokerUnavailable as exc:
             log.warning("ratelimit: %s (retrying in 1 s)", exc)
             touch_supervisor_heartbeat()
             await trio.sleep(1)
             continue
         touch_supervisor_heartbeat()
-        if not released:  # a busy round goes on at once; an idle one waits
-            await trio.sleep(interval_s)
+        await trio.sleep(wait_s)  # 0 after a busy round: checkpoint and go on
 
 
 def run(app: Stem, *, queues: Sequence[str] | None = None, interval_s: float = 0.05) -> int:

@@ -52,6 +52,7 @@ class LimitRound:
     slots_freed: int
     waiting_instances: int
     waited_ms: int
+    next_token_ms: int = -1  # until a blocked instance's next token (-1: none waits for one)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,9 +25,21 @@ VISIT_BUDGET = 1000
 
 @lru_cache(maxsize=16)
 def limits_json(limits: tuple[LimitSpec, ...]) -> str:
-    """Definitions as the scripts read them: name -> [concurrency, tokens per ms, capacity]."""
+    """Definitions as the scripts read them: name -> [concurrency, tokens per ms, capacity].
+
+    The bucket holds one token (starts are spread out evenly), or one millisecond's worth
+    when that is more (server time has millisecond steps: a rate above 1000/s must be able
+    to start several jobs in one), plus the burst.
+    """
     return json.dumps(
-        {s.name: [s.concurrency, s.rate_per_s / 1000.0, 1 + s.burst] for s in limits},
+        {
+            s.name: [
+                s.concurrency,
+                s.rate_per_s / 1000.0,
+                max(1.0, s.rate_per_s / 1000.0) + s.burst,
+            ]
+            for s in limits
+        },
         separators=(",", ":"),
     )
 
@@ -49,8 +61,8 @@ class LimitsMixin:
         qk = self.keys.queue(queue)
         args: list[Any] = [qk.prefix, GROUP, limits_json(tuple(limits))]
         args += [RELEASE_BUDGET, VISIT_BUDGET]
-        released, freed, waiting, waited = self.scripts.limits(keys=[], args=args)
-        return LimitRound(int(released), int(freed), int(waiting), int(waited))
+        released, freed, waiting, waited, due = self.scripts.limits(keys=[], args=args)
+        return LimitRound(int(released), int(freed), int(waiting), int(waited), int(due))
 
     @mapped
     def limiter_beat(self, name: str) -> None:

@@ -132,7 +132,9 @@ def test_a_rate_limit_of_20_per_second_holds_across_three_workers(
 
     starts = [r.start_ms for h in handles if (r := lapp.broker.job("default", h.id)) and r.start_ms]
     assert len(starts) == 160
-    assert most_in_a_second(starts) <= 20
+    # Tokens are at least 50 ms apart (capacity 1, server time); a delivery follows its
+    # token within the worker's fetch latency, so one more start may fall in a window.
+    assert most_in_a_second(starts) <= 20 + 1
     took_s = (max(starts) - min(starts)) / 1000
     assert 159 / 20 * 0.9 <= took_s <= 159 / 20 * 1.5  # about 8 s: the limit, not the workers
 
@@ -181,7 +183,7 @@ def test_stem_limit_set_mid_run_changes_the_observed_rate_within_a_second(
     wait_until(lambda: max(started()) > set_at_ms + 4000, what="4 s at the new rate")
 
     after = [t for t in started() if t >= set_at_ms + 1000]
-    assert most_in_a_second(after) <= 5
+    assert most_in_a_second(after) <= 5 + 1  # + 1: delivery jitter, as above
     assert len([t for t in after if t < set_at_ms + 4000]) >= 10  # still running, at 5/s
 
 

@@ -134,7 +134,8 @@ local function bucket(prefix, inst, d, now)
   return math.min(cap, tok + math.max(0, now - at) * rate), cap, rate
 end
 
--- The instance whose limit refuses job `jid` now, or false when every limit allows it.
+-- The instance whose limit refuses job `jid` now, or false when every limit allows it;
+-- second, for a rate refusal, the ms until its next token (nil: waits for a slot).
 -- prepaid: the limiter already took the job's tokens (it released the job).
 local function refused_by(prefix, jid, lims, defs, now, prepaid)
   for _, l in ipairs(lims) do
@@ -149,8 +150,8 @@ local function refused_by(prefix, jid, lims, defs, now, prepaid)
         end
       end
       if not prepaid then
-        local tok = bucket(prefix, l[2], d, now)
-        if tok and tok < 1 then return l[2] end
+        local tok, _, rate = bucket(prefix, l[2], d, now)
+        if tok and tok < 1 then return l[2], math.floor((1 - tok) / rate) end
       end
     end
   end

@@ -20,7 +20,8 @@
 --             Every write tolerates bad data (pcall on limit keys), so nothing fails
 --             after the first one (lib.lua's rule).
 -- Returns     {released, slots freed, instances still waiting, total ms the released
---             jobs waited}
+--             jobs waited, ms until the next token of a blocked instance (-1: none is
+--             waiting for a token), so the limiter wakes when one is due}
 local prefix, group = ARGV[1], ARGV[2]
 local defs = cjson.decode(ARGV[3])
 local budget, visit = tonumber(ARGV[4]), tonumber(ARGV[5])
@@ -51,6 +52,7 @@ local waiting = prefix .. K.WAITING
 local insts = redis.pcall('ZRANGE', waiting, 0, visit - 1)
 if insts.err then insts = {} end
 local open, released, waited, served, dropped = {}, 0, 0, 0, 0
+local next_ms = -1
 for n, inst in ipairs(insts) do open[n] = true end
 local progress = true
 while progress and released < budget do
@@ -72,8 +74,10 @@ while progress and released < budget do
           progress = true
         else
           local lims = job_limits(rec[2])
-          if refused_by(prefix, jid, lims, defs, now, false) then
+          local over, due = refused_by(prefix, jid, lims, defs, now, false)
+          if over then
             open[n] = false
+            if due and (next_ms < 0 or due < next_ms) then next_ms = due end
           else
             local stream = prefix .. K.STREAM .. prio
             ensure_group(stream, group)
@@ -107,4 +111,4 @@ if released + dropped > 0 then
   redis.pcall('HINCRBY', prefix .. K.STATS, C.WAITING, -(released + dropped))
 end
 if freed > 0 then redis.pcall('HINCRBY', prefix .. K.STATS, C.SLOTS_FREED, freed) end
-return {released, freed, redis.pcall('ZCARD', waiting), waited}
+return {released, freed, redis.pcall('ZCARD', waiting), waited, next_ms}
