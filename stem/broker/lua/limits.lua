@@ -8,7 +8,8 @@
 -- ARGV[1]     queue key prefix "ns:{q}:", ARGV[2] consumer group,
 -- ARGV[3]     the limit definitions as JSON (lib.lua's limits),
 -- ARGV[4]     the most jobs to release, ARGV[5] the most instances to visit
--- Effects     Sweep: a slot whose holding entry is no longer in its stream (settled,
+-- Effects     Sweep (up to ARGV[5] instances with held slots, sampled at random: later
+--             rounds cover the rest): a slot whose holding entry is no longer in its stream (settled,
 --             reclaimed, trimmed: its delivery is over) is deleted (stats.slots_freed).
 --             Release: instances are visited least recently served first; each pass
 --             looks at the head of each one's wait set and, when every limit the job
@@ -27,7 +28,7 @@ local defs = cjson.decode(ARGV[3])
 local budget, visit = tonumber(ARGV[4]), tonumber(ARGV[5])
 local now = now_ms()
 local freed = 0
-local held = redis.pcall('SMEMBERS', prefix .. K.HELD)
+local held = redis.pcall('SRANDMEMBER', prefix .. K.HELD, visit)  -- a sample: rounds cover all
 if held.err then held = {} end
 for _, inst in ipairs(held) do
   local slots = prefix .. K.SLOTS .. inst
