@@ -124,3 +124,19 @@ def test_a_dead_lettered_job_keeps_its_limits_and_frees_its_slot_and_a_replay_ke
     assert ran.job_id == other.id
     limits = broker.client.hget(broker.keys.queue("default").job(job.id), "limits")
     assert limits == b"one=one"
+
+
+def test_a_waiting_job_whose_record_vanished_goes_to_the_workers_to_be_dead_lettered(
+    app: Stem, broker: RedisBroker
+) -> None:
+    one_slot_app(app)
+    specs = tuple(app.limit_specs().values())
+    app.enqueue("one", (1,))
+    lost = app.enqueue("one", (2,))
+    [held] = broker.fetch("default", "c1", 10, specs)
+    broker.client.delete(broker.keys.queue("default").job(lost.id))
+
+    broker.limit_round("default", specs)
+    [raw] = broker.fetch("default", "c1", 10, specs)
+
+    assert (raw.job_id, raw.envelope, raw.raw) == (lost.id, None, {"id": lost.id})

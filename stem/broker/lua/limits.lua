@@ -17,7 +17,9 @@
 --             entry), XADDs it to its ready stream, state queued, F.ADMITTED set (fetch
 --             then takes nothing again). A head that may not run blocks its instance
 --             for this round (FIFO); passes repeat while something was released. A wait
---             set entry whose job is no longer throttled (settled, replayed) is dropped.
+--             set entry whose job is no longer throttled (settled, replayed) is dropped;
+--             one whose record stem cannot use goes to its stream for fetch to
+--             dead-letter with the reason.
 --             Every write tolerates bad data (pcall on limit keys), so nothing fails
 --             after the first one (lib.lua's rule).
 -- Returns     {released, slots freed, instances still waiting, total ms the released
@@ -69,10 +71,19 @@ while progress and released < budget do
         local jkey = prefix .. K.JOB .. jid
         local rec = read_record(jkey, F.STATE, F.LIMITS, F.PRIO)
         local prio = rec and priority(rec[3])
-        if not rec or rec[1] ~= S.THROTTLED or not prio then
-          redis.pcall('ZREM', wait, jid)  -- not waiting any more (or unusable): drop
+        if rec and rec[1] and rec[1] ~= S.THROTTLED then
+          redis.pcall('ZREM', wait, jid)  -- not waiting any more (settled, replayed): drop
           dropped = dropped + 1
           progress = true
+        elseif not (rec and rec[1] and prio) then
+          -- A record stem cannot use: hand the job to the workers, whose fetch
+          -- dead-letters it with its reason (never dropped silently).
+          local stream = prefix .. K.STREAM .. (prio or 0)
+          if redis.pcall('XADD', stream, '*', E.ID, jid).err then open[n] = false else
+            redis.pcall('ZREM', wait, jid)
+            dropped = dropped + 1
+            progress = true
+          end
         else
           local lims = job_limits(rec[2])
           local over, due = refused_by(prefix, jid, lims, defs, now, false)
@@ -81,14 +92,20 @@ while progress and released < budget do
             if due and (next_ms < 0 or due < next_ms) then next_ms = due end
           else
             local stream = prefix .. K.STREAM .. prio
-            ensure_group(stream, group)
-            local eid = redis.call('XADD', stream, '*', E.ID, jid)
-            take_limits(prefix, jid, lims, defs, now, false, prio .. '|' .. eid)
-            redis.pcall('ZREM', wait, jid)
-            redis.call('HSET', jkey, F.STATE, S.QUEUED, F.ADMITTED, 1)
-            waited = waited + math.max(0, now - math.floor((tonumber(head[2]) or 0) / 1024))
-            released = released + 1
-            progress = true
+            if redis.call('EXISTS', stream) == 0 then
+              redis.pcall('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+            end
+            local eid = redis.pcall('XADD', stream, '*', E.ID, jid)
+            if type(eid) ~= 'string' then  -- the stream is not a stream: leave the job
+              open[n] = false
+            else
+              take_limits(prefix, jid, lims, defs, now, false, prio .. '|' .. eid)
+              redis.pcall('ZREM', wait, jid)
+              redis.call('HSET', jkey, F.STATE, S.QUEUED, F.ADMITTED, 1)
+              waited = waited + math.max(0, now - math.floor((tonumber(head[2]) or 0) / 1024))
+              released = released + 1
+              progress = true
+            end
           end
         end
       end
