@@ -135,6 +135,7 @@ def test_a_waiting_job_whose_record_vanished_goes_to_the_workers_to_be_dead_lett
     lost = app.enqueue("one", (2,))
     [held] = broker.fetch("default", "c1", 10, specs)
     broker.client.delete(broker.keys.queue("default").job(lost.id))
+    broker.settle([Settlement(held, Verdict.COMPLETE, "1")])
 
     broker.limit_round("default", specs)
     [raw] = broker.fetch("default", "c1", 10, specs)
