@@ -48,7 +48,6 @@ class AdminMixin:
                 pipe.xpending(stream, GROUP)
             pipe.zcard(qk.delayed)
             pipe.xlen(qk.dead)
-            pipe.hget(qk.stats, "limit_waiting")
             replies = pipe.execute(raise_on_error=False)
         length = pending = 0
         for i in range(0, 20, 2):
@@ -56,15 +55,7 @@ class AdminMixin:
             summary = replies[i + 1]
             if isinstance(summary, dict):
                 pending += int(summary.get("pending", 0))
-        throttled = integer(replies[22]) if not isinstance(replies[22], Exception) else None
-        return QueueStats(
-            queue,
-            length - pending,
-            int(replies[20]),
-            pending,
-            int(replies[21]),
-            max(0, throttled or 0),
-        )
+        return QueueStats(queue, length - pending, int(replies[20]), pending, int(replies[21]))
 
     # -- workers ------------------------------------------------------------------------
 

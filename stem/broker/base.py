@@ -115,7 +115,6 @@ class QueueStats:
     delayed: int
     pending: int
     dead: int
-    throttled: int = 0  # waiting for a limit (they still need a worker: not idle)
 
 
 @dataclass(frozen=True, slots=True)

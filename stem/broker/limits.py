@@ -15,7 +15,7 @@ from stem.broker.base import LimitRound, LimitSpec
 from stem.broker.connection import Faults, mapped
 from stem.broker.keys import GROUP, Keys
 from stem.broker.scripts import Scripts
-from stem.broker.values import text
+from stem.broker.values import integer, text
 
 #: Per limiter round and queue: the most jobs released and limit instances visited
 #: (bounds the time one script call holds Redis; the next round goes on round-robin).
@@ -94,6 +94,12 @@ class LimitsMixin:
     def clear_limit_override(self, name: str) -> bool:
         """Remove the run-time definition of ``name``; True if there was one."""
         return bool(self.client.hdel(self.keys.limits, name))
+
+    @mapped
+    def limit_waiting(self, queue: str) -> int:
+        """How many jobs of ``queue`` wait for a limit now (a counter: one read)."""
+        value = self.client.hget(self.keys.queue(queue).stats, "limit_waiting")
+        return max(0, integer(value) or 0)
 
     @mapped
     def limit_counters(self, queue: str) -> dict[str, int]:

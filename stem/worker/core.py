@@ -267,7 +267,8 @@ class Worker:
 
     def _idle(self) -> bool:
         return all(
-            (s := self.broker.queue_stats(q)).ready + s.delayed + s.pending + s.throttled == 0
+            (s := self.broker.queue_stats(q)).ready + s.delayed + s.pending == 0
+            and self.limits.waiting(q) == 0  # throttled jobs still need this worker
             for q in self.options.queues
         )
 
