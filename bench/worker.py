@@ -39,10 +39,17 @@ def start_worker(url: str, ns: str, *args: str) -> subprocess.Popen[bytes]:
     return subprocess.Popen(argv, cwd=ROOT, env=env)  # noqa: S603  (argv of our own stem command)
 
 
-def drain(url: str, task: str, jobs: int, workers: int, extra: list[str]) -> tuple[float, float]:
-    """(jobs/s, peak worker RSS MB) for ``jobs`` no-op jobs drained by ``workers``."""
+def drain(
+    url: str, task: str, jobs: int, workers: int, extra: list[str], app: Stem | None = None
+) -> tuple[float, float]:
+    """(jobs/s, peak worker RSS MB) for ``jobs`` no-op jobs drained by ``workers``.
+    ``app``, when given, is pointed at the run's namespace and enqueues (its tasks'
+    limits apply); else a bare app enqueues by name."""
     ns = f"d{time.monotonic_ns()}"
-    app = Stem(url, namespace=ns)
+    if app is None:
+        app = Stem(url, namespace=ns)
+    else:
+        app.connect(url, namespace=ns)
     handles = app.enqueue_many(task, [() for _ in range(jobs)])
     procs = [start_worker(url, ns, "--burst", *extra) for _ in range(workers)]
     peak = [0.0]

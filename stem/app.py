@@ -24,12 +24,13 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from stem._async import in_thread
-from stem.broker import MAX_DELAY_S, NewJob, RedisBroker
+from stem.broker import MAX_DELAY_S, LimitSpec, NewJob, RedisBroker
 from stem.broker.keys import check_name
 from stem.config import resolve_redis_url
 from stem.envelope import encode_fields, encode_many, new_job_id, new_job_ids
 from stem.errors import BrokerUnavailable, ConfigError, EnqueueIncomplete
 from stem.handle import JobHandle
+from stem.limits import LOCK, lock_spec, spec
 from stem.middleware.base import Middleware, OutgoingJob
 from stem.observe.tracing import Tracing
 from stem.task import Pool, RetryPolicy, Task, make_task
@@ -88,6 +89,7 @@ class Stem:
         self._broker: RedisBroker | None = None
         self._lock = threading.Lock()
         self.schedules: list[Entry] = []
+        self.named_limits: dict[str, LimitSpec] = {}
 
     # -- broker ----------------------------------------------------------------------
 
@@ -152,6 +154,11 @@ class Stem:
         time_limit_s: float | None = None,
         pool: Pool | str | None = None,
         log_events: bool = True,
+        rate_limit: str | None = None,
+        concurrency_limit: int | None = None,
+        limit_key: str | None = None,
+        lock: str | None = None,
+        limits: Sequence[str] = (),
     ) -> Callable[[Callable[..., Any]], Task[Any, Any]]: ...
 
     def task(
@@ -171,6 +178,11 @@ class Stem:
         time_limit_s: float | None = None,
         pool: Pool | str | None = None,
         log_events: bool = True,
+        rate_limit: str | None = None,
+        concurrency_limit: int | None = None,
+        limit_key: str | None = None,
+        lock: str | None = None,
+        limits: Sequence[str] = (),
     ) -> Task[Any, Any] | Callable[[Callable[..., Any]], Task[Any, Any]]:
         """Register a sync or async function as a task (``@app.task`` or ``@app.task(...)``).
 
@@ -180,6 +192,13 @@ class Stem:
         the task; ``time_limit_s`` kills it (process pool) or cancels it (async).
         ``pool`` is ``async`` for async functions, ``processes`` (default) or ``threads``.
         ``log_events=False`` leaves out the worker's INFO line per job event (chatty tasks).
+
+        Limits, across every worker (see docs/guides/rate-limits.md): ``rate_limit``
+        (``"10/s"``, ``"100/m"``, ``"5/h"``, burst ``"10/s+5"``), ``concurrency_limit``
+        (at most N held at once), per key with ``limit_key="{tenant}"``; ``lock=
+        "sync:{account_id}"`` (one at a time per key); ``limits=["stripe"]`` names limits
+        defined with :meth:`limit`. Key templates are resolved from the job's arguments
+        at enqueue time.
         """
         changes = {
             k: v
@@ -205,6 +224,13 @@ class Stem:
                 soft_time_limit_s=soft_time_limit_s,
                 time_limit_s=time_limit_s,
                 pool=pool,
+                limit_options={
+                    "rate_limit": rate_limit,
+                    "concurrency_limit": concurrency_limit,
+                    "limit_key": limit_key,
+                    "lock": lock,
+                    "limits": limits,
+                },
             )
             if task.name in self.tasks:
                 raise ConfigError(f"a task named {task.name!r} is already registered")
@@ -213,6 +239,28 @@ class Stem:
             return task
 
         return register(fn) if fn is not None else register
+
+    # -- limits ----------------------------------------------------------------------
+
+    def limit(
+        self, name: str, *, rate: str | None = None, concurrency: int | None = None, burst: int = 0
+    ) -> LimitSpec:
+        """Define a limit that tasks share (``@app.task(limits=[name])``): a ``rate``
+        (``"25/s"``) and/or a ``concurrency``, across every worker."""
+        if name in self.named_limits or name in self.tasks:
+            raise ConfigError(f"a limit or task named {name!r} is already defined")
+        self.named_limits[name] = spec(name, rate=rate, concurrency=concurrency, burst=burst)
+        return self.named_limits[name]
+
+    def limit_specs(self) -> dict[str, LimitSpec]:
+        """Every limit definition in code: named ones, each task's own, locks."""
+        out = dict(self.named_limits)
+        for task in self.tasks.values():
+            if task.limits.own is not None:
+                out[task.limits.own.name] = task.limits.own
+            if task.limits.lock is not None:
+                out[LOCK] = lock_spec()
+        return out
 
     # -- enqueue ---------------------------------------------------------------------
 
@@ -309,7 +357,15 @@ class Stem:
                     hook(out)  # may re-route it: jobs are grouped by queue below
         envelopes = encode_many(outs, time.time_ns() // 1_000_000)
         news = [
-            NewJob(o.job_id, env, o.priority, o.eta_ms, _bulk_key(idempotency_key, i), ttl)
+            NewJob(
+                o.job_id,
+                env,
+                o.priority,
+                o.eta_ms,
+                _bulk_key(idempotency_key, i),
+                ttl,
+                limits=self._limit_refs(o),
+            )
             for i, (o, env) in enumerate(zip(outs, envelopes, strict=True))
         ]
         by_queue: dict[str, list[int]] = {}
@@ -410,9 +466,13 @@ class Stem:
                 m.before_enqueue(out)
         return out
 
-    @staticmethod
+    def _limit_refs(self, out: OutgoingJob) -> str:
+        """The limit instances of ``out`` ('' when its task has none or is not known here)."""
+        task = self.tasks.get(out.task)
+        return task.limit_refs(out.args, out.kwargs) if task is not None else ""
+
     def _new_job(
-        out: OutgoingJob, idempotency_key: str, ttl_s: int, *, chosen_id: bool = False
+        self, out: OutgoingJob, idempotency_key: str, ttl_s: int, *, chosen_id: bool = False
     ) -> NewJob:
         envelope = encode_fields(
             out.job_id,
@@ -426,7 +486,14 @@ class Stem:
             out.headers,
         )
         return NewJob(
-            out.job_id, envelope, out.priority, out.eta_ms, idempotency_key, ttl_s, chosen_id
+            out.job_id,
+            envelope,
+            out.priority,
+            out.eta_ms,
+            idempotency_key,
+            ttl_s,
+            chosen_id,
+            self._limit_refs(out),
         )
 
     # -- schedules -------------------------------------------------------------------

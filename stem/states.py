@@ -6,6 +6,7 @@
                             ^                      │  └────> failed  (raised, no retry left)
                             │                      │  └────> dead    (could not run: bad
                             └─(retry due)─ retrying <┘               payload, poison, ...)
+                         queued <──(limit allows)── throttled <──(a limit refused it at fetch)
 
 A terminal state is final: nothing moves a job out of it except an explicit dead-letter
 replay by an operator. ``failed`` and ``dead`` jobs are both in the dead-letter queue.
@@ -23,13 +24,16 @@ class JobState(enum.Enum):
     QUEUED = "queued"
     STARTED = "started"
     RETRYING = "retrying"
+    THROTTLED = "throttled"  # waiting for a limit (rate, concurrency, lock) to allow it
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     DEAD = "dead"
 
 
 TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.DEAD})
-WAITING_STATES = frozenset({JobState.SCHEDULED, JobState.QUEUED, JobState.RETRYING})
+WAITING_STATES = frozenset(
+    {JobState.SCHEDULED, JobState.QUEUED, JobState.RETRYING, JobState.THROTTLED}
+)
 DEAD_LETTER_STATES = frozenset({JobState.FAILED, JobState.DEAD})
 
 

@@ -7,7 +7,8 @@ It turns ``SuperviseOptions`` into ``supervisor.ChildSpec`` command lines and ru
   on and its data in ``<data_dir>/redis``; its URL is printed and written to
   ``<data_dir>/redis.url``, where ``stem`` commands in other shells find it;
 - ``worker`` x ``workers``: ``stem worker`` with the queue/concurrency options;
-- ``reclaimer`` (``--reclaimer``, on by default) and ``beat`` (``--beat``, on by default).
+- ``reclaimer`` (``--reclaimer``, on by default), ``ratelimit`` (``ratelimiter = true``
+  in ``[supervise]``, off by default) and ``beat`` (``--beat``, on by default).
 
 Strategy is rest_for_one in that order: if Redis restarts, every actor restarts after it;
 a worker restart also restarts the (stateless) reclaimer and beat. Each actor touches a
@@ -76,8 +77,6 @@ class SuperviseOptions:
     def __post_init__(self) -> None:
         if self.workers < 0:
             raise ConfigError(f"workers must be >= 0, got {self.workers}")
-        if self.ratelimiter:
-            raise ConfigError("the rate limiter actor is not part of this release yet")
         if self.heartbeat_timeout_s <= 0 or self.stop_timeout_s < 0:
             raise ConfigError("heartbeat_timeout_s must be > 0 and stop_timeout_s >= 0")
 
@@ -139,6 +138,8 @@ def build_specs(options: SuperviseOptions, redis_url: str | None) -> tuple[list[
         )
     if options.reclaimer:
         specs.append(ChildSpec("reclaimer", [*base, "reclaim"], **beat_every))  # type: ignore[arg-type]
+    if options.ratelimiter:
+        specs.append(ChildSpec("ratelimit", [*base, "ratelimit"], **beat_every))  # type: ignore[arg-type]
     if options.beat:
         beat = [*base, "beat"]
         if options.config:

@@ -23,6 +23,7 @@ from stem.errors import (
     SerializationError,
     is_instance,
 )
+from stem.limits import TaskLimits, check_names, spec, template_fields
 from stem.outcome import Outcome, Verdict
 from stem.states import DeadReason
 
@@ -122,8 +123,11 @@ class Task(Generic[P, R]):
         soft_time_limit_s: float | None,
         time_limit_s: float | None,
         pool: Pool,
+        limits: TaskLimits | None = None,
     ) -> None:
         self.app = app
+        #: The limits its jobs are under (resolved per job at enqueue time).
+        self.limits = limits or TaskLimits(name)
         self.fn = fn
         self.name = name
         self.queue = queue
@@ -202,6 +206,18 @@ class Task(Generic[P, R]):
         """
         return self.app.enqueue_many(self, calls, idempotency_key=idempotency_key)
 
+    def limit_refs(self, args: Sequence[Any], kwargs: dict[str, Any]) -> str:
+        """The limit instances a job with these arguments is under ('' for none); a key
+        template naming an argument the call lacks is a ``ConfigError`` naming it."""
+        if self.limits.empty:
+            return ""
+        try:
+            bound = self.signature.bind_partial(*args, **kwargs)
+        except TypeError:  # arguments that do not fit: the key needs them by name
+            return self.limits.refs(kwargs)
+        bound.apply_defaults()
+        return self.limits.refs(bound.arguments)
+
     def bind_check(self, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
         """Raise ``TypeError`` if ``args``/``kwargs`` do not fit the function."""
         self.signature.bind(*args, **kwargs)
@@ -231,6 +247,7 @@ def make_task(
     soft_time_limit_s: float | None,
     time_limit_s: float | None,
     pool: Pool | str | None,
+    limit_options: dict[str, Any] | None = None,
 ) -> Task[Any, Any]:
     """Validate ``@app.task`` options and build the ``Task`` (one clear error per mistake)."""
     task_name = name or f"{fn.__module__}.{fn.__qualname__}"
@@ -245,9 +262,11 @@ def make_task(
     for label, limit in (("soft_time_limit_s", soft_time_limit_s), ("time_limit_s", time_limit_s)):
         if limit is not None and limit <= 0:
             raise ConfigError(f"task {task_name!r}: {label} must be > 0, got {limit}")
+    limits = _task_limits(task_name, inspect.signature(fn), **(limit_options or {}))
     return Task(
         app,
         fn,
+        limits=limits,
         name=task_name,
         queue=queue or app.default_queue,
         priority=priority,
@@ -256,3 +275,36 @@ def make_task(
         time_limit_s=time_limit_s,
         pool=chosen,
     )
+
+
+def _task_limits(
+    task: str,
+    signature: inspect.Signature,
+    *,
+    rate_limit: str | None = None,
+    concurrency_limit: int | None = None,
+    limit_key: str | None = None,
+    lock: str | None = None,
+    limits: Sequence[str] = (),
+) -> TaskLimits:
+    """Check ``@app.task``'s limit options; one clear error per mistake."""
+    if lock is not None and concurrency_limit is not None:
+        raise ConfigError(f"task {task!r}: a lock is concurrency 1 per key: drop concurrency_limit")
+    if lock is not None and limit_key is not None and rate_limit is None:
+        raise ConfigError(f"task {task!r}: limit_key keys rate_limit; the lock has its own key")
+    if limit_key is not None and rate_limit is None and concurrency_limit is None:
+        raise ConfigError(f"task {task!r}: limit_key needs rate_limit or concurrency_limit")
+    if concurrency_limit is not None and concurrency_limit < 1:
+        raise ConfigError(f"task {task!r}: concurrency_limit must be >= 1")
+    open_kwargs = any(p.kind is p.VAR_KEYWORD for p in signature.parameters.values())
+    for template in (limit_key, lock) if not open_kwargs else ():
+        for name in template_fields(template) if template is not None else ():
+            if name not in signature.parameters:
+                raise ConfigError(
+                    f"task {task!r}: key template {template!r} names {name!r}, "
+                    "which is not one of its arguments"
+                )
+    own = None
+    if rate_limit is not None or concurrency_limit is not None:
+        own = spec(task, rate=rate_limit, concurrency=concurrency_limit)
+    return TaskLimits(task, own, limit_key, lock, check_names(list(limits)))

@@ -113,8 +113,14 @@ def test_each_lua_derived_suffix_builds_the_same_key_as_its_python_builder() -> 
         "QueueKeys.stream": qk.stream(7),
         "QueueKeys.stats": qk.stats,
         "QueueKeys.dead": qk.dead,
+        "QueueKeys.limit": qk.limit("L1"),
+        "QueueKeys.slots": qk.slots("L1"),
+        "QueueKeys.wait": qk.wait("L1"),
+        "QueueKeys.limit_waiting": qk.limit_waiting,
+        "QueueKeys.limit_held": qk.limit_held,
     }
     lua_argument = {"job:": "J1", "done:": "J1", "idem:": "J1", "p": "7", "stats": "", "dead": ""}
+    lua_argument |= {"lim:": "L1", "slots:": "L1", "wait:": "L1", "limwait": "", "limheld": ""}
 
     derived = {
         builder: qk.prefix + suffix + lua_argument[suffix]

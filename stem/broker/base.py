@@ -30,6 +30,30 @@ class NewJob:
     idempotency_key: str = ""
     idempotency_ttl_s: int = 86_400
     chosen_id: bool = False  # the caller picked the id: check it for a repeat
+    limits: str = ""  # the limit instances it is under, "<definition>=<instance>,..."
+
+
+@dataclass(frozen=True, slots=True)
+class LimitSpec:
+    """One limit definition (see ``stem.limits``): per instance, at most ``concurrency``
+    jobs held at once (0: no bound) and ``rate_per_s`` starts a second from a token bucket
+    of ``1 + burst`` tokens (0: no rate)."""
+
+    name: str
+    concurrency: int = 0
+    rate_per_s: float = 0.0
+    burst: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class LimitRound:
+    """What one round of the limiter did in one queue."""
+
+    released: int
+    slots_freed: int
+    waiting_instances: int
+    waited_ms: int
+    next_token_ms: int = -1  # until a blocked instance's next token (-1: none waits for one)
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,6 +41,11 @@ class Suffix(enum.Enum):
     STATS = "stats"
     DEAD = "dead"
     DELAYED = "delayed"
+    LIMIT = "lim:"
+    SLOTS = "slots:"
+    WAIT = "wait:"
+    WAITING = "limwait"
+    HELD = "limheld"
 
 
 #: The suffixes Lua appends to :attr:`QueueKeys.prefix` to derive a key, with the builder
@@ -52,6 +57,11 @@ LUA_DERIVED_SUFFIXES = {
     Suffix.STREAM.value: "QueueKeys.stream",
     Suffix.STATS.value: "QueueKeys.stats",
     Suffix.DEAD.value: "QueueKeys.dead",
+    Suffix.LIMIT.value: "QueueKeys.limit",
+    Suffix.SLOTS.value: "QueueKeys.slots",
+    Suffix.WAIT.value: "QueueKeys.wait",
+    Suffix.WAITING.value: "QueueKeys.limit_waiting",
+    Suffix.HELD.value: "QueueKeys.limit_held",
 }
 
 
@@ -72,6 +82,9 @@ class JobField(enum.Enum):
     ERROR = "error"
     REASON = "reason"
     REPLAYED = "replayed"
+    LIMITS = "limits"  # the job's resolved limits, "<definition>=<instance key>,..."
+    ADMITTED = "admitted"  # the limiter released it with its tokens and slots taken
+    WAIT_SCORE = "wait_score"  # its place in a wait set (kept if it waits again)
 
 
 class EntryField(enum.Enum):
@@ -84,6 +97,7 @@ class EntryField(enum.Enum):
     ENV = "env"
     STATE = "state"
     TS = "ts"
+    LIMITS = "limits"  # a dead-letter entry keeps the job's limits, so a replay keeps them
 
 
 class StatsField(enum.Enum):
@@ -91,6 +105,11 @@ class StatsField(enum.Enum):
 
     DUPLICATES = "duplicates"
     RECLAIMED = "reclaimed"
+    THROTTLED = "throttled"  # jobs a limit sent to a wait set at fetch
+    RELEASED = "limit_released"  # jobs the limiter released from a wait set
+    SLOTS_FREED = "slots_freed"  # concurrency slots taken back from dead holders
+    WAIT_MS = "limit_wait_ms"  # total ms released jobs spent waiting
+    WAITING = "limit_waiting"  # jobs in wait sets now (up at throttle, down at release)
 
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:\-]{1,200}$")
@@ -152,6 +171,29 @@ class QueueKeys:
         """String: the job id first enqueued under an idempotency key, with a TTL."""
         return f"{self.prefix}{Suffix.IDEM.value}{key}"
 
+    def limit(self, instance: str) -> str:
+        """Hash: one limit instance's token bucket (``tok``, ``ts``); expires when idle."""
+        return f"{self.prefix}{Suffix.LIMIT.value}{instance}"
+
+    def slots(self, instance: str) -> str:
+        """Hash: one limit instance's held concurrency slots, job id -> ``<prio>|<entry id>``."""
+        return f"{self.prefix}{Suffix.SLOTS.value}{instance}"
+
+    def wait(self, instance: str) -> str:
+        """Sorted set: throttled job ids waiting for one limit instance, FIFO by score."""
+        return f"{self.prefix}{Suffix.WAIT.value}{instance}"
+
+    @property
+    def limit_waiting(self) -> str:
+        """Sorted set: limit instances with waiting jobs, scored by when last served
+        (the limiter serves them round-robin, least recently served first)."""
+        return f"{self.prefix}{Suffix.WAITING.value}"
+
+    @property
+    def limit_held(self) -> str:
+        """Set: limit instances that have concurrency slots held (the limiter sweeps them)."""
+        return f"{self.prefix}{Suffix.HELD.value}"
+
 
 @dataclass(frozen=True)
 class Keys:
@@ -191,7 +233,12 @@ class Keys:
         return f"{self.namespace}:schedule:state"
 
     @property
+    def limiters(self) -> str:
+        """Sorted set: rate limiter id scored by its last round (epoch ms)."""
+        return f"{self.namespace}:limiters"
+
+    @property
     def limits(self) -> str:
-        """Hash: rate-limit name -> limit definition (reserved: the rate limiter is planned,
-        not built, and nothing reads or writes this key yet)."""
+        """Hash: limit name -> definition JSON set at run time (``stem limit set``); it
+        overrides the definition in code. Workers and the limiter re-read it every second."""
         return f"{self.namespace}:limits"

@@ -28,6 +28,7 @@ from stem.broker.base import (
     MAX_DELAY_S,
     Delivery,
     JobRecord,
+    LimitSpec,
     NewJob,
     ReclaimStats,
     Renewal,
@@ -35,6 +36,7 @@ from stem.broker.base import (
 )
 from stem.broker.connection import Faults, mapped, open_client, redact
 from stem.broker.keys import GROUP, READ_ORDER, Keys, QueueKeys
+from stem.broker.limits import LimitsMixin, limits_json
 from stem.broker.schedule import RedisScheduleStore
 from stem.broker.scripts import ScriptBatch, Scripts
 from stem.broker.values import integer as _int
@@ -59,7 +61,7 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield chunk
 
 
-class RedisBroker(AdminMixin):
+class RedisBroker(AdminMixin, LimitsMixin):
     """The Redis Streams broker and result backend.
 
     ``result_ttl_s`` is how long a settled job's record (result or error) is kept;
@@ -126,7 +128,7 @@ class RedisBroker(AdminMixin):
         args: list[Any] = [qk.prefix, GROUP]
         args += [
             f"{j.id}\n{j.priority}\n{j.eta_ms}\n{j.idempotency_ttl_s}\n{j.idempotency_key}\n"
-            f"{1 if j.chosen_id else 0}\n{j.envelope}"
+            f"{1 if j.chosen_id else 0}\n{j.limits}\n{j.envelope}"
             for j in jobs
         ]
         return args
@@ -141,15 +143,20 @@ class RedisBroker(AdminMixin):
     # -- consuming -----------------------------------------------------------------------
 
     @mapped
-    def fetch(self, queue: str, consumer: str, count: int) -> list[Delivery]:
+    def fetch(
+        self, queue: str, consumer: str, count: int, limits: Sequence[LimitSpec] = ()
+    ) -> list[Delivery]:
         """Deliver up to ``count`` jobs of ``queue`` to ``consumer``, highest priority first.
 
         Returns an empty list when nothing is ready; ``wait_ready`` then blocks until
-        something arrives, without missing entries added in between.
+        something arrives, without missing entries added in between. ``limits`` are the
+        definitions in force: a job one of them refuses now is parked (throttled) in the
+        same call instead of delivered; without them no job is ever throttled.
         """
         qk = self.keys.queue(queue)
         self._register(queue)
         args: list[Any] = [qk.prefix, GROUP, consumer, count, *self._dlq_args()]
+        args.append(limits_json(tuple(limits)) if limits else "")
         reply = self.scripts.fetch(keys=qk.streams(), args=args)
         if reply[0] == 0:
             self._positions[queue] = dict(zip(qk.streams(), reply[1:], strict=True))

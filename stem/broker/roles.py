@@ -8,6 +8,7 @@ backend must provide to whom, and a method no role lists is visibly the backend'
 * ``LeaseRenewer``: ``LeaseKeeper`` (what ``WorkerBroker.with_deadline`` returns);
 * ``Promoter``: ``promote_round``, shared by the worker and the reclaimer;
 * ``ReclaimerBroker``: ``Reclaimer``;
+* ``LimiterBroker``: ``RateLimiter``; ``LimitAdmin``: ``stem limit``;
 * ``Admin``: the CLI's ``observe`` and ``dlq`` commands;
 * ``ScheduleHost``: beat's ``Schedules``, through the ``ScheduleStore`` it returns.
 
@@ -28,6 +29,8 @@ from stem.broker.base import (
     DefinitionChange,
     Delivery,
     JobRecord,
+    LimitRound,
+    LimitSpec,
     NewJob,
     QueueStats,
     ReclaimStats,
@@ -68,7 +71,13 @@ class LeaseRenewer(Protocol):
 class WorkerBroker(Promoter, Protocol):
     """Everything a worker does: fetch, settle, hand back, recover, renew, heartbeat."""
 
-    def fetch(self, queue: str, consumer: str, count: int) -> list[Delivery]: ...
+    def fetch(
+        self, queue: str, consumer: str, count: int, limits: Sequence[LimitSpec] = ()
+    ) -> list[Delivery]: ...
+
+    def limit_overrides(self) -> dict[str, str]: ...
+
+    def limit_waiting(self, queue: str) -> int: ...
 
     def wait_ready(self, queues: Sequence[str], timeout_ms: int) -> bool: ...
 
@@ -115,6 +124,36 @@ class ReclaimerBroker(Promoter, Protocol):
     def prune_consumers(self, queue: str, min_idle_ms: int) -> int: ...
 
     def forget_consumer(self, queue: str, consumer: str) -> int: ...
+
+
+class LimiterBroker(Protocol):
+    """Releasing throttled jobs and taking back dead holders' slots (``RateLimiter``)."""
+
+    def queues(self) -> list[str]: ...
+
+    def limit_round(self, queue: str, limits: Sequence[LimitSpec]) -> LimitRound: ...
+
+    def limit_overrides(self) -> dict[str, str]: ...
+
+    def limit_counters(self, queue: str) -> dict[str, int]: ...
+
+    def limiter_beat(self, name: str) -> None: ...
+
+
+class LimitAdmin(Protocol):
+    """Changing limits while everything runs (``stem limit``)."""
+
+    def limit_overrides(self) -> dict[str, str]: ...
+
+    def set_limit_override(self, name: str, definition: str) -> None: ...
+
+    def clear_limit_override(self, name: str) -> bool: ...
+
+    def limiters(self, within_s: float = 5.0) -> list[str]: ...
+
+    def limit_counters(self, queue: str) -> dict[str, int]: ...
+
+    def queues(self) -> list[str]: ...
 
 
 class Admin(Protocol):
@@ -168,7 +207,16 @@ class ScheduleHost(Protocol):
     def schedule_store(self) -> ScheduleStore: ...
 
 
-class Broker(Producer, WorkerBroker, ReclaimerBroker, Admin, ScheduleHost, Protocol):
+class Broker(
+    Producer,
+    WorkerBroker,
+    ReclaimerBroker,
+    LimiterBroker,
+    LimitAdmin,
+    Admin,
+    ScheduleHost,
+    Protocol,
+):
     """Every role at once: what a backend implements, plus the calls of the actors'
     start-up and shutdown and of the contract suite."""
 

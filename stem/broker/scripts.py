@@ -38,7 +38,7 @@ from stem.states import TERMINAL_STATES, DeadReason, JobState
 
 NAMES: tuple[str, ...] = ("enqueue", "fetch", "complete", "retry", "bury", "release")
 NAMES += ("renew", "promote", "reclaim", "replay", "deliver", "prune")
-NAMES += ("schedule_run",)
+NAMES += ("schedule_run", "limits")
 
 
 #: Lua table name -> the Python enum whose members it spells.
@@ -103,6 +103,7 @@ class Scripts:
         self.deliver = self._load(client, "deliver")
         self.prune = self._load(client, "prune")
         self.schedule_run = self._load(client, "schedule_run")
+        self.limits = self._load(client, "limits")
 
     @staticmethod
     def _load(client: redis.Redis, name: str) -> Script:

@@ -40,6 +40,7 @@ from stem.observe.tracing import Tracing
 from stem.task import Pool
 from stem.worker.execute import Executor, Runner
 from stem.worker.lease import HeldJobs, LeaseKeeper
+from stem.worker.limits import LimitBook
 from stem.worker.naming import default_name, live_holder
 from stem.worker.pools import AsyncRunner, ProcessPool, ThreadRunner
 
@@ -122,6 +123,7 @@ class Worker:
                 max_memory_mb=options.max_memory_mb,
             )
         self.executor = Executor(app, self._runners(), worker_middleware(app))
+        self.limits = LimitBook(app.limit_specs(), self.broker)
         self.started_at = time.time()
         self.stopped = trio.Event()  # set once serve() has fully cleaned up
         self._stop = trio.Event()
@@ -168,6 +170,7 @@ class Worker:
                 services.start_soon(self._settle_loop)
                 services.start_soon(self._heartbeat_loop)
                 services.start_soon(self._promote_loop)
+                services.start_soon(self.limits.serve_refresh)
                 await self._recover_own()  # heartbeats already beat while it runs
                 await self._work(task_status)
                 await self._flush()
@@ -257,7 +260,7 @@ class Worker:
         # that completes while the loop is being cancelled is still handed back.
         out: list[Delivery] = []
         for queue in self._queue_order():
-            got = self.broker.fetch(queue, self.name, free - len(out))
+            got = self.broker.fetch(queue, self.name, free - len(out), self.limits.current)
             self.held.add(got)
             out += got
             if len(out) >= free:
@@ -285,6 +288,7 @@ class Worker:
     def _idle(self) -> bool:
         return all(
             (s := self.broker.queue_stats(q)).ready + s.delayed + s.pending == 0
+            and self.limits.waiting(q) == 0  # throttled jobs still need this worker
             for q in self.options.queues
         )
 

@@ -27,7 +27,8 @@ def test_the_tree_has_every_command_of_the_design() -> None:
     expected = {
         "supervise", "worker", "reclaim", "beat", "enqueue", "result get", "result wait",
         "observe queues", "observe workers", "observe metrics", "dlq list", "dlq show",
-        "dlq replay", "dlq purge", "schedule list",
+        "dlq replay", "dlq purge", "schedule list", "ratelimit", "limit list", "limit show",
+        "limit set", "limit clear",
     }  # fmt: skip
     assert expected <= names
 

@@ -9,20 +9,26 @@
 -- ARGV[7] state (failed|dead), ARGV[8] result TTL s, ARGV[9] DLQ max length,
 -- ARGV[10] DLQ retention ms
 -- Returns 1 when buried; 0 when already terminal; -1 when the entry is no longer ours.
--- A record that is not a hash is left alone (the DLQ entry keeps the raw entry).
+-- A record that is not a hash is left alone (the DLQ entry keeps the raw entry). The
+-- delivery's concurrency slots are given back (fenced by the entry id).
 check_type(KEYS[3], 'stream')
-local env, jkey = false, false
+local env, jkey, limits = false, false, false
+local holder = stream_priority(KEYS[1]) .. '|' .. ARGV[2]
+local prefix = string.sub(KEYS[2], 1, #KEYS[2] - #K.JOB - #ARGV[3])
 if ARGV[3] ~= '' then
-  local rec = read_record(KEYS[2], F.ENV, F.STATE)
+  local rec = read_record(KEYS[2], F.ENV, F.STATE, F.LIMITS)
+  limits = rec and rec[3]
   if rec and rec[2] and TERMINAL[rec[2]] then
     if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return -1 end
     redis.call('XDEL', KEYS[1], ARGV[2])
+    free_slots(prefix, ARGV[3], limits, holder)
     return 0
   end
   if rec and rec[1] then env, jkey = rec[1], KEYS[2] end
 end
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return -1 end
 redis.call('XDEL', KEYS[1], ARGV[2])
+free_slots(prefix, ARGV[3], limits, holder)
 bury(KEYS[3], jkey, KEYS[4], ARGV[3], ARGV[4], ARGV[5], env or ARGV[6], ARGV[7], ARGV[8],
   ARGV[9], ARGV[10], now_ms())
 return 1

@@ -13,17 +13,20 @@
 -- delivery will see the terminal state and drop itself. A job whose record is no longer
 -- a hash (something else overwrote it) goes to the DLQ with reason corrupt-record, its
 -- result kept in the DLQ entry's error, and reads '0'. Every record is read before the
--- first write (lib.lua's rule).
+-- first write (lib.lua's rule). Concurrency slots the delivery holds (lib.lua's limits)
+-- are given back, fenced by the entry id, whatever the job's state.
 local prefix, group, ttl = ARGV[1], ARGV[2], ARGV[3]
 local dead = prefix .. K.DEAD
 check_type(dead, 'stream')
 local now = now_ms()
-local flags, ids, states = {}, {}, {}
+local flags, ids, states, limits = {}, {}, {}, {}
 for i = 6, #ARGV, 3 do
   ids[#ids + 1] = ARGV[i]
-  local rec = read_record(prefix .. K.JOB .. ARGV[i + 1], F.STATE)
+  local rec = read_record(prefix .. K.JOB .. ARGV[i + 1], F.STATE, F.LIMITS)
   if rec then states[#states + 1] = rec[1] else states[#states + 1] = 'not-a-hash' end
+  limits[#limits + 1] = rec and rec[2]
 end
+local prio = stream_priority(KEYS[1])
 for i = 1, #ids, 500 do
   local chunk = {unpack(ids, i, math.min(i + 499, #ids))}
   redis.call('XACK', KEYS[1], group, unpack(chunk))
@@ -32,6 +35,7 @@ end
 for n = 1, #ids do
   local i = 6 + (n - 1) * 3
   local jid, state = ARGV[i + 1], states[n]
+  free_slots(prefix, jid, limits[n], prio .. '|' .. ARGV[i])
   if state == 'not-a-hash' then
     local err = cjson.encode({type = 'CorruptRecord', result = ARGV[i + 2],
       message = 'stem cannot use this job: the job record is not a hash (it ran; its result is here)'})

@@ -10,7 +10,8 @@
 -- ARGV[3..] one argument per job (fewer arguments: packing them is the client's cost):
 --            "<job id>\n<priority>\n<eta epoch ms, 0: now>\n<idempotency TTL s>\n
 --             <idempotency key or empty>\n<1 if the caller chose the id, else 0>\n
---             <envelope JSON>" (the envelope is last, so only the key and id must be free
+--             <limits: "<definition>=<instance>,..." or empty>\n<envelope JSON>"
+--            (the envelope is last, so only the key and id must be free
 --            of newlines; the client checks that). An id stem generated (80 random bits)
 --            cannot exist yet, so only a caller-chosen id is checked for a repeat.
 --          attempt and deliveries are not written: a missing field reads as 0.
@@ -24,13 +25,14 @@ local flags, out, ready = {}, {''}, {}
 for i = 3, #ARGV do
   local job = ARGV[i]
   local fields, pos = {}, 1
-  for f = 1, 6 do
+  for f = 1, 7 do
     local nl = string.find(job, '\n', pos, true)
     fields[f] = string.sub(job, pos, nl - 1)
     pos = nl + 1
   end
   local jid, prio, eta = fields[1], fields[2], tonumber(fields[3])
   local idem_ttl, idem, chosen = fields[4], fields[5], fields[6]
+  local limits = fields[7]
   local env = string.sub(job, pos)
   local existing = false
   if idem ~= '' then
@@ -52,6 +54,7 @@ for i = 3, #ARGV do
       redis.call('HSET', jkey, F.ENV, env, F.STATE, S.SCHEDULED, F.PRIO, prio,
         F.ENQ_MS, now_ms, F.ETA_MS, eta)
       redis.call('ZADD', KEYS[1], eta, jid)
+      if limits ~= '' then redis.call('HSET', jkey, F.LIMITS, limits) end
     else
       local stream = prefix .. K.STREAM .. prio
       if not ready[stream] and redis.call('EXISTS', stream) == 0 then
@@ -59,6 +62,7 @@ for i = 3, #ARGV do
       end
       ready[stream] = true
       redis.call('HSET', jkey, F.ENV, env, F.STATE, S.QUEUED, F.PRIO, prio, F.ENQ_MS, now_ms)
+      if limits ~= '' then redis.call('HSET', jkey, F.LIMITS, limits) end
       redis.call('XADD', stream, '*', E.ID, jid)
     end
     flags[#flags + 1] = '1'

@@ -5,14 +5,21 @@
 --             {q}:done:<id>, the DLQ {q}:dead and the counters hash {q}:stats are derived
 --             from it and share the slot)
 -- ARGV[2]     consumer group, ARGV[3] consumer name, ARGV[4] how many at most,
--- ARGV[5]     result TTL s, ARGV[6] DLQ max length, ARGV[7] DLQ retention ms
+-- ARGV[5]     result TTL s, ARGV[6] DLQ max length, ARGV[7] DLQ retention ms,
+-- ARGV[8]     the limit definitions as JSON (lib.lua's limits), '' when the worker has none
 -- Effects     XREADGROUP moves entries into the consumer's pending list; each delivered
 --             job's record gets state=started, start_ms, deliveries+1. An entry whose job
 --             already reached a terminal state (a duplicate after a reclaim race) is
 --             acked, deleted and counted in stats.duplicates instead of delivered. An
 --             entry whose record stem cannot use (see lib.lua's corrupt) is acked, deleted
 --             and dead-lettered with reason corrupt-record; the rest of the batch is
---             delivered. Nothing here can fail after XREADGROUP (lib.lua's rule).
+--             delivered. A job whose limits (F.LIMITS) refuse it now is acked, deleted
+--             and parked in the wait set of its first limit instance (state throttled,
+--             also when that wait set is not empty, unless the limiter released it:
+--             a key's jobs never overtake the ones already waiting (FIFO),
+--             attempt and deliveries untouched, counted in stats.throttled); the read
+--             goes on (up to 8 x N entries per call) so a throttled job costs no slot.
+--             Nothing here can fail after XREADGROUP (lib.lua's rule).
 -- Returns     {1, d1, d2, ...} with d = {stream index (1-based), entry id, job id or false,
 --               envelope or false, attempt, deliveries, raw fields (only when no record)}
 --             or, when nothing was ready, {0, last-id-per-stream...} so the caller can
@@ -23,24 +30,39 @@ local want = tonumber(ARGV[4])
 local dead = prefix .. K.DEAD
 check_type(dead, 'stream')
 check_type(prefix .. K.STATS, 'hash')
+local defs = false
+if ARGV[8] and ARGV[8] ~= '' then defs = cjson.decode(ARGV[8]) end
 local out = {1}
-local dups = 0
+local dups, throttled = 0, 0
+local scan = want * 8  -- entries this call may read (throttled ones do not count in want)
 for i = 1, #KEYS do
-  if want <= 0 then break end
   local stream = KEYS[i]
-  if redis.call('EXISTS', stream) == 1 then
-    local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', want,
+  local more = want > 0 and scan > 0 and redis.call('EXISTS', stream) == 1
+  while more do
+    local ask = math.min(want, scan)
+    local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', ask,
       'STREAMS', stream, '>')
-    if reply then
-      for _, entry in ipairs(reply[1][2]) do
+    local entries = (reply and reply[1][2]) or {}
+    scan = scan - #entries
+    more = #entries == ask and scan > 0
+    for _, entry in ipairs(entries) do
         local eid, fields = entry[1], entry[2]
         local jid = field(fields, E.ID)
         local jkey = false
         local rec = false
         if jid then
           jkey = prefix .. K.JOB .. jid
-          rec = read_record(jkey, F.ENV, F.STATE, F.ATTEMPT, F.DELIVERIES)
+          rec = read_record(jkey, F.ENV, F.STATE, F.ATTEMPT, F.DELIVERIES, F.LIMITS,
+            F.ADMITTED, F.WAIT_SCORE)
           if rec and not rec[1] and not rec[2] then rec = nil end  -- no record at all
+        end
+        local lims, over = false, false
+        if defs and rec and rec[1] and rec[5] and not TERMINAL[rec[2] or ''] then
+          lims = job_limits(rec[5])
+          over = lims[1] and refused_by(prefix, jid, lims, defs, now, rec[6])
+          if lims[1] and not over and not rec[6] then  -- FIFO: no overtaking jobs that wait
+            if redis.pcall('EXISTS', prefix .. K.WAIT .. lims[1][2]) == 1 then over = true end
+          end
         end
         local why = rec ~= nil and jid and corrupt(rec)
         if why then
@@ -54,7 +76,16 @@ for i = 1, #KEYS do
           redis.call('XACK', stream, group, eid)
           redis.call('XDEL', stream, eid)
           dups = dups + 1
+        elseif over and not why then
+          redis.call('XACK', stream, group, eid)
+          redis.call('XDEL', stream, eid)
+          throttle(prefix, jkey, jid, lims[1][2], eid, rec[7])
+          throttled = throttled + 1
         elseif rec and rec[1] then
+          if lims then
+            take_limits(prefix, jid, lims, defs, now, rec[6], stream_priority(stream) .. '|' .. eid)
+            if rec[6] then redis.call('HDEL', jkey, F.ADMITTED) end
+          end
           local deliveries = counter(rec[4]) + 1
           redis.call('HSET', jkey, F.STATE, S.STARTED, F.START_MS, now, F.WORKER, consumer,
             F.DELIVERIES, deliveries)
@@ -64,9 +95,13 @@ for i = 1, #KEYS do
           out[#out + 1] = {i, eid, jid, false, 0, 1, fields}
           want = want - 1
         end
-      end
     end
+    if want <= 0 then more = false end
   end
+end
+if throttled > 0 then
+  redis.call('HINCRBY', prefix .. K.STATS, C.THROTTLED, throttled)
+  redis.call('HINCRBY', prefix .. K.STATS, C.WAITING, throttled)
 end
 if dups > 0 then redis.call('HINCRBY', prefix .. K.STATS, C.DUPLICATES, dups) end
 if #out > 1 then return out end

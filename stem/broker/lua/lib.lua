@@ -75,9 +75,16 @@ end
 -- dead: the DLQ stream; jkey/latch: the job record and its done latch (false if none,
 -- or when the record is not a hash);
 -- env: the envelope to keep (or the raw entry fields as JSON when there is no record).
+-- The entry keeps the job's limits (E.LIMITS), so that a replay runs it under them again.
 local function bury(dead, jkey, latch, jid, reason, err, env, state, ttl, maxlen, keep_ms, now)
-  redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*', E.ID, jid or '', E.REASON, reason,
-    E.ERROR, err, E.ENV, env or '', E.STATE, state, E.TS, now)
+  local limits = jkey and redis.pcall('HGET', jkey, F.LIMITS)
+  if type(limits) == 'string' then
+    redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*', E.ID, jid or '', E.REASON, reason,
+      E.ERROR, err, E.ENV, env or '', E.STATE, state, E.TS, now, E.LIMITS, limits)
+  else
+    redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*', E.ID, jid or '', E.REASON, reason,
+      E.ERROR, err, E.ENV, env or '', E.STATE, state, E.TS, now)
+  end
   redis.call('XTRIM', dead, 'MINID', '~', now - keep_ms)
   if jkey and redis.call('EXISTS', jkey) == 1 then
     redis.call('HSET', jkey, F.STATE, state, F.REASON, reason, F.ERROR, err, F.END_MS, now)
@@ -98,4 +105,105 @@ local function ensure_group(stream, group)
   if redis.call('EXISTS', stream) == 0 then
     redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
   end
+end
+
+-- Limits (rate, concurrency, locks). A job's record names its limits in F.LIMITS as
+-- "<definition>=<instance>,..." (resolved by the producer); the caller passes the
+-- definitions as `defs`: definition -> {concurrency (0: none), tokens per ms (0: none),
+-- bucket capacity}. A definition the caller does not know limits nothing. Per instance:
+-- K.LIMIT its token bucket, K.SLOTS its held slots (job id -> "<prio>|<entry id>", the
+-- delivery holding it: the fencing token), K.WAIT its throttled jobs (FIFO by score);
+-- K.WAITING lists instances with waiting jobs, K.HELD those with held slots. Limit keys
+-- are read and written with pcall: a key of the wrong type costs only its limit.
+
+-- The limits named by a record's F.LIMITS value: a list of {definition, instance}.
+local function job_limits(value)
+  local out = {}
+  if not value then return out end
+  for def, inst in string.gmatch(value, '([^,=]+)=([^,]+)') do out[#out + 1] = {def, inst} end
+  return out
+end
+
+-- A limit's token bucket at `now`: tokens, capacity, tokens per ms; nil without a rate.
+local function bucket(prefix, inst, d, now)
+  local rate, cap = tonumber(d[2]) or 0, tonumber(d[3]) or 1
+  if rate <= 0 then return nil end
+  local st = redis.pcall('HMGET', prefix .. K.LIMIT .. inst, 'tokens', 'at_ms')
+  local tok, at = cap, now
+  if not st.err then tok, at = tonumber(st[1]) or cap, tonumber(st[2]) or now end
+  return math.min(cap, tok + math.max(0, now - at) * rate), cap, rate
+end
+
+-- The instance whose limit refuses job `jid` now, or false when every limit allows it;
+-- second, for a rate refusal, the ms until its next token (nil: waits for a slot).
+-- prepaid: the limiter already took the job's tokens (it released the job).
+local function refused_by(prefix, jid, lims, defs, now, prepaid)
+  for _, l in ipairs(lims) do
+    local d = defs[l[1]]
+    if d then
+      local conc = tonumber(d[1]) or 0
+      if conc > 0 then
+        local slots = prefix .. K.SLOTS .. l[2]
+        if redis.pcall('HEXISTS', slots, jid) ~= 1 then
+          local n = redis.pcall('HLEN', slots)
+          if type(n) == 'number' and n >= conc then return l[2] end
+        end
+      end
+      if not prepaid then
+        local tok, _, rate = bucket(prefix, l[2], d, now)
+        if tok and tok < 1 then return l[2], math.floor((1 - tok) / rate) end
+      end
+    end
+  end
+  return false
+end
+
+-- Take what refused_by allowed: a slot per concurrency limit, held by `holder`
+-- ("<prio>|<entry id>"), and a token per rate limit (unless prepaid).
+local function take_limits(prefix, jid, lims, defs, now, prepaid, holder)
+  for _, l in ipairs(lims) do
+    local d = defs[l[1]]
+    if d then
+      if (tonumber(d[1]) or 0) > 0 then
+        redis.pcall('HSET', prefix .. K.SLOTS .. l[2], jid, holder)
+        redis.pcall('SADD', prefix .. K.HELD, l[2])
+      end
+      if not prepaid then
+        local tok, cap, rate = bucket(prefix, l[2], d, now)
+        if tok then
+          local key = prefix .. K.LIMIT .. l[2]
+          redis.pcall('HSET', key, 'tokens', tok - 1, 'at_ms', now)
+          redis.pcall('PEXPIRE', key, math.ceil(cap / rate) + 1000)  -- idle: full again
+        end
+      end
+    end
+  end
+end
+
+-- Give back the slots job `jid` holds through delivery `holder`. A slot that another
+-- delivery of the job holds now (after a reclaim) is not this one's to give.
+local function free_slots(prefix, jid, limits, holder)
+  if not limits then return end
+  for _, l in ipairs(job_limits(limits)) do
+    local slots = prefix .. K.SLOTS .. l[2]
+    if redis.pcall('HGET', slots, jid) == holder then redis.pcall('HDEL', slots, jid) end
+  end
+end
+
+-- The priority of a ready stream's key (".../p7" -> "7").
+local function stream_priority(stream)
+  return string.match(stream, '(%d+)$')
+end
+
+-- Park job `jid` (entry `eid` already acked and deleted) in the wait set of instance
+-- `inst`. Its score keeps FIFO order: the first entry's time, kept if it waits again.
+local function throttle(prefix, jkey, jid, inst, eid, old_score)
+  local score = tonumber(old_score)
+  if not score then
+    local ms, seq = string.match(eid, '^(%d+)-(%d+)$')
+    score = (tonumber(ms) or 0) * 1024 + math.min(tonumber(seq) or 0, 1023)
+  end
+  redis.pcall('ZADD', prefix .. K.WAIT .. inst, score, jid)
+  redis.pcall('ZADD', prefix .. K.WAITING, 'NX', 0, inst)
+  redis.call('HSET', jkey, F.STATE, S.THROTTLED, F.WAIT_SCORE, string.format('%.0f', score))
 end

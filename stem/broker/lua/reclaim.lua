@@ -10,6 +10,7 @@
 -- Returns {next cursor, requeued, dead-lettered, duplicates dropped}.
 -- A record stem cannot use (lib.lua's corrupt) is dead-lettered with reason
 -- corrupt-record: a garbled delivery count must not keep a job from max-deliveries.
+-- The expired delivery's concurrency slots are given back (its lease is over).
 local prefix, group = ARGV[1], ARGV[2]
 check_type(KEYS[2], 'stream')
 check_type(prefix .. K.STATS, 'hash')
@@ -26,8 +27,9 @@ for _, entry in ipairs(reply[2]) do
   local rec = nil
   if jid then
     jkey = prefix .. K.JOB .. jid
-    rec = read_record(jkey, F.ENV, F.STATE, F.ATTEMPT, F.DELIVERIES)
+    rec = read_record(jkey, F.ENV, F.STATE, F.ATTEMPT, F.DELIVERIES, F.LIMITS)
     if rec and not rec[1] and not rec[2] then rec = nil end  -- no record at all
+    free_slots(prefix, jid, rec and rec[5], stream_priority(KEYS[1]) .. '|' .. eid)
   end
   local why = rec ~= nil and corrupt(rec)
   if why then

@@ -11,7 +11,8 @@
 -- already delivered max-deliveries times went down with its worker each time: it is
 -- dead-lettered with reason max-deliveries instead of being run again.
 -- A record stem cannot use (lib.lua's corrupt) is dead-lettered with reason
--- corrupt-record instead of being put back.
+-- corrupt-record instead of being put back. The delivery's concurrency slots are given
+-- back (fenced by the entry id): the job takes them again when it is next fetched.
 local prefix, group, undo = ARGV[1], ARGV[2], ARGV[3] == '1'
 local max_deliveries = tonumber(ARGV[4])
 check_type(KEYS[2], 'stream')
@@ -22,8 +23,9 @@ for i = 8, #ARGV, 2 do
   if redis.call('XACK', KEYS[1], group, eid) == 1 then
     redis.call('XDEL', KEYS[1], eid)
     local jkey = prefix .. K.JOB .. jid
-    local rec = read_record(jkey, F.ENV, F.STATE, F.ATTEMPT, F.DELIVERIES)
+    local rec = read_record(jkey, F.ENV, F.STATE, F.ATTEMPT, F.DELIVERIES, F.LIMITS)
     local why = corrupt(rec)
+    free_slots(prefix, jid, rec and rec[5], stream_priority(KEYS[1]) .. '|' .. eid)
     local state, deliveries = rec and rec[2], rec and counter(rec[4])
     if why then
       local latch = false

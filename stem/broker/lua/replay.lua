@@ -8,6 +8,7 @@
 -- ARGV[1] queue key prefix "ns:{q}:" (derived, same slot: {q}:job:<id>, {q}:done:<id>,
 --         {q}:p<prio>), ARGV[2] group, then DLQ entry ids
 -- Returns the job ids replayed; entries without an envelope (raw payloads) stay put.
+-- The job's limits (E.LIMITS, kept by lib.lua's bury) go back into the record.
 local prefix, group = ARGV[1], ARGV[2]
 local out = {}
 for i = 3, #ARGV do
@@ -23,6 +24,8 @@ for i = 3, #ARGV do
       redis.call('DEL', jkey, prefix .. K.DONE .. jid)
       redis.call('HSET', jkey, F.ENV, env, F.STATE, S.QUEUED, F.PRIO, prio, F.ATTEMPT, 0,
         F.DELIVERIES, 0, F.ENQ_MS, now_ms(), F.REPLAYED, 1)
+      local limits = field(fields, E.LIMITS)
+      if limits then redis.call('HSET', jkey, F.LIMITS, limits) end
       ensure_group(stream, group)
       redis.call('XADD', stream, '*', E.ID, jid)
       redis.call('XDEL', KEYS[1], ARGV[i])

@@ -8,14 +8,17 @@
 -- Returns 1 when scheduled; 0 when the job is already terminal (or its record stem cannot
 -- use: then it is dead-lettered with reason corrupt-record); -1 when the entry no longer
 -- belongs to this consumer (its lease was lost: the current holder decides, not us).
--- Everything is read and checked before the first write (lib.lua's rule).
+-- Everything is read and checked before the first write (lib.lua's rule). The delivery's
+-- concurrency slots are given back (fenced by the entry id).
 check_type(KEYS[3], 'zset')
 check_type(KEYS[4], 'stream')
-local rec = read_record(KEYS[2], F.ENV, F.STATE, F.ATTEMPT, F.DELIVERIES)
+local rec = read_record(KEYS[2], F.ENV, F.STATE, F.ATTEMPT, F.DELIVERIES, F.LIMITS)
 local why = corrupt(rec)
 local delay = tonumber(ARGV[4])
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then return -1 end
 redis.call('XDEL', KEYS[1], ARGV[2])
+local prefix = string.sub(KEYS[2], 1, #KEYS[2] - #K.JOB - #ARGV[3])
+free_slots(prefix, ARGV[3], rec and rec[5], stream_priority(KEYS[1]) .. '|' .. ARGV[2])
 local now = now_ms()
 if why then
   local jkey, latch = false, false

@@ -1,0 +1,200 @@
+"""Limits across real worker processes, a real reclaimer and rate limiter, real Redis.
+
+Overlap is judged from the jobs' own start/end records (what each returned); rates from
+the server-time start each delivery was stamped with (when the token was taken).
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections import defaultdict
+from pathlib import Path
+
+from stem import Stem
+from stem.handle import JobHandle
+from stem.states import JobState
+from tests.apps import limited
+from tests.limits.conftest import start
+from tests.worker.conftest import wait_until
+
+Procs = list[subprocess.Popen[bytes]]
+
+
+def most_at_once(intervals: list[list[float]]) -> int:
+    """The largest number of [start, end] intervals that overlap at one instant."""
+    events = sorted([(s, 1) for s, _ in intervals] + [(e, -1) for _, e in intervals])
+    now = peak = 0
+    for _, step in events:  # an end at the same instant as a start counts first
+        now += step
+        peak = max(peak, now)
+    return peak
+
+
+def most_in_a_second(starts_ms: list[int]) -> int:
+    """The most starts in any half-open window [t, t + 1000 ms)."""
+    starts_ms = sorted(starts_ms)
+    j, best = 0, 0
+    for i, t in enumerate(starts_ms):
+        while starts_ms[j] <= t - 1000:
+            j += 1
+        best = max(best, i - j + 1)
+    return best
+
+
+def workers(redis_url: str, namespace: str, root: Path, n: int, *extra: str) -> Procs:
+    return [
+        start(redis_url, namespace, root, "worker", "--name", f"w{i}", *extra) for i in range(n)
+    ]
+
+
+def actors(redis_url: str, namespace: str, root: Path) -> Procs:
+    return [start(redis_url, namespace, root, c) for c in ("ratelimit", "reclaim")]
+
+
+def results(handles: list[JobHandle], timeout_s: float = 60) -> list[object]:
+    return [h.result(timeout_s=timeout_s) for h in handles]
+
+
+def test_a_concurrency_limit_of_two_holds_across_three_workers_and_every_job_finishes(
+    lapp: Stem, redis_url: str, namespace: str, repo_root: Path, procs: Procs
+) -> None:
+    handles = limited.export.enqueue_many([(i,) for i in range(30)])
+    procs += workers(redis_url, namespace, repo_root, 3)
+    procs += actors(redis_url, namespace, repo_root)
+
+    spans = results(handles)
+
+    assert len(spans) == 30
+    assert most_at_once(spans) == 2  # type: ignore[arg-type]
+    records = [lapp.broker.job("default", h.id) for h in handles]
+    assert {(r.state, r.attempt, r.deliveries) for r in records if r} == {
+        (JobState.SUCCEEDED, 0, 1)
+    }  # a throttled job's attempt and delivery counts are unchanged when it runs
+    assert lapp.broker.limit_counters("default")["throttled"] > 0
+
+
+def test_a_lock_never_lets_two_jobs_of_one_key_overlap(
+    lapp: Stem, redis_url: str, namespace: str, repo_root: Path, procs: Procs
+) -> None:
+    calls = [(f"key{i % 4}", i) for i in range(20)]
+    handles = limited.locked.enqueue_many(calls)
+    procs += workers(redis_url, namespace, repo_root, 3)
+    procs += actors(redis_url, namespace, repo_root)
+
+    spans = results(handles)
+
+    by_key: dict[str, list[list[float]]] = defaultdict(list)
+    for (key, _), span in zip(calls, spans, strict=True):
+        by_key[key].append(span)  # type: ignore[arg-type]
+    assert {k: most_at_once(v) for k, v in by_key.items()} == {f"key{i}": 1 for i in range(4)}
+    assert most_at_once([s for v in by_key.values() for s in v]) > 1  # keys ran side by side
+
+
+def test_a_lock_held_by_a_sigkilled_worker_is_taken_back_after_the_lease(
+    lapp: Stem, redis_url: str, namespace: str, repo_root: Path, procs: Procs
+) -> None:
+    holder = lapp.enqueue(limited.locked, ("k", 0, 30.0))
+    victim = start(redis_url, namespace, repo_root, "worker", "--name", "victim")
+    procs.append(victim)
+    wait_until(
+        lambda: (r := lapp.broker.job("default", holder.id)) and r.state is JobState.STARTED,
+        what="the lock holder to start",
+    )
+    behind = limited.locked.enqueue_many([("k", i) for i in range(1, 4)])
+    other = lapp.enqueue(limited.locked, ("other", 9))
+    procs += actors(redis_url, namespace, repo_root)
+    procs += workers(redis_url, namespace, repo_root, 1)
+    other.result(timeout_s=30)  # another key is not held up
+    assert all(
+        (r := lapp.broker.job("default", h.id)) and r.state is JobState.THROTTLED for h in behind
+    )
+
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait()
+    killed_at = time.time()
+
+    spans = results(behind, timeout_s=60)
+    assert min(s[0] for s in spans) >= killed_at + 0.5  # type: ignore[index]
+    assert most_at_once(spans) == 1  # type: ignore[arg-type]
+
+
+def test_a_rate_limit_of_20_per_second_holds_across_three_workers(
+    lapp: Stem, redis_url: str, namespace: str, repo_root: Path, procs: Procs
+) -> None:
+    handles = limited.rated.enqueue_many([(i,) for i in range(160)])
+    procs += workers(redis_url, namespace, repo_root, 3)
+    procs += actors(redis_url, namespace, repo_root)
+
+    results(handles, timeout_s=60)
+
+    starts = [r.start_ms for h in handles if (r := lapp.broker.job("default", h.id)) and r.start_ms]
+    assert len(starts) == 160
+    # Tokens are at least 50 ms apart (capacity 1, server time); a delivery follows its
+    # token within the worker's fetch latency, so one more start may fall in a window.
+    assert most_in_a_second(starts) <= 20 + 1
+    took_s = (max(starts) - min(starts)) / 1000
+    assert 159 / 20 * 0.9 <= took_s <= 159 / 20 * 1.5  # about 8 s: the limit, not the workers
+
+
+def test_a_key_with_few_jobs_is_not_starved_by_a_key_with_many(
+    lapp: Stem, redis_url: str, namespace: str, repo_root: Path, procs: Procs
+) -> None:
+    many = limited.notify.enqueue_many([("A", i) for i in range(300)])
+    few = limited.notify.enqueue_many([("B", i) for i in range(10)])
+    enqueued_at = time.time()
+    procs += workers(redis_url, namespace, repo_root, 2)
+    procs += actors(redis_url, namespace, repo_root)
+
+    finished = results(few, timeout_s=60)
+
+    assert max(finished) - enqueued_at < 10  # type: ignore[type-var,operator]
+    done_a = sum(1 for h in many if (r := lapp.broker.job("default", h.id)) and r.end_ms)
+    assert done_a < 150  # A is still going at its 5/s: B did not wait for it
+
+
+def test_a_job_without_limits_is_never_throttled(
+    lapp: Stem, redis_url: str, namespace: str, repo_root: Path, procs: Procs
+) -> None:
+    handles = limited.free.enqueue_many([(i,) for i in range(50)])
+    procs += workers(redis_url, namespace, repo_root, 1)  # no limiter running
+
+    assert results(handles) == list(range(50))
+    assert lapp.broker.limit_counters("default")["throttled"] == 0
+
+
+def test_stem_limit_set_mid_run_changes_the_observed_rate_within_a_second(
+    lapp: Stem, redis_url: str, namespace: str, repo_root: Path, procs: Procs
+) -> None:
+    handles = limited.rated.enqueue_many([(i,) for i in range(200)])
+    procs += workers(redis_url, namespace, repo_root, 2)
+    procs += actors(redis_url, namespace, repo_root)
+
+    def started() -> list[int]:
+        records = [lapp.broker.job("default", h.id) for h in handles]
+        return [r.start_ms for r in records if r is not None and r.start_ms]
+
+    wait_until(lambda: len(started()) >= 40, what="the first 40 starts at 20/s")
+    seconds, micros = lapp.broker.client.time()
+    set_at_ms = seconds * 1000 + micros // 1000
+    lapp.broker.set_limit_override(limited.rated.name, '{"rate": "5/s"}')
+    wait_until(lambda: max(started()) > set_at_ms + 4000, what="4 s at the new rate")
+
+    after = [t for t in started() if t >= set_at_ms + 1000]
+    assert most_in_a_second(after) <= 5 + 1  # + 1: delivery jitter, as above
+    assert len([t for t in after if t < set_at_ms + 4000]) >= 10  # still running, at 5/s
+
+
+def test_a_burst_worker_waits_for_throttled_jobs_before_it_exits(
+    lapp: Stem, redis_url: str, namespace: str, repo_root: Path, procs: Procs
+) -> None:
+    handles = limited.export.enqueue_many([(i,) for i in range(6)])
+    procs += actors(redis_url, namespace, repo_root)
+    burst = start(redis_url, namespace, repo_root, "worker", "--burst")
+    procs.append(burst)
+
+    assert burst.wait(timeout=60) == 0
+    records = [lapp.broker.job("default", h.id) for h in handles]
+    assert [r.state for r in records if r] == [JobState.SUCCEEDED] * 6
