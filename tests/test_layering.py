@@ -37,6 +37,8 @@ ALLOWED: dict[str, set[str]] = {
     # The pure models and codecs: errors only.
     "stem.schedule": {"stem.errors"},
     "stem.envelope": {"stem.errors"},
+    # Payload signing: signs and verifies envelope bytes; no Redis, no app.
+    "stem.signing": {"stem.errors"},
     # The embedded Redis arms the supervisor's parent-death signal (a generic leaf).
     "stem.embedded": {"stem.errors", "supervisor"},
     # The broker: below the app; knows nothing of workers, beat, CLI or the app.
@@ -52,6 +54,7 @@ ALLOWED: dict[str, set[str]] = {
         "stem.middleware",
         "stem.observe",
         "stem.schedule",
+        "stem.signing",
         "stem.task",
     },
     "stem.task": {"stem.app", "stem.errors", "stem.handle", "stem.outcome", "stem.states"},
@@ -83,6 +86,7 @@ ALLOWED: dict[str, set[str]] = {
         "stem.observe",
         "stem.outcome",
         "stem.runtime",
+        "stem.signing",
         "stem.states",
         "stem.task",
         "supervisor",
@@ -118,6 +122,7 @@ ALLOWED: dict[str, set[str]] = {
         "stem.handle",
         "stem.observe",  # observe scaling/serve, and the log options
         "stem.schedule",
+        "stem.signing",
         "stem.states",
         "supervisor",
     },
