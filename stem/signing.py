@@ -222,9 +222,9 @@ def parse_key_spec(item: str) -> tuple[str, Any]:
     """One ``kid:[ed25519:|ed25519-public:]base64`` item of ``STEM_SIGNING_KEYS``; the
     error names the key id, never the value."""
     kid, sep, rest = item.strip().partition(":")
-    if not sep or not rest:
+    if not sep or not rest:  # no key id to name: the item may be a bare secret
         raise ConfigError(
-            f"STEM_SIGNING_KEYS: item {kid!r} is not 'kid:base64secret' (or "
+            "STEM_SIGNING_KEYS: an item is not 'kid:base64secret' (or "
             "'kid:ed25519:base64', 'kid:ed25519-public:base64')"
         )
     kind, sep, value = rest.partition(":")
@@ -237,7 +237,10 @@ def parse_key_spec(item: str) -> tuple[str, Any]:
     if kind == HMAC_SHA256:
         return kid, raw
     if kind not in (ED25519, ED25519 + "-public"):
-        raise ConfigError(f"STEM_SIGNING_KEYS: key {kid!r} has unknown kind {kind!r}")
+        raise ConfigError(  # the kind is not shown: a misplaced colon could make it a secret
+            f"STEM_SIGNING_KEYS: key {kid!r} has an unknown kind (ed25519 and "
+            "ed25519-public are known; a bare value is an HMAC secret)"
+        )
     ed = _ed25519()
     if ed is None:
         raise ConfigError(
