@@ -6,6 +6,7 @@ serves workers with different keys (each test starts workers with its own enviro
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import stem
@@ -15,11 +16,20 @@ app = Stem(lease_s=1.0, retry=RetryPolicy(max_retries=3, backoff_base_s=0.01, ba
 
 
 @app.task(pool="threads")
-def record(path: str, token: str) -> str:
-    """Append ``token`` to ``path``: one line per run, across processes."""
+def record(path: str, token: str, seconds: float = 0.0) -> str:
+    """Append ``token`` to ``path`` (one line per run, across processes), then sleep."""
     with Path(path).open("a") as fh:
         fh.write(token + "\n")
+    time.sleep(seconds)
     return token
+
+
+@app.task(pool="threads")
+def fails(path: str, token: str) -> str:
+    """Record the run and raise: dead-lettered once its retries are spent."""
+    with Path(path).open("a") as fh:
+        fh.write(token + "\n")
+    raise ValueError("always fails")
 
 
 @app.task(pool="threads")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections import Counter
@@ -26,6 +27,7 @@ from tests.worker.conftest import lines, wait_until
 APP = "tests.apps.signed:app"
 RECORD = "tests.apps.signed.record"
 FAILS_ONCE = "tests.apps.signed.fails_once"
+FAILS = "tests.apps.signed.fails"
 SECRET1 = b"k1-secret-\x00\xff-0123456789abcdef"
 SECRET2 = b"k2-secret-0123456789abcdef-\x01\x02"
 SECRET9 = b"k9-secret-0123456789abcdef-zzzz"
@@ -228,3 +230,30 @@ def test_a_signing_worker_refuses_unsigned_and_unknown_key_jobs_and_an_unsigned_
     procs.append(start_worker(redis_url, namespace, repo_root, tmp_path, "w2", None))
     both = [plain.enqueue(RECORD, [str(runs), "plain"]), signed.enqueue(RECORD, [str(runs), "s"])]
     assert [h.result(timeout_s=30) for h in both] == ["plain", "s"]  # signing is opt-in
+
+
+def test_a_reclaimed_and_a_replayed_signed_job_still_verify_and_run(
+    redis_url: str, namespace: str, repo_root: Path, tmp_path: Path, procs: Procs
+) -> None:
+    runs = tmp_path / "runs.txt"
+    app = producer(redis_url, namespace, "k1", k1=SECRET1)
+    keys = keys_env(k1=SECRET1)
+    held = app.enqueue(RECORD, [str(runs), "held", 2.0])
+    first = start_worker(redis_url, namespace, repo_root, tmp_path, "same", keys)
+    procs.append(first)
+    wait_until(lambda: lines(runs) == ["held"], what="the job to start")
+    os.killpg(first.pid, signal.SIGKILL)
+    first.wait()
+    procs.append(start_worker(redis_url, namespace, repo_root, tmp_path, "same", keys))
+    assert held.result(timeout_s=60) == "held"  # recovered, verified, run again
+    assert lines(runs) == ["held", "held"]
+
+    failing = app.enqueue(FAILS, [str(runs), "failing"])
+    with pytest.raises(JobFailed, match="max-retries"):
+        failing.result(timeout_s=30)
+    replayed = cli(redis_url, namespace, "dlq", "replay", failing.id)  # no key, no --resign
+    assert (replayed.exit_code, replayed.output.strip()) == (0, failing.id)
+    wait_until(lambda: Counter(lines(runs))["failing"] == 8, what="the replayed runs")
+    with pytest.raises(JobFailed, match="max-retries"):
+        failing.result(timeout_s=30)  # its retries ran out again: it ran, never refused
+    assert dead_reasons(app) == {failing.id: "max-retries"}
