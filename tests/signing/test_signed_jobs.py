@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from stem import JobFailed, Stem
 from stem.cli import main
@@ -75,7 +77,7 @@ def start_worker(
         return subprocess.Popen(argv, cwd=root, env=env, stderr=err, start_new_session=True)
 
 
-def producer(redis_url: str, namespace: str, current: str | None, **keys: bytes) -> Stem:
+def producer(redis_url: str, namespace: str, current: str | None, **keys: object) -> Stem:
     return Stem(redis_url, namespace=namespace, signing_keys=keys or None, signing_key_id=current)
 
 
@@ -257,3 +259,21 @@ def test_a_reclaimed_and_a_replayed_signed_job_still_verify_and_run(
     with pytest.raises(JobFailed, match="max-retries"):
         failing.result(timeout_s=30)  # its retries ran out again: it ran, never refused
     assert dead_reasons(app) == {failing.id: "max-retries"}
+
+
+def test_an_ed25519_worker_with_only_the_public_key_runs_signed_jobs_and_refuses_forged_ones(
+    redis_url: str, namespace: str, repo_root: Path, tmp_path: Path, procs: Procs
+) -> None:
+    private = Ed25519PrivateKey.generate()
+    public = private.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+    runs = tmp_path / "runs.txt"
+    app = producer(redis_url, namespace, "e1", e1=private)
+    good = app.enqueue(RECORD, [str(runs), "good"])
+    forged = app.enqueue(RECORD, [str(runs), "real"])
+    tamper(app, forged, '"real"', '"forged"')
+    keys = f"e1:ed25519-public:{base64.b64encode(public).decode()}"
+    procs.append(start_worker(redis_url, namespace, repo_root, tmp_path, "w1", keys))
+    assert good.result(timeout_s=30) == "good"
+    wait_dead(app, 1)
+    assert dead_reasons(app) == {forged.id: "bad-signature"}
+    assert lines(runs) == ["good"]
