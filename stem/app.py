@@ -20,7 +20,7 @@ import datetime as dt
 import re
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from stem._async import in_thread
@@ -33,6 +33,7 @@ from stem.handle import JobHandle
 from stem.limits import LOCK, lock_spec, spec
 from stem.middleware.base import Middleware, OutgoingJob
 from stem.observe.tracing import Tracing
+from stem.signing import Signer
 from stem.task import Pool, RetryPolicy, Task, make_task
 
 if TYPE_CHECKING:
@@ -48,6 +49,12 @@ class Stem:
     ``redis_url`` falls back to ``$STEM_REDIS_URL`` (then to the URL file of a running
     ``stem supervise``). The broker connection opens lazily on first use and is shared by
     threads; ``close()`` releases it.
+
+    ``signing_keys`` (key id -> HMAC secret bytes, or Ed25519 key) turns payload signing
+    on: every job this app enqueues is signed with ``signing_key_id``'s key, and its
+    workers refuse (dead-letter ``bad-signature``) any job not signed by one of the keys.
+    Without it, ``$STEM_SIGNING_KEYS`` and ``$STEM_SIGNING_KEY_ID`` are read (see
+    :mod:`stem.signing`); with neither, signing is off and workers accept unsigned jobs.
     """
 
     def __init__(
@@ -65,6 +72,8 @@ class Stem:
         dlq_maxlen: int = 100_000,
         dlq_retention_s: int = 14 * 86_400,
         middleware: Sequence[Middleware] = (),
+        signing_keys: Mapping[str, Any] | None = None,
+        signing_key_id: str | None = None,
     ) -> None:
         if lease_s <= 0:
             raise ConfigError(f"lease_s must be > 0, got {lease_s}")
@@ -86,6 +95,12 @@ class Stem:
             # Producer spans and trace headers; a no-op until a tracer provider is set.
             self.middleware.insert(0, Tracing())
         self.tasks: dict[str, Task[Any, Any]] = {}
+        #: Signs what this app enqueues and verifies what its workers run (None: off).
+        self.signer: Signer | None = (
+            Signer(signing_keys, signing_key_id) if signing_keys is not None else Signer.from_env()
+        )
+        if signing_keys is None and signing_key_id is not None and self.signer is None:
+            raise ConfigError("signing_key_id needs signing_keys (or $STEM_SIGNING_KEYS)")
         self._broker: RedisBroker | None = None
         self._lock = threading.Lock()
         self.schedules: list[Entry] = []
@@ -356,6 +371,9 @@ class Stem:
                 for hook in before:
                     hook(out)  # may re-route it: jobs are grouped by queue below
         envelopes = encode_many(outs, time.time_ns() // 1_000_000)
+        if self.signer is not None:
+            sign = self.signer.sign
+            envelopes = [sign(o.job_id, o.queue, e) for o, e in zip(outs, envelopes, strict=True)]
         news = [
             NewJob(
                 o.job_id,
@@ -485,6 +503,8 @@ class Stem:
             out.eta_ms,
             out.headers,
         )
+        if self.signer is not None:
+            envelope = self.signer.sign(out.job_id, out.queue, envelope)
         return NewJob(
             out.job_id,
             envelope,

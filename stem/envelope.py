@@ -3,8 +3,9 @@
 An envelope is immutable once written: it holds what the producer decided (task, args,
 queue, priority, headers). What changes while a job lives (attempt, deliveries, state)
 lives in the job record next to it, so that a signature over the envelope's exact bytes
-will stay valid across retries, reclaims and dead-letter replays. Payload signing is
-planned, not built: nothing signs or verifies envelopes yet. JSON only, never pickle.
+stays valid across retries, reclaims and dead-letter replays. A signed envelope carries
+two more keys at its end, ``kid`` and ``sig`` (see :mod:`stem.signing`); :func:`decode`
+ignores them. JSON only, never pickle.
 
 Version 1 fields: ``v`` (1), ``id``, ``task``, ``args`` (list), ``kwargs`` (object),
 ``queue``, ``priority`` (0-9, higher runs first), ``enq_ms`` (producer clock, epoch ms),
@@ -77,7 +78,7 @@ class Envelope:
     headers: dict[str, str] = field(default_factory=dict)
 
     def encode(self) -> str:
-        """The exact JSON text that is stored (and that signing, once built, will sign)."""
+        """The exact JSON text that is stored (and that signing signs)."""
         return encode_fields(
             self.id,
             self.task,

@@ -19,6 +19,7 @@
     │   ├── ResultTimeout           waiting for a result took too long (also a TimeoutError)
     │   ├── JobFailed               the job ended failed or dead; carries the stored error
     │   ├── PayloadError            a delivered payload cannot be decoded or verified
+    │   │   └── SignatureError      (stem.signing) unsigned, unknown key id, or does not verify
     │   ├── SoftTimeLimitExceeded   raised inside a task when its soft time limit passes
     │   ├── HardTimeLimitExceeded   recorded when a task was killed at its hard time limit
     │   ├── RemoteTaskError         a task raised in a pool child; carries its type names

@@ -37,6 +37,8 @@ ALLOWED: dict[str, set[str]] = {
     # The pure models and codecs: errors only.
     "stem.schedule": {"stem.errors"},
     "stem.envelope": {"stem.errors"},
+    # Payload signing: signs and verifies envelope bytes; no Redis, no app.
+    "stem.signing": {"stem.errors"},
     # The embedded Redis arms the supervisor's parent-death signal (a generic leaf).
     "stem.embedded": {"stem.errors", "supervisor"},
     # The broker: below the app; knows nothing of workers, beat, CLI or the app.
@@ -53,6 +55,7 @@ ALLOWED: dict[str, set[str]] = {
         "stem.middleware",
         "stem.observe",
         "stem.schedule",
+        "stem.signing",
         "stem.task",
     },
     "stem.task": {
@@ -94,6 +97,7 @@ ALLOWED: dict[str, set[str]] = {
         "stem.observe",
         "stem.outcome",
         "stem.runtime",
+        "stem.signing",
         "stem.states",
         "stem.task",
         "supervisor",
@@ -138,6 +142,7 @@ ALLOWED: dict[str, set[str]] = {
         "stem.observe",  # observe scaling/serve, and the log options
         "stem.limits",
         "stem.schedule",
+        "stem.signing",
         "stem.states",
         "supervisor",
     },

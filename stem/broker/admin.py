@@ -4,16 +4,30 @@ dead-letter queue. Mixed into ``RedisBroker``.
 
 from __future__ import annotations
 
+import itertools
 import json
 import time
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from stem.broker.base import DeadEntry, QueueStats
 from stem.broker.connection import Faults, mapped
-from stem.broker.keys import GROUP, Keys
+from stem.broker.keys import GROUP, EntryField, JobField, Keys, QueueKeys
 from stem.broker.scripts import Scripts
 from stem.broker.values import integer, json_object, text
+from stem.states import JobState
+
+_PAGE = 500
+_ID = EntryField.ID.value.encode()
+_ENV = EntryField.ENV.value.encode()
+#: Where a job whose record is in this state waits, for :meth:`AdminMixin.count_envelopes`.
+_WHERE = {
+    JobState.QUEUED.value: "ready",
+    JobState.STARTED.value: "pending",
+    JobState.SCHEDULED.value: "delayed",
+    JobState.RETRYING.value: "delayed",
+}
 
 
 def _text(value: Any) -> str:
@@ -167,11 +181,72 @@ class AdminMixin:
         return None
 
     @mapped
-    def replay(self, queue: str, entry_ids: Sequence[str]) -> list[str]:
-        """Put DLQ entries back on their ready streams with their job ids; return those."""
+    def replay(
+        self, queue: str, entry_ids: Sequence[str], envelopes: Mapping[str, str] | None = None
+    ) -> list[str]:
+        """Put DLQ entries back on their ready streams with their job ids; return those.
+
+        ``envelopes`` (entry id -> envelope) replaces the kept envelope of those entries:
+        how an operator's re-signed copy goes back (``stem dlq replay --resign``).
+        """
         qk = self.keys.queue(queue)
-        out = self.scripts.replay(keys=[qk.dead], args=[qk.prefix, GROUP, *entry_ids])
+        given = envelopes or {}
+        args = [f"{e}\n{given[e]}" if e in given else e for e in entry_ids]
+        out = self.scripts.replay(keys=[qk.dead], args=[qk.prefix, GROUP, *args])
         return [_text(j) for j in out]
+
+    @mapped
+    def count_envelopes(
+        self, queue: str, label: Callable[[bytes], str]
+    ) -> dict[tuple[str, str], int]:
+        """How many stored envelopes of ``queue`` there are per (where, ``label(envelope)``).
+
+        ``where`` is ``ready``, ``pending`` (held by a worker), ``delayed`` (delays and
+        retries) or ``dead`` (the DLQ entry's copy). Read page by page, so memory stays
+        bounded; a record stem cannot read is skipped. The broker does not read the
+        envelopes: ``label`` does (e.g. the key id they are signed with).
+        """
+        qk = self.keys.queue(queue)
+        counts: Counter[tuple[str, str]] = Counter()
+        for stream in qk.streams():
+            for page in self._pages(stream):
+                self._tally(qk, [fields.get(_ID) for _, fields in page], label, counts)
+        for start in itertools.count(0, _PAGE):
+            ids = self.client.zrange(qk.delayed, start, start + _PAGE - 1)
+            self._tally(qk, ids, label, counts)
+            if len(ids) < _PAGE:
+                break
+        for page in self._pages(qk.dead):
+            for _, fields in page:
+                if fields.get(_ENV):
+                    counts["dead", label(fields[_ENV])] += 1
+        return dict(counts)
+
+    def _pages(self, stream: str) -> Iterator[list[Any]]:
+        start = "-"
+        while True:
+            page = self.client.xrange(stream, min=start, max="+", count=_PAGE)
+            yield page
+            if len(page) < _PAGE:
+                return
+            start = "(" + _text(page[-1][0])
+
+    def _tally(
+        self,
+        qk: QueueKeys,
+        job_ids: Sequence[Any],
+        label: Callable[[bytes], str],
+        counts: Counter[tuple[str, str]],
+    ) -> None:
+        with self.client.pipeline(transaction=False) as pipe:
+            for jid in job_ids:
+                pipe.hmget(qk.job(_text(jid)), JobField.ENV.value, JobField.STATE.value)
+            replies = pipe.execute(raise_on_error=False) if job_ids else []
+        for reply in replies:
+            if isinstance(reply, list) and reply[0] is not None:
+                where = _WHERE.get(_text(reply[1]))
+                if where is not None:
+                    counts[where, label(reply[0])] += 1
 
     @mapped
     def purge_dead(self, queue: str) -> int:

@@ -21,7 +21,7 @@ blocks; actors call them through ``trio.to_thread.run_sync``. Connection failure
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from stem.broker.base import (
@@ -171,7 +171,13 @@ class Admin(Protocol):
 
     def dead_entry(self, queue: str, entry_or_job_id: str) -> DeadEntry | None: ...
 
-    def replay(self, queue: str, entry_ids: Sequence[str]) -> list[str]: ...
+    def replay(
+        self, queue: str, entry_ids: Sequence[str], envelopes: Mapping[str, str] | None = None
+    ) -> list[str]: ...
+
+    def count_envelopes(
+        self, queue: str, label: Callable[[bytes], str]
+    ) -> dict[tuple[str, str], int]: ...
 
     def purge_dead(self, queue: str) -> int: ...
 

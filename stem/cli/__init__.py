@@ -10,7 +10,7 @@ from __future__ import annotations
 
 # Modules, not their commands: ``stem.cli.dlq`` must stay the module (a command object
 # of the same name here would shadow it for ``import stem.cli.dlq``).
-from stem.cli import actors, dlq, enqueue, limit, observe, result, schedule
+from stem.cli import actors, dlq, enqueue, limit, observe, result, schedule, signing
 from stem.cli.root import accept_global_options_after, cli, show_envvars
 
 for _command in (
@@ -27,6 +27,7 @@ for _command in (
     limit.ratelimit,
 ):
     cli.add_command(_command)
+observe.observe.add_command(signing.signing)
 accept_global_options_after(cli)
 show_envvars(cli)
 

@@ -24,13 +24,16 @@ from stem.cli.output import (
 )
 from stem.cli.result import error_text
 from stem.cli.root import State
-from stem.errors import JobNotFound, UsageError
+from stem.errors import ConfigError, JobNotFound, UsageError
+from stem.signing import Signer, unsigned
+from stem.states import DeadReason
 
 if TYPE_CHECKING:
     from stem.broker import Admin, DeadEntry
 
 #: Entries read per round trip when paging through a whole dead-letter queue.
 PAGE = 500
+BAD_SIGNATURE = DeadReason.BAD_SIGNATURE.value
 
 LIST_COLUMNS = [
     Column("entry_id", "ENTRY"),
@@ -205,41 +208,57 @@ def show_fields(doc: dict[str, Any]) -> list[tuple[str, str]]:
 \b
   stem dlq replay 01b8dac5b4009f3c2a7e5d1b8c460e27 1700000000000-0   # by job or entry id
   stem dlq replay --all --queue default
+  stem dlq replay --resign 01b8dac5b4009f3c2a7e5d1b8c460e27          # a bad-signature job
 
-A replayed job keeps its id and goes back on its queue as a fresh attempt.
+A replayed job keeps its id and goes back on its queue as a fresh attempt. An entry
+dead-lettered for `bad-signature` is refused (nothing is replayed) unless --resign signs
+it again with the current key of the app's signing keys ($STEM_SIGNING_KEYS,
+$STEM_SIGNING_KEY_ID): only do that once you know where its envelope came from.
 """,
 )
 @click.argument("keys", nargs=-1, metavar="[ENTRY_OR_JOB_ID]...")
 @click.option("--all", "replay_all", is_flag=True, help="Replay every entry.")
 @click.option("--queue", help="The queue.", show_default="every known queue")
+@click.option(
+    "--resign",
+    is_flag=True,
+    help="Sign each replayed envelope again with the app's current signing key.",
+)
 @click.option("--json", "as_json", is_flag=True, help='Print [{"job_id", "queue"}, ...].')
 @click.pass_obj
 def replay(
-    state: State, keys: tuple[str, ...], replay_all: bool, queue: str | None, as_json: bool
+    state: State,
+    keys: tuple[str, ...],
+    replay_all: bool,
+    queue: str | None,
+    resign: bool,
+    as_json: bool,
 ) -> None:
     """Put dead-letter entries back on their queues; print the replayed job ids."""
     if bool(keys) == replay_all:
         raise click.UsageError("give entry or job ids, or --all (not both)")
+    signer = state.app.signer
+    if resign and (signer is None or signer.current is None):
+        raise ConfigError(
+            "--resign needs a signing key: set $STEM_SIGNING_KEYS and $STEM_SIGNING_KEY_ID "
+            "(or the app's signing_keys and signing_key_id)"
+        )
     broker: Admin = state.app.broker
-    chosen: dict[str, list[str]] = {}
-    if replay_all:
-        for q in _queues(state, queue):
-            chosen[q] = [e.entry_id for e in reversed(all_entries(broker, q, None))]
-    else:
-        # Resolve every id first: an unknown one replays nothing.
-        for key in keys:
-            q, entry = find_entry(state, key, queue)
-            chosen.setdefault(q, []).append(entry.entry_id)
+    chosen = _chosen(state, broker, keys, replay_all, queue)
+    if not resign:
+        _refuse_bad_signatures(chosen)
     replayed: list[dict[str, str]] = []
-    for q, entry_ids in chosen.items():
-        for start in range(0, len(entry_ids), PAGE):
-            for job_id in broker.replay(q, entry_ids[start : start + PAGE]):
+    for q, entries in chosen.items():
+        for start in range(0, len(entries), PAGE):
+            page = entries[start : start + PAGE]
+            envelopes = _resigned(signer, q, page) if resign and signer is not None else None
+            for job_id in broker.replay(q, [e.entry_id for e in page], envelopes):
                 if not as_json:
                     click.echo(job_id)
                 replayed.append({"job_id": job_id, "queue": q})
     if as_json:
         echo_json(replayed)
-    skipped = sum(len(ids) for ids in chosen.values()) - len(replayed)
+    skipped = sum(len(entries) for entries in chosen.values()) - len(replayed)
     if skipped:
         click.echo(
             f"stem: note: {skipped} entr{'y' if skipped == 1 else 'ies'} not replayed "
@@ -248,6 +267,45 @@ def replay(
         )
     elif not replayed:
         click.echo("nothing to replay", err=True)
+
+
+def _chosen(
+    state: State, broker: Admin, keys: tuple[str, ...], replay_all: bool, queue: str | None
+) -> dict[str, list[DeadEntry]]:
+    """The entries to replay, per queue, oldest first for ``--all``."""
+    chosen: dict[str, list[DeadEntry]] = {}
+    if replay_all:
+        for q in _queues(state, queue):
+            chosen[q] = list(reversed(all_entries(broker, q, None)))
+        return chosen
+    # Resolve every id first: an unknown one replays nothing.
+    for key in keys:
+        q, entry = find_entry(state, key, queue)
+        chosen.setdefault(q, []).append(entry)
+    return chosen
+
+
+def _refuse_bad_signatures(chosen: dict[str, list[DeadEntry]]) -> None:
+    """Refuse, before anything is replayed, entries whose signature a worker refused."""
+    bad = [e for entries in chosen.values() for e in entries if e.reason == BAD_SIGNATURE]
+    if bad:
+        first = bad[0].job_id or bad[0].entry_id
+        raise UsageError(
+            f"{len(bad)} of the entries ({first}{', ...' if len(bad) > 1 else ''}) were "
+            "dead-lettered for a bad signature: check where they came from, then replay "
+            "them with --resign to sign them with the current key"
+        )
+
+
+def _resigned(signer: Signer, queue: str, entries: list[DeadEntry]) -> dict[str, str]:
+    """Entry id -> its envelope signed with ``signer``'s current key (entries whose
+    envelope is not a JSON object are left to replay, which keeps them put)."""
+    out = {}
+    for e in entries:
+        body = unsigned(e.envelope)
+        if e.job_id and body.startswith("{") and body.endswith("}"):
+            out[e.entry_id] = signer.sign(e.job_id, queue, body)
+    return out
 
 
 @dlq.command(

@@ -1,7 +1,9 @@
 """From one delivery to one settlement: admit, run, decide, through the middleware.
 
-A delivery that cannot run (no record, undecodable envelope, unknown task, arguments
-that do not fit the function) is buried with its reason and never crashes the worker.
+A delivery that cannot run (no record, a missing or bad signature when the app has
+signing keys, undecodable envelope, unknown task, arguments that do not fit the
+function) is buried with its reason and never crashes the worker. The signature is
+checked on the stored bytes before anything of them is decoded (``stem.signing``).
 A task that raises becomes a ``FAILED`` :class:`~stem.outcome.Outcome` that the
 ``Retries`` middleware turns into a retry or a bury; the result must be JSON (a result
 that is not is a failure that is not retried). Time limits come from the task itself.
@@ -24,6 +26,7 @@ from stem.envelope import decode, dumps
 from stem.errors import PayloadError, RemoteTaskError, SerializationError, describe
 from stem.middleware.base import Middleware
 from stem.outcome import Outcome, Verdict
+from stem.signing import SignatureError
 from stem.states import DeadReason, JobState
 
 if TYPE_CHECKING:
@@ -50,6 +53,8 @@ class Executor:
         self.app = app
         self.runners = runners
         self.middleware = list(middleware)
+        #: Verifies each envelope before it is decoded; None: unsigned jobs are accepted.
+        self.signer = app.signer
         # Per hook, only the middleware that override it: the base no-ops cost nothing then.
         self._hooked = {
             name: [getattr(m, name) for m in self.middleware if _overrides(m, name)]
@@ -85,8 +90,14 @@ class Executor:
         if d.envelope is None:
             reason = DeadReason.MISSING_RECORD if d.job_id else DeadReason.UNDECODABLE
             return self._reject(d, reason, "stream entry without a job record")
+        body = d.envelope
+        if self.signer is not None:  # verify before anything of the envelope is decoded
+            try:
+                body = self.signer.verify(d.job_id or "", d.queue, d.envelope)
+            except SignatureError as exc:
+                return self._reject(d, DeadReason.BAD_SIGNATURE, str(exc))
         try:
-            env = decode(d.envelope)
+            env = decode(body)
         except PayloadError as exc:
             return self._reject(d, DeadReason.UNDECODABLE, str(exc))
         task = self.app.tasks.get(env.task)

@@ -272,6 +272,39 @@ class BrokerContract:
         assert (again.job_id, again.attempt) == (new.id, 0)
         assert broker.dead_entries(Q) == []
 
+    def test_a_replay_with_a_new_envelope_stores_and_delivers_that_envelope(
+        self, broker: RedisBroker
+    ) -> None:
+        kept, changed = job(), job()
+        broker.enqueue(Q, [kept, changed])
+        for d in broker.fetch(Q, "c1", 2):
+            settle(broker, d, Verdict.BURY, "{}", reason="bad-signature")
+        entries = {e.job_id: e.entry_id for e in broker.dead_entries(Q)}
+        resigned = changed.envelope[:-1] + ',"kid":"k2","sig":"abc"}'
+        replayed = broker.replay(Q, list(entries.values()), {entries[changed.id]: resigned})
+        assert sorted(replayed) == sorted([kept.id, changed.id])
+        envelopes = {d.job_id: d.envelope for d in broker.fetch(Q, "c1", 2)}
+        assert envelopes == {kept.id: kept.envelope.encode(), changed.id: resigned.encode()}
+
+    def test_envelopes_are_counted_by_label_where_they_wait(self, broker: RedisBroker) -> None:
+        later = time.time_ns() // 1_000_000 + 60_000
+        broker.enqueue(Q, [job("a"), job("a"), job("b"), job("b", eta_ms=later), job("a")])
+        [held, buried] = broker.fetch(Q, "c1", 2)
+        settle(broker, buried, Verdict.BURY, "{}", reason="x")
+
+        def label(envelope: bytes) -> str:
+            return str(json.loads(envelope)["task"])
+
+        counts = broker.count_envelopes(Q, label)
+        assert counts == {
+            ("ready", "b"): 1,
+            ("ready", "a"): 1,
+            ("pending", "a"): 1,
+            ("delayed", "b"): 1,
+            ("dead", "a"): 1,
+        }
+        assert held.job_id is not None
+
     def test_wait_ready_wakes_when_a_job_arrives(self, broker: RedisBroker) -> None:
         assert broker.fetch(Q, "c1", 1) == []
         timer = threading.Timer(0.1, lambda: broker.enqueue(Q, [job()]))

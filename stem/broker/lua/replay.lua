@@ -6,16 +6,22 @@
 --
 -- KEYS[1] {q}:dead
 -- ARGV[1] queue key prefix "ns:{q}:" (derived, same slot: {q}:job:<id>, {q}:done:<id>,
---         {q}:p<prio>), ARGV[2] group, then DLQ entry ids
+--         {q}:p<prio>), ARGV[2] group, then DLQ entry ids, each optionally followed by
+--         "\n" and an envelope that replaces the kept one (an operator's re-signed copy,
+--         `stem dlq replay --resign`; entry ids hold no newline)
 -- Returns the job ids replayed; entries without an envelope (raw payloads) stay put.
 -- The job's limits (E.LIMITS, kept by lib.lua's bury) go back into the record.
 local prefix, group = ARGV[1], ARGV[2]
 local out = {}
 for i = 3, #ARGV do
-  local got = redis.call('XRANGE', KEYS[1], ARGV[i], ARGV[i])
+  local eid, newenv = ARGV[i], false
+  local nl = string.find(eid, '\n', 1, true)
+  if nl then eid, newenv = string.sub(eid, 1, nl - 1), string.sub(eid, nl + 1) end
+  local got = redis.call('XRANGE', KEYS[1], eid, eid)
   if got[1] then
     local fields = got[1][2]
     local jid, env = field(fields, E.ID), field(fields, E.ENV)
+    if newenv then env = newenv end
     local ok, decoded = pcall(cjson.decode, env or '')
     if jid and jid ~= '' and ok and type(decoded) == 'table' and decoded['task'] then
       local jkey = prefix .. K.JOB .. jid
@@ -28,7 +34,7 @@ for i = 3, #ARGV do
       if limits then redis.call('HSET', jkey, F.LIMITS, limits) end
       ensure_group(stream, group)
       redis.call('XADD', stream, '*', E.ID, jid)
-      redis.call('XDEL', KEYS[1], ARGV[i])
+      redis.call('XDEL', KEYS[1], eid)
       out[#out + 1] = jid
     end
   end
