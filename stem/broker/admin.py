@@ -118,7 +118,12 @@ class AdminMixin:
         ids = [_text(w) for w in self.client.zrange(self.keys.workers, 0, -1)]
         if not ids:
             return []
-        raw = self.client.mget([self.keys.worker(w) for w in ids])
+        # One GET per worker in one pipeline, not MGET: on a cluster each worker's key is
+        # in its own slot, and a cluster pipeline sends each GET to its node.
+        with self.client.pipeline(transaction=False) as pipe:
+            for w in ids:
+                pipe.get(self.keys.worker(w))
+            raw = pipe.execute()
         gone = [w for w, r in zip(ids, raw, strict=True) if r is None]
         if gone:
             self.client.zrem(self.keys.workers, *gone)

@@ -33,7 +33,15 @@ from stem.broker.base import (
     Renewal,
     Settlement,
 )
-from stem.broker.connection import Faults, mapped, open_client, redact
+from stem.broker.connection import (
+    Client,
+    Faults,
+    disconnect,
+    is_cluster,
+    mapped,
+    open_client,
+    redact,
+)
 from stem.broker.keys import GROUP, READ_ORDER, Keys, QueueKeys
 from stem.broker.schedule import RedisScheduleStore
 from stem.broker.scripts import ScriptBatch, Scripts
@@ -75,7 +83,7 @@ class RedisBroker(AdminMixin):
         result_ttl_s: int = 7 * 86_400,
         dlq_maxlen: int = 100_000,
         dlq_retention_s: int = 14 * 86_400,
-        client: redis.Redis | None = None,
+        client: Client | None = None,
     ) -> None:
         self.url = url
         self.faults = Faults(url)
@@ -168,14 +176,27 @@ class RedisBroker(AdminMixin):
         ``fetch`` (which keeps the bound on held jobs exact). Positions come from the last
         empty ``fetch`` of each queue.
         """
-        streams: dict[str, bytes | str] = {}
+        per_queue: list[dict[str, bytes]] = []
         for queue in queues:
             known = self._positions.get(queue)
             if known is None:
                 return True  # never fetched empty: fetch first
-            streams.update(known)
+            per_queue.append(known)
+        if is_cluster(self.client) and len(per_queue) > 1:
+            return self._wait_each_queue(per_queue, timeout_ms)
+        streams = {stream: pos for known in per_queue for stream, pos in known.items()}
         reply = self.client.xread(streams, count=1, block=max(1, timeout_ms))
         return bool(reply)
+
+    def _wait_each_queue(self, per_queue: list[dict[str, bytes]], timeout_ms: int) -> bool:
+        """``wait_ready`` on a cluster: one ``XREAD`` cannot span hash slots, and each
+        queue is its own slot. One look at every queue without blocking, then a slice of
+        the wait on each in turn, so an entry on another queue waits at most one slice
+        (``timeout_ms / len(queues)``) longer than on a single Redis."""
+        if any(self.client.xread(streams, count=1) for streams in per_queue):
+            return True
+        slice_ms = max(1, timeout_ms // len(per_queue))
+        return any(self.client.xread(s, count=1, block=slice_ms) for s in per_queue)
 
     @mapped
     def settle(self, settlements: Sequence[Settlement]) -> list[int]:
@@ -289,7 +310,7 @@ class RedisBroker(AdminMixin):
         After a timeout the socket may be half-open (the peer gone without a FIN, or
         bytes lost in a partition): reusing it would only wait out another timeout.
         """
-        self.client.connection_pool.disconnect()
+        disconnect(self.client)
 
     @mapped
     def release(

