@@ -151,6 +151,10 @@ class LocalCluster:
                 return next(n for n in self.nodes if n.port == port)
         raise LookupError(f"no node serves slot {slot}")
 
+    def masters(self) -> list[Node]:
+        """The nodes that are masters now."""
+        return [n for n in self.nodes if n.client().info("replication")["role"] == "master"]
+
     def stop(self) -> None:
         """Kill every node (their data is disposable)."""
         for node in self.nodes:

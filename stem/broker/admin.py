@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from stem.broker.base import DeadEntry, QueueStats
-from stem.broker.connection import Faults, mapped
+from stem.broker.connection import Faults, mapped, raise_cluster_errors
 from stem.broker.keys import GROUP, Keys
 from stem.broker.scripts import Scripts
 from stem.broker.values import integer, json_object, text
@@ -60,7 +60,7 @@ class AdminMixin:
                 pipe.xpending(stream, GROUP)
             pipe.zcard(qk.delayed)
             pipe.xlen(qk.dead)
-            replies = pipe.execute(raise_on_error=False)
+            replies = raise_cluster_errors(pipe.execute(raise_on_error=False))
         length = pending = 0
         for i in range(0, 20, 2):
             length += replies[i] if isinstance(replies[i], int) else 0
@@ -82,13 +82,14 @@ class AdminMixin:
         with self.client.pipeline(transaction=False) as pipe:
             for stream in streams:
                 pipe.xinfo_groups(stream)
-            groups = pipe.execute(raise_on_error=False)
+            groups = raise_cluster_errors(pipe.execute(raise_on_error=False))
         with self.client.pipeline(transaction=False) as pipe:
             for stream, info in zip(streams, groups, strict=True):
                 last = _last_delivered(info)
                 pipe.xrange(stream, min=f"({last}" if last else "-", max="+", count=1)
             pipe.time()
-            *firsts, (now_s, now_us) = pipe.execute(raise_on_error=False)
+            replies = raise_cluster_errors(pipe.execute(raise_on_error=False))
+            *firsts, (now_s, now_us) = replies
         born = [_entry_ms(f[0][0]) for f in firsts if isinstance(f, list) and f]
         if not born:
             return None

@@ -24,7 +24,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import Concatenate, ParamSpec, Protocol, TypeVar, cast
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
 import redis
@@ -61,7 +61,7 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 __all__ = ["SCHEMES", "Client", "Faults", "disconnect", "is_cluster", "mapped", "open_client"]
-__all__ += ["redact"]
+__all__ += ["raise_cluster_errors", "redact"]
 
 #: What ``open_client`` returns: one Redis (standalone or Sentinel's master) or a cluster.
 Client = redis.Redis | RedisCluster
@@ -166,6 +166,16 @@ def _cluster_client(url: str, options: dict[str, object]) -> RedisCluster:
         raise Faults(url).classify(exc) from exc
 
 
+def raise_cluster_errors(replies: list[Any]) -> list[Any]:
+    """Return ``replies`` (of a pipeline run with ``raise_on_error=False``, which tolerates
+    a missing stream's errors); raise the first redirection or cluster failure among them,
+    which means the call did not run where it should have."""
+    for reply in replies:
+        if isinstance(reply, CLUSTER_TRANSIENT):
+            raise reply
+    return replies
+
+
 def is_cluster(client: object) -> bool:
     """Whether ``client`` talks to a Redis Cluster (so multi-key commands must stay in
     one hash slot)."""
@@ -245,7 +255,7 @@ class Faults:
     def classify(self, exc: redis.RedisError | RedisClusterException) -> OutsideError:
         """The stem error for ``exc`` (one line, no password)."""
         where = redact(self.url)
-        if isinstance(exc, RedisClusterException | MovedError | AskError):
+        if not isinstance(exc, redis.RedisError) or isinstance(exc, CLUSTER_TRANSIENT):
             return self._cluster(exc)
         if isinstance(exc, redis.AuthenticationError | AuthorizationError):
             return BrokerRefused(f"Redis at {where} refused the credentials: {exc}")
@@ -266,21 +276,24 @@ class Faults:
         message = f"Redis at {where} refused a command: {exc}"
         if isinstance(exc, redis.ReadOnlyError) or str(exc).startswith("READONLY"):
             return self._readonly(message)
-        if str(exc).startswith(TRANSIENT_PREFIXES) or isinstance(exc, CLUSTER_TRANSIENT):
+        if str(exc).startswith(TRANSIENT_PREFIXES):
             return BrokerUnavailable(message)
         return BrokerRefused(message)
 
-    def _cluster(self, exc: RedisClusterException | MovedError | AskError) -> OutsideError:
+    def _cluster(self, exc: BaseException) -> OutsideError:
         where = redact(self.url)
         what = f"{type(exc).__name__}: {exc}"
-        if urlsplit(self.url).scheme not in CLUSTER_SCHEMES:
+        plain = urlsplit(self.url).scheme not in CLUSTER_SCHEMES
+        if plain and isinstance(exc, MovedError | AskError):
             # A plain client cannot follow a redirection: the URL is the mistake.
             return BrokerRefused(
                 f"Redis at {where} is a Redis Cluster node (it redirected a command, {what}): "
                 "use a redis+cluster://host:port[,host:port...]/ URL"
             )
         if isinstance(exc, CLUSTER_TRANSIENT) or "cannot be connected" in str(exc):
-            return BrokerUnavailable(f"Redis Cluster at {where} is not serving yet: {what}")
+            return BrokerUnavailable(
+                f"Redis Cluster at {where} is resharding, failing over or out of reach: {what}"
+            )
         return BrokerRefused(f"Redis Cluster at {where} refused a command: {what}")
 
     def _readonly(self, message: str) -> OutsideError:

