@@ -22,6 +22,7 @@ from itertools import islice
 from typing import Any
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from stem.broker.admin import AdminMixin
 from stem.broker.base import (
@@ -253,17 +254,28 @@ class RedisBroker(AdminMixin):
 
         One script call per queue (its streams share one hash slot). The reply lists the
         deliveries that were not renewed because ``consumer`` no longer owns them (see
-        :class:`Renewal`).
+        :class:`Renewal`). On a cluster, a queue whose master fails (over) does not stop
+        the renewal of the queues on other masters: the first failure is raised after
+        them, and the caller's retry renews all again.
         """
         taken: list[Delivery] = []
         gone: list[Delivery] = []
         by_queue: dict[str, list[Delivery]] = defaultdict(list)
         for d in deliveries:
             by_queue[d.queue].append(d)
+        failed: Exception | None = None
         for queue, held in by_queue.items():
-            t, g = self._renew_queue(queue, consumer, held)
+            try:
+                t, g = self._renew_queue(queue, consumer, held)
+            except (redis.RedisError, RedisClusterException) as exc:
+                if not is_cluster(self.client):
+                    raise  # one server: the other queues would fail the same way
+                failed = failed or exc
+                continue
             taken += t
             gone += g
+        if failed is not None:
+            raise failed
         return Renewal(tuple(taken), tuple(gone))
 
     def _renew_queue(

@@ -221,5 +221,8 @@ def test_a_failover_in_the_middle_of_a_drain_loses_no_job_and_the_actors_carry_o
         assert expected == set(runs)
         assert duplicates <= 2 * 8, (duplicates, done_at_failover)
         assert all(broker.queue_stats(q).dead == 0 for q in queues)
+        # Leases of jobs on the masters that did not fail over were renewed throughout.
+        reclaimed = [broker.client.hget(broker.keys.queue(q).stats, "reclaimed") for q in queues]
+        assert reclaimed[1:] == [None, None]
     finally:
         jobs.app.close()
