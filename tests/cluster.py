@@ -126,16 +126,20 @@ class LocalCluster:
         return self
 
     def wait_ok(self, timeout_s: float = FORM_TIMEOUT_S) -> None:
-        """Block until every node says ``cluster_state:ok`` and knows every other node."""
+        """Block until every node says ``cluster_state:ok`` and knows every other node, and
+        every replica has synced with its master."""
         deadline = time.monotonic() + timeout_s
         seen = ""
         while time.monotonic() < deadline:
             infos = [n.client().cluster("INFO") for n in self.nodes]
             known = [int(i.get("cluster_known_nodes", 0)) for i in infos]
             states = [i.get("cluster_state") for i in infos]
-            if all(s == "ok" for s in states) and all(k == len(self.nodes) for k in known):
+            links = [n.client().info("replication").get("master_link_status") for n in self.nodes]
+            synced = all(link in (None, "up") for link in links)
+            formed = all(k == len(self.nodes) for k in known)
+            if synced and formed and all(s == "ok" for s in states):
                 return
-            seen = f"states {states}, known nodes {known}"
+            seen = f"states {states}, known nodes {known}, replica links {links}"
             time.sleep(0.05)
         raise RuntimeError(f"the cluster did not form within {timeout_s:.0f} s: {seen}")
 

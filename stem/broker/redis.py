@@ -50,7 +50,7 @@ from stem.broker.values import integer as _int
 from stem.broker.values import job_state as _state
 from stem.broker.values import text as _s
 from stem.broker.values import utf8 as _utf8
-from stem.errors import EnqueueIncomplete
+from stem.errors import EnqueueIncomplete, EnqueueNotReplicated
 from stem.outcome import Verdict
 from stem.states import TERMINAL_STATES, JobState
 
@@ -73,7 +73,9 @@ class RedisBroker(AdminMixin):
 
     ``result_ttl_s`` is how long a settled job's record (result or error) is kept;
     ``dlq_maxlen`` and ``dlq_retention_s`` bound the dead-letter stream (whichever is
-    reached first trims it). ``close()`` releases the connection pool.
+    reached first trims it). With ``enqueue_replicas``, ``enqueue`` returns only once that
+    many replicas confirmed the jobs (``WAIT``, up to ``enqueue_wait_ms``), and raises
+    ``EnqueueNotReplicated`` when fewer did. ``close()`` releases the connection pool.
     """
 
     def __init__(
@@ -85,6 +87,8 @@ class RedisBroker(AdminMixin):
         dlq_maxlen: int = 100_000,
         dlq_retention_s: int = 14 * 86_400,
         client: Client | None = None,
+        enqueue_replicas: int = 0,
+        enqueue_wait_ms: int = 1000,
     ) -> None:
         self.url = url
         self.faults = Faults(url)
@@ -95,6 +99,8 @@ class RedisBroker(AdminMixin):
         self.result_ttl_s = result_ttl_s
         self.dlq_maxlen = dlq_maxlen
         self.dlq_retention_ms = dlq_retention_s * 1000
+        self.enqueue_replicas = enqueue_replicas
+        self.enqueue_wait_ms = enqueue_wait_ms
         self._registered: set[str] = set()
         # Per queue, the stream positions seen by the last empty fetch (for wait_ready).
         self._positions: dict[str, dict[str, bytes]] = {}
@@ -119,15 +125,26 @@ class RedisBroker(AdminMixin):
         """
         qk = self.keys.queue(queue)
         self._register(queue)
-        if len(jobs) <= ENQUEUE_CHUNK:
+        if len(jobs) <= ENQUEUE_CHUNK and not self.enqueue_replicas:
             reply = self.scripts.enqueue(keys=[qk.delayed], args=self._enqueue_args(qk, jobs))
             return _pairs(jobs, reply)
-        batch = ScriptBatch(self.client)
+        batch = ScriptBatch(
+            self.client, wait_replicas=self.enqueue_replicas, wait_ms=self.enqueue_wait_ms
+        )
         chunks = list(_chunks(jobs, ENQUEUE_CHUNK))
         for chunk in chunks:
             batch.add(self.scripts.enqueue, [qk.delayed], self._enqueue_args(qk, chunk))
         replies = batch.execute_each()
         _raise_if_refused(chunks, replies, self.faults)
+        if batch.replicated is not None and batch.replicated < self.enqueue_replicas:
+            raise EnqueueNotReplicated(
+                f"{len(jobs)} job(s) were written on the master at {redact(self.url)}, but "
+                f"only {batch.replicated} of {self.enqueue_replicas} replica(s) confirmed them "
+                f"within {self.enqueue_wait_ms} ms: enqueue again with the same idempotency "
+                "key to be sure they survive a failover",
+                acknowledged=batch.replicated,
+                wanted=self.enqueue_replicas,
+            )
         return [pair for c, r in zip(chunks, replies, strict=True) for pair in _pairs(c, r)]
 
     @staticmethod

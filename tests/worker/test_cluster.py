@@ -187,7 +187,7 @@ def test_a_failover_in_the_middle_of_a_drain_loses_no_job_and_the_actors_carry_o
         old = cluster.master_of(cluster.keyslot(f"{{{queues[0]}}}"))
         replica_port = int(old.client().info("replication")["slave0"]["port"])
         replica = next(n for n in cluster.nodes if n.port == replica_port)
-        assert replica.client().execute_command("CLUSTER", "FAILOVER") == "OK"
+        assert replica.client().execute_command("CLUSTER", "FAILOVER") == "OK"  # type: ignore[no-untyped-call]
         wait_until(
             lambda: cluster.master_of(cluster.keyslot(f"{{{queues[0]}}}")) is replica,
             20,
