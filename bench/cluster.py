@@ -1,6 +1,6 @@
 """Redis CPU per job, and drain rates, on one Redis and on a 3-master Redis Cluster.
 
-    .venv/bin/python -m bench.cluster [--jobs 20000] [--runs 3]
+    .venv/bin/python -m bench.cluster [--jobs 20000] [--runs 3] [--enqueues 3000]
 
 Both servers run here, privately (the cluster is three ``redis-server --cluster-enabled``
 processes formed with ``redis-cli``, as the tests do). For each:
@@ -9,6 +9,8 @@ processes formed with ``redis-cli``, as the tests do). For each:
    summed over the masters, divided by the jobs): for a bulk enqueue, and for fetch +
    complete (the worker's two calls per batch, made in-process in batches of 500).
    ``1 / cpu_per_job`` is the ceiling of one Redis core for that step.
+3. **Durable enqueue cost**: single enqueues per second to a master with one replica,
+   without and with ``Stem(durable_enqueue_replicas=1)`` (a ``WAIT`` after each).
 2. **Drain rate** of no-op async jobs spread over three queues (on a cluster each on a
    different master) by two ``stem worker --burst`` processes, from the server timestamps
    in the job records.
@@ -33,6 +35,7 @@ from bench.common import private_redis, table
 from bench.worker import start_worker
 from stem import Stem
 from stem.broker import Settlement
+from stem.embedded import EmbeddedRedis
 from stem.outcome import Verdict
 from tests.cluster import LocalCluster
 from tests.worker.test_cluster import queues_on_every_master
@@ -105,12 +108,44 @@ def measure(url: str, ports: list[int], queues: list[str], jobs: int, runs: int)
     return [statistics.median(c[0] for c in cpu), statistics.median(c[1] for c in cpu), rate]
 
 
+def durable_cost(enqueues: int, runs: int) -> tuple[float, float]:
+    """(plain, durable) single enqueues/s to a master that has one synced replica."""
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        EmbeddedRedis(Path(tmp) / "m", appendonly=False) as master,
+        EmbeddedRedis(Path(tmp) / "r", appendonly=False) as replica,
+    ):
+        link = redis.Redis(port=replica.port)
+        link.replicaof("127.0.0.1", master.port)
+        while link.info("replication")["master_link_status"] != "up":
+            time.sleep(0.02)
+
+        def run(replicas: int) -> float:
+            app = Stem(
+                master.url,
+                namespace=f"e{time.monotonic_ns()}",
+                durable_enqueue_replicas=replicas,
+            )
+            app.enqueue("bench.noop_async")  # connect and load the scripts first
+            start = time.perf_counter()
+            for _ in range(enqueues):
+                app.enqueue("bench.noop_async")
+            elapsed = time.perf_counter() - start
+            app.close()
+            return enqueues / elapsed
+
+        plain = statistics.median(run(0) for _ in range(runs))
+        durable = statistics.median(run(1) for _ in range(runs))
+    return plain, durable
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--jobs", type=int, default=20_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--enqueues", type=int, default=3000)
     args = parser.parse_args()
     with private_redis() as server:
         single = measure(server.url, [server.port], ["q0", "q1", "q2"], args.jobs, args.runs)
@@ -133,6 +168,12 @@ def main() -> None:
     print(f"{args.jobs:,} jobs over 3 queues; medians of {args.runs} runs")
     header = ("server", "CPU/job enqueue", "CPU/job fetch+complete", "1 core ceiling", "drain")
     print(table(rows, header))
+    plain, durable = durable_cost(args.enqueues, args.runs)
+    print(
+        f"\nsingle enqueue to a master with one replica ({args.enqueues:,} each): "
+        f"{plain:,.0f}/s plain, {durable:,.0f}/s with durable_enqueue_replicas=1 "
+        f"({durable / plain:.2f}x)"
+    )
 
 
 if __name__ == "__main__":
