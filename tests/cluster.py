@@ -131,10 +131,11 @@ class LocalCluster:
         deadline = time.monotonic() + timeout_s
         seen = ""
         while time.monotonic() < deadline:
-            infos = [n.client().cluster("INFO") for n in self.nodes]
+            infos = [n.client().cluster("INFO") for n in self.nodes if n.proc is not None]
             known = [int(i.get("cluster_known_nodes", 0)) for i in infos]
             states = [i.get("cluster_state") for i in infos]
-            links = [n.client().info("replication").get("master_link_status") for n in self.nodes]
+            live = [n for n in self.nodes if n.proc is not None]
+            links = [n.client().info("replication").get("master_link_status") for n in live]
             synced = all(link in (None, "up") for link in links)
             formed = all(k == len(self.nodes) for k in known)
             if synced and formed and all(s == "ok" for s in states):
@@ -143,13 +144,17 @@ class LocalCluster:
             time.sleep(0.05)
         raise RuntimeError(f"the cluster did not form within {timeout_s:.0f} s: {seen}")
 
+    def live(self) -> Node:
+        """A node that runs (the first one may have been stopped by the test)."""
+        return next(n for n in self.nodes if n.proc is not None)
+
     def keyslot(self, key: str) -> int:
         """The hash slot of ``key``, as the cluster computes it."""
-        return int(self.nodes[0].client().cluster("KEYSLOT", key))
+        return int(self.live().client().cluster("KEYSLOT", key))
 
     def master_of(self, slot: int) -> Node:
         """The node that serves ``slot`` now."""
-        for start, end, master, *_ in self.nodes[0].client().cluster("SLOTS"):
+        for start, end, master, *_ in self.live().client().cluster("SLOTS"):
             if start <= slot <= end:
                 port = int(master[1])
                 return next(n for n in self.nodes if n.port == port)
@@ -157,7 +162,8 @@ class LocalCluster:
 
     def masters(self) -> list[Node]:
         """The nodes that are masters now."""
-        return [n for n in self.nodes if n.client().info("replication")["role"] == "master"]
+        live = [n for n in self.nodes if n.proc is not None]
+        return [n for n in live if n.client().info("replication")["role"] == "master"]
 
     def stop(self) -> None:
         """Kill every node (their data is disposable)."""
