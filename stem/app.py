@@ -74,11 +74,20 @@ class Stem:
         middleware: Sequence[Middleware] = (),
         signing_keys: Mapping[str, Any] | None = None,
         signing_key_id: str | None = None,
+        durable_enqueue_replicas: int = 0,
+        durable_enqueue_timeout_s: float = 1.0,
     ) -> None:
         if lease_s <= 0:
             raise ConfigError(f"lease_s must be > 0, got {lease_s}")
         if max_deliveries < 1:
             raise ConfigError(f"max_deliveries must be >= 1, got {max_deliveries}")
+        if durable_enqueue_replicas < 0 or durable_enqueue_timeout_s <= 0:
+            raise ConfigError(
+                "durable_enqueue_replicas must be >= 0 and durable_enqueue_timeout_s > 0, "
+                f"got {durable_enqueue_replicas} and {durable_enqueue_timeout_s}"
+            )
+        self.durable_enqueue_replicas = durable_enqueue_replicas
+        self.durable_enqueue_timeout_s = durable_enqueue_timeout_s
         self.redis_url = redis_url
         self.namespace = namespace
         self.default_queue = default_queue
@@ -130,6 +139,8 @@ class Stem:
             result_ttl_s=self.result_ttl_s,
             dlq_maxlen=self.dlq_maxlen,
             dlq_retention_s=self.dlq_retention_s,
+            enqueue_replicas=self.durable_enqueue_replicas,
+            enqueue_wait_ms=max(1, round(self.durable_enqueue_timeout_s * 1000)),
         )
 
     def connect(self, redis_url: str, *, namespace: str | None = None) -> None:

@@ -11,7 +11,8 @@
     │   └── NotFound                a named thing does not exist (schedule entry, status file)
     ├── OutsideError                the world outside stem broke: retry later or page someone
     │   ├── BrokerUnavailable       Redis cannot be reached, or refused for now: waiting heals it
-    │   │   └── EnqueueIncomplete   a bulk enqueue was refused part-way; ``written`` says how far
+    │   │   ├── EnqueueIncomplete   a bulk enqueue was refused part-way; ``written`` says how far
+    │   │   └── EnqueueNotReplicated  written on the master, too few replicas confirmed it in time
     │   ├── BrokerRefused           Redis refuses in a way waiting cannot heal: page someone
     │   └── RedisNotFound           no redis-server binary to start an embedded Redis
     ├── JobError                    about one job
@@ -107,6 +108,21 @@ class EnqueueIncomplete(BrokerUnavailable):
         super().__init__(message)
         self.written = written
         self.total = total
+
+
+class EnqueueNotReplicated(BrokerUnavailable):
+    """The jobs were written on the master, but fewer than ``wanted`` replicas confirmed
+    them within the wait (``Stem(durable_enqueue_replicas=...)``).
+
+    They will run unless the master fails before it replicates them (Redis replication is
+    asynchronous). To be sure, enqueue again with the same ``idempotency_key`` (or
+    ``job_id``): a job that survived is found, not enqueued twice.
+    """
+
+    def __init__(self, message: str, *, acknowledged: int, wanted: int) -> None:
+        super().__init__(message)
+        self.acknowledged = acknowledged
+        self.wanted = wanted
 
 
 class RedisNotFound(OutsideError):

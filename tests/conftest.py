@@ -19,6 +19,7 @@ import pytest
 from stem import Stem
 from stem.broker import RedisBroker
 from stem.embedded import EmbeddedRedis
+from tests.cluster import LocalCluster
 
 _ids = itertools.count()
 
@@ -28,6 +29,13 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EmbeddedR
     """One private Redis for the whole session (no persistence: tests clean up by namespace)."""
     with EmbeddedRedis(tmp_path_factory.mktemp("redis"), appendonly=False) as server:
         yield server
+
+
+@pytest.fixture(scope="session")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
+    """A private 3-master Redis Cluster for the session (formed in a few seconds)."""
+    with LocalCluster(tmp_path_factory.mktemp("cluster"), masters=3) as running:
+        yield running
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 from stem.broker.base import DeadEntry, QueueStats
-from stem.broker.connection import Faults, mapped
+from stem.broker.connection import Faults, mapped, raise_cluster_errors
 from stem.broker.keys import GROUP, EntryField, JobField, Keys, QueueKeys
 from stem.broker.scripts import Scripts
 from stem.broker.values import integer, json_object, text
@@ -74,7 +74,7 @@ class AdminMixin:
                 pipe.xpending(stream, GROUP)
             pipe.zcard(qk.delayed)
             pipe.xlen(qk.dead)
-            replies = pipe.execute(raise_on_error=False)
+            replies = raise_cluster_errors(pipe.execute(raise_on_error=False))
         length = pending = 0
         for i in range(0, 20, 2):
             length += replies[i] if isinstance(replies[i], int) else 0
@@ -96,13 +96,14 @@ class AdminMixin:
         with self.client.pipeline(transaction=False) as pipe:
             for stream in streams:
                 pipe.xinfo_groups(stream)
-            groups = pipe.execute(raise_on_error=False)
+            groups = raise_cluster_errors(pipe.execute(raise_on_error=False))
         with self.client.pipeline(transaction=False) as pipe:
             for stream, info in zip(streams, groups, strict=True):
                 last = _last_delivered(info)
                 pipe.xrange(stream, min=f"({last}" if last else "-", max="+", count=1)
             pipe.time()
-            *firsts, (now_s, now_us) = pipe.execute(raise_on_error=False)
+            replies = raise_cluster_errors(pipe.execute(raise_on_error=False))
+            *firsts, (now_s, now_us) = replies
         born = [_entry_ms(f[0][0]) for f in firsts if isinstance(f, list) and f]
         if not born:
             return None
@@ -132,7 +133,12 @@ class AdminMixin:
         ids = [_text(w) for w in self.client.zrange(self.keys.workers, 0, -1)]
         if not ids:
             return []
-        raw = self.client.mget([self.keys.worker(w) for w in ids])
+        # One GET per worker in one pipeline, not MGET: on a cluster each worker's key is
+        # in its own slot, and a cluster pipeline sends each GET to its node.
+        with self.client.pipeline(transaction=False) as pipe:
+            for w in ids:
+                pipe.get(self.keys.worker(w))
+            raw = pipe.execute()
         gone = [w for w, r in zip(ids, raw, strict=True) if r is None]
         if gone:
             self.client.zrem(self.keys.workers, *gone)

@@ -2,14 +2,17 @@
 
 Supported URLs (see :mod:`stem.broker.urls`) are redis-py's: ``redis://[user:password@]
 host:port/db``, ``rediss://`` (TLS) and ``unix:///path/to/socket?db=0``, and
-``redis+sentinel://host:port[,host:port...]/service_name[/db]``. Passwords never appear in
-messages.
+``redis+sentinel://host:port[,host:port...]/service_name[/db]`` and
+``redis+cluster://host:port[,host:port...]/`` (redis-py's ``RedisCluster``). Passwords never
+appear in messages.
 
 Every failure is sorted by whether waiting can heal it (see :class:`Faults`):
 ``BrokerUnavailable`` (lost connection, timeout, loading, out of memory, a failover) is
 retried by the actors; ``BrokerRefused`` (``NOPERM``, ``WRONGTYPE``, a script error, bad
 credentials, a TLS certificate that does not verify, a read-only replica for longer than
-``READONLY_GRACE_S``) stops them.
+``READONLY_GRACE_S``) stops them. On a cluster, the redirections and refusals of a
+resharding or failover (``MOVED``, ``ASK``, ``TRYAGAIN``, ``CLUSTERDOWN``, an uncovered slot)
+are retried by redis-py's cluster client first, then count as ``BrokerUnavailable``.
 """
 
 from __future__ import annotations
@@ -21,22 +24,59 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
-from typing import Concatenate, ParamSpec, Protocol, TypeVar, cast
+from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar, cast
+from urllib.parse import urlsplit
 
 import redis
 from redis.backoff import NoBackoff
-from redis.exceptions import AuthorizationError, NoPermissionError
+from redis.cluster import ClusterNode, RedisCluster
+from redis.exceptions import (
+    AskError,
+    AuthorizationError,
+    ClusterDownError,
+    ClusterError,
+    MasterDownError,
+    MovedError,
+    NoPermissionError,
+    RedisClusterException,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.retry import Retry
 from redis.sentinel import Sentinel
 
 from stem.broker import scripts
-from stem.broker.urls import SCHEMES, SENTINEL_SCHEME, check_url, parse_sentinel_url, redact
+from stem.broker.urls import (
+    CLUSTER_SCHEMES,
+    SCHEMES,
+    SENTINEL_SCHEME,
+    check_url,
+    parse_cluster_url,
+    parse_sentinel_url,
+    redact,
+)
 from stem.errors import BrokerRefused, BrokerUnavailable, ConfigError, OutsideError
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-__all__ = ["SCHEMES", "Faults", "mapped", "open_client", "redact"]
+__all__ = ["SCHEMES", "Client", "Faults", "disconnect", "is_cluster", "mapped", "open_client"]
+__all__ += ["raise_cluster_errors", "redact"]
+
+#: What ``open_client`` returns: one Redis (standalone or Sentinel's master) or a cluster.
+Client = redis.Redis | RedisCluster
+
+#: Failures a Redis Cluster gives while it reshards or fails over; redis-py's cluster
+#: client retries them (following the new slot map) before they reach stem.
+CLUSTER_TRANSIENT: tuple[type[BaseException], ...] = (
+    AskError,
+    ClusterDownError,
+    ClusterError,
+    MasterDownError,
+    MovedError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 
 #: How long a read-only replica (``READONLY``) counts as a failover in progress; past it,
 #: the URL points at a replica for good and the refusal is permanent.
@@ -61,7 +101,7 @@ ACL_DOC = "docs/guides/security.md"
 
 def open_client(
     url: str, *, max_connections: int | None = None, deadline_s: float | None = None
-) -> redis.Redis:
+) -> Client:
     """A client for ``url`` (bytes replies, health-checked pooled connections).
 
     With ``deadline_s`` the client is for short, latency-bound calls (lease renewals):
@@ -71,7 +111,9 @@ def open_client(
 
     A Sentinel URL gives a client of the current master: its pool asks the sentinels
     again after a lost connection or a ``READONLY`` reply (a failover), so callers see
-    that as a ``BrokerUnavailable`` that heals.
+    that as a ``BrokerUnavailable`` that heals. A cluster URL gives redis-py's
+    ``RedisCluster``, which reads the slot map from the seed nodes now (so an unreachable
+    cluster raises ``BrokerUnavailable`` here) and follows it as it changes.
 
     Raises :class:`ConfigError` for a URL that is not a Redis URL; connection problems
     surface on first use as :class:`BrokerUnavailable` (see :func:`mapped`).
@@ -95,6 +137,8 @@ def open_client(
     options.update(decode_responses=False, socket_keepalive=True, max_connections=max_connections)
     if scheme == SENTINEL_SCHEME:
         return _sentinel_client(url, options)
+    if scheme in CLUSTER_SCHEMES:
+        return _cluster_client(url, options)
     try:
         return redis.Redis.from_url(url, **options)
     except ValueError as exc:
@@ -116,6 +160,42 @@ def _sentinel_client(url: str, options: dict[str, object]) -> redis.Redis:
         parsed.service, redis_class=redis.Redis, **master_options
     )
     return cast(redis.Redis, client)
+
+
+def _cluster_client(url: str, options: dict[str, object]) -> RedisCluster:
+    parsed = parse_cluster_url(url)
+    node_options = {**options, **parsed.options}
+    if node_options.get("max_connections") is None:
+        node_options.pop("max_connections")
+    nodes = [ClusterNode(host, port) for host, port in parsed.nodes]  # type: ignore[no-untyped-call]
+    try:
+        return RedisCluster(startup_nodes=nodes, **node_options)  # type: ignore[arg-type]
+    except (redis.RedisError, RedisClusterException) as exc:
+        raise Faults(url).classify(exc) from exc
+
+
+def raise_cluster_errors(replies: list[Any]) -> list[Any]:
+    """Return ``replies`` (of a pipeline run with ``raise_on_error=False``, which tolerates
+    a missing stream's errors); raise the first redirection or cluster failure among them,
+    which means the call did not run where it should have."""
+    for reply in replies:
+        if isinstance(reply, CLUSTER_TRANSIENT):
+            raise reply
+    return replies
+
+
+def is_cluster(client: object) -> bool:
+    """Whether ``client`` talks to a Redis Cluster (so multi-key commands must stay in
+    one hash slot)."""
+    return isinstance(client, RedisCluster)
+
+
+def disconnect(client: Client) -> None:
+    """Close every pooled connection of ``client``; the next call opens fresh ones."""
+    if isinstance(client, RedisCluster):
+        client.disconnect_connection_pools()  # type: ignore[no-untyped-call]
+    else:
+        client.connection_pool.disconnect()
 
 
 @functools.cache
@@ -180,9 +260,11 @@ class Faults:
             with self._lock:
                 self._readonly_since = None
 
-    def classify(self, exc: redis.RedisError) -> OutsideError:
+    def classify(self, exc: redis.RedisError | RedisClusterException) -> OutsideError:
         """The stem error for ``exc`` (one line, no password)."""
         where = redact(self.url)
+        if not isinstance(exc, redis.RedisError) or isinstance(exc, CLUSTER_TRANSIENT):
+            return self._cluster(exc)
         if isinstance(exc, redis.AuthenticationError | AuthorizationError):
             return BrokerRefused(f"Redis at {where} refused the credentials: {exc}")
         refused = _noperm(exc)
@@ -205,6 +287,22 @@ class Faults:
         if isinstance(exc, TRANSIENT_ERRORS) or str(exc).startswith(TRANSIENT_PREFIXES):
             return BrokerUnavailable(message)
         return BrokerRefused(message)
+
+    def _cluster(self, exc: BaseException) -> OutsideError:
+        where = redact(self.url)
+        what = f"{type(exc).__name__}: {exc}"
+        plain = urlsplit(self.url).scheme not in CLUSTER_SCHEMES
+        if plain and isinstance(exc, MovedError | AskError):
+            # A plain client cannot follow a redirection: the URL is the mistake.
+            return BrokerRefused(
+                f"Redis at {where} is a Redis Cluster node (it redirected a command, {what}): "
+                "use a redis+cluster://host:port[,host:port...]/ URL"
+            )
+        if isinstance(exc, CLUSTER_TRANSIENT) or "cannot be connected" in str(exc):
+            return BrokerUnavailable(
+                f"Redis Cluster at {where} is resharding, failing over or out of reach: {what}"
+            )
+        return BrokerRefused(f"Redis Cluster at {where} refused a command: {what}")
 
     def _readonly(self, message: str) -> OutsideError:
         with self._lock:
@@ -235,7 +333,7 @@ def mapped(fn: Callable[Concatenate[S, P], T]) -> Callable[Concatenate[S, P], T]
     def call(self: S, *args: P.args, **kwargs: P.kwargs) -> T:
         try:
             result = fn(self, *args, **kwargs)
-        except redis.RedisError as exc:
+        except (redis.RedisError, RedisClusterException) as exc:
             raise self.faults.classify(exc) from exc
         self.faults.ok()
         return result

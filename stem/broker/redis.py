@@ -22,6 +22,7 @@ from itertools import islice
 from typing import Any
 
 import redis
+from redis.exceptions import RedisClusterException
 
 from stem.broker.admin import AdminMixin
 from stem.broker.base import (
@@ -34,7 +35,15 @@ from stem.broker.base import (
     Renewal,
     Settlement,
 )
-from stem.broker.connection import Faults, mapped, open_client, redact
+from stem.broker.connection import (
+    Client,
+    Faults,
+    disconnect,
+    is_cluster,
+    mapped,
+    open_client,
+    redact,
+)
 from stem.broker.keys import GROUP, READ_ORDER, Keys, QueueKeys
 from stem.broker.limits import LimitsMixin, limits_json
 from stem.broker.schedule import RedisScheduleStore
@@ -43,7 +52,7 @@ from stem.broker.values import integer as _int
 from stem.broker.values import job_state as _state
 from stem.broker.values import text as _s
 from stem.broker.values import utf8 as _utf8
-from stem.errors import EnqueueIncomplete
+from stem.errors import EnqueueIncomplete, EnqueueNotReplicated
 from stem.outcome import Verdict
 from stem.states import TERMINAL_STATES, JobState
 
@@ -66,7 +75,9 @@ class RedisBroker(AdminMixin, LimitsMixin):
 
     ``result_ttl_s`` is how long a settled job's record (result or error) is kept;
     ``dlq_maxlen`` and ``dlq_retention_s`` bound the dead-letter stream (whichever is
-    reached first trims it). ``close()`` releases the connection pool.
+    reached first trims it). With ``enqueue_replicas``, ``enqueue`` returns only once that
+    many replicas confirmed the jobs (``WAIT``, up to ``enqueue_wait_ms``), and raises
+    ``EnqueueNotReplicated`` when fewer did. ``close()`` releases the connection pool.
     """
 
     def __init__(
@@ -77,7 +88,9 @@ class RedisBroker(AdminMixin, LimitsMixin):
         result_ttl_s: int = 7 * 86_400,
         dlq_maxlen: int = 100_000,
         dlq_retention_s: int = 14 * 86_400,
-        client: redis.Redis | None = None,
+        client: Client | None = None,
+        enqueue_replicas: int = 0,
+        enqueue_wait_ms: int = 1000,
     ) -> None:
         self.url = url
         self.faults = Faults(url)
@@ -88,6 +101,8 @@ class RedisBroker(AdminMixin, LimitsMixin):
         self.result_ttl_s = result_ttl_s
         self.dlq_maxlen = dlq_maxlen
         self.dlq_retention_ms = dlq_retention_s * 1000
+        self.enqueue_replicas = enqueue_replicas
+        self.enqueue_wait_ms = enqueue_wait_ms
         self._registered: set[str] = set()
         # Per queue, the stream positions seen by the last empty fetch (for wait_ready).
         self._positions: dict[str, dict[str, bytes]] = {}
@@ -112,15 +127,26 @@ class RedisBroker(AdminMixin, LimitsMixin):
         """
         qk = self.keys.queue(queue)
         self._register(queue)
-        if len(jobs) <= ENQUEUE_CHUNK:
+        if len(jobs) <= ENQUEUE_CHUNK and not self.enqueue_replicas:
             reply = self.scripts.enqueue(keys=[qk.delayed], args=self._enqueue_args(qk, jobs))
             return _pairs(jobs, reply)
-        batch = ScriptBatch(self.client)
+        batch = ScriptBatch(
+            self.client, wait_replicas=self.enqueue_replicas, wait_ms=self.enqueue_wait_ms
+        )
         chunks = list(_chunks(jobs, ENQUEUE_CHUNK))
         for chunk in chunks:
             batch.add(self.scripts.enqueue, [qk.delayed], self._enqueue_args(qk, chunk))
         replies = batch.execute_each()
         _raise_if_refused(chunks, replies, self.faults)
+        if batch.replicated is not None and batch.replicated < self.enqueue_replicas:
+            raise EnqueueNotReplicated(
+                f"{len(jobs)} job(s) were written on the master at {redact(self.url)}, but "
+                f"only {batch.replicated} of {self.enqueue_replicas} replica(s) confirmed them "
+                f"within {self.enqueue_wait_ms} ms: enqueue again with the same idempotency "
+                "key to be sure they survive a failover",
+                acknowledged=batch.replicated,
+                wanted=self.enqueue_replicas,
+            )
         return [pair for c, r in zip(chunks, replies, strict=True) for pair in _pairs(c, r)]
 
     @staticmethod
@@ -175,14 +201,27 @@ class RedisBroker(AdminMixin, LimitsMixin):
         ``fetch`` (which keeps the bound on held jobs exact). Positions come from the last
         empty ``fetch`` of each queue.
         """
-        streams: dict[str, bytes | str] = {}
+        per_queue: list[dict[str, bytes]] = []
         for queue in queues:
             known = self._positions.get(queue)
             if known is None:
                 return True  # never fetched empty: fetch first
-            streams.update(known)
+            per_queue.append(known)
+        if is_cluster(self.client) and len(per_queue) > 1:
+            return self._wait_each_queue(per_queue, timeout_ms)
+        streams = {stream: pos for known in per_queue for stream, pos in known.items()}
         reply = self.client.xread(streams, count=1, block=max(1, timeout_ms))
         return bool(reply)
+
+    def _wait_each_queue(self, per_queue: list[dict[str, bytes]], timeout_ms: int) -> bool:
+        """``wait_ready`` on a cluster: one ``XREAD`` cannot span hash slots, and each
+        queue is its own slot. One look at every queue without blocking, then a slice of
+        the wait on each in turn, so an entry on another queue waits at most one slice
+        (``timeout_ms / len(queues)``) longer than on a single Redis."""
+        if any(self.client.xread(streams, count=1) for streams in per_queue):
+            return True
+        slice_ms = max(1, timeout_ms // len(per_queue))
+        return any(self.client.xread(s, count=1, block=slice_ms) for s in per_queue)
 
     @mapped
     def settle(self, settlements: Sequence[Settlement]) -> list[int]:
@@ -239,17 +278,28 @@ class RedisBroker(AdminMixin, LimitsMixin):
 
         One script call per queue (its streams share one hash slot). The reply lists the
         deliveries that were not renewed because ``consumer`` no longer owns them (see
-        :class:`Renewal`).
+        :class:`Renewal`). On a cluster, a queue whose master fails (over) does not stop
+        the renewal of the queues on other masters: the first failure is raised after
+        them, and the caller's retry renews all again.
         """
         taken: list[Delivery] = []
         gone: list[Delivery] = []
         by_queue: dict[str, list[Delivery]] = defaultdict(list)
         for d in deliveries:
             by_queue[d.queue].append(d)
+        failed: Exception | None = None
         for queue, held in by_queue.items():
-            t, g = self._renew_queue(queue, consumer, held)
+            try:
+                t, g = self._renew_queue(queue, consumer, held)
+            except (redis.RedisError, RedisClusterException) as exc:
+                if not is_cluster(self.client):
+                    raise  # one server: the other queues would fail the same way
+                failed = failed or exc
+                continue
             taken += t
             gone += g
+        if failed is not None:
+            raise failed
         return Renewal(tuple(taken), tuple(gone))
 
     def _renew_queue(
@@ -296,7 +346,7 @@ class RedisBroker(AdminMixin, LimitsMixin):
         After a timeout the socket may be half-open (the peer gone without a FIN, or
         bytes lost in a partition): reusing it would only wait out another timeout.
         """
-        self.client.connection_pool.disconnect()
+        disconnect(self.client)
 
     @mapped
     def release(

@@ -92,9 +92,14 @@ class RedisScheduleStore:
                 pipe.hset(self.definitions_key, mapping=puts)
             if change.deletes:
                 pipe.hdel(self.definitions_key, *change.deletes)
-                pipe.hdel(self.states_key, *change.deletes)
 
         self.client.transaction(transaction, self.definitions_key)
+        if out[0].deletes:
+            # After the transaction, not in it: on a Redis Cluster the two hashes are in
+            # different slots, and a transaction must stay in one. A run record left
+            # behind by a crash in between matters only if an entry of that name is
+            # defined again: it then resumes from that record's last tick.
+            self.client.hdel(self.states_key, *out[0].deletes)
         return out[0]
 
     @mapped

@@ -23,15 +23,25 @@ Lua      what                                         Python
 
 from __future__ import annotations
 
+import contextlib
 import enum
 import re
+from collections import defaultdict
+from collections.abc import Sequence
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import redis
+from redis.cluster import RedisCluster
 from redis.commands.core import Script
-from redis.exceptions import NoScriptError
+from redis.exceptions import (
+    AskError,
+    MovedError,
+    NoScriptError,
+    RedisClusterException,
+    TryAgainError,
+)
 
 from stem.broker.keys import EntryField, JobField, StatsField, Suffix
 from stem.states import TERMINAL_STATES, DeadReason, JobState
@@ -89,7 +99,7 @@ def source(name: str) -> str:
 class Scripts:
     """All broker scripts bound to one client (scripts are per connection pool)."""
 
-    def __init__(self, client: redis.Redis) -> None:
+    def __init__(self, client: redis.Redis | RedisCluster) -> None:
         self.enqueue = self._load(client, "enqueue")
         self.fetch = self._load(client, "fetch")
         self.complete = self._load(client, "complete")
@@ -106,20 +116,39 @@ class Scripts:
         self.limits = self._load(client, "limits")
 
     @staticmethod
-    def _load(client: redis.Redis, name: str) -> Script:
+    def _load(client: redis.Redis | RedisCluster, name: str) -> Script:
         return client.register_script(source(name))
 
 
 class ScriptBatch:
     """Many script calls in one pipelined round trip, without redis-py's per-execute
-    ``SCRIPT EXISTS`` check: calls go out as ``EVALSHA``, and only a call answered with
-    ``NOSCRIPT`` (the server lost its script cache) is re-run through its ``Script``,
-    which loads it. A call that got NOSCRIPT did not run, so re-running it is safe.
+    ``SCRIPT EXISTS`` check: calls go out as ``EVALSHA``. Calls answered with ``NOSCRIPT``
+    (the server lost its script cache) go out again in a second round trip that loads
+    their scripts first. A call that got NOSCRIPT did not run, so re-running it is safe.
+
+    On a Redis Cluster, whose pipelines refuse ``EVALSHA``, the calls are grouped by the
+    node that serves their keys' slot (every call's keys share one slot) and each group
+    goes out as one pipeline to that node. A call answered with a redirection or
+    ``TRYAGAIN`` (a resharding or failover moved its slot) did not run either: the slot
+    map is read again and the call joins the second round; if that fails too, it is
+    re-run alone through the cluster client, which follows redirections itself.
+
+    With ``wait_replicas`` each pipeline ends with ``WAIT``, on the connection that wrote,
+    and :attr:`replicated` is the fewest replicas any of them confirmed (0 when a call had
+    to be re-run outside the pipelines, where no ``WAIT`` covers it).
     """
 
-    def __init__(self, client: redis.Redis) -> None:
+    #: Replies that mean "this call did not run; run it again".
+    RERUN: tuple[type[Exception], ...] = (NoScriptError, MovedError, AskError, TryAgainError)
+
+    def __init__(
+        self, client: redis.Redis | RedisCluster, *, wait_replicas: int = 0, wait_ms: int = 0
+    ) -> None:
         self._client = client
         self._calls: list[tuple[Script, list[Any], list[Any]]] = []
+        self._wait = (wait_replicas, wait_ms) if wait_replicas > 0 else None
+        #: With ``wait_replicas``: the fewest replicas that confirmed the last execute.
+        self.replicated: int | None = None
 
     def add(self, script: Script, keys: list[Any], args: list[Any]) -> None:
         """Queue one call."""
@@ -137,16 +166,66 @@ class ScriptBatch:
         """Send every queued call; return the replies in order, an error in the place of
         each call that Redis refused (the calls around it did run: this is no transaction).
         A lost connection still raises, since which calls ran is then unknown."""
-        with self._client.pipeline(transaction=False) as pipe:
-            for script, keys, args in self._calls:
-                pipe.evalsha(script.sha, len(keys), *keys, *args)
-            replies: list[Any] = pipe.execute(raise_on_error=False)
+        self.replicated = None
+        replies = self._send(range(len(self._calls)), load=False)
+        again = [i for i, reply in enumerate(replies) if isinstance(reply, self.RERUN)]
+        if again:
+            moved = any(not isinstance(replies[i], NoScriptError) for i in again)
+            if moved and isinstance(self._client, RedisCluster):
+                _refresh(self._client)
+            for i, reply in zip(again, self._send(again, load=True), strict=True):
+                replies[i] = reply
         for i, reply in enumerate(replies):
-            if isinstance(reply, NoScriptError):
+            if isinstance(reply, self.RERUN):
                 script, keys, args = self._calls[i]
+                self.replicated = 0 if self._wait else None
                 try:
                     replies[i] = script(keys=keys, args=args)
                 except redis.ResponseError as exc:
                     replies[i] = exc
         self._calls.clear()
         return replies
+
+    def _send(self, indexes: Sequence[int], *, load: bool) -> list[Any]:
+        if not isinstance(self._client, RedisCluster):
+            return self._pipelined(self._client, indexes, load=load)
+        cluster = self._client
+        groups: dict[str, list[int]] = defaultdict(list)
+        nodes = {}
+        for i in indexes:
+            node = cluster.get_node_from_key(self._calls[i][1][0])  # type: ignore[no-untyped-call]
+            nodes[node.name] = node
+            groups[node.name].append(i)
+        replies: dict[int, Any] = {}
+        for name, group in groups.items():
+            try:
+                got = self._pipelined(cluster.get_redis_connection(nodes[name]), group, load=load)
+            except (redis.ConnectionError, redis.TimeoutError):
+                # The node may be gone (failover): read the slot map again before the
+                # caller retries, or the retry would go to the same dead node.
+                _refresh(cluster)
+                raise
+            replies.update(zip(group, got, strict=True))
+        return [replies[i] for i in indexes]
+
+    def _pipelined(self, client: redis.Redis, indexes: Sequence[int], *, load: bool) -> list[Any]:
+        scripts = {self._calls[i][0].sha: self._calls[i][0] for i in indexes} if load else {}
+        with client.pipeline(transaction=False) as pipe:
+            for script in scripts.values():
+                pipe.script_load(script.script)
+            for i in indexes:
+                script, keys, args = self._calls[i]
+                pipe.evalsha(script.sha, len(keys), *keys, *args)
+            if self._wait is not None:
+                pipe.wait(*self._wait)
+            got: list[Any] = pipe.execute(raise_on_error=False)
+        if self._wait is not None:
+            acked = got.pop()
+            acked = int(acked) if isinstance(acked, int) else 0
+            self.replicated = acked if self.replicated is None else min(self.replicated, acked)
+        return got[len(scripts) :]
+
+
+def _refresh(cluster: RedisCluster) -> None:
+    with contextlib.suppress(redis.RedisError, RedisClusterException):  # the caller retries
+        cluster.nodes_manager.initialize()

@@ -9,6 +9,12 @@ whose hosts are the sentinels; the credentials and query parameters apply to the
 connections, except ``sentinel_username`` and ``sentinel_password``, which authenticate to
 the sentinels themselves. ``docs/guides/security.md`` lists the parameters.
 
+Redis Cluster URLs name one or more seed nodes (any node will do; the client learns the rest
+from ``CLUSTER SLOTS``); ``rediss+cluster://`` is the same over TLS. A cluster has no
+databases, so the path is empty or ``/0``::
+
+    redis+cluster://[user:password@]host:port[,host:port...][/][?...]
+
 A query parameter that redis-py's connections do not take is refused here, with the URL and
 the parameter named: redis-py itself would accept the URL and fail on first use with a
 ``TypeError`` (``ssl_ca_cert=`` for ``ssl_ca_certs=`` must not become a traceback).
@@ -27,7 +33,8 @@ from redis.connection import AbstractConnection
 from stem.errors import ConfigError
 
 SENTINEL_SCHEME = "redis+sentinel"
-SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME)
+CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+SCHEMES = ("redis", "rediss", "unix", SENTINEL_SCHEME, *CLUSTER_SCHEMES)
 
 #: Query parameters of a Sentinel URL that go to the sentinels rather than the master.
 SENTINEL_PARAMETERS = ("sentinel_username", "sentinel_password")
@@ -91,33 +98,73 @@ class SentinelUrl:
     sentinel: dict[str, object] = field(default_factory=dict)
 
 
+def _hosts(url: str, hosts: str) -> list[tuple[str, int]]:
+    out = []
+    for host in hosts.split(","):
+        name, _, port = host.rpartition(":")
+        if not name or not port.isdigit():
+            raise ConfigError(
+                f"invalid Redis URL {redact(url)!r}: expected host:port[,host:port...], "
+                f"got {host!r}"
+            )
+        out.append((name.strip("[]"), int(port)))
+    return out
+
+
+def _typed_query(query: str) -> dict[str, object]:
+    """Query parameters typed as redis-py types its own (ints, bools)."""
+    if not query:
+        return {}
+    typed: dict[str, object] = redis.connection.parse_url(f"redis://h/?{query}")  # type: ignore[no-untyped-call]
+    return {k: v for k, v in typed.items() if k not in ("host", "port", "db")}
+
+
+def _credentials(userinfo: str) -> dict[str, object]:
+    if not userinfo:
+        return {}
+    user, _, password = userinfo.partition(":")
+    return {"username": unquote(user) or None, "password": unquote(password) or None}
+
+
+@dataclass(frozen=True)
+class ClusterUrl:
+    """A parsed ``redis+cluster://`` URL: seed nodes and the nodes' connection arguments."""
+
+    nodes: list[tuple[str, int]]
+    options: dict[str, object] = field(default_factory=dict)
+
+
+def parse_cluster_url(url: str) -> ClusterUrl:
+    """Split a ``redis+cluster://`` URL; raise ``ConfigError`` when it is malformed."""
+    scheme = check_url(url)
+    parts = urlsplit(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    nodes = _hosts(url, hosts)
+    if parts.path.strip("/") not in ("", "0"):
+        raise ConfigError(
+            f"invalid Redis URL {redact(url)!r}: a cluster has only database 0, "
+            f"got {parts.path!r} after the hosts"
+        )
+    options = {**_credentials(userinfo), **_typed_query(parts.query)}
+    if scheme == "rediss+cluster":
+        options["ssl"] = True
+    return ClusterUrl(nodes, options)
+
+
 def parse_sentinel_url(url: str) -> SentinelUrl:
     """Split a ``redis+sentinel://`` URL; raise ``ConfigError`` when it is malformed."""
     check_url(url)
     parts = urlsplit(url)
     userinfo, _, hosts = parts.netloc.rpartition("@")
     bad = f"invalid Redis URL {redact(url)!r}"
-    sentinels = []
-    for host in hosts.split(","):
-        name, _, port = host.rpartition(":")
-        if not name or not port.isdigit():
-            raise ConfigError(f"{bad}: expected host:port[,host:port...], got {host!r}")
-        sentinels.append((name.strip("[]"), int(port)))
+    sentinels = _hosts(url, hosts)
     path = [p for p in parts.path.split("/") if p]
     if not path or len(path) > 2 or (len(path) == 2 and not path[1].isdigit()):
         raise ConfigError(f"{bad}: expected /service_name or /service_name/db after the hosts")
-    master: dict[str, object] = {}
-    if userinfo:
-        user, _, password = userinfo.partition(":")
-        master.update(username=unquote(user) or None, password=unquote(password) or None)
+    master = _credentials(userinfo)
     sentinel: dict[str, object] = {}
     # The URL parser of redis-py types its own parameters (ints, bools): reuse it.
-    typed: dict[str, object] = {}
-    if parts.query:
-        typed = redis.connection.parse_url(f"redis://h/?{parts.query}")  # type: ignore[no-untyped-call]
-    for name, value in typed.items():
-        if name in ("host", "port", "db"):
-            continue
+    for name, value in _typed_query(parts.query).items():
         if name in SENTINEL_PARAMETERS:
             sentinel[name.removeprefix("sentinel_")] = value
         else:

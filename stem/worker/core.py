@@ -259,12 +259,22 @@ class Worker:
         # Runs in a thread; held jobs are recorded here, before returning, so a fetch
         # that completes while the loop is being cancelled is still handed back.
         out: list[Delivery] = []
+        failed: BrokerUnavailable | None = None
         for queue in self._queue_order():
-            got = self.broker.fetch(queue, self.name, free - len(out), self.limits.current)
+            try:
+                got = self.broker.fetch(queue, self.name, free - len(out), self.limits.current)
+            except BrokerUnavailable as exc:
+                # Fetches of other queues (on a cluster, other masters) may have
+                # delivered already: those must be returned to run, not dropped with
+                # the error (held, hence renewed, but never run).
+                failed = failed or exc
+                continue
             self.held.add(got)
             out += got
             if len(out) >= free:
                 break
+        if failed is not None and not out:
+            raise failed
         return out
 
     def _queue_order(self) -> Sequence[str]:

@@ -94,6 +94,16 @@ def record(path: str, token: str, seconds: float = 0.0) -> str:
 
 
 @app.task
+async def ledger(path: str, seconds: float = 0.0) -> None:
+    """Append this job's queue and id to ``path`` (one line per run, across processes),
+    then sleep ``seconds``."""
+    job = stem.current_job()
+    with Path(path).open("a") as fh:
+        fh.write(f"{job.queue} {job.job_id}\n")
+    await trio.sleep(seconds)
+
+
+@app.task
 async def arecord(path: str, token: str, seconds: float = 0.0) -> str:
     with Path(path).open("a") as fh:
         fh.write(token + "\n")

