@@ -46,6 +46,7 @@ class Suffix(enum.Enum):
     WAIT = "wait:"
     WAITING = "limwait"
     HELD = "limheld"
+    PAUSED = "paused"
 
 
 #: The suffixes Lua appends to :attr:`QueueKeys.prefix` to derive a key, with the builder
@@ -62,6 +63,7 @@ LUA_DERIVED_SUFFIXES = {
     Suffix.WAIT.value: "QueueKeys.wait",
     Suffix.WAITING.value: "QueueKeys.limit_waiting",
     Suffix.HELD.value: "QueueKeys.limit_held",
+    Suffix.PAUSED.value: "QueueKeys.paused",
 }
 
 
@@ -188,6 +190,12 @@ class QueueKeys:
         """Sorted set: limit instances with waiting jobs, scored by when last served
         (the limiter serves them round-robin, least recently served first)."""
         return f"{self.prefix}{Suffix.WAITING.value}"
+
+    @property
+    def paused(self) -> str:
+        """String: present while the queue is paused (``stem queue pause``); the fetch
+        script reads it first and delivers nothing while it exists."""
+        return f"{self.prefix}{Suffix.PAUSED.value}"
 
     @property
     def limit_held(self) -> str:
