@@ -2,7 +2,7 @@
 
 Everything else in stem uses its typed interface: the records in ``base`` and the roles
 in ``roles`` (one small ``Protocol`` per kind of caller: ``Producer``, ``WorkerBroker``,
-``ReclaimerBroker``, ``Admin``, ``ScheduleHost``...; ``Broker`` is all of them).
+``ReclaimerBroker``, ``Admin``, ``QueueControl``, ``ScheduleHost``...; ``Broker`` is all of them).
 ``RedisBroker`` is the implementation on Redis Streams.
 """
 
@@ -31,6 +31,7 @@ from stem.broker.roles import (
     LimiterBroker,
     Producer,
     Promoter,
+    QueueControl,
     ReclaimerBroker,
     ScheduleHost,
     ScheduleStore,
@@ -53,6 +54,7 @@ __all__ = [
     "NewJob",
     "Producer",
     "Promoter",
+    "QueueControl",
     "QueueStats",
     "ReclaimStats",
     "ReclaimerBroker",

@@ -62,7 +62,8 @@ class AdminMixin:
 
     @mapped
     def queue_stats(self, queue: str) -> QueueStats:
-        """Ready, delayed, pending (held by workers) and dead counts of ``queue``.
+        """Ready, delayed, pending (held by workers) and dead counts of ``queue``, and
+        whether it is paused.
 
         Ready is stream length minus pending: settled entries are deleted from the
         stream, so what remains is either waiting or held.
@@ -74,6 +75,7 @@ class AdminMixin:
                 pipe.xpending(stream, GROUP)
             pipe.zcard(qk.delayed)
             pipe.xlen(qk.dead)
+            pipe.exists(qk.paused)
             replies = pipe.execute(raise_on_error=False)
         length = pending = 0
         for i in range(0, 20, 2):
@@ -81,7 +83,10 @@ class AdminMixin:
             summary = replies[i + 1]
             if isinstance(summary, dict):
                 pending += int(summary.get("pending", 0))
-        return QueueStats(queue, length - pending, int(replies[20]), pending, int(replies[21]))
+        paused = replies[22] == 1
+        return QueueStats(
+            queue, length - pending, int(replies[20]), pending, int(replies[21]), paused
+        )
 
     @mapped
     def oldest_ready_age_ms(self, queue: str) -> int | None:

@@ -10,6 +10,7 @@ backend must provide to whom, and a method no role lists is visibly the backend'
 * ``ReclaimerBroker``: ``Reclaimer``;
 * ``LimiterBroker``: ``RateLimiter``; ``LimitAdmin``: ``stem limit``;
 * ``Admin``: the CLI's ``observe`` and ``dlq`` commands;
+* ``QueueControl``: the CLI's ``queue`` and ``job`` commands (pause, resume, revoke);
 * ``ScheduleHost``: beat's ``Schedules``, through the ``ScheduleStore`` it returns.
 
 ``Broker`` is all of them: what a backend implements. ``RedisBroker`` is the one there
@@ -105,6 +106,8 @@ class WorkerBroker(Promoter, Protocol):
 
     def forget_consumer(self, queue: str, consumer: str) -> int: ...
 
+    def revoked(self, deliveries: Sequence[Delivery]) -> list[Delivery]: ...
+
 
 class ReclaimerBroker(Promoter, Protocol):
     """Taking back expired leases and cleaning up consumers (``Reclaimer``)."""
@@ -182,6 +185,22 @@ class Admin(Protocol):
     def purge_dead(self, queue: str) -> int: ...
 
 
+class QueueControl(Protocol):
+    """Pausing queues and revoking jobs (``stem queue``, ``stem job revoke``)."""
+
+    def queues(self) -> list[str]: ...
+
+    def queue_stats(self, queue: str) -> QueueStats: ...
+
+    def pause(self, queue: str) -> bool: ...
+
+    def resume(self, queue: str) -> bool: ...
+
+    def revoke(self, queue: str, job_id: str, *, terminate: bool = False) -> tuple[int, str]: ...
+
+    def find_job(self, job_id: str, queues: Sequence[str] | None = None) -> JobRecord | None: ...
+
+
 class ScheduleStore(Protocol):
     """The schedule's two string maps, definitions and run records (see
     :mod:`stem.beat.store` for what the strings hold; the store does not read them)."""
@@ -220,6 +239,7 @@ class Broker(
     LimiterBroker,
     LimitAdmin,
     Admin,
+    QueueControl,
     ScheduleHost,
     Protocol,
 ):

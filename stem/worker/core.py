@@ -4,7 +4,8 @@
 
     fetch loop ──> channel ──> N runners ──> settle queue ──> settle loop ──> Redis
         ^  (holds <= concurrency + prefetch)                    (one round trip per batch)
-        └── lease keeper thread renews every held job; promote loop moves due delays
+        └── lease keeper thread renews every held job; promote loop moves due delays;
+            revoke loop cancels running jobs an operator revoked (--terminate)
 
 Shutdown (``request_stop``, or SIGTERM/SIGINT through ``run``): stop fetching; hand
 prefetched jobs back at once; let running jobs finish for up to ``stop_timeout_s``; then
@@ -43,6 +44,7 @@ from stem.worker.lease import HeldJobs, LeaseKeeper
 from stem.worker.limits import LimitBook
 from stem.worker.naming import default_name, live_holder
 from stem.worker.pools import AsyncRunner, ProcessPool, ThreadRunner
+from stem.worker.revoke import RunningJobs
 
 if TYPE_CHECKING:
     from stem.app import Stem
@@ -130,6 +132,7 @@ class Worker:
         self._immediate = False
         self._work_scope: trio.CancelScope | None = None  # cancelled by an immediate stop
         self._running = 0  # jobs executing now (statistics, stop-timeout log)
+        self.revocations = RunningJobs()  # cancels running jobs that get revoked
         self._live_runners = AsyncValue(0)  # runner tasks not yet finished
         # Settling: runners and recovery submit; the settle loop flushes in order.
         self._pending: list[Settlement] = []
@@ -171,6 +174,7 @@ class Worker:
                 services.start_soon(self._heartbeat_loop)
                 services.start_soon(self._promote_loop)
                 services.start_soon(self.limits.serve_refresh)
+                services.start_soon(self.revocations.serve_polling, self.broker)
                 await self._recover_own()  # heartbeats already beat while it runs
                 await self._work(task_status)
                 await self._flush()
@@ -302,9 +306,12 @@ class Worker:
                         continue
                     self._running += 1
                     try:
-                        settlement = await self.executor.execute(d)
+                        with self.revocations.running(d) as scope:
+                            settlement = await self.executor.execute(d)
                     finally:
                         self._running -= 1
+                    if scope.cancelled_caught:  # revoked while it ran
+                        settlement = self.executor.revoked(d)
                     self._submit(settlement)
         finally:
             self._live_runners.value -= 1

@@ -15,6 +15,7 @@ from stem.broker import (
     LeaseRenewer,
     Producer,
     Promoter,
+    QueueControl,
     ReclaimerBroker,
     RedisBroker,
     ScheduleHost,
@@ -30,6 +31,7 @@ ROLES: tuple[type, ...] = (
     WorkerBroker,
     ReclaimerBroker,
     Admin,
+    QueueControl,
     ScheduleHost,
     Broker,
 )
@@ -48,7 +50,8 @@ def _static_check(broker: RedisBroker) -> None:
     whole: Broker = broker
     renewer: LeaseRenewer = broker.with_deadline(1.0)
     store: ScheduleStore = broker.schedule_store()
-    del roles, whole, renewer, store
+    control: QueueControl = broker
+    del roles, whole, renewer, store, control
 
 
 def _methods(protocol: type) -> set[str]:
