@@ -36,6 +36,7 @@ from stem.broker.roles import (
     ScheduleHost,
     ScheduleStore,
     WorkerBroker,
+    WorkerControl,
 )
 
 __all__ = [
@@ -65,5 +66,6 @@ __all__ = [
     "ScheduleStore",
     "Settlement",
     "WorkerBroker",
+    "WorkerControl",
     "redact",
 ]

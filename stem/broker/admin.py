@@ -19,6 +19,8 @@ from stem.broker.values import integer, json_object, text
 from stem.states import JobState
 
 _PAGE = 500
+#: Commands a worker takes with one heartbeat (more wait for the next one).
+_MAX_COMMANDS = 100
 _ID = EntryField.ID.value.encode()
 _ENV = EntryField.ENV.value.encode()
 #: Where a job whose record is in this state waits, for :meth:`AdminMixin.count_envelopes`.
@@ -116,14 +118,19 @@ class AdminMixin:
     # -- workers ------------------------------------------------------------------------
 
     @mapped
-    def heartbeat(self, worker_id: str, record: dict[str, Any], ttl_s: float) -> None:
-        """Store one worker's heartbeat record; it disappears ``ttl_s`` after the last one."""
+    def heartbeat(self, worker_id: str, record: dict[str, Any], ttl_s: float) -> list[str]:
+        """Store one worker's heartbeat record (it disappears ``ttl_s`` after the last one)
+        and take the commands sent to the worker since the last beat, oldest first (see
+        ``stem worker stop|ping``), in the same round trip."""
         now_ms = time.time_ns() // 1_000_000
         key = self.keys.worker(worker_id)
         with self.client.pipeline(transaction=False) as pipe:
             pipe.set(key, json.dumps({**record, "ts_ms": now_ms}), px=int(ttl_s * 1000))
             pipe.zadd(self.keys.workers, {worker_id: now_ms})
-            pipe.execute()
+            pipe.lpop(self.keys.worker_control(worker_id), _MAX_COMMANDS)
+            replies = pipe.execute(raise_on_error=False)
+        commands = replies[2] if isinstance(replies[2], list) else []
+        return [_text(c) for c in commands]
 
     @mapped
     def forget_worker(self, worker_id: str) -> None:

@@ -1,9 +1,12 @@
-"""Queue and job control: pausing queues and revoking jobs. Mixed into ``RedisBroker``.
+"""Queue, job and worker control: pausing queues, revoking jobs, commands to workers.
+Mixed into ``RedisBroker``.
 
 A pause is one key per queue (``QueueKeys.paused``) that ``fetch.lua`` reads first, so
 it costs a worker one ``EXISTS`` inside the fetch it makes anyway and no round trip. A
 revocation is the job's own state (``revoked``, terminal), written by ``revoke.lua``;
 workers learn of the revocation of a job they run through :meth:`ControlMixin.revoked`.
+A command to a worker is pushed on its control list (``Keys.worker_control``), which the
+worker pops with each heartbeat (``AdminMixin.heartbeat``): no round trip of its own.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from stem.broker.values import text
 from stem.states import JobState
 
 _REVOKED = JobState.REVOKED.value
+#: How long an unread command to a worker is kept (a worker that is gone never reads it).
+COMMAND_TTL_S = 60
 #: The error stored in a revoked job's record (``JobRevoked`` for result readers).
 REVOKED_ERROR = json.dumps({"type": "JobRevoked", "message": "revoked by an operator"})
 
@@ -73,3 +78,13 @@ class ControlMixin:
                 pipe.hget(self.keys.queue(d.queue).job(d.job_id or ""), JobField.STATE.value)
             states = pipe.execute(raise_on_error=False)
         return [d for d, s in zip(with_id, states, strict=True) if text(s) == _REVOKED]
+
+    @mapped
+    def send_worker_command(self, worker_id: str, command: str) -> None:
+        """Push ``command`` (``stop``, ``ping:<nonce>``) for worker ``worker_id``; it acts
+        on it with its next heartbeat (every 2 s)."""
+        key = self.keys.worker_control(worker_id)
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.rpush(key, command)
+            pipe.expire(key, COMMAND_TTL_S)
+            pipe.execute()

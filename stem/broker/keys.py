@@ -230,6 +230,11 @@ class Keys:
         """Hash: one worker's heartbeat record; expires when the worker stops beating."""
         return f"{self.namespace}:worker:{worker_id}"
 
+    def worker_control(self, worker_id: str) -> str:
+        """List: commands for one worker (``stop``, ``ping:<nonce>``), pushed by
+        ``stem worker stop|ping``; the worker pops them with each heartbeat."""
+        return f"{self.namespace}:worker:{worker_id}:control"
+
     @property
     def schedule(self) -> str:
         """Hash: beat entry name -> entry definition (JSON)."""

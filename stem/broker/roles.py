@@ -11,6 +11,7 @@ backend must provide to whom, and a method no role lists is visibly the backend'
 * ``LimiterBroker``: ``RateLimiter``; ``LimitAdmin``: ``stem limit``;
 * ``Admin``: the CLI's ``observe`` and ``dlq`` commands;
 * ``QueueControl``: the CLI's ``queue`` and ``job`` commands (pause, resume, revoke);
+* ``WorkerControl``: the CLI's ``worker list|ping|stop``;
 * ``ScheduleHost``: beat's ``Schedules``, through the ``ScheduleStore`` it returns.
 
 ``Broker`` is all of them: what a backend implements. ``RedisBroker`` is the one there
@@ -98,7 +99,7 @@ class WorkerBroker(Promoter, Protocol):
 
     def queue_stats(self, queue: str) -> QueueStats: ...
 
-    def heartbeat(self, worker_id: str, record: dict[str, Any], ttl_s: float) -> None: ...
+    def heartbeat(self, worker_id: str, record: dict[str, Any], ttl_s: float) -> list[str]: ...
 
     def forget_worker(self, worker_id: str) -> None: ...
 
@@ -201,6 +202,14 @@ class QueueControl(Protocol):
     def find_job(self, job_id: str, queues: Sequence[str] | None = None) -> JobRecord | None: ...
 
 
+class WorkerControl(Protocol):
+    """Listing workers and sending them commands (``stem worker list|ping|stop``)."""
+
+    def workers(self) -> list[dict[str, Any]]: ...
+
+    def send_worker_command(self, worker_id: str, command: str) -> None: ...
+
+
 class ScheduleStore(Protocol):
     """The schedule's two string maps, definitions and run records (see
     :mod:`stem.beat.store` for what the strings hold; the store does not read them)."""
@@ -240,6 +249,7 @@ class Broker(
     LimitAdmin,
     Admin,
     QueueControl,
+    WorkerControl,
     ScheduleHost,
     Protocol,
 ):

@@ -11,7 +11,19 @@ from __future__ import annotations
 
 # Modules, not their commands: ``stem.cli.dlq`` must stay the module (a command object
 # of the same name here would shadow it for ``import stem.cli.dlq``).
-from stem.cli import actors, dlq, enqueue, job, limit, observe, queue, result, schedule, signing
+from stem.cli import (
+    actors,
+    dlq,
+    enqueue,
+    job,
+    limit,
+    observe,
+    queue,
+    result,
+    schedule,
+    signing,
+    workers,
+)
 from stem.cli.root import accept_global_options_after, cli, show_envvars
 
 for _command in (
@@ -31,6 +43,8 @@ for _command in (
 ):
     cli.add_command(_command)
 observe.observe.add_command(signing.signing)
+for _control in (workers.list_workers, workers.ping, workers.stop):
+    actors.worker.add_command(_control)
 accept_global_options_after(cli)
 show_envvars(cli)
 

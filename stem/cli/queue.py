@@ -106,7 +106,7 @@ def _left(stats: QueueStats) -> int:
     name="drain",
     epilog=examples(
         "stem queue drain emails",
-        "stem queue pause emails && stem queue drain emails --timeout 600   # before a deploy",
+        "stem queue drain emails --timeout 600 && ./deploy.sh   # stop producers first",
     )
     + "\n\nExit code 5 when --timeout passes first.",
 )
@@ -125,8 +125,8 @@ def _left(stats: QueueStats) -> int:
 def drain(state: State, name: str, timeout_s: float | None, as_json: bool) -> None:
     """Wait until nothing of QUEUE is ready, delayed or running.
 
-    Shows a progress line on a terminal. Does not pause the queue: pause it first to
-    stop new jobs from arriving at workers while it drains.
+    Shows a progress line on a terminal. It neither pauses nor resumes the queue: on a
+    paused queue with jobs waiting it waits until someone resumes it (or --timeout).
     """
     name = check_name("queue name", name)
     broker = _control(state)

@@ -56,6 +56,9 @@ T = TypeVar("T")
 
 HEARTBEAT_INTERVAL_S = 2.0
 HEARTBEAT_TTL_S = 10.0
+#: Commands ``stem worker`` sends (the worker's control list, read with each heartbeat).
+STOP = "stop"  # the same graceful stop as SIGTERM
+PING = "ping:"  # followed by a nonce that the worker puts in its record as ``pong``
 
 
 @dataclass(frozen=True)
@@ -133,6 +136,7 @@ class Worker:
         self._work_scope: trio.CancelScope | None = None  # cancelled by an immediate stop
         self._running = 0  # jobs executing now (statistics, stop-timeout log)
         self.revocations = RunningJobs()  # cancels running jobs that get revoked
+        self._pong = ""  # the nonce of the last `stem worker ping`, shown in the heartbeat
         self._live_runners = AsyncValue(0)  # runner tasks not yet finished
         # Settling: runners and recovery submit; the settle loop flushes in order.
         self._pending: list[Settlement] = []
@@ -388,14 +392,30 @@ class Worker:
         from stem.observe.heartbeat import touch_supervisor_heartbeat
 
         while True:
-            try:
-                await self._call(
-                    self.broker.heartbeat, self.name, self.statistics(), HEARTBEAT_TTL_S
-                )
-            except BrokerUnavailable as exc:
-                log.warning("heartbeat failed: %s", exc)
+            commands = await self._beat()
+            if any(c.startswith(PING) for c in commands):
+                await self._beat()  # answer a ping now, not a heartbeat later
             touch_supervisor_heartbeat()
             await trio.sleep(HEARTBEAT_INTERVAL_S)
+
+    async def _beat(self) -> list[str]:
+        """One heartbeat; obeys the commands it brings back (``stem worker stop|ping``)."""
+        try:
+            commands = await self._call(
+                self.broker.heartbeat, self.name, self.statistics(), HEARTBEAT_TTL_S
+            )
+        except BrokerUnavailable as exc:
+            log.warning("heartbeat failed: %s", exc)
+            return []
+        for command in commands:
+            if command == STOP:
+                log.info("stop requested (stem worker stop): stopping gracefully")
+                self.request_stop()
+            elif command.startswith(PING):
+                self._pong = command.removeprefix(PING)
+            else:  # a newer CLI's command: ignore it, say so
+                log.warning("ignoring unknown worker command %r", command)
+        return commands
 
     async def _retrying(
         self, what: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
@@ -477,6 +497,7 @@ class Worker:
             },
             "lost_leases": self.lease.lost,
             "started_at": self.started_at,
+            "pong": self._pong,
         }
 
     @staticmethod

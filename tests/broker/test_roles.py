@@ -21,6 +21,7 @@ from stem.broker import (
     ScheduleHost,
     ScheduleStore,
     WorkerBroker,
+    WorkerControl,
 )
 from stem.broker.schedule import RedisScheduleStore
 
@@ -32,6 +33,7 @@ ROLES: tuple[type, ...] = (
     ReclaimerBroker,
     Admin,
     QueueControl,
+    WorkerControl,
     ScheduleHost,
     Broker,
 )
@@ -51,7 +53,8 @@ def _static_check(broker: RedisBroker) -> None:
     renewer: LeaseRenewer = broker.with_deadline(1.0)
     store: ScheduleStore = broker.schedule_store()
     control: QueueControl = broker
-    del roles, whole, renewer, store, control
+    workers: WorkerControl = broker
+    del roles, whole, renewer, store, control, workers
 
 
 def _methods(protocol: type) -> set[str]:

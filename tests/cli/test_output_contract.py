@@ -70,6 +70,7 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
     ),
     "observe queues": (["observe", "queues"], ["observe", "queues", "--json"]),
     "queue list": (["queue", "list"], ["queue", "list", "--json"]),
+    "worker list": (["worker", "list"], ["worker", "list", "--json"]),
     "queue pause": (["queue", "pause", "default"], ["queue", "pause", "other", "--json"]),
     "queue resume": (["queue", "resume", "default"], ["queue", "resume", "other", "--json"]),
     "queue drain": (["queue", "drain", "idle"], ["queue", "drain", "idle", "--json"]),

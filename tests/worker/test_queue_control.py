@@ -145,3 +145,25 @@ def test_terminate_cancels_a_running_async_job_and_settles_it_as_revoked(
     after = jobs.add.enqueue(1, 2)  # the worker goes on working
     assert after.result(timeout_s=30) == 3
     assert stop(worker) == 0
+
+
+def test_stem_worker_stop_makes_a_real_worker_exit_0_after_a_ping_and_a_list(
+    japp: Stem, redis_url: str, namespace: str, repo_root: Path, procs: Procs
+) -> None:
+    worker = start_worker(redis_url, namespace, repo_root, name="ctl")
+    procs.append(worker)
+    wait_until(lambda: beating(japp, 1), what="the worker's heartbeat")
+    [name] = [w["id"] for w in japp.broker.workers()]
+    assert name.endswith("ctl")
+
+    listed = cli(redis_url, namespace, "worker", "list")
+    assert listed.exit_code == 0 and listed.output.startswith(f"{name} host="), listed.output
+    pinged = cli(redis_url, namespace, "worker", "ping", name, "--json")
+    assert pinged.exit_code == 0, pinged.output
+    assert cli(redis_url, namespace, "worker", "ping", "nosuch").exit_code == 4
+
+    stopped = cli(redis_url, namespace, "worker", "stop", name)
+
+    assert (stopped.exit_code, stopped.output) == (0, f"{name} stop=sent\n")
+    assert worker.wait(timeout=30) == 0
+    assert japp.broker.workers() == []
