@@ -19,6 +19,7 @@
     │   ├── JobNotFound             no such job id (never existed, or its record expired)
     │   ├── ResultTimeout           waiting for a result took too long (also a TimeoutError)
     │   ├── JobFailed               the job ended failed or dead; carries the stored error
+    │   ├── JobRevoked              an operator revoked the job (``stem job revoke``)
     │   ├── PayloadError            a delivered payload cannot be decoded or verified
     │   │   └── SignatureError      (stem.signing) unsigned, unknown key id, or does not verify
     │   ├── SoftTimeLimitExceeded   raised inside a task when its soft time limit passes
@@ -151,6 +152,10 @@ class JobFailed(JobError):
     def __init__(self, message: str, *, job_id: str | None = None, error: Any = None) -> None:
         super().__init__(message, job_id=job_id)
         self.error = error
+
+
+class JobRevoked(JobError):
+    """An operator revoked the job (``stem job revoke``): it never ran, or was cancelled."""
 
 
 class PayloadError(JobError):

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from stem._async import in_thread
-from stem.errors import JobFailed, JobNotFound, PayloadError, ResultTimeout
+from stem.errors import JobFailed, JobNotFound, JobRevoked, PayloadError, ResultTimeout
 from stem.states import TERMINAL_STATES, JobState
 
 if TYPE_CHECKING:
@@ -74,8 +74,9 @@ class JobHandle:
 
 
 def _outcome(record: JobRecord) -> Any:
-    """The result of a settled job, or ``JobFailed``; a stored value that is not JSON
-    (someone else wrote it) is a ``PayloadError`` or an error message, never a crash."""
+    """The result of a settled job, or ``JobRevoked`` or ``JobFailed``; a stored value that
+    is not JSON (someone else wrote it) is a ``PayloadError`` or an error message, never a
+    crash."""
     if record.state is JobState.SUCCEEDED:
         try:
             return json.loads(record.result) if record.result is not None else None
@@ -83,6 +84,8 @@ def _outcome(record: JobRecord) -> Any:
             raise PayloadError(
                 f"job {record.id} succeeded but its stored result is not JSON", job_id=record.id
             ) from None
+    if record.state is JobState.REVOKED:
+        raise JobRevoked(f"job {record.id} was revoked by an operator", job_id=record.id)
     try:
         error = json.loads(record.error) if record.error else {}
     except ValueError:

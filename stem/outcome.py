@@ -4,6 +4,7 @@ One type for the whole path from a task's return (or raise) to the broker::
 
     task returns ──> Outcome.complete(result JSON) ───────────────────────> COMPLETE
     task raises ───> Outcome.failed(error) ──(Retries: RetryPolicy.decide)──> RETRY | BURY
+    revoked while it runs (``stem job revoke --terminate``) ─────────────────> REVOKED
 
 ``after_process`` middleware hooks see the ``Outcome`` and may turn it into another one
 (``outcome.retry(...)``, ``outcome.bury(...)``); the executor then builds the broker's
@@ -28,10 +29,11 @@ class Verdict(enum.Enum):
     FAILED = "failed"  # the task raised; retry or bury is not decided yet
     RETRY = "retry"  # run it again after ``delay_s``
     BURY = "bury"  # dead-letter it with ``reason``
+    REVOKED = "revoked"  # an operator revoked it while it ran: ack only (record says so)
 
 
 #: The verdicts a broker can settle (``FAILED`` is decided before settling).
-SETTLED_VERDICTS = frozenset({Verdict.COMPLETE, Verdict.RETRY, Verdict.BURY})
+SETTLED_VERDICTS = frozenset({Verdict.COMPLETE, Verdict.RETRY, Verdict.BURY, Verdict.REVOKED})
 
 
 @dataclass(slots=True)

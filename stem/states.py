@@ -8,8 +8,15 @@
                             └─(retry due)─ retrying <┘               payload, poison, ...)
                          queued <──(limit allows)── throttled <──(a limit refused it at fetch)
 
+    scheduled | queued | retrying | throttled | started ──(stem job revoke)──> revoked
+
 A terminal state is final: nothing moves a job out of it except an explicit dead-letter
 replay by an operator. ``failed`` and ``dead`` jobs are both in the dead-letter queue.
+``revoked`` is terminal but not dead-lettered: an operator decided the job must not run
+(``stem job revoke``), so there is nothing to inspect or replay; its record says so until
+it expires (``result_ttl_s``), and a leftover stream entry of it is dropped at fetch like
+any finished job's duplicate. A ``started`` job is revoked only with ``--terminate``: its
+worker then cancels it within about a second (see ``stem.worker.revoke``).
 """
 
 from __future__ import annotations
@@ -28,9 +35,10 @@ class JobState(enum.Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     DEAD = "dead"
+    REVOKED = "revoked"  # an operator revoked it (stem job revoke); never dead-lettered
 
 
-TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.DEAD})
+TERMINAL_STATES = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.DEAD, JobState.REVOKED})
 WAITING_STATES = frozenset(
     {JobState.SCHEDULED, JobState.QUEUED, JobState.RETRYING, JobState.THROTTLED}
 )

@@ -118,9 +118,11 @@ def test_each_lua_derived_suffix_builds_the_same_key_as_its_python_builder() -> 
         "QueueKeys.wait": qk.wait("L1"),
         "QueueKeys.limit_waiting": qk.limit_waiting,
         "QueueKeys.limit_held": qk.limit_held,
+        "QueueKeys.paused": qk.paused,
     }
     lua_argument = {"job:": "J1", "done:": "J1", "idem:": "J1", "p": "7", "stats": "", "dead": ""}
     lua_argument |= {"lim:": "L1", "slots:": "L1", "wait:": "L1", "limwait": "", "limheld": ""}
+    lua_argument |= {"paused": ""}
 
     derived = {
         builder: qk.prefix + suffix + lua_argument[suffix]

@@ -2,7 +2,7 @@
 
 Everything else in stem uses its typed interface: the records in ``base`` and the roles
 in ``roles`` (one small ``Protocol`` per kind of caller: ``Producer``, ``WorkerBroker``,
-``ReclaimerBroker``, ``Admin``, ``ScheduleHost``...; ``Broker`` is all of them).
+``ReclaimerBroker``, ``Admin``, ``QueueControl``, ``ScheduleHost``...; ``Broker`` is all of them).
 ``RedisBroker`` is the implementation on Redis Streams.
 """
 
@@ -31,10 +31,12 @@ from stem.broker.roles import (
     LimiterBroker,
     Producer,
     Promoter,
+    QueueControl,
     ReclaimerBroker,
     ScheduleHost,
     ScheduleStore,
     WorkerBroker,
+    WorkerControl,
 )
 
 __all__ = [
@@ -53,6 +55,7 @@ __all__ = [
     "NewJob",
     "Producer",
     "Promoter",
+    "QueueControl",
     "QueueStats",
     "ReclaimStats",
     "ReclaimerBroker",
@@ -63,5 +66,6 @@ __all__ = [
     "ScheduleStore",
     "Settlement",
     "WorkerBroker",
+    "WorkerControl",
     "redact",
 ]

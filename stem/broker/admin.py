@@ -19,6 +19,8 @@ from stem.broker.values import integer, json_object, text
 from stem.states import JobState
 
 _PAGE = 500
+#: Commands a worker takes with one heartbeat (more wait for the next one).
+_MAX_COMMANDS = 100
 _ID = EntryField.ID.value.encode()
 _ENV = EntryField.ENV.value.encode()
 #: Where a job whose record is in this state waits, for :meth:`AdminMixin.count_envelopes`.
@@ -62,7 +64,8 @@ class AdminMixin:
 
     @mapped
     def queue_stats(self, queue: str) -> QueueStats:
-        """Ready, delayed, pending (held by workers) and dead counts of ``queue``.
+        """Ready, delayed, pending (held by workers) and dead counts of ``queue``, and
+        whether it is paused.
 
         Ready is stream length minus pending: settled entries are deleted from the
         stream, so what remains is either waiting or held.
@@ -74,6 +77,7 @@ class AdminMixin:
                 pipe.xpending(stream, GROUP)
             pipe.zcard(qk.delayed)
             pipe.xlen(qk.dead)
+            pipe.exists(qk.paused)
             replies = raise_cluster_errors(pipe.execute(raise_on_error=False))
         length = pending = 0
         for i in range(0, 20, 2):
@@ -81,7 +85,10 @@ class AdminMixin:
             summary = replies[i + 1]
             if isinstance(summary, dict):
                 pending += int(summary.get("pending", 0))
-        return QueueStats(queue, length - pending, int(replies[20]), pending, int(replies[21]))
+        paused = replies[22] == 1
+        return QueueStats(
+            queue, length - pending, int(replies[20]), pending, int(replies[21]), paused
+        )
 
     @mapped
     def oldest_ready_age_ms(self, queue: str) -> int | None:
@@ -112,14 +119,19 @@ class AdminMixin:
     # -- workers ------------------------------------------------------------------------
 
     @mapped
-    def heartbeat(self, worker_id: str, record: dict[str, Any], ttl_s: float) -> None:
-        """Store one worker's heartbeat record; it disappears ``ttl_s`` after the last one."""
+    def heartbeat(self, worker_id: str, record: dict[str, Any], ttl_s: float) -> list[str]:
+        """Store one worker's heartbeat record (it disappears ``ttl_s`` after the last one)
+        and take the commands sent to the worker since the last beat, oldest first (see
+        ``stem worker stop|ping``), in the same round trip."""
         now_ms = time.time_ns() // 1_000_000
         key = self.keys.worker(worker_id)
         with self.client.pipeline(transaction=False) as pipe:
             pipe.set(key, json.dumps({**record, "ts_ms": now_ms}), px=int(ttl_s * 1000))
             pipe.zadd(self.keys.workers, {worker_id: now_ms})
-            pipe.execute()
+            pipe.lpop(self.keys.worker_control(worker_id), _MAX_COMMANDS)
+            replies = pipe.execute(raise_on_error=False)
+        commands = replies[2] if isinstance(replies[2], list) else []
+        return [_text(c) for c in commands]
 
     @mapped
     def forget_worker(self, worker_id: str) -> None:

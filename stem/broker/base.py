@@ -75,8 +75,8 @@ class Settlement:
     """How to settle one delivery; ``payload`` is the result or error JSON.
 
     Built from a :class:`stem.outcome.Outcome` by the worker's executor; ``verdict`` is one
-    of :data:`stem.outcome.SETTLED_VERDICTS` (anything but ``COMPLETE`` and ``RETRY`` is
-    dead-lettered).
+    of :data:`stem.outcome.SETTLED_VERDICTS` (anything but ``COMPLETE``, ``REVOKED`` and
+    ``RETRY`` is dead-lettered; ``REVOKED`` only acks: the record is revoked already).
     """
 
     delivery: Delivery
@@ -138,6 +138,7 @@ class QueueStats:
     delayed: int
     pending: int
     dead: int
+    paused: bool = False  # ``stem queue pause``: no worker starts a job of it
 
 
 @dataclass(frozen=True, slots=True)

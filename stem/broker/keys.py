@@ -46,6 +46,7 @@ class Suffix(enum.Enum):
     WAIT = "wait:"
     WAITING = "limwait"
     HELD = "limheld"
+    PAUSED = "paused"
 
 
 #: The suffixes Lua appends to :attr:`QueueKeys.prefix` to derive a key, with the builder
@@ -62,6 +63,7 @@ LUA_DERIVED_SUFFIXES = {
     Suffix.WAIT.value: "QueueKeys.wait",
     Suffix.WAITING.value: "QueueKeys.limit_waiting",
     Suffix.HELD.value: "QueueKeys.limit_held",
+    Suffix.PAUSED.value: "QueueKeys.paused",
 }
 
 
@@ -190,6 +192,12 @@ class QueueKeys:
         return f"{self.prefix}{Suffix.WAITING.value}"
 
     @property
+    def paused(self) -> str:
+        """String: present while the queue is paused (``stem queue pause``); the fetch
+        script reads it first and delivers nothing while it exists."""
+        return f"{self.prefix}{Suffix.PAUSED.value}"
+
+    @property
     def limit_held(self) -> str:
         """Set: limit instances that have concurrency slots held (the limiter sweeps them)."""
         return f"{self.prefix}{Suffix.HELD.value}"
@@ -221,6 +229,11 @@ class Keys:
     def worker(self, worker_id: str) -> str:
         """Hash: one worker's heartbeat record; expires when the worker stops beating."""
         return f"{self.namespace}:worker:{worker_id}"
+
+    def worker_control(self, worker_id: str) -> str:
+        """List: commands for one worker (``stop``, ``ping:<nonce>``), pushed by
+        ``stem worker stop|ping``; the worker pops them with each heartbeat."""
+        return f"{self.namespace}:worker:{worker_id}:control"
 
     @property
     def schedule(self) -> str:

@@ -44,6 +44,7 @@ from stem.broker.connection import (
     open_client,
     redact,
 )
+from stem.broker.control import ControlMixin
 from stem.broker.keys import GROUP, READ_ORDER, Keys, QueueKeys
 from stem.broker.limits import LimitsMixin, limits_json
 from stem.broker.schedule import RedisScheduleStore
@@ -62,6 +63,9 @@ MAX_DELAY_MS = MAX_DELAY_S * 1000
 #: Jobs per enqueue script call: large enough to amortise the call, small enough that one
 #: call never blocks Redis for long (about a millisecond).
 ENQUEUE_CHUNK = 500
+#: Settled by complete.lua: a revoked job's record is terminal already, so the script
+#: only acks and deletes its entry (and gives back its slots).
+_ACK_ONLY = frozenset({Verdict.COMPLETE, Verdict.REVOKED})
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -70,7 +74,7 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield chunk
 
 
-class RedisBroker(AdminMixin, LimitsMixin):
+class RedisBroker(AdminMixin, LimitsMixin, ControlMixin):
     """The Redis Streams broker and result backend.
 
     ``result_ttl_s`` is how long a settled job's record (result or error) is kept;
@@ -234,7 +238,7 @@ class RedisBroker(AdminMixin, LimitsMixin):
         batch = ScriptBatch(self.client)
         completes: dict[tuple[str, int], list[int]] = defaultdict(list)
         for index, item in enumerate(settlements):
-            if item.verdict is Verdict.COMPLETE:
+            if item.verdict in _ACK_ONLY:
                 completes[(item.delivery.queue, item.delivery.priority)].append(index)
             else:
                 self._settle_one(batch, item)
@@ -247,7 +251,7 @@ class RedisBroker(AdminMixin, LimitsMixin):
             batch.add(self.scripts.complete, [qk.stream(priority)], args)
         replies = batch.execute()
         out = [0] * len(settlements)
-        singles = [i for i, s in enumerate(settlements) if s.verdict is not Verdict.COMPLETE]
+        singles = [i for i, s in enumerate(settlements) if s.verdict not in _ACK_ONLY]
         for i, reply in zip(singles, replies, strict=False):
             out[i] = int(reply)
         for indexes, flags in zip(completes.values(), replies[len(singles) :], strict=True):

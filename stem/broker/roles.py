@@ -10,6 +10,8 @@ backend must provide to whom, and a method no role lists is visibly the backend'
 * ``ReclaimerBroker``: ``Reclaimer``;
 * ``LimiterBroker``: ``RateLimiter``; ``LimitAdmin``: ``stem limit``;
 * ``Admin``: the CLI's ``observe`` and ``dlq`` commands;
+* ``QueueControl``: the CLI's ``queue`` and ``job`` commands (pause, resume, revoke);
+* ``WorkerControl``: the CLI's ``worker list|ping|stop``;
 * ``ScheduleHost``: beat's ``Schedules``, through the ``ScheduleStore`` it returns.
 
 ``Broker`` is all of them: what a backend implements. ``RedisBroker`` is the one there
@@ -97,13 +99,15 @@ class WorkerBroker(Promoter, Protocol):
 
     def queue_stats(self, queue: str) -> QueueStats: ...
 
-    def heartbeat(self, worker_id: str, record: dict[str, Any], ttl_s: float) -> None: ...
+    def heartbeat(self, worker_id: str, record: dict[str, Any], ttl_s: float) -> list[str]: ...
 
     def forget_worker(self, worker_id: str) -> None: ...
 
     def workers(self) -> list[dict[str, Any]]: ...
 
     def forget_consumer(self, queue: str, consumer: str) -> int: ...
+
+    def revoked(self, deliveries: Sequence[Delivery]) -> list[Delivery]: ...
 
 
 class ReclaimerBroker(Promoter, Protocol):
@@ -182,6 +186,30 @@ class Admin(Protocol):
     def purge_dead(self, queue: str) -> int: ...
 
 
+class QueueControl(Protocol):
+    """Pausing queues and revoking jobs (``stem queue``, ``stem job revoke``)."""
+
+    def queues(self) -> list[str]: ...
+
+    def queue_stats(self, queue: str) -> QueueStats: ...
+
+    def pause(self, queue: str) -> bool: ...
+
+    def resume(self, queue: str) -> bool: ...
+
+    def revoke(self, queue: str, job_id: str, *, terminate: bool = False) -> tuple[int, str]: ...
+
+    def find_job(self, job_id: str, queues: Sequence[str] | None = None) -> JobRecord | None: ...
+
+
+class WorkerControl(Protocol):
+    """Listing workers and sending them commands (``stem worker list|ping|stop``)."""
+
+    def workers(self) -> list[dict[str, Any]]: ...
+
+    def send_worker_command(self, worker_id: str, command: str) -> None: ...
+
+
 class ScheduleStore(Protocol):
     """The schedule's two string maps, definitions and run records (see
     :mod:`stem.beat.store` for what the strings hold; the store does not read them)."""
@@ -220,6 +248,8 @@ class Broker(
     LimiterBroker,
     LimitAdmin,
     Admin,
+    QueueControl,
+    WorkerControl,
     ScheduleHost,
     Protocol,
 ):

@@ -48,7 +48,7 @@ from stem.states import TERMINAL_STATES, DeadReason, JobState
 
 NAMES: tuple[str, ...] = ("enqueue", "fetch", "complete", "retry", "bury", "release")
 NAMES += ("renew", "promote", "reclaim", "replay", "deliver", "prune")
-NAMES += ("schedule_run", "limits")
+NAMES += ("schedule_run", "limits", "revoke")
 
 
 #: Lua table name -> the Python enum whose members it spells.
@@ -114,6 +114,7 @@ class Scripts:
         self.prune = self._load(client, "prune")
         self.schedule_run = self._load(client, "schedule_run")
         self.limits = self._load(client, "limits")
+        self.revoke = self._load(client, "revoke")
 
     @staticmethod
     def _load(client: redis.Redis | RedisCluster, name: str) -> Script:

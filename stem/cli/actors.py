@@ -62,8 +62,9 @@ def _log_options(command: Callable[..., Any]) -> Callable[..., Any]:
 # -- stem worker ------------------------------------------------------------------------
 
 
-@click.command(
+@click.group(
     name="worker",
+    invoke_without_command=True,
     epilog="""Examples:
 
 \b
@@ -71,9 +72,12 @@ def _log_options(command: Callable[..., Any]) -> Callable[..., Any]:
   stem --app myapp.jobs:app worker --queues high,default --concurrency 20
   stem --app myapp.jobs:app worker --queues high:3,low:1 --pool threads
   stem --app myapp.jobs:app worker --burst     # drain the queues, then exit 0
+  stem worker list                             # live workers
+  stem worker stop host1/worker.1              # the same graceful stop as SIGTERM
 
 SIGTERM or SIGINT stops it gracefully (running jobs get --stop-timeout-s, then are
-handed back); a second Ctrl-C stops it at once.
+handed back); a second Ctrl-C stops it at once. The subcommands (list, ping, stop) talk
+to running workers instead of running one.
 """,
 )
 @click.option(
@@ -102,9 +106,12 @@ handed back); a second Ctrl-C stops it at once.
 )  # fmt: skip
 @click.option("--name", help="Consumer name.", show_default="<host>/<pid>, or <host>/worker.<n>")
 @_log_options
-@click.pass_obj
-def worker(state: State, /, queues: str | None, **options: Any) -> None:
+@click.pass_context
+def worker(ctx: click.Context, /, queues: str | None, **options: Any) -> None:
     """Run a worker: fetch jobs from the queues and run the app's tasks."""
+    if ctx.invoked_subcommand is not None:
+        return  # `stem worker list|ping|stop`: the subcommand does the work
+    state: State = ctx.obj
     app_spec = _need_app(state, "worker")
     module = actor_module("stem.worker")
     app = state.app

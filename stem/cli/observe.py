@@ -35,6 +35,7 @@ QUEUE_COLUMNS = [
     Column("delayed", "DELAYED"),
     Column("pending", "PENDING"),
     Column("dead", "DEAD"),
+    Column("paused", "PAUSED", lambda v: "yes" if v else "no"),
 ]
 
 

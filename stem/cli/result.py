@@ -9,8 +9,8 @@ import click
 
 from stem.cli.output import echo_json, emit_record, iso_ms, one_line
 from stem.cli.root import EXIT_FAILED, State
-from stem.errors import JobFailed, JobNotFound
-from stem.states import DEAD_LETTER_STATES
+from stem.errors import JobFailed, JobNotFound, JobRevoked
+from stem.states import DEAD_LETTER_STATES, JobState
 
 if TYPE_CHECKING:
     from stem.broker import JobRecord
@@ -141,7 +141,7 @@ def get(state: State, job_id: str, queue: str | None, as_json: bool) -> None:
         raise _not_found(job_id, queue)
     doc = record_doc(record)
     emit_record(doc, record_fields(doc), as_json=as_json)
-    if record.state in DEAD_LETTER_STATES:
+    if record.state in DEAD_LETTER_STATES or record.state is JobState.REVOKED:
         raise click.exceptions.Exit(EXIT_FAILED)
 
 
@@ -153,8 +153,8 @@ def get(state: State, job_id: str, queue: str | None, as_json: bool) -> None:
   stem result wait 01b8dac5b4009f3c2a7e5d1b8c460e27 --timeout 30
   stem result wait "$(stem enqueue myapp.jobs.add --args '[1, 2]')" --timeout 10
 
-Prints the result as JSON. Exit code 1 when the job failed (its error on stderr),
-4 when there is no such job, 5 on timeout.
+Prints the result as JSON. Exit code 1 when the job failed or was revoked (its
+error on stderr), 4 when there is no such job, 5 on timeout.
 """,
 )
 @click.argument("job_id", metavar="ID")
@@ -177,8 +177,8 @@ def wait_and_print(
 ) -> None:
     """Wait for ``handle``'s result and print it (``stem result wait``, ``enqueue --wait``).
 
-    Raises what ``stem result wait`` exits with: ``JobFailed`` (1), ``JobNotFound`` (4),
-    ``ResultTimeout`` (5).
+    Raises what ``stem result wait`` exits with: ``JobFailed`` or ``JobRevoked`` (1),
+    ``JobNotFound`` (4), ``ResultTimeout`` (5).
     """
     try:
         value = handle.result(timeout_s=timeout_s)
@@ -189,6 +189,10 @@ def wait_and_print(
             record = handle.info()
             failed = record.state.value if record is not None else "failed"
             echo_json({"id": handle.id, "state": failed, "error": exc.error})
+        raise
+    except JobRevoked as exc:
+        if as_json:
+            echo_json({"id": handle.id, "state": JobState.REVOKED.value, "error": str(exc)})
         raise
     if as_json:
         echo_json({"id": handle.id, "state": "succeeded", "result": value})

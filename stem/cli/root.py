@@ -402,11 +402,13 @@ def show_envvars(command: click.Command, prefix: str = "STEM") -> None:
 
 
 def accept_global_options_after(command: click.Command) -> None:
-    """Let ``stem worker --app x`` mean ``stem --app x worker`` (recursively)."""
+    """Let ``stem worker --app x`` mean ``stem --app x worker`` (recursively; a group that
+    runs by itself, like ``stem worker``, takes them too)."""
     if isinstance(command, click.Group):
         for sub in command.commands.values():
             accept_global_options_after(sub)
-        return
+        if not command.invoke_without_command:
+            return
     names = {name for p in command.params for name in p.opts}
     command.params += [o for o in global_options(hidden=True) if not names.intersection(o.opts)]
 

@@ -4,7 +4,8 @@
 
     fetch loop ──> channel ──> N runners ──> settle queue ──> settle loop ──> Redis
         ^  (holds <= concurrency + prefetch)                    (one round trip per batch)
-        └── lease keeper thread renews every held job; promote loop moves due delays
+        └── lease keeper thread renews every held job; promote loop moves due delays;
+            revoke loop cancels running jobs an operator revoked (--terminate)
 
 Shutdown (``request_stop``, or SIGTERM/SIGINT through ``run``): stop fetching; hand
 prefetched jobs back at once; let running jobs finish for up to ``stop_timeout_s``; then
@@ -43,6 +44,7 @@ from stem.worker.lease import HeldJobs, LeaseKeeper
 from stem.worker.limits import LimitBook
 from stem.worker.naming import default_name, live_holder
 from stem.worker.pools import AsyncRunner, ProcessPool, ThreadRunner
+from stem.worker.revoke import RunningJobs
 
 if TYPE_CHECKING:
     from stem.app import Stem
@@ -54,6 +56,9 @@ T = TypeVar("T")
 
 HEARTBEAT_INTERVAL_S = 2.0
 HEARTBEAT_TTL_S = 10.0
+#: Commands ``stem worker`` sends (the worker's control list, read with each heartbeat).
+STOP = "stop"  # the same graceful stop as SIGTERM
+PING = "ping:"  # followed by a nonce that the worker puts in its record as ``pong``
 
 
 @dataclass(frozen=True)
@@ -130,6 +135,8 @@ class Worker:
         self._immediate = False
         self._work_scope: trio.CancelScope | None = None  # cancelled by an immediate stop
         self._running = 0  # jobs executing now (statistics, stop-timeout log)
+        self.revocations = RunningJobs()  # cancels running jobs that get revoked
+        self._pong = ""  # the nonce of the last `stem worker ping`, shown in the heartbeat
         self._live_runners = AsyncValue(0)  # runner tasks not yet finished
         # Settling: runners and recovery submit; the settle loop flushes in order.
         self._pending: list[Settlement] = []
@@ -171,6 +178,7 @@ class Worker:
                 services.start_soon(self._heartbeat_loop)
                 services.start_soon(self._promote_loop)
                 services.start_soon(self.limits.serve_refresh)
+                services.start_soon(self.revocations.serve_polling, self.broker)
                 await self._recover_own()  # heartbeats already beat while it runs
                 await self._work(task_status)
                 await self._flush()
@@ -312,9 +320,12 @@ class Worker:
                         continue
                     self._running += 1
                     try:
-                        settlement = await self.executor.execute(d)
+                        with self.revocations.running(d) as scope:
+                            settlement = await self.executor.execute(d)
                     finally:
                         self._running -= 1
+                    if scope.cancelled_caught:  # revoked while it ran
+                        settlement = self.executor.revoked(d)
                     self._submit(settlement)
         finally:
             self._live_runners.value -= 1
@@ -391,14 +402,30 @@ class Worker:
         from stem.observe.heartbeat import touch_supervisor_heartbeat
 
         while True:
-            try:
-                await self._call(
-                    self.broker.heartbeat, self.name, self.statistics(), HEARTBEAT_TTL_S
-                )
-            except BrokerUnavailable as exc:
-                log.warning("heartbeat failed: %s", exc)
+            commands = await self._beat()
+            if any(c.startswith(PING) for c in commands):
+                await self._beat()  # answer a ping now, not a heartbeat later
             touch_supervisor_heartbeat()
             await trio.sleep(HEARTBEAT_INTERVAL_S)
+
+    async def _beat(self) -> list[str]:
+        """One heartbeat; obeys the commands it brings back (``stem worker stop|ping``)."""
+        try:
+            commands = await self._call(
+                self.broker.heartbeat, self.name, self.statistics(), HEARTBEAT_TTL_S
+            )
+        except BrokerUnavailable as exc:
+            log.warning("heartbeat failed: %s", exc)
+            return []
+        for command in commands:
+            if command == STOP:
+                log.info("stop requested (stem worker stop): stopping gracefully")
+                self.request_stop()
+            elif command.startswith(PING):
+                self._pong = command.removeprefix(PING)
+            else:  # a newer CLI's command: ignore it, say so
+                log.warning("ignoring unknown worker command %r", command)
+        return commands
 
     async def _retrying(
         self, what: str, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs
@@ -480,6 +507,7 @@ class Worker:
             },
             "lost_leases": self.lease.lost,
             "started_at": self.started_at,
+            "pong": self._pong,
         }
 
     @staticmethod

@@ -133,6 +133,12 @@ class Executor:
             f"delivered {d.deliveries} times; its worker died each time",
         )
 
+    def revoked(self, d: Delivery) -> Settlement:
+        """The settlement of a job cancelled because an operator revoked it: its record
+        says ``revoked`` already, so the broker only acks its entry."""
+        log.info("job %s in %s was revoked while running: cancelled", d.job_id, d.queue)
+        return Settlement(d, Verdict.REVOKED, "null")
+
     def _reject(self, d: Delivery, reason: DeadReason, message: str) -> Settlement:
         log.warning(
             "dead-lettering %s in %s: %s (%s)",

@@ -354,3 +354,46 @@ class BrokerContract:
         assert d.envelope is not None and decode(d.envelope).id == new.id
         counted = broker.count_delivery(d, "crashed")
         assert counted is not None and counted.deliveries == 2
+
+    def test_a_paused_queue_accepts_jobs_but_delivers_none_until_resumed(
+        self, broker: RedisBroker
+    ) -> None:
+        assert broker.pause(Q) is True
+        assert broker.pause(Q) is False  # already paused
+        new = job()
+        assert broker.enqueue(Q, [new]) == [(new.id, True)]
+        assert broker.fetch(Q, "c1", 10) == []
+        stats = broker.queue_stats(Q)
+        assert (stats.ready, stats.paused) == (1, True)
+        assert broker.resume(Q) is True
+        assert [d.job_id for d in broker.fetch(Q, "c1", 10)] == [new.id]
+        assert broker.queue_stats(Q).paused is False
+
+    def test_a_revoked_waiting_job_is_never_delivered_and_reads_revoked(
+        self, broker: RedisBroker
+    ) -> None:
+        queued, delayed = job(), job(eta_ms=int(time.time() * 1000) + 60_000)
+        broker.enqueue(Q, [queued, delayed])
+        assert broker.revoke(Q, queued.id) == (1, JobState.QUEUED.value)
+        assert broker.revoke(Q, delayed.id) == (1, JobState.SCHEDULED.value)
+        assert broker.revoke(Q, queued.id) == (0, JobState.REVOKED.value)
+        assert broker.revoke(Q, "nosuch") == (-1, "")
+        assert broker.fetch(Q, "c1", 10) == []
+        assert broker.wait_done(Q, queued.id, 1.0)
+        stats = broker.queue_stats(Q)
+        assert (stats.ready, stats.delayed, stats.pending, stats.dead) == (0, 0, 0, 0)
+        assert broker.job(Q, delayed.id).state is JobState.REVOKED  # type: ignore[union-attr]
+
+    def test_a_started_job_is_revoked_only_with_terminate_and_then_acked(
+        self, broker: RedisBroker
+    ) -> None:
+        new = job()
+        broker.enqueue(Q, [new])
+        [d] = broker.fetch(Q, "c1", 1)
+        assert broker.revoke(Q, new.id) == (0, JobState.STARTED.value)
+        assert broker.revoked([d]) == []
+        assert broker.revoke(Q, new.id, terminate=True) == (1, JobState.STARTED.value)
+        assert broker.revoked([d]) == [d]
+        assert settle(broker, d, Verdict.REVOKED) == 0  # acked; the record stays revoked
+        assert broker.queue_stats(Q).pending == 0
+        assert broker.job(Q, new.id).state is JobState.REVOKED  # type: ignore[union-attr]

@@ -15,11 +15,13 @@ from stem.broker import (
     LeaseRenewer,
     Producer,
     Promoter,
+    QueueControl,
     ReclaimerBroker,
     RedisBroker,
     ScheduleHost,
     ScheduleStore,
     WorkerBroker,
+    WorkerControl,
 )
 from stem.broker.schedule import RedisScheduleStore
 
@@ -30,6 +32,8 @@ ROLES: tuple[type, ...] = (
     WorkerBroker,
     ReclaimerBroker,
     Admin,
+    QueueControl,
+    WorkerControl,
     ScheduleHost,
     Broker,
 )
@@ -48,7 +52,9 @@ def _static_check(broker: RedisBroker) -> None:
     whole: Broker = broker
     renewer: LeaseRenewer = broker.with_deadline(1.0)
     store: ScheduleStore = broker.schedule_store()
-    del roles, whole, renewer, store
+    control: QueueControl = broker
+    workers: WorkerControl = broker
+    del roles, whole, renewer, store, control, workers
 
 
 def _methods(protocol: type) -> set[str]:

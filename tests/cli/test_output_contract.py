@@ -69,6 +69,11 @@ CASES: dict[str, tuple[list[str], list[str]]] = {
         ["result", "wait", "{succeeded}", "--json"],
     ),
     "observe queues": (["observe", "queues"], ["observe", "queues", "--json"]),
+    "queue list": (["queue", "list"], ["queue", "list", "--json"]),
+    "worker list": (["worker", "list"], ["worker", "list", "--json"]),
+    "queue pause": (["queue", "pause", "default"], ["queue", "pause", "other", "--json"]),
+    "queue resume": (["queue", "resume", "default"], ["queue", "resume", "other", "--json"]),
+    "queue drain": (["queue", "drain", "idle"], ["queue", "drain", "idle", "--json"]),
     "observe workers": (["observe", "workers"], ["observe", "workers", "--json"]),
     "observe metrics": (
         ["observe", "metrics", "--interval", "0.01"],

@@ -7,7 +7,10 @@
 -- ARGV[2]     consumer group, ARGV[3] consumer name, ARGV[4] how many at most,
 -- ARGV[5]     result TTL s, ARGV[6] DLQ max length, ARGV[7] DLQ retention ms,
 -- ARGV[8]     the limit definitions as JSON (lib.lua's limits), '' when the worker has none
--- Effects     XREADGROUP moves entries into the consumer's pending list; each delivered
+-- Effects     Nothing at all while the queue is paused (the key {q}:paused exists, derived
+--             from ARGV[1]; read first, before any write): the reply is then the
+--             "nothing ready" one, so the worker waits for the next entry or its timeout.
+--             Otherwise XREADGROUP moves entries into the consumer's pending list; each delivered
 --             job's record gets state=started, start_ms, deliveries+1. An entry whose job
 --             already reached a terminal state (a duplicate after a reclaim race) is
 --             acked, deleted and counted in stats.duplicates instead of delivered. An
@@ -24,8 +27,19 @@
 --               envelope or false, attempt, deliveries, raw fields (only when no record)}
 --             or, when nothing was ready, {0, last-id-per-stream...} so the caller can
 --             block with XREAD from exactly there without missing a new entry.
-local now = now_ms()
+-- The "nothing ready" reply: {0, last entry id of each stream} (see Returns).
+local function nothing_ready()
+  local lasts = {0}
+  for i = 1, #KEYS do
+    local last = redis.call('XREVRANGE', KEYS[i], '+', '-', 'COUNT', 1)
+    if last[1] then lasts[#lasts + 1] = last[1][1] else lasts[#lasts + 1] = '0-0' end
+  end
+  return lasts
+end
+
 local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
+if redis.call('EXISTS', prefix .. K.PAUSED) == 1 then return nothing_ready() end
+local now = now_ms()
 local want = tonumber(ARGV[4])
 local dead = prefix .. K.DEAD
 check_type(dead, 'stream')
@@ -105,9 +119,4 @@ if throttled > 0 then
 end
 if dups > 0 then redis.call('HINCRBY', prefix .. K.STATS, C.DUPLICATES, dups) end
 if #out > 1 then return out end
-local lasts = {0}
-for i = 1, #KEYS do
-  local last = redis.call('XREVRANGE', KEYS[i], '+', '-', 'COUNT', 1)
-  if last[1] then lasts[#lasts + 1] = last[1][1] else lasts[#lasts + 1] = '0-0' end
-end
-return lasts
+return nothing_ready()
