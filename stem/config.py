@@ -14,6 +14,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import psutil
+
 from stem.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -42,7 +44,7 @@ def url_file_source(path: Path = EMBEDDED_URL_FILE) -> str:
     pid = _supervisor_pid(path.parent / "supervise.json")
     if pid is None:
         return f"./{path}, written by a `stem supervise`"
-    if not _alive(pid):
+    if not psutil.pid_exists(pid):
         return f"./{path}, written by a `stem supervise` that is no longer running"
     return f"./{path}, written by the running `stem supervise`, pid {pid}"
 
@@ -54,14 +56,6 @@ def _supervisor_pid(status: Path) -> int | None:
         return None
     return pid if isinstance(pid, int) and pid > 0 else None
 
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 

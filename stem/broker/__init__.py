@@ -20,6 +20,7 @@ from stem.broker.base import (
     Renewal,
     ScheduleSnapshot,
     Settlement,
+    json_or_text,
 )
 from stem.broker.connection import redact
 from stem.broker.redis import RedisBroker
@@ -67,5 +68,6 @@ __all__ = [
     "Settlement",
     "WorkerBroker",
     "WorkerControl",
+    "json_or_text",
     "redact",
 ]

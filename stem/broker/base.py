@@ -110,17 +110,18 @@ class JobRecord:
     def result_value(self) -> Any:
         """``result`` decoded from JSON (None when there is none); the raw text if it is
         not JSON (someone else wrote it). ``result`` itself stays the stored text."""
-        return _json_or_text(self.result)
+        return json_or_text(self.result)
 
     @property
     def headers(self) -> dict[str, str]:
         """The headers the job was enqueued with (``{}`` if the envelope has none)."""
-        envelope = _json_or_text(self.envelope)
+        envelope = json_or_text(self.envelope)
         headers = envelope.get("headers") if isinstance(envelope, dict) else None
         return {str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}
 
 
-def _json_or_text(raw: str | None) -> Any:
+def json_or_text(raw: str | None) -> Any:
+    """A stored JSON field decoded, or its raw text when it is not JSON (None stays None)."""
     if raw is None:
         return None
     try:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from stem.broker import json_or_text
 from stem.cli.output import echo_json, emit_record, iso_ms, one_line
 from stem.cli.root import EXIT_FAILED, State
 from stem.errors import JobFailed, JobNotFound, JobRevoked
@@ -17,19 +18,9 @@ if TYPE_CHECKING:
     from stem.handle import JobHandle
 
 
-def _loads(raw: str | None) -> Any:
-    """A stored JSON field, or the raw text if it is not JSON."""
-    if raw is None:
-        return None
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
-
-
 def record_doc(record: JobRecord) -> dict[str, Any]:
     """What ``--json`` shows about a job."""
-    envelope = _loads(record.envelope)
+    envelope = json_or_text(record.envelope)
     envelope = envelope if isinstance(envelope, dict) else {}
     return {
         "id": record.id,
@@ -40,8 +31,8 @@ def record_doc(record: JobRecord) -> dict[str, Any]:
         "kwargs": envelope.get("kwargs"),
         "attempt": record.attempt,
         "deliveries": record.deliveries,
-        "result": _loads(record.result),
-        "error": _loads(record.error),
+        "result": json_or_text(record.result),
+        "error": json_or_text(record.error),
         "reason": record.reason,
         "enqueued_ms": record.enq_ms,
         "eta_ms": record.eta_ms,

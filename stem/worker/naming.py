@@ -13,6 +13,8 @@ import socket
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+import psutil
+
 from supervisor import CHILD_NAME_ENV, REPLICA_ENV
 
 
@@ -32,16 +34,11 @@ def live_holder(workers: Iterable[Mapping[str, Any]], name: str) -> int | None:
             w.get("id") == name
             and w.get("pid") != os.getpid()
             and w.get("host") == socket.gethostname()
-        ) and _pid_alive(int(w.get("pid", 0))):
+        ) and _pid_alive(w.get("pid")):
             return int(w["pid"])
     return None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return pid > 0
+def _pid_alive(pid: object) -> bool:
+    """Whether ``pid`` (from a heartbeat record: may be anything) is a live process."""
+    return isinstance(pid, int) and pid > 0 and psutil.pid_exists(pid)
