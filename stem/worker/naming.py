@@ -41,4 +41,4 @@ def live_holder(workers: Iterable[Mapping[str, Any]], name: str) -> int | None:
 
 def _pid_alive(pid: object) -> bool:
     """Whether ``pid`` (from a heartbeat record: may be anything) is a live process."""
-    return isinstance(pid, int) and pid > 0 and psutil.pid_exists(pid)
+    return isinstance(pid, int) and 0 < pid < 2**31 and psutil.pid_exists(pid)

@@ -16,7 +16,7 @@ def test_a_live_process_on_this_host_holds_its_name() -> None:
 
 
 def test_heartbeat_records_with_foreign_pids_hold_nothing() -> None:
-    records = [
+    records: list[dict[str, object]] = [
         {"id": "w", "host": HOST, "pid": "not a number"},
         {"id": "w", "host": HOST, "pid": None},
         {"id": "w", "host": HOST, "pid": -5},
