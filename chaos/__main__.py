@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 
 from chaos.checker import Verdict
@@ -89,5 +90,17 @@ def main(argv: list[str] | None = None) -> int:
     return 0 if all(v.ok for v in verdicts) else 1
 
 
+def _exit_on_sigterm() -> None:
+    """Turn SIGTERM into ``SystemExit``, so a stopped run tears its stack down (the
+    harness's context managers stop the actors, proxies and Redis) instead of leaving
+    them orphaned, as the default SIGTERM action did."""
+
+    def stop(signum: int, frame: object) -> None:
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 if __name__ == "__main__":
+    _exit_on_sigterm()
     sys.exit(main())
