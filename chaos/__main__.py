@@ -6,9 +6,11 @@
     python -m chaos run                          # every scenario, full mode
     python -m chaos run latency-50ms reset-peer --short
     python -m chaos run --duration 20 --json
+    python -m chaos soak --duration 1h --fault-every 120 --rate 50 --out /tmp/soak
 
-Exit codes: 0 every scenario held its invariants, 1 one did not (a loss, an unexplained
-duplicate, a process left behind...), 2 bad arguments (one line on stderr).
+Exit codes: 0 every scenario held its invariants (soak: and memory stayed flat), 1 one
+did not (a loss, an unexplained duplicate, a process left behind, a leak...), 2 bad
+arguments (one line on stderr).
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ import argparse
 import json
 import signal
 import sys
+from pathlib import Path
 
 from chaos.checker import Verdict
 from chaos.scenarios import Options, load_all, run_scenario
+from chaos.soak import SoakOptions, SoakResult, run_soak
 
 COLUMNS = ("scenario", "jobs", "lost", "duplicates", "dead", "recovery s", "verdict")
 
@@ -39,7 +43,28 @@ def parser() -> argparse.ArgumentParser:
     run.add_argument("--duration", type=float, metavar="S", help="hold each fault S seconds")
     run.add_argument("--short", action="store_true", help="the short mode CI runs")
     run.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    soak = sub.add_parser("soak", help="steady load with periodic faults; memory must stay flat")
+    soak.add_argument("--duration", type=_seconds, default=3600.0, metavar="T", help="1h, 25m, 90s")
+    soak.add_argument("--fault-every", type=_seconds, default=120.0, metavar="T")
+    soak.add_argument("--rate", type=float, default=50.0, metavar="N", help="jobs per second")
+    soak.add_argument("--sample-every", type=_seconds, default=5.0, metavar="T")
+    soak.add_argument("--out", type=Path, default=Path("soak-out"), metavar="DIR")
+    soak.add_argument("--json", action="store_true", help="one JSON document on stdout")
     return p
+
+
+def _seconds(text: str) -> float:
+    """``1h``, ``25m``, ``90s`` or plain seconds; > 0."""
+    units = {"h": 3600.0, "m": 60.0, "s": 1.0}
+    scale = units.get(text[-1:].lower(), 1.0)
+    number = text[:-1] if text[-1:].lower() in units else text
+    try:
+        value = float(number) * scale
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (like 1h, 25m, 90s)") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be > 0: {text!r}")
+    return value
 
 
 def table(verdicts: list[Verdict]) -> str:
@@ -61,6 +86,8 @@ def table(verdicts: list[Verdict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    if args.command == "soak":
+        return soak(args)
     registry = load_all()
     if args.command == "list":
         for sc in registry.values():
@@ -88,6 +115,62 @@ def main(argv: list[str] | None = None) -> int:
     else:
         print(table(verdicts))
     return 0 if all(v.ok for v in verdicts) else 1
+
+
+def soak(args: argparse.Namespace) -> int:
+    if args.rate <= 0:
+        print("chaos: error: --rate must be > 0", file=sys.stderr)
+        return 2
+    opts = SoakOptions(args.duration, args.fault_every, args.rate, args.sample_every, args.out)
+    print(f"soak: {opts.duration_s:.0f} s, writing to {opts.out}", file=sys.stderr, flush=True)
+    result = run_soak(opts)
+    if args.json:
+        print(json.dumps(result.as_json(), indent=2))
+    else:
+        print(soak_table(result))
+    if result.png_path is None:
+        print(
+            "soak: no plot made (matplotlib is not installed: pip install 'stem-jobs[soak]')",
+            file=sys.stderr,
+        )
+    return 0 if result.ok else 1
+
+
+def soak_table(result: SoakResult) -> str:
+    """The summary: the checker's figures, then one row per memory slope."""
+    v = result.verdict
+    faults = ", ".join(f"{n} x{c}" for n, c in result.faults.items()) or "none"
+    lines = [
+        f"duration      {result.duration_s:.0f} s, {result.samples} samples",
+        f"jobs          {v.jobs} accepted, {result.settled} settled, {v.lost} lost, "
+        f"{v.dead} dead, {v.refused} refused ({v.written_despite_error} written anyway)",
+        f"duplicates    {v.duplicates}/{v.allowed_duplicates} allowed",
+        f"throughput    {result.throughput_per_s:.1f} jobs/s",
+        f"latency       p50 {_ms(result.latency_p50_ms)}, p99 {_ms(result.latency_p99_ms)}"
+        " (enqueue to settled)",
+        f"faults        {faults}",
+        "",
+    ]
+    rows = [("series", "slope MB/h", "limit", "samples", "verdict")] + [
+        (
+            s.series,
+            "-" if s.mb_per_h is None else f"{s.mb_per_h:+.2f}",
+            f"{s.limit_mb_per_h:g}",
+            str(s.samples),
+            ("ok" if s.ok else "FAIL") if s.judged else "not judged (run too short)",
+        )
+        for s in result.slopes
+    ]
+    widths = [max(len(r[i]) for r in rows) for i in range(5)]
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    lines += ["", *(f"problem: {p}" for p in v.problems)]
+    lines += [f"csv: {result.csv_path}", f"png: {result.png_path or '-'}"]
+    lines.append(f"verdict: {'PASS' if result.ok else 'FAIL'}")
+    return "\n".join(lines)
+
+
+def _ms(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0f} ms"
 
 
 def _exit_on_sigterm() -> None:

@@ -7,6 +7,7 @@ worker dies after the append and before the settle is counted again when it reru
 is the duplicate the checker counts. A file, not Redis, because the Redis under test is
 restarted, filled up and cut off by the scenarios; the ledger must not be.
 
+``$CHAOS_RESULT_TTL_S`` sets how long settled records are kept (the soak's is short).
 ``$CHAOS_LEASE_S`` sets the lease (default 12 s: the keeper renews every 3 s and survives
 a 6 s partition, see ``stem.worker.lease.LeaseTiming``). The beat scenario adds a schedule
 through :mod:`chaos.beat_app`, so that workers of this app fire nothing.
@@ -26,6 +27,8 @@ DEFAULT_LEASE_S = 12.0
 app = Stem(
     lease_s=float(os.environ.get("CHAOS_LEASE_S", DEFAULT_LEASE_S)),
     max_deliveries=int(os.environ.get("CHAOS_MAX_DELIVERIES", "20")),
+    # The soak keeps records briefly, so Redis reaches a steady size (chaos.soak).
+    result_ttl_s=int(os.environ.get("CHAOS_RESULT_TTL_S", str(7 * 86_400))),
 )
 
 

@@ -53,6 +53,13 @@ def open_toxiproxy(url: str | None = None) -> Iterator[str]:
     try:
         yield _read_url(proc)
     finally:
+        if (code := proc.poll()) is not None:
+            # Died under the run (it only exits on our SIGTERM): say so, with how, since
+            # every fault and every actor's link went with it.
+            how = f"signal {-code}" if code < 0 else f"exit code {code}"
+            print(
+                f"chaos: the toxiproxy server (pid {proc.pid}) died early: {how}", file=sys.stderr
+            )
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         try:
