@@ -35,7 +35,7 @@ from toxiproxy.proxy import Proxy
 
 from chaos.checker import Verdict, check_no_actor_error, check_processes, count_keys, judge
 from chaos.soak.faults import CONCURRENCY, PREFETCH, Fault, Target, cycle
-from chaos.soak.report import Sample, Slope, percentile, plot, slopes, write_csv
+from chaos.soak.report import Sample, SampleLog, Slope, percentile, plot, slopes
 from chaos.soak.sampler import ActorMemory, JobTracker, redis_figures
 from chaos.stack import Actor, Producer, Stack, open_stack, wait_for
 from chaos.stack.actors import stem_argv
@@ -96,7 +96,7 @@ class SoakResult:
 def run_soak(opts: SoakOptions) -> SoakResult:
     """Run the soak; never raises for a failure of stem (it is in the result)."""
     result = SoakResult(Verdict("soak"), opts.duration_s)
-    samples: list[Sample] = []
+    samples = SampleLog(opts.out / "soak.csv")
     try:
         with open_stack("soak", appendonly=True, toxiproxy_url=opts.toxiproxy_url) as stack:
             try:
@@ -124,7 +124,7 @@ def _supervise(stack: Stack, link: Proxy) -> Actor:
     return stack.start("supervise", argv, env={"CHAOS_RESULT_TTL_S": str(RESULT_TTL_S)})
 
 
-def _drive(stack: Stack, opts: SoakOptions, result: SoakResult, samples: list[Sample]) -> None:
+def _drive(stack: Stack, opts: SoakOptions, result: SoakResult, samples: SampleLog) -> None:
     link = stack.proxy("redis")
     sup = _supervise(stack, link)
     memory = ActorMemory(sup)
@@ -160,7 +160,7 @@ def _drive(stack: Stack, opts: SoakOptions, result: SoakResult, samples: list[Sa
     check_no_actor_error(stack, verdict)
     if not sup.alive():
         verdict.problems.append(f"the supervisor exited ({sup.proc and sup.proc.poll()})")
-    result.samples, result.settled = len(samples), len(latencies)
+    result.samples, result.settled = len(samples.samples), len(latencies)
     result.throughput_per_s = round(len(latencies) / opts.duration_s, 2)
     result.latency_p50_ms = percentile(latencies, 0.50)
     result.latency_p99_ms = percentile(latencies, 0.99)
@@ -236,11 +236,9 @@ def _settle(
         time.sleep(0.5)  # polling interval of a bounded wait
 
 
-def _write(opts: SoakOptions, result: SoakResult, samples: list[Sample]) -> None:
-    opts.out.mkdir(parents=True, exist_ok=True)
-    result.slopes = slopes(samples, opts.duration_s)
-    result.csv_path = opts.out / "soak.csv"
-    write_csv(result.csv_path, samples)
+def _write(opts: SoakOptions, result: SoakResult, samples: SampleLog) -> None:
+    result.slopes = slopes(samples.samples, opts.duration_s)
+    result.csv_path = samples.path
     png = opts.out / "soak.png"
     title = f"stem soak: {opts.duration_s:.0f} s, {opts.rate_per_s:g} jobs/s"
-    result.png_path = png if plot(png, samples, title) else None
+    result.png_path = png if plot(png, samples.samples, title) else None

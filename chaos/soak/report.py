@@ -18,7 +18,7 @@ import csv
 import itertools
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -168,11 +168,24 @@ def _slope(
     return Slope(series, mb_per_h, limit, judged and mb_per_h is not None, len(points))
 
 
-def write_csv(path: Path, samples: list[Sample]) -> None:
-    with path.open("w", newline="") as f:
-        out = csv.writer(f)
-        out.writerow(COLUMNS)
-        out.writerows(s.row() for s in samples)
+@dataclass
+class SampleLog:
+    """The samples so far, each also appended to the CSV at ``path`` as it is taken, so a
+    run stopped early (Ctrl-C, a crash) still leaves its data, and a long one can be
+    watched with ``tail -f``."""
+
+    path: Path
+    samples: list[Sample] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with self.path.open("w", newline="") as f:
+            csv.writer(f).writerow(COLUMNS)
+
+    def append(self, sample: Sample) -> None:
+        self.samples.append(sample)
+        with self.path.open("a", newline="") as f:
+            csv.writer(f).writerow(sample.row())
 
 
 def plot(path: Path, samples: list[Sample], title: str) -> bool:
