@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 from toxiproxy import Toxiproxy
 
-_START_TIMEOUT_S = 20.0
+START_TIMEOUT_S = 20.0
 _ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -51,7 +51,7 @@ def open_toxiproxy(url: str | None = None) -> Iterator[str]:
         start_new_session=True,
     )
     try:
-        yield _read_url(proc)
+        yield read_url(proc)
     finally:
         if (code := proc.poll()) is not None:
             # Died under the run (it only exits on our SIGTERM): say so, with how, since
@@ -63,7 +63,7 @@ def open_toxiproxy(url: str | None = None) -> Iterator[str]:
         with contextlib.suppress(ProcessLookupError):
             os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=_START_TIMEOUT_S)
+            proc.wait(timeout=START_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
@@ -71,9 +71,10 @@ def open_toxiproxy(url: str | None = None) -> Iterator[str]:
         proc.stdout.close()
 
 
-def _read_url(proc: subprocess.Popen[str]) -> str:
+def read_url(proc: subprocess.Popen[str]) -> str:
+    """The API URL a starting ``python -m chaos.proxy`` prints (20 s at most)."""
     assert proc.stdout is not None
-    deadline = time.monotonic() + _START_TIMEOUT_S
+    deadline = time.monotonic() + START_TIMEOUT_S
     while (remaining := deadline - time.monotonic()) > 0:
         ready, _, _ = select.select([proc.stdout], [], [], remaining)
         if not ready:

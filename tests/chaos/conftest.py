@@ -9,12 +9,10 @@ proxies left over from earlier tests.
 from __future__ import annotations
 
 import os
-import select
 import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -23,25 +21,10 @@ import pytest
 from toxiproxy import Toxiproxy
 from toxiproxy.proxy import Proxy
 
+from chaos.stack.toxi import START_TIMEOUT_S, read_url
 from tests.chaos.support import EchoServer
 
-_START_TIMEOUT_S = 20.0
 _ROOT = Path(__file__).resolve().parents[2]
-
-
-def _read_url(proc: subprocess.Popen[str]) -> str:
-    assert proc.stdout is not None
-    deadline = time.monotonic() + _START_TIMEOUT_S
-    while (remaining := deadline - time.monotonic()) > 0:
-        ready, _, _ = select.select([proc.stdout], [], [], remaining)
-        if not ready:
-            break
-        line = proc.stdout.readline()
-        if not line:
-            break
-        if "listening on " in line:
-            return line.rsplit("listening on ", 1)[1].strip()
-    raise RuntimeError(f"python -m chaos.proxy did not start (exit code {proc.poll()})")
 
 
 @pytest.fixture(scope="session")
@@ -65,12 +48,12 @@ def toxiproxy_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             start_new_session=True,
         )
     try:
-        yield _read_url(proc)
+        yield read_url(proc)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(timeout=_START_TIMEOUT_S)
+            proc.wait(timeout=START_TIMEOUT_S)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
