@@ -55,3 +55,15 @@ def test_every_dashboard_query_parses_as_promql(repo_root: Path, tmp_path: Path)
     done = promtool("check", "rules", "queries.yml", cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"SUCCESS: {len(exprs)} rules found" in done.stdout
+
+
+def test_the_sample_prometheus_config_loads_the_alert_rules(
+    repo_root: Path, tmp_path: Path
+) -> None:
+    # Laid out as samples/otlp/docker-compose.yml mounts it: the rules beside the config.
+    (tmp_path / "rules").mkdir()
+    shutil.copy(repo_root / "samples/otlp/prometheus.yml", tmp_path / "prometheus.yml")
+    shutil.copy(repo_root / RULES, tmp_path / "rules" / RULES.name)
+    done = promtool("check", "config", "prometheus.yml", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "SUCCESS: 1 rule files found" in done.stdout
