@@ -47,10 +47,11 @@ def documented_families(doc: str) -> dict[str, str]:
 
 
 def undocumented(names: set[str], families: dict[str, str]) -> set[str]:
-    """The names that are neither a documented family nor a histogram family's series."""
+    """The names that are not a series of a documented family: a gauge's or counter's
+    name, or a histogram's ``_bucket``/``_sum``/``_count`` (its bare name is no series)."""
 
     def known(name: str) -> bool:
-        if name in families:
+        if families.get(name) not in (None, "histogram"):
             return True
         for suffix in _HISTOGRAM_SERIES:
             base = name.removesuffix(suffix)
@@ -109,6 +110,12 @@ def test_the_metric_name_reader_sees_names_and_not_functions_labels_or_variables
         'unless max without (worker) (stem_x_total{state="ready"}) > 1e3'
     )
     assert metric_names(expr) == {"stem_job_run_duration_seconds_bucket", "stem_up", "stem_x_total"}
+
+
+def test_a_histogram_is_queried_through_its_bucket_sum_and_count_series() -> None:
+    families = {"h_seconds": "histogram", "g": "gauge"}
+    names = {"h_seconds", "h_seconds_bucket", "h_seconds_count", "g", "g_bucket", "x"}
+    assert undocumented(names, families) == {"h_seconds", "g_bucket", "x"}
 
 
 def test_the_family_table_is_read_from_the_metrics_reference(families: dict[str, str]) -> None:
