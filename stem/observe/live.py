@@ -12,6 +12,19 @@ Percentiles come from the summed bucket differences (:func:`percentile_from_buck
 as Prometheus's ``histogram_quantile`` does. Counters count jobs, not attempts:
 ``processed`` completed, ``failed`` dead-lettered, ``retried`` attempts scheduled again.
 
+The heartbeat fields read here (a record without them shows queue rows only)::
+
+    "by_queue": {"<queue>": {"processed": 120, "failed": 3, "retried": 5}},
+    "by_task": {"<queue>": {"<task>": {
+        "processed": 100, "failed": 1, "retried": 2,
+        "wait": {"bounds": [0.005, 0.01, ...], "counts": [4, 9, ..., 0]},
+        "run": {"bounds": [...], "counts": [...]},
+    }}}
+
+``bounds`` are ascending bucket upper bounds in seconds; ``counts`` are cumulative since
+the worker started, per bucket (not cumulative over buckets), with one more entry for
+observations past the last bound (OpenTelemetry's explicit-bucket layout).
+
 Nothing here reads Redis or prints; the CLI feeds records in and shows rows.
 """
 
