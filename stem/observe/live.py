@@ -12,18 +12,16 @@ Percentiles come from the summed bucket differences (:func:`percentile_from_buck
 as Prometheus's ``histogram_quantile`` does. Counters count jobs, not attempts:
 ``processed`` completed, ``failed`` dead-lettered, ``retried`` attempts scheduled again.
 
-The heartbeat fields read here (a record without them shows queue rows only)::
+The heartbeat fields read here (a record without ``by_task`` shows queue rows only)::
 
     "by_queue": {"<queue>": {"processed": 120, "failed": 3, "retried": 5}},
-    "by_task": {"<queue>": {"<task>": {
-        "processed": 100, "failed": 1, "retried": 2,
-        "wait": {"bounds": [0.005, 0.01, ...], "counts": [4, 9, ..., 0]},
-        "run": {"bounds": [...], "counts": [...]},
-    }}}
+    "by_task": [{"queue": "<queue>", "task": "<task>",
+                 "processed": 100, "failed": 1, "retried": 2,
+                 "run": [4, 9, ..., 0], "wait": [...], "run_sum_s": ..., "wait_sum_s": ...}]
 
-``bounds`` are ascending bucket upper bounds in seconds; ``counts`` are cumulative since
-the worker started, per bucket (not cumulative over buckets), with one more entry for
-observations past the last bound (OpenTelemetry's explicit-bucket layout).
+``run`` and ``wait`` count observations per bucket of :data:`BUCKETS_S` since the worker
+started (per bucket, not cumulative over buckets), with one more entry for those past
+the last bound (OpenTelemetry's explicit-bucket layout).
 
 Nothing here reads Redis or prints; the CLI feeds records in and shows rows.
 """
@@ -40,6 +38,10 @@ from typing import Any
 COUNTERS = ("processed", "failed", "retried")
 #: Histograms per (queue, task) in a heartbeat record; see :func:`task_histograms`.
 HISTOGRAMS = ("wait", "run")
+#: The upper bounds (seconds) of the heartbeat histograms' buckets: the worker's
+#: ``BUCKETS_S`` (stem/observe/metrics.py), as the records carry counts only.
+#: TODO(merge): import it from stem.observe.metrics once both are in one tree.
+BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 def percentile_from_buckets(
@@ -98,20 +100,13 @@ class Histogram:
 
 
 def _histogram(value: Any) -> Histogram | None:
-    """A histogram from its heartbeat form ``{"bounds": [...], "counts": [...]}``."""
-    if not isinstance(value, Mapping):
+    """A histogram from its heartbeat form: counts per bucket of :data:`BUCKETS_S`, plus
+    the overflow bucket (None if it is not that)."""
+    if not isinstance(value, list) or len(value) != len(BUCKETS_S) + 1:
         return None
-    bounds, counts = value.get("bounds"), value.get("counts")
-    if not isinstance(bounds, list) or not isinstance(counts, list):
+    if not all(isinstance(c, int) and c >= 0 for c in value):
         return None
-    if len(counts) not in (len(bounds), len(bounds) + 1):
-        return None
-    if not all(isinstance(b, int | float) for b in bounds):
-        return None
-    if not all(isinstance(c, int) and c >= 0 for c in counts):
-        return None
-    padded = [*counts, 0] if len(counts) == len(bounds) else counts
-    return Histogram(tuple(float(b) for b in bounds), tuple(padded))
+    return Histogram(BUCKETS_S, tuple(value))
 
 
 def queue_counters(record: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
@@ -126,17 +121,19 @@ def queue_counters(record: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
 
 def task_histograms(record: Mapping[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
     """Per (queue, task): ``processed``/``failed``/``retried`` counts and ``wait``/``run``
-    histograms, from a heartbeat record's ``by_task``
-    (``{queue: {task: {"processed": n, ..., "run": {"bounds", "counts"}}}}``)."""
+    histograms, from a heartbeat record's ``by_task`` list (entries that are not of that
+    form are left out)."""
     by_task = record.get("by_task")
     out: dict[tuple[str, str], dict[str, Any]] = {}
-    for queue, tasks in (by_task if isinstance(by_task, Mapping) else {}).items():
-        for task, stats in (tasks if isinstance(tasks, Mapping) else {}).items():
-            if not isinstance(stats, Mapping):
-                continue
-            entry: dict[str, Any] = {name: _int(stats.get(name)) for name in COUNTERS}
-            entry.update({name: _histogram(stats.get(name)) for name in HISTOGRAMS})
-            out[(str(queue), str(task))] = entry
+    for item in by_task if isinstance(by_task, list) else []:
+        if not isinstance(item, Mapping):
+            continue
+        queue, task = item.get("queue"), item.get("task")
+        if not isinstance(queue, str) or not isinstance(task, str):
+            continue
+        entry: dict[str, Any] = {name: _int(item.get(name)) for name in COUNTERS}
+        entry.update({name: _histogram(item.get(name)) for name in HISTOGRAMS})
+        out[(queue, task)] = entry
     return out
 
 

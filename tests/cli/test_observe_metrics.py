@@ -14,7 +14,14 @@ from stem import Stem
 from stem.cli import observe
 from stem.cli.metrics_view import ENTER_SCREEN, LEAVE_SCREEN, duration, frame
 from stem.cli.output import PLAIN_LINE
-from stem.observe.live import Histogram, Window, percentile_from_buckets, refresh_every
+from stem.observe.live import (
+    BUCKETS_S,
+    Histogram,
+    Window,
+    percentile_from_buckets,
+    refresh_every,
+    task_histograms,
+)
 from stem.worker import Worker, WorkerOptions, serve_worker
 from tests.apps import observed
 from tests.cli.conftest import Invoke
@@ -52,6 +59,15 @@ def test_a_percentile_past_the_last_bound_answers_the_last_bound_and_none_withou
         percentile_from_buckets(BOUNDS, [1, 0, 0, 0], 99)
 
 
+def buckets(**at: int) -> list[int]:
+    """Heartbeat bucket counts: ``buckets(b0=16, b4=4)`` puts 16 in the first bucket
+    (up to 5 ms) and 4 in the fifth (50-100 ms); see ``BUCKETS_S``."""
+    counts = [0] * (len(BUCKETS_S) + 1)
+    for name, n in at.items():
+        counts[int(name[1:])] = n
+    return counts
+
+
 def _record(
     ts_ms: int,
     processed: int,
@@ -62,27 +78,25 @@ def _record(
     worker: str = "h1/1",
     started_at: float = 1.0,
 ) -> dict[str, Any]:
+    """A worker's heartbeat record as the worker writes it (one task, jobs.add)."""
     counts = {"processed": processed, "failed": failed, "retried": retried}
-    task = {
-        **counts,
-        "run": {"bounds": BOUNDS, "counts": run or [0, 0, 0, 0]},
-        "wait": {"bounds": BOUNDS, "counts": wait or [0, 0, 0, 0]},
-    }
+    task = {"queue": "default", "task": "jobs.add", **counts}
+    task |= {"run": run or buckets(), "wait": wait or buckets(), "run_sum_s": 0.0}
     return {
         "id": worker,
         "ts_ms": ts_ms,
         "started_at": started_at,
         "queues": ["default"],
         "by_queue": {"default": counts},
-        "by_task": {"default": {"jobs.add": task}},
+        "by_task": [task],
     }
 
 
 def test_rates_and_percentiles_are_differences_over_each_workers_heartbeat_window() -> None:
     window = Window(span_s=10)
-    window.add(0.0, [_record(1000, 100, 1, 5, run=[50, 0, 0, 0], wait=[50, 0, 0, 0])])
-    # 2 s later: 20 more jobs, 4 of them took 10-100 ms to run; 2 more dead-lettered.
-    window.add(2.0, [_record(3000, 120, 3, 5, run=[66, 4, 0, 0], wait=[70, 0, 0, 0])])
+    window.add(0.0, [_record(1000, 100, 1, 5, run=buckets(b0=50), wait=buckets(b0=50))])
+    # 2 s later: 20 more jobs, 4 of them ran 50-100 ms; 2 more dead-lettered.
+    window.add(2.0, [_record(3000, 120, 3, 5, run=buckets(b0=66, b4=4), wait=buckets(b0=70))])
 
     stats = window.stats()
 
@@ -94,21 +108,34 @@ def test_rates_and_percentiles_are_differences_over_each_workers_heartbeat_windo
     )
     assert task["processed_per_s"] == 10.0
     # Only the window's 20 runs count: 16 fast, 4 slow; the first 50 are history.
-    assert task["run_p50_s"] == pytest.approx(0.01 * 10 / 16)
-    assert task["run_p99_s"] == pytest.approx(0.01 + 0.09 * (19.8 - 16) / 4)
+    assert task["run_p50_s"] == pytest.approx(0.005 * 10 / 16, abs=1e-6)
+    assert task["run_p99_s"] == pytest.approx(0.05 + 0.05 * (19.8 - 16) / 4, abs=1e-6)
+    assert task["wait_p99_s"] == pytest.approx(0.005 * 19.8 / 20, abs=1e-6)
     assert queue["run_p99_s"] == task["run_p99_s"]
     assert stats.workers == {"h1/1": {"processed_per_s": 10.0, "failed_per_s": 1.0}}
 
 
 def test_a_worker_that_restarted_under_the_same_name_counts_from_zero() -> None:
     window = Window(span_s=10)
-    window.add(0.0, [_record(1000, 500, run=[500, 0, 0, 0])])
-    window.add(2.0, [_record(3000, 8, run=[0, 8, 0, 0], started_at=2.5)])
+    window.add(0.0, [_record(1000, 500, run=buckets(b0=500))])
+    window.add(2.0, [_record(3000, 8, run=buckets(b1=8), started_at=2.5)])
 
     task = window.stats().tasks[("default", "jobs.add")].doc()
 
     assert task["processed_per_s"] == 4.0
-    assert task["run_p50_s"] == pytest.approx(0.055)
+    assert task["run_p50_s"] == pytest.approx(0.0075)
+
+
+def test_heartbeat_entries_of_another_form_are_left_out() -> None:
+    record = _record(1000, 1)
+    record["by_task"] += [
+        {"queue": "default", "task": "short", "run": [1, 2, 3]},
+        {"queue": 7, "task": "bad"},
+        "junk",
+    ]
+    got = task_histograms(record)
+    assert sorted(got) == [("default", "jobs.add"), ("default", "short")]
+    assert got[("default", "short")]["run"] is None
 
 
 def test_a_worker_seen_once_has_no_rate_and_old_reads_leave_the_window() -> None:
@@ -206,9 +233,8 @@ def test_in_a_pipe_each_queue_task_and_worker_is_one_line(
     stem("enqueue", "t")
     app.broker.heartbeat("h1/1", _record(1000, 0), ttl_s=60)
     # The next read sees a later heartbeat (Redis stamps its time): 20 jobs, 4 slow.
-    monkeypatch.setattr(observe, "SLEEP", lambda s: app.broker.heartbeat(
-        "h1/1", _record(3000, 20, run=[16, 4, 0, 0], wait=[20, 0, 0, 0]), ttl_s=60
-    ))  # fmt: skip
+    later = _record(3000, 20, run=buckets(b0=16, b4=4), wait=buckets(b1=10, b2=10))
+    monkeypatch.setattr(observe, "SLEEP", lambda s: app.broker.heartbeat("h1/1", later, 60))
 
     result = stem("observe", "metrics", "--interval", "0.01")
 
@@ -220,7 +246,7 @@ def test_in_a_pipe_each_queue_task_and_worker_is_one_line(
     assert queue.startswith("queue:default ready=1 delayed=0 pending=0 dead=0 paused=no workers=1")
     assert re.search(r" processed_per_s=[1-9][0-9.]* failed_per_s=0.000 ", queue)
     assert re.match(r"task:jobs.add queue=default processed_per_s=[1-9][0-9.]* ", task)
-    assert "run_p50_s=0.006" in task and "wait_p50_s=0.005" in task
+    assert "wait_p50_s=0.010 " in task and "run_p50_s=0.003 " in task
 
 
 def test_json_has_a_row_per_queue_and_per_task(
