@@ -29,6 +29,22 @@ _KEYWORDS = {"and", "or", "unless", "bool", "offset", "inf", "nan", "atan2"}
 _HISTOGRAM_SERIES = ("_bucket", "_sum", "_count")
 
 
+#: A ``sum`` straight over a family's series (through rate/increase/delta at most).
+_DIRECT_SUM = re.compile(
+    r"\bsum\s*(?:(?:by|without)\s*\([^)]*\)\s*)?\(\s*"
+    r"(?:(?:rate|irate|increase|delta)\s*\(\s*)?(stem_[a-z0-9_]+)"
+)
+#: The only family each endpoint reports for itself (the others are the deployment's,
+#: the same from every endpoint).
+PER_ENDPOINT = {"stem_supervisor_restarts_total"}
+
+
+def summed_twice(expr: str) -> set[str]:
+    """Deployment-wide families that ``expr`` adds up without first taking one copy of
+    each series (``max by`` its labels): with two endpoints scraped, they count double."""
+    return {name for name in _DIRECT_SUM.findall(expr) if name not in PER_ENDPOINT}
+
+
 def metric_names(expr: str) -> set[str]:
     """The metric names a PromQL expression selects (label matchers, ranges, strings,
     groupings, functions and keywords left out; Grafana's ``$variables`` too)."""
@@ -188,3 +204,19 @@ def test_every_alert_uses_only_documented_families(
         "StemLeasesExpireUnreclaimed",
         "StemRestartStorm",
     } <= set(exprs)
+
+
+def test_the_double_count_reader_flags_a_direct_sum_and_passes_one_over_max() -> None:
+    assert summed_twice("sum by (queue) (rate(stem_jobs_failed_total[5m]))") == {
+        "stem_jobs_failed_total"
+    }
+    assert summed_twice("sum(max by (queue) (stem_queue_jobs))") == set()
+    assert summed_twice("sum by (actor) (increase(stem_supervisor_restarts_total[15m]))") == set()
+
+
+def test_no_query_counts_a_series_twice_when_several_endpoints_are_scraped(
+    repo_root: Path, dashboard: dict[str, Any]
+) -> None:
+    exprs = [t["expr"] for p in panels(dashboard) for t in p["targets"]]
+    exprs += rule_exprs((repo_root / RULES).read_text()).values()
+    assert [e for e in exprs if summed_twice(e)] == []
