@@ -26,10 +26,13 @@ QUEUE_ONLY = [("ready", "READY"), ("dead", "DLQ"), ("pending", "IN FLIGHT"), ("w
 
 
 def metrics_doc(
-    queues: Sequence[dict[str, Any]], workers: Sequence[dict[str, Any]], window: Window
+    queues: Sequence[dict[str, Any]],
+    workers: Sequence[dict[str, Any]],
+    window: Window,
+    actors: dict[str, int] | None = None,
 ) -> dict[str, Any]:
-    """One snapshot: queue depths and live workers now, rates and percentiles from
-    ``window`` per queue, per task and per worker."""
+    """One snapshot: queue depths, live workers and other actors (by kind) now, rates and
+    percentiles from ``window`` per queue, per task and per worker."""
     stats = window.stats()
     serving = {q: sum(q in (w.get("queues") or []) for w in workers) for q in _names(queues)}
     qs = [
@@ -52,6 +55,7 @@ def metrics_doc(
             "failed_per_s": sum(r["failed_per_s"] for r in stats.workers.values()),
             "workers": stats.workers,
         },
+        "actors": dict(actors or {}),
         "queues": qs,
         "tasks": tasks,
         "workers": list(workers),
@@ -98,6 +102,7 @@ def metrics_lines(doc: dict[str, Any], worker_columns: Sequence[Column]) -> list
         "failed_per_s": f"{r['failed_per_s']:.3f}",
         "interval_s": f"{r['interval_s']:g}",
     }
+    totals |= doc.get("actors", {})
     lines = [plain_line(["totals", *totals], ["totals", *(str(v) for v in totals.values())])]
     queue_keys = ["ready", "delayed", "pending", "dead", "paused", "workers"]
     figure_keys = [k for k, _ in FIGURES]
@@ -135,6 +140,8 @@ def render_metrics(doc: dict[str, Any], worker_columns: Sequence[Column]) -> str
         f"pending {t['pending']}, dead {t['dead']} | workers {t['workers']}, "
         f"holding {t['in_flight']}"
     )
+    if doc.get("actors"):
+        head += " | " + ", ".join(f"{kind} {n}" for kind, n in doc["actors"].items())
     parts = [head]
     if doc["queues"] or doc["tasks"]:
         header = ["QUEUE", "TASK", *(h for _, h in FIGURES), *(h for _, h in QUEUE_ONLY)]

@@ -219,6 +219,13 @@ def workers(state: State, as_json: bool) -> None:
     emit(worker_docs(state.app.broker), WORKER_COLUMNS, as_json=as_json, empty="no live workers")
 
 
+def actor_counts(broker: Admin) -> dict[str, int]:
+    """Live reclaimers, beats and rate limiters (their presence records), by kind."""
+    from stem.observe.presence import KINDS
+
+    return {kind: len(broker.actors(kind)) for kind in KINDS}
+
+
 #: The clock and sleep of `observe metrics`, and the live view's number of frames (None:
 #: until Ctrl-C); tests put a fake clock here to check the refresh rate without waiting.
 CLOCK: Callable[[], float] = time.monotonic
@@ -279,7 +286,7 @@ def metrics(state: State, once: bool, as_json: bool, interval_s: float, window_s
     while window.stale() and CLOCK() < deadline:
         SLEEP(0.1)
         window.add(CLOCK(), broker.workers())
-    doc = metrics_doc(queue_docs(broker), worker_docs(broker), window)
+    doc = metrics_doc(queue_docs(broker), worker_docs(broker), window, actor_counts(broker))
     if as_json:
         echo_json(doc)
     elif output.stdout_is_tty():
@@ -296,7 +303,7 @@ def _live_metrics(broker: Admin, interval_s: float, window_s: float) -> None:
 
     def draw() -> None:
         window.add(CLOCK(), broker.workers())
-        doc = metrics_doc(queue_docs(broker), worker_docs(broker), window)
+        doc = metrics_doc(queue_docs(broker), worker_docs(broker), window, actor_counts(broker))
         text = render_metrics(doc, WORKER_COLUMNS)
         click.echo(frame(text, interval_s, window_s), nl=False, color=True)
 

@@ -294,3 +294,18 @@ async def test_failures_count_jobs_not_attempts(redis_url: str, namespace: str) 
     queue = window.stats().queues["default"].doc()
     assert round(queue["failed_per_s"] * window_s) == 5
     assert round(queue["retried_per_s"] * window_s) == 5
+
+
+def test_the_snapshot_counts_the_other_actors_by_kind(
+    stem: Invoke, app: Stem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(observe, "HEARTBEAT_WAIT_S", 0.1)
+    app.broker.actor_heartbeat("reclaimer", "h1/r", {}, ttl_s=60)
+    app.broker.actor_heartbeat("beat", "h1/b", {}, ttl_s=60)
+    app.broker.actor_heartbeat("beat", "h2/b", {}, ttl_s=60)
+
+    doc = json.loads(stem("observe", "metrics", "--once", "--json").stdout)
+    [totals, *_] = stem("observe", "metrics", "--once").stdout.splitlines()
+
+    assert doc["actors"] == {"reclaimer": 1, "beat": 2, "ratelimiter": 0}
+    assert totals.endswith(" reclaimer=1 beat=2 ratelimiter=0")
