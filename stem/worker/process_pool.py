@@ -2,7 +2,8 @@
 
 Children are started on demand (up to ``size``) with ``python -m stem.worker.child``
 and reused. A child is replaced after ``max_tasks_per_child`` jobs, when its peak RSS
-passes ``max_memory_mb``, when it is killed at a task's hard time limit, and when it dies.
+passes ``max_memory_mb``, when it is killed at a task's hard time limit, and when it dies;
+one still starting when its job is cancelled (revoked) is killed at once.
 ``aclose()`` closes every child's stdin (they exit), then kills what is left after 5 s.
 Children die with the worker (``PR_SET_PDEATHSIG``, armed before the child's program
 starts), so a SIGKILLed worker leaves none, not even children that are still starting.
@@ -215,10 +216,14 @@ class ProcessPool:
         try:
             with trio.fail_after(60):
                 hello = json.loads(await child.reader.readline())
-        except (EOFError, trio.TooSlowError, ValueError):
+        except BaseException as exc:
+            # Failed, or cancelled while it started (its job revoked, the worker stopping
+            # at once): a child left here would idle until the worker exits.
             child.kill()
             await self._retire(child)
-            raise ChildDied(f"pool child for {self.app_spec!r} failed to start") from None
+            if isinstance(exc, EOFError | trio.TooSlowError | ValueError):
+                raise ChildDied(f"pool child for {self.app_spec!r} failed to start") from None
+            raise
         log.debug("pool child %s ready", hello.get("pid"))
         return child
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from stem import Stem
+from stem import JobState, Stem
 from tests.apps import jobs
 from tests.worker.conftest import APP_SPEC, wait_until
 
@@ -115,3 +115,34 @@ def test_an_embedded_redis_dies_with_its_sigkilled_owner(
             owner.wait()
         if owner.stdout is not None:
             owner.stdout.close()
+
+
+def test_a_job_revoked_while_its_pool_child_starts_leaves_no_child_behind(
+    japp: Stem,
+    redis_url: str,
+    namespace: str,
+    repo_root: Path,
+    tmp_path: Path,
+    strays: list[psutil.Process],
+) -> None:
+    (tmp_path / "sitecustomize.py").write_text(SLOW_START)
+    argv = [sys.executable, "-m", "stem", "--redis-url", redis_url, "--namespace", namespace]
+    argv += ["--app", APP_SPEC, "worker", "--pool", "processes"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(repo_root)])}
+    worker = subprocess.Popen(argv, cwd=repo_root, env=env, start_new_session=True)
+    try:
+        job = jobs.sync_add.enqueue(1, 2)
+        wait_until(lambda: len(pool_children(worker.pid)) == 1, what="a pool child starting")
+        strays.extend(pool_children(worker.pid))
+        wait_until(lambda: job.status() is JobState.STARTED, what="the job to be started")
+
+        japp.broker.revoke("default", job.id, terminate=True)
+
+        wait_until(lambda: not alive(strays), timeout_s=10, what="the starting child to die")
+        wait_until(lambda: japp.broker.queue_stats("default").pending == 0, what="the ack")
+        assert job.status() is JobState.REVOKED
+        assert worker.poll() is None  # the worker goes on
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
