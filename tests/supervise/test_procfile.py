@@ -52,6 +52,7 @@ def honcho(
         "PYTHONPATH": str(root),
         "STEM_REDIS_URL": redis_url,
         "STEM_NAMESPACE": namespace,
+        "STEM_SUPERVISE_DATA_DIR": str(tmp_path / ".stem"),  # not the checkout's .stem
     }
     argv = [sys.executable, "-m", "honcho", "-f", str(procfile), "-d", str(root)]
     argv += ["-e", str(empty_env), "--no-colour", "--no-prefix", "start"]
