@@ -244,8 +244,15 @@ def test_terminate_abandons_a_running_thread_job_and_ignores_its_late_result(
     assert stop(worker) == 0
 
 
+@pytest.mark.parametrize("taken_back_by", ["its replacement", "the reclaimer"])
 def test_a_revoked_job_whose_worker_died_never_runs_again_after_a_restart(
-    japp: Stem, redis_url: str, namespace: str, repo_root: Path, procs: Procs, tmp_path: Path
+    japp: Stem,
+    redis_url: str,
+    namespace: str,
+    repo_root: Path,
+    procs: Procs,
+    tmp_path: Path,
+    taken_back_by: str,
 ) -> None:
     out = tmp_path / "ran"
     running = jobs.arecord.enqueue(str(out), "long", 600)
@@ -256,12 +263,15 @@ def test_a_revoked_job_whose_worker_died_never_runs_again_after_a_restart(
     first.wait(timeout=30)
     assert cli(redis_url, namespace, "job", "revoke", running.id, "--terminate").exit_code == 0
 
-    procs.append(start_worker(redis_url, namespace, repo_root, name="second"))
-    procs.append(reclaimer(redis_url, namespace, repo_root))
+    if taken_back_by == "its replacement":  # same name: it recovers its entries at start
+        procs.append(start_worker(redis_url, namespace, repo_root, name="first"))
+    else:
+        procs.append(start_worker(redis_url, namespace, repo_root, name="second"))
+        procs.append(reclaimer(redis_url, namespace, repo_root))
 
     wait_until(
         lambda: japp.broker.queue_stats("default").pending == 0,
-        what="the reclaimer to take the dead worker's entry back",
+        what=f"{taken_back_by} to take the dead worker's entry back",
     )
     marker = jobs.arecord.enqueue(str(out), "marker")
     assert marker.result(timeout_s=30) == "marker"
