@@ -61,9 +61,10 @@ def test_the_cli_reference_table_names_every_command_and_links_to_its_section() 
     assert missing == []
 
 
-# Where the docs put a job id: after these commands and options, or as a log's job=.
+# Where the docs show a generated job id: after these commands, or as a log's job=
+# (not after --job-id, where a user's own id such as order-42 is the point).
 _ID_SPOT = re.compile(
-    r"""(?:\bresult (?:wait|get)\b|\bjob revoke\b|\bdlq (?:show|replay)\b|\bjob=|--job-id\b)"""
+    r"""(?:\bresult (?:wait|get)\b|\bjob revoke\b|\bdlq (?:show|replay)\b|\bjob=)"""
     r"""[ '"]*([^\s'"`)\]\[,;]+)"""
 )
 
