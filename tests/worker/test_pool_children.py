@@ -138,7 +138,7 @@ def test_a_job_revoked_while_its_pool_child_starts_leaves_no_child_behind(
 
         japp.broker.revoke("default", job.id, terminate=True)
 
-        wait_until(lambda: not alive(strays), timeout_s=10, what="the starting child to die")
+        wait_until(lambda: not alive(strays), what="the starting child to die")
         wait_until(lambda: japp.broker.queue_stats("default").pending == 0, what="the ack")
         assert job.status() is JobState.REVOKED
         assert worker.poll() is None  # the worker goes on

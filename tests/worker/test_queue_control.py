@@ -188,10 +188,9 @@ def test_terminate_kills_the_pool_child_of_a_running_sync_job_and_the_pool_repla
     done = cli(redis_url, namespace, "job", "revoke", running.id, "--terminate")
 
     assert (done.exit_code, done.output) == (0, f"{running.id} queue=default was=started\n")
-    wait_until(lambda: gone(victim), timeout_s=10, what="the worker to kill the job's child")
+    wait_until(lambda: gone(victim), what="the worker to kill the job's child")
     wait_until(
         lambda: japp.broker.queue_stats("default").pending == 1,
-        timeout_s=10,
         what="the worker to ack the revoked job",
     )
     assert neighbour.status() is JobState.STARTED  # untouched, still running
@@ -229,7 +228,6 @@ def test_terminate_abandons_a_running_thread_job_and_ignores_its_late_result(
     assert (done.exit_code, done.output) == (0, f"{running.id} queue=default was=started\n")
     wait_until(
         lambda: japp.broker.queue_stats("default").pending == 0,
-        timeout_s=10,
         what="the worker to abandon the thread job and ack it",
     )
     assert "long:done" not in started(out)  # the thread still runs: it cannot be killed
