@@ -9,9 +9,9 @@ stem's. Run it (samples/otlp/README.md has the Collector, Prometheus and Grafana
     stem --app samples.otlp.app:app worker --burst &     # needs STEM_REDIS_URL
     python -m samples.otlp.produce 5                     # place 5 orders, wait for them
 
-With ``pip install 'stem-jobs[otlp]'`` and ``OTEL_TRACES_EXPORTER=otlp_proto_http`` (and
-``OTEL_METRICS_EXPORTER=otlp_proto_http``) the same goes to a Collector on
-``OTEL_EXPORTER_OTLP_ENDPOINT`` (default ``http://localhost:4318``).
+With ``pip install 'stem-jobs[otlp]'`` and ``OTEL_TRACES_EXPORTER=otlp`` (and
+``OTEL_METRICS_EXPORTER=otlp``) the same goes to a Collector on
+``OTEL_EXPORTER_OTLP_ENDPOINT`` (default ``http://localhost:4317``, OTLP over gRPC).
 """
 
 from __future__ import annotations

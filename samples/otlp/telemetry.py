@@ -1,8 +1,8 @@
 """OpenTelemetry for the sample's processes, from the standard ``OTEL_*`` variables.
 
 Traces need nothing here: stem installs the SDK's tracer provider itself when
-``OTEL_TRACES_EXPORTER`` names an exporter (``console``, or ``otlp_proto_http`` with the
-``otlp`` extra). This module does the same for metrics: with ``OTEL_METRICS_EXPORTER``
+``OTEL_TRACES_EXPORTER`` names an exporter (``console``, or ``otlp`` with the ``otlp``
+extra). This module does the same for metrics: with ``OTEL_METRICS_EXPORTER``
 set, it installs a meter provider that exports every ``OTEL_METRIC_EXPORT_INTERVAL`` ms
 (default 60000) to the named exporters, so the sample's own instruments (and any that
 stem records through the global meter provider) reach them. It does nothing when the
