@@ -173,10 +173,19 @@ ENTER_SCREEN = "\x1b[?1049h\x1b[?25l"
 LEAVE_SCREEN = "\x1b[?25h\x1b[?1049l"
 
 
-def frame(text: str, interval_s: float, window_s: float, height: int | None = None) -> str:
-    """One screenful: cursor home, a title line, ``text`` cut to the terminal's height,
-    each line cleared to its end and the rest of the screen cleared (no flicker)."""
-    rows = height if height is not None else shutil.get_terminal_size().lines
+def frame(
+    text: str,
+    interval_s: float,
+    window_s: float,
+    height: int | None = None,
+    width: int | None = None,
+) -> str:
+    """One screenful: cursor home, a title line, ``text`` cut to the terminal's height
+    and width (a wrapped line would scroll the frame), each line cleared to its end and
+    the rest of the screen cleared (no flicker)."""
+    size = shutil.get_terminal_size()
+    rows = height if height is not None else size.lines
+    cols = width if width is not None else size.columns
     title = (
         f"stem observe metrics   {time.strftime('%H:%M:%S')}   refreshes every "
         f"{interval_s:g}s, rates over the last {window_s:g}s   Ctrl-C to quit"
@@ -185,4 +194,4 @@ def frame(text: str, interval_s: float, window_s: float, height: int | None = No
     if len(lines) > rows - 1:
         hidden = len(lines) - (rows - 2)
         lines = [*lines[: rows - 2], f"... {hidden} more lines (a taller terminal shows them)"]
-    return "\x1b[H" + "".join(f"{line}\x1b[K\n" for line in lines) + "\x1b[J"
+    return "\x1b[H" + "".join(f"{line[:cols]}\x1b[K\n" for line in lines) + "\x1b[J"

@@ -213,11 +213,12 @@ def test_the_help_says_the_refresh_rate_the_view_uses(stem: Invoke) -> None:
 
 
 def test_a_frame_fits_the_terminal_and_says_what_it_left_out() -> None:
-    text = "\n".join(f"row {i}" for i in range(50))
-    lines = frame(text, 1.0, 10.0, height=10).split("\n")
+    text = "\n".join(f"row {i} " + "x" * 100 for i in range(50))
+    lines = frame(text, 1.0, 10.0, height=10, width=40).split("\n")
     assert lines[0].startswith("\x1b[Hstem observe metrics")
     assert len(lines) == 10  # 9 lines, the last cleared to the end of the screen
     assert lines[8].startswith("... 44 more lines")
+    assert [len(line.removesuffix("\x1b[K")) for line in lines[2:8]] == [40] * 6
 
 
 def test_percentiles_read_as_durations() -> None:
