@@ -153,12 +153,14 @@ class Totals:
     histograms: dict[str, Histogram] = field(default_factory=dict)
 
     def add(self, counts: Sequence[int], window_s: float) -> None:
+        """Add one worker's (processed, failed, retried) differences over its window."""
         self.processed_per_s += counts[0] / window_s
         self.failed_per_s += counts[1] / window_s
         self.retried_per_s += counts[2] / window_s
         self.measured = True
 
     def add_histogram(self, name: str, h: Histogram | None) -> None:
+        """Add one worker's bucket differences to the ``name`` (wait or run) histogram."""
         if h is not None:
             self.histograms[name] = h.plus(self.histograms.get(name))
 
@@ -207,7 +209,11 @@ class Window:
 
     def add(self, at_s: float, records: Iterable[Mapping[str, Any]]) -> None:
         """Keep one read of the workers' records, taken at monotonic time ``at_s``."""
-        by_id = {str(r["id"]): r for r in records if isinstance(r.get("ts_ms"), int)}
+        by_id = {
+            r["id"]: r
+            for r in records
+            if isinstance(r.get("id"), str) and isinstance(r.get("ts_ms"), int)
+        }
         self.reads.append((at_s, by_id))
         while len(self.reads) > 2 and self.reads[1][0] <= at_s - self.span_s:
             self.reads.popleft()

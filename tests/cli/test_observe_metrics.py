@@ -126,13 +126,16 @@ def test_a_worker_that_restarted_under_the_same_name_counts_from_zero() -> None:
     assert task["run_p50_s"] == pytest.approx(0.0075)
 
 
-def test_heartbeat_entries_of_another_form_are_left_out() -> None:
+def test_heartbeat_records_and_entries_of_another_form_are_left_out() -> None:
     record = _record(1000, 1)
     record["by_task"] += [
         {"queue": "default", "task": "short", "run": [1, 2, 3]},
         {"queue": 7, "task": "bad"},
         "junk",
     ]
+    window = Window(span_s=10)
+    window.add(0.0, [record, {"ts_ms": 5}, {"id": 3, "ts_ms": 5}])
+    assert list(window.reads[0][1]) == ["h1/1"]  # records without a string id are left out
     got = task_histograms(record)
     assert sorted(got) == [("default", "jobs.add"), ("default", "short")]
     assert got[("default", "short")]["run"] is None
