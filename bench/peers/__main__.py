@@ -82,10 +82,7 @@ def run(args: argparse.Namespace, systems: list[System]) -> list[Result]:
         reason = harness.unavailable(s)
         results[s.name].error = reason
         results[s.name].version = harness.version(s) if reason is None else ""
-        if reason is None and s.app in {"celery_app", "dramatiq_app", "huey_app", "arq_app"}:
-            results[s.name].bulk_note = "n/a (no bulk API)"
-        if s.app in {"saq_app", "taskiq_app"}:
-            results[s.name].bulk_note = "n/a (no bulk API)"
+        results[s.name].bulk_note = s.no_bulk
     by = {s.name: s for s in systems}
     with private_redis() as server, tempfile.TemporaryDirectory() as logs:
         args.redis = f"{server.binary} {redis_version(server.binary)}"

@@ -61,11 +61,22 @@ def environ(url: str, system: System) -> dict[str, str]:
 
 
 def version(system: System) -> str:
+    """The version the table shows: the peer's, stem's with its commit, or redis-py's."""
     code = f"import importlib.metadata as m; print(m.version({system.dist!r}))"
     done = subprocess.run(  # noqa: S603  (the environment's own python)
         [str(python_of(system)), "-c", code], capture_output=True, text=True, check=False
     )
-    return done.stdout.strip() or "?"
+    found = done.stdout.strip() or "?"
+    if system.dist == "stem-jobs":
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],  # noqa: S607  (the checkout's git)
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return f"{found} ({head.stdout.strip() or '?'})"
+    return f"redis-py {found}" if system.dist == "redis" else found
 
 
 def run_driver(system: System, url: str, *args: str, timeout_s: float = 600) -> dict[str, Any]:

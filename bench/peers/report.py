@@ -89,14 +89,20 @@ def _drain2(r: Result) -> str:
     return text
 
 
-def _latency(r: Result) -> str:
+def _latency(r: Result, rate: int) -> str:
     p50, p99 = spread(r.values.get("p50_ms", [])), spread(r.values.get("p99_ms", []))
     if p50 is None or p99 is None:
         return "-"
-    return f"{p50.median:.1f} / {p99.median:.1f} ms (p99 {p99.low:.1f}-{p99.high:.1f})"
+    text = f"{p50.median:.1f} / {p99.median:.1f} ms"
+    if len(r.values["p99_ms"]) > 1:
+        text += f" (p99 {p99.low:.1f}-{p99.high:.1f})"
+    drain = spread(r.values.get("drain1", []))
+    if drain is not None and drain.median < rate:
+        text += f" (saturated: drains {drain.median:,.0f}/s < {rate}/s)"
+    return text
 
 
-def row(r: Result) -> list[str]:
+def row(r: Result, rate: int) -> list[str]:
     """The table row of one system; a system without figures says why in one cell."""
     if r.error is not None:
         return [r.name, r.version or "-", r.error.replace("|", "/"), "", "", "", "", ""]
@@ -108,7 +114,7 @@ def row(r: Result) -> list[str]:
         _drain2(r),
         cell(r.values.get("single", [])),
         bulk,
-        _latency(r),
+        _latency(r, rate),
         cell(r.values.get("rss_mib", []), " MiB", 1),
     ]
 
@@ -117,7 +123,7 @@ def markdown_table(results: Sequence[Result], rate: int) -> str:
     """A Markdown table: one row per system, in the order given."""
     header = [h.format(rate=rate) for h in HEADER]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row(r)) + " |" for r in results]
+    lines += ["| " + " | ".join(row(r, rate)) + " |" for r in results]
     return "\n".join(lines)
 
 

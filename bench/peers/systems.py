@@ -26,7 +26,8 @@ class System:
 
     ``key`` names its environment and requirements file (``None``: the repository's
     ``.venv``); ``app`` its module in ``bench.peers.apps``; ``dist`` the distribution whose
-    version the table shows; ``worker(processes, redis_url)`` its worker command lines.
+    version the table shows; ``worker(processes, redis_url)`` its worker command lines;
+    ``no_bulk`` why it has no bulk figure (``None``: its producer has ``send_many``).
     """
 
     name: str
@@ -35,6 +36,7 @@ class System:
     dist: str
     worker: WorkerArgv
     notes: str = ""
+    no_bulk: str | None = None  # why the bulk column is empty: the system has no bulk API
 
     @property
     def env_dir(self) -> Path:
@@ -88,6 +90,7 @@ SYSTEMS: tuple[System, ...] = (
             ]
         ],
         "prefork pool, `--concurrency` processes",
+        "n/a (no bulk API: a `group` publishes one by one)",
     ),
     System(
         "RQ",
@@ -104,6 +107,7 @@ SYSTEMS: tuple[System, ...] = (
         "dramatiq",
         lambda n, _url: [["dramatiq", "bench.peers.apps.dramatiq_app", "--processes", str(n)]],
         "8 threads per process",
+        "n/a (no bulk API)",
     ),
     System(
         "Huey",
@@ -112,6 +116,7 @@ SYSTEMS: tuple[System, ...] = (
         "huey",
         _huey,
         "1 process: 1 worker thread; 2: `-k process -w 2`",
+        "n/a (no bulk API)",
     ),
     System(
         "arq",
@@ -120,6 +125,7 @@ SYSTEMS: tuple[System, ...] = (
         "arq",
         _each(["arq", "bench.peers.apps.arq_app.WorkerSettings"]),
         "async job; one `arq` per process; logs a line per job (no CLI flag to lower it)",
+        "n/a (no bulk API)",
     ),
     System(
         "SAQ",
@@ -128,6 +134,7 @@ SYSTEMS: tuple[System, ...] = (
         "saq",
         lambda n, _url: [["saq", "bench.peers.apps.saq_app.settings", "--workers", str(n)]],
         "async job; concurrency 10",
+        "n/a (no bulk API: `Queue.map` also waits for results)",
     ),
     System(
         "taskiq-redis",
@@ -146,6 +153,7 @@ SYSTEMS: tuple[System, ...] = (
             ]
         ],
         "RedisStreamBroker; sync task in the thread pool",
+        "n/a (no bulk API)",
     ),
     System(
         "streaQ",
