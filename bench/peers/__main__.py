@@ -6,6 +6,7 @@ import argparse
 import datetime
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -108,10 +109,10 @@ def run(args: argparse.Namespace, systems: list[System]) -> list[Result]:
 
 
 def section(args: argparse.Namespace, systems: list[System], table: str) -> str:
-    command = "python -m bench.peers " + " ".join(args.argv)
+    command = shlex.join(["python", "-m", "bench.peers", *args.argv])
     when = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC")
     lines = [
-        f"Measured {when} with `{command.strip()}` (harness: "
+        f"Measured {when} with `{command}` (harness: "
         "[bench/peers/](../bench/peers/), method in "
         "[bench/README.md](../bench/README.md#peers)).",
         "",
