@@ -85,7 +85,8 @@ def run(args: argparse.Namespace, systems: list[System]) -> list[Result]:
         results[s.name].version = harness.version(s) if reason is None else ""
         results[s.name].bulk_note = s.no_bulk
     by = {s.name: s for s in systems}
-    with private_redis() as server, tempfile.TemporaryDirectory() as logs:
+    with private_redis() as server, tempfile.TemporaryDirectory() as tmp:
+        logs = args.logs or tmp
         args.redis = f"{server.binary} {redis_version(server.binary)}"
         for rep, order in enumerate(shuffled_orders(list(by), args.reps, args.seed), 1):
             print(f"rep {rep}/{args.reps}: {', '.join(order)}", flush=True)
@@ -162,6 +163,7 @@ def main(argv: list[str]) -> int:
         help="write the table into docs/performance.md (default: not with --quick)",
     )
     parser.add_argument("--shared", default="", help="a note on the machine's other load")
+    parser.add_argument("--logs", help="keep the workers' output in this directory")
     args = parser.parse_args(argv)
     args.argv = argv
     for key, value in (QUICK if args.quick else FULL).items():
