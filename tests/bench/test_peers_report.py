@@ -7,6 +7,7 @@ import ast
 
 import pytest
 
+from bench.peers.harness import unavailable
 from bench.peers.report import (
     Result,
     Spread,
@@ -17,7 +18,7 @@ from bench.peers.report import (
     shuffled_orders,
     spread,
 )
-from bench.peers.systems import ROOT, SYSTEMS, by_name
+from bench.peers.systems import ROOT, SYSTEMS, System, by_name
 
 PEER_SIDE = ROOT / "bench" / "peers"
 
@@ -146,3 +147,11 @@ def test_a_worker_command_for_two_processes_starts_two_or_asks_its_cli_for_two()
         one, two = system.worker(1, "redis://x"), system.worker(2, "redis://x")
         assert len(one) == 1
         assert len(two) == 2 or (len(two) == 1 and "2" in two[0]), system.name
+
+
+def test_a_peer_without_its_environment_is_reported_as_not_installed_with_the_fix() -> None:
+    missing = System("Nope", "nope-not-installed", "minimal", "nope", lambda _n, _u: [])
+    assert unavailable(missing) == (
+        "not installed: run `python -m bench.peers setup nope-not-installed`"
+    )
+    assert unavailable(by_name(["stem"])[0]) is None
