@@ -34,6 +34,7 @@ import trio
 from stem.errors import BrokerUnavailable
 from stem.limits import effective
 from stem.observe.heartbeat import touch_supervisor_heartbeat
+from stem.observe.presence import serve_presence
 from stem.runtime import run_actor
 
 if TYPE_CHECKING:
@@ -62,7 +63,6 @@ class RateLimiter:
         """Re-read the run-time definitions and the queue list (blocking)."""
         self.current = effective(self.code, self.broker.limit_overrides())
         self._known = self.queues if self.queues is not None else self.broker.queues()
-        self.broker.limiter_beat(self.name)  # `stem limit` tells when no limiter runs
 
     def round(self, idle_s: float) -> float:
         """One round over every queue (blocking); return how long to wait before the
@@ -90,7 +90,13 @@ async def serve_ratelimiter(
 ) -> None:
     """Run limiter rounds until cancelled; ``queues=None`` means every known queue."""
     limiter = RateLimiter(app, queues)
-    task_status.started()
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(serve_presence, limiter.broker, "ratelimiter", limiter.name)
+        task_status.started()
+        await _limit_loop(limiter, interval_s)
+
+
+async def _limit_loop(limiter: RateLimiter, interval_s: float) -> None:
     refreshed_at: float | None = None
     while True:
         try:

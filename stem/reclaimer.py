@@ -26,6 +26,7 @@ import trio
 from stem.delays import promote_round
 from stem.errors import BrokerUnavailable
 from stem.observe.heartbeat import touch_supervisor_heartbeat
+from stem.observe.presence import serve_presence
 from stem.runtime import run_actor
 
 if TYPE_CHECKING:
@@ -117,6 +118,7 @@ async def serve_reclaimer(
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_resilient, reclaim_loop)
             nursery.start_soon(_resilient, promote_loop)
+            nursery.start_soon(serve_presence, reclaimer.broker, "reclaimer", reclaimer.name)
             task_status.started()
     finally:
         with trio.move_on_after(5, shield=True):

@@ -31,7 +31,7 @@ import os
 import socket
 import time
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from os import PathLike
 from typing import TYPE_CHECKING
 
@@ -40,6 +40,7 @@ import trio
 from stem.beat.store import Schedules, Source, StoredEntry
 from stem.errors import BrokerUnavailable, StemError
 from stem.observe.heartbeat import touch_supervisor_heartbeat
+from stem.observe.presence import serve_presence
 from stem.runtime import run_actor
 from stem.schedule.config import load_entries_from_toml
 from stem.schedule.entries import Entry, ScheduleEntryError
@@ -291,7 +292,17 @@ async def serve_beat(
             log.warning("%s (retrying in %g s)", exc, RETRY_S)
             await trio.sleep(RETRY_S)
     log.info("%s started: %d entries declared in code and file", beat.name, declared)
-    task_status.started(beat)
+    async with trio.open_nursery() as nursery:
+
+        def stats() -> dict[str, int]:
+            return asdict(beat.statistics())
+
+        nursery.start_soon(serve_presence, app.broker, "beat", beat.name, stats)
+        task_status.started(beat)
+        await _tick_loop(beat, reload_s)
+
+
+async def _tick_loop(beat: Beat, reload_s: float) -> None:
     while True:
         try:
             wake_at_ms = await trio.to_thread.run_sync(beat.round)

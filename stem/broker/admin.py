@@ -163,18 +163,47 @@ class AdminMixin:
     @mapped
     def workers(self) -> list[dict[str, Any]]:
         """Heartbeat records of live workers; prunes those whose record expired."""
-        ids = [_text(w) for w in self.client.zrange(self.keys.workers, 0, -1)]
+        return self._live_records(self.keys.workers, self.keys.worker)
+
+    # -- other actors (reclaimer, beat, rate limiter) ------------------------------------
+
+    @mapped
+    def actor_heartbeat(
+        self, kind: str, actor_id: str, record: dict[str, Any], ttl_s: float
+    ) -> None:
+        """Store the heartbeat record of a reclaimer, beat or rate limiter (``kind``); it
+        disappears ``ttl_s`` after the last one, so a missing actor shows as missing."""
+        now_ms = time.time_ns() // 1_000_000
+        doc = {**record, "id": actor_id, "kind": kind, "ts_ms": now_ms}
+        with self.client.pipeline(transaction=False) as pipe:
+            pipe.set(self.keys.actor(kind, actor_id), json.dumps(doc), px=int(ttl_s * 1000))
+            pipe.zadd(self.keys.actors(kind), {actor_id: now_ms})
+            pipe.execute()
+
+    @mapped
+    def forget_actor(self, kind: str, actor_id: str) -> None:
+        """Remove an actor's heartbeat (on clean shutdown)."""
+        self.client.delete(self.keys.actor(kind, actor_id))
+        self.client.zrem(self.keys.actors(kind), actor_id)
+
+    @mapped
+    def actors(self, kind: str) -> list[dict[str, Any]]:
+        """Heartbeat records of the live actors of ``kind``; prunes expired ones."""
+        return self._live_records(self.keys.actors(kind), lambda a: self.keys.actor(kind, a))
+
+    def _live_records(self, index: str, key_of: Callable[[str], str]) -> list[dict[str, Any]]:
+        ids = [_text(w) for w in self.client.zrange(index, 0, -1)]
         if not ids:
             return []
-        # One GET per worker in one pipeline, not MGET: on a cluster each worker's key is
+        # One GET per record in one pipeline, not MGET: on a cluster each record's key is
         # in its own slot, and a cluster pipeline sends each GET to its node.
         with self.client.pipeline(transaction=False) as pipe:
             for w in ids:
-                pipe.get(self.keys.worker(w))
+                pipe.get(key_of(w))
             raw = pipe.execute()
         gone = [w for w, r in zip(ids, raw, strict=True) if r is None]
         if gone:
-            self.client.zrem(self.keys.workers, *gone)
+            self.client.zrem(index, *gone)
         # A record that is not a JSON object (someone else wrote it) is skipped, not fatal.
         return [doc for r in raw if r is not None and (doc := json_object(r)) is not None]
 

@@ -245,10 +245,14 @@ class Keys:
         """Hash: beat entry name -> last run (tick, job id, drift) as JSON."""
         return f"{self.namespace}:schedule:state"
 
-    @property
-    def limiters(self) -> str:
-        """Sorted set: rate limiter id scored by its last round (epoch ms)."""
-        return f"{self.namespace}:limiters"
+    def actors(self, kind: str) -> str:
+        """Sorted set: id of each reclaimer, beat or rate limiter (``kind``) scored by its
+        last heartbeat (epoch ms); workers have their own (:attr:`workers`)."""
+        return f"{self.namespace}:actors:{check_name('actor kind', kind)}"
+
+    def actor(self, kind: str, actor_id: str) -> str:
+        """String: one such actor's heartbeat record (JSON); expires when it stops beating."""
+        return f"{self.namespace}:actor:{kind}:{actor_id}"
 
     @property
     def limits(self) -> str:

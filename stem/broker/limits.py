@@ -6,7 +6,6 @@ in ``fetch.lua``; slots are given back by the settle scripts; see lua/lib.lua's 
 from __future__ import annotations
 
 import json
-import time
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -63,21 +62,6 @@ class LimitsMixin:
         args += [RELEASE_BUDGET, VISIT_BUDGET]
         released, freed, waiting, waited, due = self.scripts.limits(keys=[], args=args)
         return LimitRound(int(released), int(freed), int(waiting), int(waited), int(due))
-
-    @mapped
-    def limiter_beat(self, name: str) -> None:
-        """Record that limiter ``name`` just ran a round (and forget long-gone ones)."""
-        now = time.time_ns() // 1_000_000
-        with self.client.pipeline(transaction=False) as pipe:
-            pipe.zadd(self.keys.limiters, {name: now})
-            pipe.zremrangebyscore(self.keys.limiters, "-inf", now - 60_000)
-            pipe.execute()
-
-    @mapped
-    def limiters(self, within_s: float = 5.0) -> list[str]:
-        """The limiters that ran a round in the last ``within_s`` seconds."""
-        since = time.time_ns() // 1_000_000 - int(within_s * 1000)
-        return [text(n) or "" for n in self.client.zrangebyscore(self.keys.limiters, since, "+inf")]
 
     @mapped
     def limit_overrides(self) -> dict[str, str]:

@@ -9,6 +9,7 @@ backend must provide to whom, and a method no role lists is visibly the backend'
 * ``Promoter``: ``promote_round``, shared by the worker and the reclaimer;
 * ``ReclaimerBroker``: ``Reclaimer``;
 * ``LimiterBroker``: ``RateLimiter``; ``LimitAdmin``: ``stem limit``;
+* ``Presence``: the reclaimer's, beat's and limiter's heartbeats (``stem.observe.presence``);
 * ``Admin``: the CLI's ``observe`` and ``dlq`` commands;
 * ``QueueControl``: the CLI's ``queue`` and ``job`` commands (pause, resume, revoke);
 * ``WorkerControl``: the CLI's ``worker list|ping|stop``;
@@ -110,7 +111,19 @@ class WorkerBroker(Promoter, Protocol):
     def revoked(self, deliveries: Sequence[Delivery]) -> list[Delivery]: ...
 
 
-class ReclaimerBroker(Promoter, Protocol):
+class Presence(Protocol):
+    """Heartbeats of the actors that are not workers (reclaimer, beat, rate limiter)."""
+
+    def actor_heartbeat(
+        self, kind: str, actor_id: str, record: dict[str, Any], ttl_s: float
+    ) -> None: ...
+
+    def forget_actor(self, kind: str, actor_id: str) -> None: ...
+
+    def actors(self, kind: str) -> list[dict[str, Any]]: ...
+
+
+class ReclaimerBroker(Promoter, Presence, Protocol):
     """Taking back expired leases and cleaning up consumers (``Reclaimer``)."""
 
     def queues(self) -> list[str]: ...
@@ -130,7 +143,7 @@ class ReclaimerBroker(Promoter, Protocol):
     def forget_consumer(self, queue: str, consumer: str) -> int: ...
 
 
-class LimiterBroker(Protocol):
+class LimiterBroker(Presence, Protocol):
     """Releasing throttled jobs and taking back dead holders' slots (``RateLimiter``)."""
 
     def queues(self) -> list[str]: ...
@@ -140,8 +153,6 @@ class LimiterBroker(Protocol):
     def limit_overrides(self) -> dict[str, str]: ...
 
     def limit_counters(self, queue: str) -> dict[str, int]: ...
-
-    def limiter_beat(self, name: str) -> None: ...
 
 
 class LimitAdmin(Protocol):
@@ -153,7 +164,7 @@ class LimitAdmin(Protocol):
 
     def clear_limit_override(self, name: str) -> bool: ...
 
-    def limiters(self, within_s: float = 5.0) -> list[str]: ...
+    def actors(self, kind: str) -> list[dict[str, Any]]: ...
 
     def limit_counters(self, queue: str) -> dict[str, int]: ...
 
@@ -174,6 +185,8 @@ class Admin(Protocol):
     def queue_counters(self, queue: str) -> dict[str, int]: ...
 
     def workers(self) -> list[dict[str, Any]]: ...
+
+    def actors(self, kind: str) -> list[dict[str, Any]]: ...
 
     def dead_entries(self, queue: str, count: int = 50, before: str = "+") -> list[DeadEntry]: ...
 

@@ -70,7 +70,7 @@ def list_(state: State, as_json: bool) -> None:
 
 def _warn_without_limiter(state: State) -> None:
     """Say on stderr when no rate limiter ran lately: throttled jobs then wait."""
-    if not state.app.broker.limiters():
+    if not state.app.broker.actors("ratelimiter"):
         click.echo(
             "stem: warning: no rate limiter is running: throttled jobs wait until one runs "
             "(`stem ratelimit`, or ratelimiter = true in [supervise])",
@@ -89,7 +89,7 @@ def show(state: State, name: str, as_json: bool) -> None:
         raise UsageError(f"no limit named {name!r} (give --app to see the code's limits)")
     broker = state.app.broker
     doc = {**rows[0], "queues": {q: broker.limit_counters(q) for q in broker.queues()}}
-    doc["limiters"] = broker.limiters()
+    doc["limiters"] = [a.get("id") for a in broker.actors("ratelimiter")]
     _warn_without_limiter(state)
     if as_json:
         echo_json(doc)

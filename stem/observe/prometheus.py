@@ -44,6 +44,7 @@ from prometheus_client.registry import Collector, CollectorRegistry
 
 from stem.errors import StemError
 from stem.observe.metrics import BUCKETS_S
+from stem.observe.presence import KINDS
 
 if TYPE_CHECKING:
     from stem.broker import Admin
@@ -128,6 +129,15 @@ class DeploymentCollector(Collector):
         alive = GaugeMetricFamily("stem_workers_alive", "Workers with a live heartbeat.")
         alive.add_metric([], len(workers))
         yield alive
+        actors = GaugeMetricFamily(
+            "stem_actors_alive",
+            "Actors with a live heartbeat, by kind (worker, reclaimer, beat, ratelimiter).",
+            labels=["actor"],
+        )
+        actors.add_metric(["worker"], len(workers))
+        for kind in KINDS:
+            actors.add_metric([kind], len(self.admin.actors(kind)))
+        yield actors
         gauges = {
             key: GaugeMetricFamily(f"stem_worker_{name}", text, labels=["worker"])
             for key, name, text in (

@@ -52,7 +52,7 @@ def test_set_without_a_change_is_a_usage_error(stem: Invoke) -> None:
 
 def test_list_warns_when_no_rate_limiter_runs(stem: Invoke, broker: RedisBroker) -> None:
     without = stem(*APP, "limit", "list")
-    broker.limiter_beat("ratelimit/test")
+    broker.actor_heartbeat("ratelimiter", "ratelimit/test", {}, ttl_s=10)
     with_one = stem(*APP, "limit", "list")
 
     assert "no rate limiter is running" in without.stderr

@@ -21,6 +21,7 @@ FAMILIES = {
     "stem_queue_jobs",
     "stem_queue_oldest_ready_age_seconds",
     "stem_workers_alive",
+    "stem_actors_alive",
     "stem_worker_jobs_held",
     "stem_worker_jobs_running",
     "stem_worker_concurrency",
@@ -84,6 +85,7 @@ async def test_after_100_jobs_the_exposition_holds_every_family_with_the_right_v
     assert got[("stem_queue_jobs", (q, ("state", "dead")))] == 1
     assert got[("stem_queue_jobs", (q, ("state", "ready")))] == 0
     assert got[("stem_workers_alive", ())] == 1
+    assert got[("stem_actors_alive", (("actor", "worker"),))] == 1
     assert got[("stem_worker_concurrency", (w,))] == 4
     assert got[("stem_queue_oldest_ready_age_seconds", (q,))] == 0
     assert got[("stem_queue_paused", (q,))] == 0
