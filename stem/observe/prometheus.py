@@ -20,6 +20,7 @@ Families (``docs/reference/metrics.md`` explains each)::
     stem_jobs_retried_total{queue,worker}     attempts that were scheduled again
     stem_job_run_duration_seconds{queue,task,worker}    histogram, one per run (attempt)
     stem_job_wait_duration_seconds{queue,task,worker}   histogram, ready -> started
+    stem_beat_drift_seconds                   lateness of the latest tick a beat fired
 
 The per-worker counters and histograms are each live worker's own, so they reset when a
 worker restarts and disappear with it (use ``rate()``/``increase()``, which handle
@@ -135,9 +136,11 @@ class DeploymentCollector(Collector):
             labels=["actor"],
         )
         actors.add_metric(["worker"], len(workers))
+        records = {kind: self.admin.actors(kind) for kind in KINDS}
         for kind in KINDS:
-            actors.add_metric([kind], len(self.admin.actors(kind)))
+            actors.add_metric([kind], len(records[kind]))
         yield actors
+        yield from _beat_drift(records["beat"])
         gauges = {
             key: GaugeMetricFamily(f"stem_worker_{name}", text, labels=["worker"])
             for key, name, text in (
@@ -162,6 +165,22 @@ class DeploymentCollector(Collector):
         yield from gauges.values()
         yield from counters.values()
         yield from _histograms(workers)
+
+
+def _beat_drift(beats: list[dict[str, Any]]) -> Iterator[Metric]:
+    """``stem_beat_drift_seconds``: the lateness of the latest tick any live beat fired
+    (absent until one has fired)."""
+    fired = [b for b in beats if isinstance(b.get("last_fired_ms"), int | float)]
+    if not fired:
+        return
+    latest = max(fired, key=lambda b: float(b["last_fired_ms"]))
+    drift = GaugeMetricFamily(
+        "stem_beat_drift_seconds",
+        "How late the latest schedule tick fired (seconds after its planned time).",
+        unit="seconds",
+    )
+    drift.add_metric([], _number(latest.get("last_drift_s")))
+    yield drift
 
 
 def _histograms(workers: list[dict[str, Any]]) -> Iterator[Metric]:

@@ -20,10 +20,12 @@ the SDK flushes them at interpreter exit.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -172,6 +174,23 @@ class Tracing(Middleware):
             span.set_status(Status(StatusCode.ERROR, type(outcome.error).__name__))
         span.end()
         otel_context.detach(token)
+
+
+@contextlib.contextmanager
+def open_root_span(
+    tracing: Tracing | None, name: str, attributes: Mapping[str, str | int]
+) -> Iterator[Any]:
+    """A span that starts a new trace, current while the block runs (``None`` and no span
+    while tracing is off). Beat opens one per tick (``tick <entry>``): the tick's ``send``
+    span, and the job's ``process`` spans after it, are its descendants."""
+    tracer = tracing.tracer() if tracing is not None else None
+    if tracer is None:
+        yield None
+        return
+    with tracer.start_as_current_span(
+        name, context=otel_context.Context(), kind=SpanKind.INTERNAL, attributes=attributes
+    ) as span:
+        yield span
 
 
 def trace_id_from_headers(headers: dict[str, str]) -> str:
