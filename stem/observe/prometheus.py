@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import (
@@ -227,6 +227,32 @@ def _cumulative(counts: Any) -> list[tuple[str, float]] | None:
 
 def _number(value: Any) -> float:
     return float(value) if isinstance(value, int | float) else 0.0
+
+
+class RestartsCollector(Collector):
+    """``stem_supervisor_restarts_total{actor}``: restarts per actor kind (a spec's name:
+    ``worker``, ``reclaimer``, ``beat``, ``redis``...), summed over its replicas, as
+    ``read()`` reports them (``stem supervise`` passes its supervisor's statistics).
+
+    The count is this supervisor's own since it started: with several hosts, each host's
+    ``stem supervise --metrics-port`` is scraped, so add an ``instance`` label there.
+    """
+
+    def __init__(self, read: Callable[[], Iterable[tuple[str, int]]]) -> None:
+        self.read = read
+
+    def collect(self) -> Iterator[Metric]:
+        restarts = CounterMetricFamily(
+            "stem_supervisor_restarts",
+            "Times the supervisor restarted an actor's process, by actor kind.",
+            labels=["actor"],
+        )
+        totals: dict[str, int] = {}
+        for actor, count in self.read():
+            totals[actor] = totals.get(actor, 0) + count
+        for actor, total in sorted(totals.items()):
+            restarts.add_metric([actor], total)
+        yield restarts
 
 
 def exposition(admin: Admin, lease_s: float = 30.0, extra: Sequence[Collector] = ()) -> str:
