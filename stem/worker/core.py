@@ -37,7 +37,7 @@ from stem.errors import BrokerUnavailable, ConfigError
 from stem.middleware.base import Middleware
 from stem.middleware.retries import Retries
 from stem.observe.events import QUIET_TASKS_ENV, JobEvents
-from stem.observe.metrics import JobStats, Meters
+from stem.observe.metrics import JobStats, Meters, observe_counter, observe_gauge
 from stem.observe.tracing import Tracing
 from stem.task import Pool
 from stem.worker.execute import Executor, Runner
@@ -136,6 +136,7 @@ class Worker:
         self.job_stats = next(m for m in middleware if isinstance(m, JobStats))
         self.executor = Executor(app, self._runners(), middleware)
         self.limits = LimitBook(app.limit_specs(), self.broker)
+        self._register_meters()
         self.started_at = time.time()
         self.stopped = trio.Event()  # set once serve() has fully cleaned up
         self._stop = trio.Event()
@@ -151,6 +152,29 @@ class Worker:
         self._flush_wanted = AsyncBool(False)
         self._submitted = 0  # settlements ever submitted (a ticket is this count)
         self._settled = AsyncValue(0)  # of those, how many Redis has: in submit order
+
+    def _register_meters(self) -> None:
+        """OTel instruments read from the worker's own counters at each collection
+        (nothing registered while metrics are off)."""
+        me = {"stem.worker": self.name}
+        lease, pool = self.lease, self.pool
+        observe_counter(
+            "stem.leases.renewed", "{lease}", "Job leases renewed.",
+            lambda: [(lease.renewed_jobs, me)],
+        )  # fmt: skip
+        observe_counter(
+            "stem.leases.lost", "{lease}", "Job leases lost (taken over after a stall).",
+            lambda: [(lease.lost, me)],
+        )  # fmt: skip
+        if pool is not None:
+            observe_gauge(
+                "stem.pool.children", "{process}", "Process-pool children alive.",
+                lambda: [(pool.children, me)],
+            )  # fmt: skip
+            observe_counter(
+                "stem.pool.children.replaced", "{process}", "Pool children replaced.",
+                lambda: [(pool.replaced, me)],
+            )  # fmt: skip
 
     def _runners(self) -> dict[Pool, Runner]:
         threads = ThreadRunner(self.options.concurrency)
