@@ -168,20 +168,39 @@ def _announce(text: str, *, as_json: bool, level: str = "INFO", err: bool = Fals
     print(text, file=sys.stderr if err else sys.stdout, flush=True)
 
 
+def _restarts(supervisor: Supervisor) -> list[tuple[str, int]]:
+    """(actor kind, restarts) per replica."""
+    return [(child.name, child.restarts) for child in supervisor.statistics()]
+
+
+def _register_meters(supervisor: Supervisor) -> None:
+    """``stem.supervisor.restarts`` on the OTel meter (nothing while metrics are off)."""
+    from stem.observe.metrics import observe_counter
+
+    def read() -> list[tuple[float, dict[str, str]]]:
+        totals: dict[str, int] = {}
+        for name, n in _restarts(supervisor):
+            totals[name] = totals.get(name, 0) + n
+        return [(float(n), {"stem.actor": name}) for name, n in totals.items()]
+
+    observe_counter(
+        "stem.supervisor.restarts", "{restart}", "Times an actor's process was restarted.", read
+    )
+
+
 def _serve_metrics(options: SuperviseOptions, url: str, supervisor: Supervisor) -> Any:
     """Start the deployment's /metrics (and the restart counts) when ``metrics_port`` is
     set; returns the HTTP server to shut down, or None. Serves from a daemon thread."""
     if options.metrics_port is None:
         return None
     from stem.config import load_app
-    from stem.observe.metrics import observe_counter
     from stem.observe.prometheus import RestartsCollector, serve_metrics
 
     app = load_app(options.app_spec)
     app.connect(url, namespace=options.namespace)
 
     def restarts() -> list[tuple[str, int]]:
-        return [(child.name, child.restarts) for child in supervisor.statistics()]
+        return _restarts(supervisor)
 
     server, _ = serve_metrics(
         app.broker,
@@ -189,12 +208,6 @@ def _serve_metrics(options: SuperviseOptions, url: str, supervisor: Supervisor) 
         options.metrics_host,
         lease_s=app.lease_s,
         extra=[RestartsCollector(restarts)],
-    )
-    observe_counter(
-        "stem.supervisor.restarts",
-        "{restart}",
-        "Times the supervisor restarted an actor's process.",
-        lambda: [(float(n), {"stem.actor": name}) for name, n in restarts()],
     )
     host = options.metrics_host
     _announce(
@@ -226,6 +239,7 @@ def run(options: SuperviseOptions, redis_url: str | None) -> int:
     )
 
     gave_up: list[SupervisorGaveUp] = []
+    _register_meters(supervisor)
     metrics = _serve_metrics(options, url, supervisor)
 
     async def serve() -> None:

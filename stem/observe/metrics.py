@@ -214,10 +214,6 @@ class Instruments:
         self.consumed = m.create_counter(
             "messaging.client.consumed.messages", "{message}", "Jobs a worker started."
         )
-        self.completed = m.create_counter("stem.jobs.completed", "{job}", "Jobs completed.")
-        self.failed = m.create_counter(
-            "stem.jobs.failed", "{attempt}", "Attempts that failed (retried or dead-lettered)."
-        )
         self.retried = m.create_counter(
             "stem.jobs.retried", "{attempt}", "Attempts scheduled again."
         )
@@ -225,7 +221,8 @@ class Instruments:
             "stem.jobs.dead_lettered", "{job}", "Jobs dead-lettered."
         )
         self.process = m.create_histogram(
-            "messaging.process.duration", "s", "Run time of one attempt.",
+            "messaging.process.duration", "s",
+            "Run time of one attempt; stem.outcome says how it ended (complete, retry, ...).",
             explicit_bucket_boundaries_advisory=list(BUCKETS_S),
         )  # fmt: skip
         self.wait = m.create_histogram(
@@ -234,13 +231,26 @@ class Instruments:
         )  # fmt: skip
 
 
-def _attributes(queue: str, task: str, operation: str) -> dict[str, str]:
-    return {
-        "messaging.system": "stem",
-        "messaging.destination.name": queue,
-        "messaging.operation.name": operation,
-        "stem.task": task,
-    }
+_ATTRIBUTES: dict[tuple[str, str, str, str], dict[str, str]] = {}
+
+
+def _attributes(queue: str, task: str, operation: str, outcome: str = "") -> dict[str, str]:
+    """The attributes of one (queue, task, operation, outcome), built once and reused
+    (the SDK keys its series by them; a dict per call would be garbage per job)."""
+    key = (queue, task, operation, outcome)
+    found = _ATTRIBUTES.get(key)
+    if found is None:
+        found = {
+            "messaging.system": "stem",
+            "messaging.destination.name": queue,
+            "messaging.operation.name": operation,
+            "stem.task": task,
+        }
+        if outcome:
+            found["stem.outcome"] = outcome
+        if len(_ATTRIBUTES) < 10_000:  # bounded: queue and task names are few
+            _ATTRIBUTES[key] = found
+    return found
 
 
 class Meters(Middleware):
@@ -288,12 +298,8 @@ class Meters(Middleware):
         i = self.instruments()
         if i is None:
             return
-        attributes = _attributes(ctx.queue, ctx.task, "process")
-        i.process.record(run_s(ctx), {**attributes, "stem.outcome": outcome.verdict.value})
-        if outcome.verdict is Verdict.COMPLETE:
-            i.completed.add(1, attributes)
-        elif outcome.verdict is not Verdict.REVOKED:
-            i.failed.add(1, attributes)
+        attributes = _attributes(ctx.queue, ctx.task, "process", outcome.verdict.value)
+        i.process.record(run_s(ctx), attributes)
 
     def on_retry(self, ctx: JobContext, outcome: Outcome) -> None:
         i = self.instruments()
@@ -304,7 +310,7 @@ class Meters(Middleware):
         i = self.instruments()
         if i is not None and ctx is not None:
             attributes = _attributes(ctx.queue, ctx.task, "process")
-            i.dead_lettered.add(1, {**attributes, "stem.reason": reason})
+            i.dead_lettered.add(1, {**attributes, "stem.reason": reason})  # rare: no cache
 
 
 Readings = Callable[[], Iterable[tuple[float, dict[str, str]]]]

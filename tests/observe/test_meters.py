@@ -57,7 +57,8 @@ async def test_a_workers_meters_count_sent_consumed_retried_and_dead_lettered_jo
     found = points(reader)
     assert sum(p.value for p in by_task(found, "messaging.client.sent.messages", quiet)) == 5
     assert sum(p.value for p in by_task(found, "messaging.client.consumed.messages", quiet)) == 5
-    assert sum(p.value for p in by_task(found, "stem.jobs.completed", quiet)) == 5
+    runs = by_task(found, "messaging.process.duration", quiet)
+    assert sum(p.count for p in runs if p.attributes["stem.outcome"] == "complete") == 5
     assert sum(p.value for p in by_task(found, "messaging.client.consumed.messages", fails)) == 2
     assert sum(p.value for p in by_task(found, "stem.jobs.retried", fails)) == 1
     assert sum(p.value for p in by_task(found, "stem.jobs.dead_lettered", fails)) == 1
