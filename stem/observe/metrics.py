@@ -211,9 +211,6 @@ class Instruments:
         self.sent = m.create_counter(
             "messaging.client.sent.messages", "{message}", "Jobs enqueued."
         )
-        self.consumed = m.create_counter(
-            "messaging.client.consumed.messages", "{message}", "Jobs a worker started."
-        )
         self.retried = m.create_counter(
             "stem.jobs.retried", "{attempt}", "Attempts scheduled again."
         )
@@ -222,7 +219,7 @@ class Instruments:
         )
         self.process = m.create_histogram(
             "messaging.process.duration", "s",
-            "Run time of one attempt; stem.outcome says how it ended (complete, retry, ...).",
+            "Run time of one attempt (its count: jobs started); stem.outcome says how it ended.",
             explicit_bucket_boundaries_advisory=list(BUCKETS_S),
         )  # fmt: skip
         self.wait = m.create_histogram(
@@ -231,21 +228,18 @@ class Instruments:
         )  # fmt: skip
 
 
-_ATTRIBUTES: dict[tuple[str, str, str, str], dict[str, str]] = {}
+_ATTRIBUTES: dict[tuple[str, str, str], dict[str, str]] = {}
 
 
-def _attributes(queue: str, task: str, operation: str, outcome: str = "") -> dict[str, str]:
-    """The attributes of one (queue, task, operation, outcome), built once and reused
-    (the SDK keys its series by them; a dict per call would be garbage per job)."""
-    key = (queue, task, operation, outcome)
+def _attributes(queue: str, task: str, outcome: str = "") -> dict[str, str]:
+    """The attributes of one (queue, task, outcome), built once and reused (the SDK keys
+    its series by them; a dict per call would be garbage per job)."""
+    key = (queue, task, outcome)
     found = _ATTRIBUTES.get(key)
     if found is None:
-        found = {
-            "messaging.system": "stem",
-            "messaging.destination.name": queue,
-            "messaging.operation.name": operation,
-            "stem.task": task,
-        }
+        # Only what varies: each attribute costs the SDK a clean-and-hash per measurement
+        # (messaging.system is "stem" and the operation is in the instrument's name).
+        found = {"messaging.destination.name": queue, "stem.task": task}
         if outcome:
             found["stem.outcome"] = outcome
         if len(_ATTRIBUTES) < 10_000:  # bounded: queue and task names are few
@@ -284,32 +278,30 @@ class Meters(Middleware):
     def after_enqueue(self, job: OutgoingJob, created: bool) -> None:
         i = self.instruments()
         if i is not None and created:
-            i.sent.add(1, _attributes(job.queue, job.task, "send"))
+            i.sent.add(1, _attributes(job.queue, job.task))
 
     def before_process(self, ctx: JobContext) -> None:
         i = self.instruments()
         if i is None:
             return
-        attributes = _attributes(ctx.queue, ctx.task, "process")
-        i.consumed.add(1, attributes)
-        i.wait.record(ready_wait_s(ctx), attributes)
+        i.wait.record(ready_wait_s(ctx), _attributes(ctx.queue, ctx.task))
 
     def after_process(self, ctx: JobContext, outcome: Outcome) -> None:
         i = self.instruments()
         if i is None:
             return
-        attributes = _attributes(ctx.queue, ctx.task, "process", outcome.verdict.value)
+        attributes = _attributes(ctx.queue, ctx.task, outcome.verdict.value)
         i.process.record(run_s(ctx), attributes)
 
     def on_retry(self, ctx: JobContext, outcome: Outcome) -> None:
         i = self.instruments()
         if i is not None:
-            i.retried.add(1, _attributes(ctx.queue, ctx.task, "process"))
+            i.retried.add(1, _attributes(ctx.queue, ctx.task))
 
     def on_dead_letter(self, ctx: JobContext | None, reason: str, error: str) -> None:
         i = self.instruments()
         if i is not None and ctx is not None:
-            attributes = _attributes(ctx.queue, ctx.task, "process")
+            attributes = _attributes(ctx.queue, ctx.task)
             i.dead_lettered.add(1, {**attributes, "stem.reason": reason})  # rare: no cache
 
 
