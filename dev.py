@@ -11,7 +11,8 @@ Needs only Python 3.11+. It creates `.venv/` next to this file, installs stem wi
 development extras into it (re-installing only when pyproject.toml changed), and runs
 the tools from there. Redis is not needed: the tests and `stem supervise` start their own.
 Extra arguments after `check` go to pytest and select a subset, run without coverage (the
-whole suite, as CI runs it, measures coverage and enforces its floor); after `run`, they go
+whole suite, as CI runs it, measures coverage and enforces its floor, on 3 test processes:
+`STEM_TEST_WORKERS=1` for one); after `run`, they go
 to `stem supervise`. `check` first runs the changelog gate (changes/README.md).
 """
 
@@ -212,7 +213,11 @@ def check(extra: list[str]) -> None:
     for stale in ROOT.glob(".coverage*"):
         stale.unlink()
     env = {**os.environ, "STEM_COVERAGE_DIR": str(ROOT)}
-    _run(PY, "-m", "pytest", "--cov", "--cov-report=term-missing:skip-covered", env=env)
+    # Three test processes (pytest-xdist): most tests wait on real processes and
+    # timeouts, so three share two cores well; each has its own private Redis.
+    workers = os.environ.get("STEM_TEST_WORKERS", "3")
+    argv = ("-n", workers, "--cov", "--cov-report=term-missing:skip-covered")
+    _run(PY, "-m", "pytest", *argv, env=env)
 
 
 def release(extra: list[str]) -> None:

@@ -98,12 +98,15 @@ def serve(app_spec: str, requests: TextIO, replies: TextIO) -> None:
     """Answer requests until ``requests`` closes."""
     from stem.config import load_app
 
-    tasks = load_app(app_spec).tasks
-    signal.signal(signal.SIGALRM, _on_alarm)
     # The parent decides when we stop: SIGTERM/SIGINT sent to the whole process group (by
     # stem supervise, Heroku, Ctrl-C) must not kill a running job before the stop timeout.
+    # The worker started us with both blocked: one that came while we imported is pending,
+    # and ignoring it drops it before they are unblocked.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    tasks = load_app(app_spec).tasks
+    signal.signal(signal.SIGALRM, _on_alarm)
     replies.write(json.dumps({"ready": True, "pid": os.getpid()}) + "\n")
     replies.flush()
     for line in requests:

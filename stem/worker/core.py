@@ -271,6 +271,10 @@ class Worker:
                     log.warning("fetch failed, retrying in 1 s: %s", exc)
                     await trio.sleep(1)
                     continue
+                if got and scope.cancel_called:
+                    # The stop came while the fetch ran (a thread: it cannot be cancelled)
+                    # and closed the runners' channel: these are held, so handed back.
+                    return
                 if got:
                     for d in got:
                         send.send_nowait(d)

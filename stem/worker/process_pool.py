@@ -2,7 +2,10 @@
 
 Children are started on demand (up to ``size``) with ``python -m stem.worker.child``
 and reused. A child is replaced after ``max_tasks_per_child`` jobs, when its peak RSS
-passes ``max_memory_mb``, when it is killed at a task's hard time limit, and when it dies.
+passes ``max_memory_mb``, when it is killed at a task's hard time limit, and when it dies;
+one still starting when its job is cancelled (revoked) is killed at once. Children start
+with SIGTERM/SIGINT blocked and then ignore them, so a stop signal to the worker's whole
+process group never kills one, not even one still importing the app.
 ``aclose()`` closes every child's stdin (they exit), then kills what is left after 5 s.
 Children die with the worker (``PR_SET_PDEATHSIG``, armed before the child's program
 starts), so a SIGKILLed worker leaves none, not even children that are still starting.
@@ -34,6 +37,11 @@ log = logging.getLogger("stem.worker.pool")
 
 
 __all__ = ["ChildDied", "ProcessPool", "RemoteTaskError"]
+
+
+#: The signals a pool child ignores (the worker decides when it stops); it is started with
+#: them blocked, so that one sent before it could ignore them waits for that.
+STOP_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT})
 
 
 class ChildDied(JobError):
@@ -76,6 +84,10 @@ class _Proc:
         die_with_us = functools.partial(
             set_parent_death_signal, signal.SIGKILL, parent_pid=os.getpid()
         )
+        # Born with SIGTERM/SIGINT blocked (a signal mask survives fork and exec): a stop
+        # signal sent to the whole group while the child still imports stays pending, and
+        # is dropped once the child ignores it (stem.worker.child), instead of killing it.
+        blocked = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
             self.popen = subprocess.Popen(  # noqa: S603  (argv of our own child, no shell)
                 argv,
@@ -87,6 +99,7 @@ class _Proc:
                 preexec_fn=die_with_us,  # noqa: PLW1509
             )
         finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
             os.close(in_r)
             os.close(out_w)
         self.pid = self.popen.pid
@@ -220,10 +233,14 @@ class ProcessPool:
         try:
             with trio.fail_after(60):
                 hello = json.loads(await child.reader.readline())
-        except (EOFError, trio.TooSlowError, ValueError):
+        except BaseException as exc:
+            # Failed, or cancelled while it started (its job revoked, the worker stopping
+            # at once): a child left here would idle until the worker exits.
             child.kill()
             await self._retire(child)
-            raise ChildDied(f"pool child for {self.app_spec!r} failed to start") from None
+            if isinstance(exc, EOFError | trio.TooSlowError | ValueError):
+                raise ChildDied(f"pool child for {self.app_spec!r} failed to start") from None
+            raise
         log.debug("pool child %s ready", hello.get("pid"))
         return child
 

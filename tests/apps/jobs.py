@@ -93,6 +93,30 @@ def record(path: str, token: str, seconds: float = 0.0) -> str:
     return token
 
 
+def _gated(path: str, token: str, gate: str) -> str:
+    with open(path, "a") as fh:
+        fh.write(f"{token} {os.getpid()}\n")
+    deadline = time.monotonic() + 120  # a test that never opens the gate ends it anyway
+    while not os.path.exists(gate) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    with open(path, "a") as fh:
+        fh.write(f"{token}:done {os.getpid()}\n")
+    return token
+
+
+@app.task
+def gated(path: str, token: str, gate: str) -> str:
+    """Append ``token pid`` to ``path``, wait until the file ``gate`` exists, then append
+    ``token:done pid``: a sync job that runs for exactly as long as a test wants."""
+    return _gated(path, token, gate)
+
+
+@app.task(pool="threads")
+def thread_gated(path: str, token: str, gate: str) -> str:
+    """:func:`gated` in the thread pool."""
+    return _gated(path, token, gate)
+
+
 @app.task
 async def ledger(path: str, seconds: float = 0.0) -> None:
     """Append this job's queue and id to ``path`` (one line per run, across processes),

@@ -13,7 +13,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from stem import Stem
+from stem import JobState, Stem
 from tests.apps import jobs
 from tests.worker.conftest import APP_SPEC, wait_until
 
@@ -115,3 +115,72 @@ def test_an_embedded_redis_dies_with_its_sigkilled_owner(
             owner.wait()
         if owner.stdout is not None:
             owner.stdout.close()
+
+
+def test_a_job_revoked_while_its_pool_child_starts_leaves_no_child_behind(
+    japp: Stem,
+    redis_url: str,
+    namespace: str,
+    repo_root: Path,
+    tmp_path: Path,
+    strays: list[psutil.Process],
+) -> None:
+    (tmp_path / "sitecustomize.py").write_text(SLOW_START)
+    argv = [sys.executable, "-m", "stem", "--redis-url", redis_url, "--namespace", namespace]
+    argv += ["--app", APP_SPEC, "worker", "--pool", "processes"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(repo_root)])}
+    worker = subprocess.Popen(argv, cwd=repo_root, env=env, start_new_session=True)
+    try:
+        job = jobs.sync_add.enqueue(1, 2)
+        wait_until(lambda: len(pool_children(worker.pid)) == 1, what="a pool child starting")
+        strays.extend(pool_children(worker.pid))
+        wait_until(lambda: job.status() is JobState.STARTED, what="the job to be started")
+
+        japp.broker.revoke("default", job.id, terminate=True)
+
+        wait_until(lambda: not alive(strays), what="the starting child to die")
+        wait_until(lambda: japp.broker.queue_stats("default").pending == 0, what="the ack")
+        assert job.status() is JobState.REVOKED
+        assert worker.poll() is None  # the worker goes on
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+
+# Pool children take a second and a half to start (a slow app import, a busy host).
+SLOW_IMPORT = """\
+import sys, time
+if "stem.worker.child" in sys.orig_argv:
+    time.sleep(1.5)
+"""
+
+
+def test_a_pool_child_still_starting_survives_sigterm_to_the_group_and_runs_its_job(
+    japp: Stem,
+    redis_url: str,
+    namespace: str,
+    repo_root: Path,
+    tmp_path: Path,
+    strays: list[psutil.Process],
+) -> None:
+    (tmp_path / "sitecustomize.py").write_text(SLOW_IMPORT)
+    argv = [sys.executable, "-m", "stem", "--redis-url", redis_url, "--namespace", namespace]
+    argv += ["--app", APP_SPEC, "worker", "--pool", "processes", "--concurrency", "1"]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(repo_root)])}
+    worker = subprocess.Popen(argv, cwd=repo_root, env=env, start_new_session=True)
+    try:
+        job = jobs.sync_add.enqueue(1, 2)
+        wait_until(lambda: len(pool_children(worker.pid)) == 1, what="a pool child starting")
+        strays.extend(pool_children(worker.pid))
+
+        os.killpg(worker.pid, signal.SIGTERM)  # as stem supervise and Heroku do
+
+        assert worker.wait(timeout=30) == 0
+        assert job.result(timeout_s=1) == 3
+        info = job.info()
+        assert info is not None and (info.attempt, info.deliveries) == (0, 1)
+    finally:
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()

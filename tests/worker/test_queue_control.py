@@ -5,16 +5,18 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 from click.testing import CliRunner, Result
 
 from stem import JobRevoked, JobState, Stem
 from stem.cli import main
 from tests.apps import jobs
-from tests.worker.conftest import lines, start_worker, wait_until
+from tests.worker.conftest import APP_SPEC, lines, start_worker, wait_until
 
 Procs = list[subprocess.Popen[bytes]]
 
@@ -26,6 +28,14 @@ def cli(redis_url: str, namespace: str, *args: str) -> Result:
 
 def beating(app: Stem, n: int) -> bool:
     return len(app.broker.workers()) >= n
+
+
+def reclaimer(redis_url: str, namespace: str, root: Path) -> subprocess.Popen[bytes]:
+    """A real ``stem reclaim`` process on the test app (lease 1 s), rounds every 0.2 s."""
+    argv = [sys.executable, "-m", "stem", "--redis-url", redis_url, "--namespace", namespace]
+    argv += ["--app", APP_SPEC, "reclaim", "--interval-s", "0.2"]
+    env = {**os.environ, "PYTHONPATH": str(root)}
+    return subprocess.Popen(argv, cwd=root, env=env, start_new_session=True)
 
 
 def stop(worker: subprocess.Popen[bytes]) -> int:
@@ -145,6 +155,127 @@ def test_terminate_cancels_a_running_async_job_and_settles_it_as_revoked(
     after = jobs.add.enqueue(1, 2)  # the worker goes on working
     assert after.result(timeout_s=30) == 3
     assert stop(worker) == 0
+
+
+def started(path: Path) -> dict[str, int]:
+    """What the ``gated`` tasks wrote to ``path``: token (or ``token:done``) -> pid."""
+    if not path.exists():
+        return {}
+    return {token: int(pid) for token, pid in (ln.split() for ln in path.read_text().splitlines())}
+
+
+def gone(pid: int) -> bool:
+    """The process ``pid`` has exited (a zombie not yet reaped counts as gone)."""
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True
+
+
+def test_terminate_kills_the_pool_child_of_a_running_sync_job_and_the_pool_replaces_it(
+    japp: Stem, redis_url: str, namespace: str, repo_root: Path, procs: Procs, tmp_path: Path
+) -> None:
+    out, gate = tmp_path / "ran", tmp_path / "gate"
+    worker = start_worker(redis_url, namespace, repo_root, "--concurrency", "3")
+    procs.append(worker)
+    running = jobs.gated.enqueue(str(out), "victim", str(gate))
+    wait_until(lambda: "victim" in started(out), what="the job to start in a pool child")
+    neighbour = jobs.gated.enqueue(str(out), "neighbour", str(gate))
+    wait_until(lambda: "neighbour" in started(out), what="a second job in another child")
+    victim = started(out)["victim"]
+    assert victim not in (worker.pid, started(out)["neighbour"])
+
+    done = cli(redis_url, namespace, "job", "revoke", running.id, "--terminate")
+
+    assert (done.exit_code, done.output) == (0, f"{running.id} queue=default was=started\n")
+    wait_until(lambda: gone(victim), what="the worker to kill the job's child")
+    wait_until(
+        lambda: japp.broker.queue_stats("default").pending == 1,
+        what="the worker to ack the revoked job",
+    )
+    assert neighbour.status() is JobState.STARTED  # untouched, still running
+    assert running.status() is JobState.REVOKED
+    with pytest.raises(JobRevoked):
+        running.result(timeout_s=1)
+    # The pool is whole again: three jobs at once (the neighbour's and two more), each in
+    # its own child, none of them the dead one.
+    again = [jobs.gated.enqueue(str(out), f"again{i}", str(gate)) for i in range(2)]
+    wait_until(lambda: {"again0", "again1"} <= started(out).keys(), what="two more jobs")
+    pids = started(out)
+    assert len({pids["neighbour"], pids["again0"], pids["again1"]}) == 3
+    assert victim not in (pids["again0"], pids["again1"])
+    gate.touch()
+    assert [h.result(timeout_s=30) for h in (neighbour, *again)] == [
+        "neighbour",
+        "again0",
+        "again1",
+    ]
+    assert "victim:done" not in started(out)
+    assert stop(worker) == 0
+
+
+def test_terminate_abandons_a_running_thread_job_and_ignores_its_late_result(
+    japp: Stem, redis_url: str, namespace: str, repo_root: Path, procs: Procs, tmp_path: Path
+) -> None:
+    out, gate = tmp_path / "ran", tmp_path / "gate"
+    running = jobs.thread_gated.enqueue(str(out), "long", str(gate))
+    worker = start_worker(redis_url, namespace, repo_root)
+    procs.append(worker)
+    wait_until(lambda: "long" in started(out), what="the thread job to start")
+
+    done = cli(redis_url, namespace, "job", "revoke", running.id, "--terminate")
+
+    assert (done.exit_code, done.output) == (0, f"{running.id} queue=default was=started\n")
+    wait_until(
+        lambda: japp.broker.queue_stats("default").pending == 0,
+        what="the worker to abandon the thread job and ack it",
+    )
+    assert "long:done" not in started(out)  # the thread still runs: it cannot be killed
+    assert running.status() is JobState.REVOKED
+    assert jobs.thread_add.enqueue(1, 2).result(timeout_s=30) == 3  # the worker serves on
+    gate.touch()
+    wait_until(lambda: "long:done" in started(out), what="the abandoned thread to finish")
+    assert jobs.add.enqueue(2, 2).result(timeout_s=30) == 4  # its late end harmed nothing
+    assert running.status() is JobState.REVOKED  # its late result is ignored
+    with pytest.raises(JobRevoked):
+        running.result(timeout_s=1)
+    assert stop(worker) == 0
+
+
+@pytest.mark.parametrize("taken_back_by", ["its replacement", "the reclaimer"])
+def test_a_revoked_job_whose_worker_died_never_runs_again_after_a_restart(
+    japp: Stem,
+    redis_url: str,
+    namespace: str,
+    repo_root: Path,
+    procs: Procs,
+    tmp_path: Path,
+    taken_back_by: str,
+) -> None:
+    out = tmp_path / "ran"
+    running = jobs.arecord.enqueue(str(out), "long", 600)
+    first = start_worker(redis_url, namespace, repo_root, name="first")
+    procs.append(first)
+    wait_until(lambda: lines(out) == ["long"], what="the job to start")
+    os.killpg(first.pid, signal.SIGKILL)  # no settle, no hand-back: it stays pending
+    first.wait(timeout=30)
+    assert cli(redis_url, namespace, "job", "revoke", running.id, "--terminate").exit_code == 0
+
+    if taken_back_by == "its replacement":  # same name: it recovers its entries at start
+        procs.append(start_worker(redis_url, namespace, repo_root, name="first"))
+    else:
+        procs.append(start_worker(redis_url, namespace, repo_root, name="second"))
+        procs.append(reclaimer(redis_url, namespace, repo_root))
+
+    wait_until(
+        lambda: japp.broker.queue_stats("default").pending == 0,
+        what=f"{taken_back_by} to take the dead worker's entry back",
+    )
+    marker = jobs.arecord.enqueue(str(out), "marker")
+    assert marker.result(timeout_s=30) == "marker"
+    assert lines(out) == ["long", "marker"]  # ran once, before it was revoked
+    assert running.status() is JobState.REVOKED
+    assert japp.broker.queue_stats("default").ready == 0
 
 
 def test_stem_worker_stop_makes_a_real_worker_exit_0_after_a_ping_and_a_list(

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import AsyncIterator
 
 import pytest
 import trio
 
 from stem import JobFailed, JobState, Stem
+from stem.broker import Delivery
 from stem.worker import Worker, WorkerOptions, serve_worker
 from tests.apps import jobs
 from tests.worker.conftest import APP_SPEC
@@ -126,3 +128,34 @@ async def test_bad_jobs_are_dead_lettered_with_reasons_and_the_worker_stays_up(
         "": "undecodable",
     }
     assert await result(jobs.add.enqueue(1, 1)) == 2
+
+
+async def test_jobs_fetched_as_the_worker_stops_are_handed_back_not_lost(japp: Stem) -> None:
+    # A fetch runs in a thread and cannot be cancelled: one that returns after the stop
+    # closed the runners' channel must hand its jobs back, not crash the worker.
+    worker = Worker(japp, WorkerOptions(concurrency=2, prefetch=0, app_spec=APP_SPEC))
+    runners_gone = threading.Event()
+    fetch = worker._fetch
+
+    def fetch_after_the_stop(free: int) -> list[Delivery]:
+        assert runners_gone.wait(30), "the runners never finished"
+        return fetch(free)
+
+    worker._fetch = fetch_after_the_stop  # type: ignore[method-assign]
+    handle = jobs.add.enqueue(2, 3)
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.serve)
+        worker.request_stop()
+        with trio.fail_after(30):
+            await worker._live_runners.wait_value(0)
+        runners_gone.set()
+        with trio.fail_after(30):
+            await worker.stopped.wait()
+
+    record = handle.info()
+    assert record is not None and record.state == JobState.QUEUED
+    assert record.deliveries == 0  # handed back unstarted: the delivery is not counted
+    async with trio.open_nursery() as nursery:
+        options = WorkerOptions(concurrency=2, app_spec=APP_SPEC, burst=True)
+        nursery.start_soon(lambda: serve_worker(japp, options))
+        assert await result(handle) == 5
