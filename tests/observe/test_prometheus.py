@@ -147,14 +147,26 @@ def test_the_oldest_ready_age_and_the_endpoint_serve_what_redis_holds(oapp: Stem
 
 
 @pytest.mark.promtool
-def test_the_exposition_passes_promtool_check_metrics(oapp: Stem) -> None:
-    """Opt-in (``-m promtool``): needs promtool (``apt-get install prometheus``)."""
+async def test_the_exposition_passes_promtool_check_metrics(oapp: Stem) -> None:
+    """Opt-in (``-m promtool``): needs promtool (``apt-get install prometheus``).
+
+    A worker has run jobs (histograms and counters have samples) and still heartbeats
+    while the exposition is taken; one job waits (queue gauges are non-zero)."""
     promtool = shutil.which("promtool")
     assert promtool, "promtool is not installed: apt-get install prometheus (Debian)"
-    oapp.enqueue(observed.quiet)
+    oapp.enqueue_many(observed.quiet, [() for _ in range(3)])
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            worker: Worker = await nursery.start(serve_worker, oapp, WorkerOptions(name="p1"))
+            while "stem_job_run_duration_seconds_bucket" not in exposition(oapp.broker):
+                await trio.sleep(0.05)  # polling until a heartbeat carries the histograms
+            oapp.broker.pause("default")
+            oapp.enqueue(observed.quiet)
+            text = exposition(oapp.broker)
+            worker.request_stop()
     done = subprocess.run(
         [promtool, "check", "metrics"],
-        input=exposition(oapp.broker),
+        input=text,
         capture_output=True,
         text=True,
         timeout=30,
