@@ -202,13 +202,17 @@ def _serve_metrics(options: SuperviseOptions, url: str, supervisor: Supervisor) 
     def restarts() -> list[tuple[str, int]]:
         return _restarts(supervisor)
 
-    server, _ = serve_metrics(
-        app.broker,
-        options.metrics_port,
-        options.metrics_host,
-        lease_s=app.lease_s,
-        extra=[RestartsCollector(restarts)],
-    )
+    try:
+        server, _ = serve_metrics(
+            app.broker,
+            options.metrics_port,
+            options.metrics_host,
+            lease_s=app.lease_s,
+            extra=[RestartsCollector(restarts)],
+        )
+    except OSError as exc:  # port taken, address not ours: one line, before any actor starts
+        where = f"{options.metrics_host}:{options.metrics_port}"
+        raise ConfigError(f"cannot serve metrics on {where}: {exc.strerror or exc}") from None
     host = options.metrics_host
     _announce(
         f"stem: serving metrics on http://{host}:{server.server_port}/metrics",
@@ -227,8 +231,6 @@ def run(options: SuperviseOptions, redis_url: str | None) -> int:
 
     if options.json_logs:  # the actors (and their pool children) log JSON lines too
         os.environ["STEM_JSON_LOGS"] = "1"
-    names = ", ".join(f"{s.name} x{s.replicas}" if s.replicas > 1 else s.name for s in specs)
-    _announce(f"stem: supervising {names}", as_json=options.json_logs)
     supervisor = Supervisor(
         specs,
         strategy=Strategy.REST_FOR_ONE,
@@ -240,7 +242,9 @@ def run(options: SuperviseOptions, redis_url: str | None) -> int:
 
     gave_up: list[SupervisorGaveUp] = []
     _register_meters(supervisor)
-    metrics = _serve_metrics(options, url, supervisor)
+    metrics = _serve_metrics(options, url, supervisor)  # a bad port fails before any start
+    names = ", ".join(f"{s.name} x{s.replicas}" if s.replicas > 1 else s.name for s in specs)
+    _announce(f"stem: supervising {names}", as_json=options.json_logs)
 
     async def serve() -> None:
         async with trio.open_nursery() as nursery:

@@ -114,3 +114,37 @@ def test_under_json_logs_the_supervisors_own_lines_are_json_objects_too(
     for record in own:
         assert record["level"] == "INFO" and record["actor"] == "supervisor"
         assert {"ts", "pid", "child", "stream"} <= set(record)
+
+
+def test_a_metrics_port_in_use_is_one_line_and_exit_2_before_any_actor_starts(
+    redis_url: str, namespace: str, repo_root: Path, tmp_path: Path
+) -> None:
+    import os
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = [sys.executable, "-m", "stem", "--redis-url", redis_url, "--namespace", namespace]
+        argv += ["--app", "tests.apps.jobs:app", "supervise", "--data-dir", str(tmp_path)]
+        argv += ["--metrics-port", str(port), "--metrics-host", "127.0.0.1"]
+        done = subprocess.run(
+            argv,
+            cwd=repo_root,
+            env={**os.environ, "PYTHONPATH": str(repo_root)},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 2
+    assert (
+        done.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"stem: error: cannot serve metrics on 127.0.0.1:{port}: ")
+    )
+    assert "Traceback" not in done.stderr
+    assert "supervising" not in done.stdout  # nothing was started
