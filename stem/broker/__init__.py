@@ -8,6 +8,7 @@ in ``roles`` (one small ``Protocol`` per kind of caller: ``Producer``, ``WorkerB
 
 from stem.broker.base import (
     MAX_DELAY_S,
+    RESULT_TTL_S,
     DeadEntry,
     DefinitionChange,
     Delivery,
@@ -42,6 +43,7 @@ from stem.broker.roles import (
 
 __all__ = [
     "MAX_DELAY_S",
+    "RESULT_TTL_S",
     "Admin",
     "Broker",
     "DeadEntry",
