@@ -103,6 +103,7 @@ class EntryField(enum.Enum):
     STATE = "state"
     TS = "ts"
     LIMITS = "limits"  # a dead-letter entry keeps the job's limits, so a replay keeps them
+    KEEP = "keep"  # and its keep_result_s, if it has one
 
 
 class StatsField(enum.Enum):

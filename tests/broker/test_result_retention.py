@@ -103,6 +103,8 @@ def test_a_dead_job_with_keep_result_s_0_leaves_only_its_dlq_entry_which_replays
     assert (entry.job_id, entry.reason) == (handle.id, "not-retryable")
     assert broker.replay("default", [entry.entry_id]) == [handle.id]
     assert handle.status() is JobState.QUEUED
+    _run(broker)  # the replayed job keeps its retention: nothing stays once it succeeds
+    assert handle.info() is None
 
 
 def test_a_failed_job_keeps_its_error_and_task_but_not_its_envelope(

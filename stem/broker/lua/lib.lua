@@ -116,16 +116,17 @@ end
 -- dead: the DLQ stream; jkey/latch: the job record and its done latch (false if none,
 -- or when the record is not a hash);
 -- env: the envelope to keep (or the raw entry fields as JSON when there is no record).
--- The entry keeps the job's limits (E.LIMITS), so that a replay runs it under them again.
+-- The entry keeps the job's limits (E.LIMITS) and retention (E.KEEP), so that a replay
+-- runs it under them again.
 local function bury(dead, jkey, latch, jid, reason, err, env, state, ttl, maxlen, keep_ms, now)
-  local limits = jkey and redis.pcall('HGET', jkey, F.LIMITS)
-  if type(limits) == 'string' then
-    redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*', E.ID, jid or '', E.REASON, reason,
-      E.ERROR, err, E.ENV, env or '', E.STATE, state, E.TS, now, E.LIMITS, limits)
-  else
-    redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*', E.ID, jid or '', E.REASON, reason,
-      E.ERROR, err, E.ENV, env or '', E.STATE, state, E.TS, now)
+  local entry = {E.ID, jid or '', E.REASON, reason, E.ERROR, err, E.ENV, env or '',
+    E.STATE, state, E.TS, now}
+  local kept = jkey and redis.pcall('HMGET', jkey, F.LIMITS, F.KEEP)
+  if type(kept) == 'table' and not kept.err then
+    if kept[1] then entry[#entry + 1] = E.LIMITS; entry[#entry + 1] = kept[1] end
+    if kept[2] then entry[#entry + 1] = E.KEEP; entry[#entry + 1] = kept[2] end
   end
+  redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*', unpack(entry))
   redis.call('XTRIM', dead, 'MINID', '~', now - keep_ms)
   if jkey and redis.call('EXISTS', jkey) == 1 then
     settle_record(jkey, latch, ttl, now, state, {F.REASON, reason, F.ERROR, err}, false)
