@@ -61,7 +61,7 @@ def _blocked_waiter(handle: JobHandle) -> tuple[threading.Thread, list[Any]]:
 def test_a_settled_no_op_job_keeps_at_most_250_bytes_for_an_hour_and_no_latch(
     app: Stem, broker: RedisBroker
 ) -> None:
-    handles = app.enqueue_many("bench.apps.noop", [[i] for i in range(200)])
+    handles = app.enqueue_many("bench.noop_sync", [[i] for i in range(200)])
     _run(broker)
     sizes = [broker.client.memory_usage(broker.keys.queue("default").job(h.id)) for h in handles]
     assert max(sizes) <= 250, sizes[:5]
@@ -73,7 +73,7 @@ def test_a_settled_no_op_job_keeps_at_most_250_bytes_for_an_hour_and_no_latch(
     assert (record.state, record.result, record.task) == (
         JobState.SUCCEEDED,
         "null",
-        "bench.apps.noop",
+        "bench.noop_sync",
     )
     assert record.enq_ms is not None and record.start_ms is not None and record.end_ms is not None
     assert record.enq_ms <= record.start_ms <= record.end_ms
