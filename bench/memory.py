@@ -19,7 +19,7 @@ Cases: ``default`` (no-op, result ``null``), ``result200`` (a 200-byte result: p
 Then the wake-up: a thread blocked in ``handle.result()`` on a job that the main thread
 then settles; the time from just before the settle call to the waiter's return, p50 and
 p99 over ``--wakes`` jobs. Size Redis with the settled figure: bytes x jobs/s x retention
-(docs/performance.md, "Redis memory per job").
+(docs/scaling.md, "Redis memory per job").
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from stem.states import JobState
 #: integers of milliseconds, far below 2**53. Producers refuse more with ``ConfigError``;
 #: a retry delay a task asks for is capped at it.
 MAX_DELAY_S = 10 * 365 * 86_400
-#: How long a settled job's record is kept by default: an hour (docs/performance.md,
+#: How long a settled job's record is kept by default: an hour (docs/scaling.md,
 #: "Redis memory per job", has the arithmetic).
 RESULT_TTL_S = 3600
 

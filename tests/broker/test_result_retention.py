@@ -1,5 +1,5 @@
 """What a settled job leaves in Redis: a small record for its retention, no latch unless
-someone waits; with ``keep_result_s=0`` nothing (docs/performance.md, "Redis memory per
+someone waits; with ``keep_result_s=0`` nothing (docs/scaling.md, "Redis memory per
 job"). Memory is measured with ``MEMORY USAGE`` on the real server."""
 
 from __future__ import annotations

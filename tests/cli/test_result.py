@@ -44,7 +44,7 @@ def test_get_json_is_the_whole_record(stem: Invoke, app: Stem) -> None:
     doc = json.loads(result.stdout)
     assert (doc["id"], doc["queue"], doc["state"]) == (job_id, "q2", "succeeded")
     # A settled record keeps state, task, result and times; the arguments went with the
-    # envelope (docs/performance.md, "Redis memory per job").
+    # envelope (docs/scaling.md, "Redis memory per job").
     assert (doc["task"], doc["args"], doc["result"], doc["error"]) == ("t", None, [1, 2], None)
     assert doc["enqueued_ms"] <= doc["started_ms"] <= doc["ended_ms"]
 
