@@ -27,11 +27,11 @@ from __future__ import annotations
 import argparse
 import threading
 import time
-from typing import Any
 
 from bench.common import percentile, private_redis, table
 from stem import Stem
 from stem.broker import RedisBroker, Settlement
+from stem.handle import JobHandle
 from stem.outcome import Verdict
 
 CASES = ("default", "result200", "keep0", "dead")
@@ -59,14 +59,12 @@ def measure(url: str, case: str, jobs: int) -> list[str]:
     ns = f"m{time.monotonic_ns()}"
     app = Stem(url, namespace=ns)
     broker = app.broker
-    kwargs: dict[str, Any] = {}
     if case == "keep0":
 
         @app.task(name="bench.noop_sync", keep_result_s=0)
         def noop() -> None: ...
 
-        kwargs = {}
-    app.enqueue_many("bench.noop_sync", [[i] for i in range(1)], **kwargs)  # create the stream
+    app.enqueue_many("bench.noop_sync", [[0]])  # creates the stream and group
     _settle_all(broker, Verdict.COMPLETE, "null")
     broker.client.delete(*broker.client.keys(f"{ns}:*:job:*") or ["-"])
     broker.client.delete(*broker.client.keys(f"{ns}:*:done:*") or ["-"])
@@ -102,9 +100,12 @@ def wake_latency(url: str, wakes: int) -> tuple[float, float]:
     for _ in range(wakes):
         handle = app.enqueue("bench.noop_sync")
         woke: list[float] = []
-        waiter = threading.Thread(
-            target=lambda h=handle: (h.result(timeout_s=30), woke.append(time.perf_counter()))
-        )
+
+        def wait(h: JobHandle = handle, out: list[float] = woke) -> None:
+            h.result(timeout_s=30)
+            out.append(time.perf_counter())
+
+        waiter = threading.Thread(target=wait)
         waiter.start()
         time.sleep(0.02)  # let it block (a bench, not a test: a miss only shortens a sample)
         [d] = app.broker.fetch("default", "bench", 1)

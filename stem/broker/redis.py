@@ -608,13 +608,18 @@ def _delivery(queue: str, item: list[Any]) -> Delivery:
 
 def _record(queue: str, job_id: str, raw: dict[str, bytes]) -> JobRecord:
     """A job record as stored; fields stem cannot read show as dead / 0 / escaped text
-    (a record someone else wrote must not break ``stem result``)."""
+    (a record someone else wrote must not break ``stem result``). A settled record in
+    today's layout (no envelope) stores ``deliveries`` only when it is not 1."""
+    state = _state(raw.get("state")) or JobState.DEAD
+    deliveries = _int(raw.get("deliveries"))
+    if deliveries is None:
+        deliveries = 1 if state in TERMINAL_STATES and "env" not in raw else 0
     return JobRecord(
         id=job_id,
         queue=queue,
-        state=_state(raw.get("state")) or JobState.DEAD,
+        state=state,
         attempt=_int(raw.get("attempt")) or 0,
-        deliveries=_int(raw.get("deliveries")) or 0,
+        deliveries=deliveries,
         envelope=_s(raw.get("env")) or "",
         result=_s(raw.get("result")),
         error=_s(raw.get("error")),

@@ -77,8 +77,9 @@ local WAKE_KEEP_S = 60
 
 -- Settle the record `jkey` (a hash: the caller checked) in state `state` with the fields
 -- in `more` (result, or reason and error). It keeps only what a reader of a settled job
--- uses: state, `more`, task name, attempt (when not 0), the enqueue, start and end times; the
--- envelope, limits and the rest go (a dead job's DLQ entry keeps what a replay needs).
+-- uses: state, `more`, task name, attempt (when not 0), deliveries (when not 1), the
+-- enqueue, start and end times; the envelope, limits and the rest go (a dead job's DLQ
+-- entry keeps what a replay needs).
 -- A rebuilt small hash stays a listpack, which an edited one holding the envelope does
 -- not. It is kept for the record's F.KEEP seconds (the task's keep_result_s) if it has
 -- them, else `ttl`; at 0 nothing stays, unless a waiter registered (F.WAITED, wait.lua)
@@ -86,7 +87,7 @@ local WAKE_KEEP_S = 60
 -- terminal state). Only a registered waiter gets the done latch pushed.
 local function settle_record(jkey, latch, ttl, now, state, more, keep_anyway)
   local rec = redis.call('HMGET', jkey, F.KEEP, F.WAITED, F.ENQ_MS, F.START_MS, F.ATTEMPT,
-    F.ENV, F.TASK)
+    F.ENV, F.TASK, F.DELIVERIES)
   local keep = rec[1] and counter(rec[1])
   if not keep then keep = counter(ttl) or 0 end
   local waited = rec[2] and latch
@@ -103,6 +104,8 @@ local function settle_record(jkey, latch, ttl, now, state, more, keep_anyway)
     -- values hold no quote), or from a record settled before (a replayed job's).
     local task = rec[7] or (rec[6] and string.match(rec[6], '^{[^{}]-"task"%s*:%s*"([^"\\]+)"'))
     if task then fields[#fields + 1] = F.TASK; fields[#fields + 1] = task end
+    -- Delivered once is the rule: a settled record without the field reads 1 (redis.py).
+    if rec[8] ~= '1' then fields[#fields + 1] = F.DELIVERIES; fields[#fields + 1] = rec[8] or 0 end
     redis.call('HSET', jkey, unpack(fields))
     redis.call('EXPIRE', jkey, keep)
   end
