@@ -190,3 +190,17 @@ def test_an_app_rejects_a_negative_retention() -> None:
     app = Stem("redis://localhost:1")
     with pytest.raises(ConfigError, match="keep_result_s"):
         app.task(name="t", keep_result_s=-5)(lambda: None)
+
+
+def test_a_signed_job_keeps_its_task_name_not_one_from_its_arguments(
+    redis_url: str, namespace: str
+) -> None:
+    app = Stem(redis_url, namespace=namespace, signing_keys={"k1": b"0123456789abcdef01"})
+    try:
+        handle = app.enqueue("my.signed.task", [{"task": "not-this"}])
+        _run(app.broker)
+        record = handle.info()
+        assert record is not None
+        assert (record.task, record.deliveries, record.envelope) == ("my.signed.task", 1, "")
+    finally:
+        app.close()

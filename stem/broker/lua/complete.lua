@@ -5,7 +5,8 @@
 -- KEYS[1] {q}:p<prio>  the ready stream the entries came from
 -- ARGV[1] queue key prefix "ns:{q}:" (derived, same slot: {q}:job:<id>, {q}:done:<id>,
 --         {q}:dead)
--- ARGV[2] group, ARGV[3] result TTL s, ARGV[4] DLQ max length, ARGV[5] DLQ retention ms,
+-- ARGV[2] group, ARGV[3] result TTL s (a record's own F.KEEP wins), ARGV[4] DLQ max length,
+-- ARGV[5] DLQ retention ms,
 -- then triples (entry id, job id, result JSON)
 -- Returns a string with one character per job: '1' stored, '0' the job was already
 -- terminal or its record is gone (its entry is acked either way). A job is stored even if

@@ -99,13 +99,20 @@ local function settle_record(jkey, latch, ttl, now, state, more, keep_anyway)
     for k = 1, #more do fields[#fields + 1] = more[k] end
     if rec[3] then fields[#fields + 1] = F.ENQ_MS; fields[#fields + 1] = rec[3] end
     if rec[4] then fields[#fields + 1] = F.START_MS; fields[#fields + 1] = rec[4] end
-    if rec[5] and rec[5] ~= '0' then fields[#fields + 1] = F.ATTEMPT; fields[#fields + 1] = rec[5] end
-    -- The task's name, from the envelope stem wrote ("task" follows "v" and "id", whose
-    -- values hold no quote), or from a record settled before (a replayed job's).
-    local task = rec[7] or (rec[6] and string.match(rec[6], '^{[^{}]-"task"%s*:%s*"([^"\\]+)"'))
+    if rec[5] and rec[5] ~= '0' then
+      fields[#fields + 1] = F.ATTEMPT; fields[#fields + 1] = rec[5]
+    end
+    -- The task's name from the envelope stem wrote ("task" follows "v" and "id", whose
+    -- values hold no quote or brace), or a task field already there.
+    local task = rec[7]
+    if not task and rec[6] then
+      task = string.match(rec[6], '^{[^{}]-"task"%s*:%s*"([^"\\]+)"')
+    end
     if task then fields[#fields + 1] = F.TASK; fields[#fields + 1] = task end
     -- Delivered once is the rule: a settled record without the field reads 1 (redis.py).
-    if rec[8] ~= '1' then fields[#fields + 1] = F.DELIVERIES; fields[#fields + 1] = rec[8] or 0 end
+    if rec[8] ~= '1' then
+      fields[#fields + 1] = F.DELIVERIES; fields[#fields + 1] = rec[8] or 0
+    end
     redis.call('HSET', jkey, unpack(fields))
     redis.call('EXPIRE', jkey, keep)
   end
