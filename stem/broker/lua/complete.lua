@@ -29,7 +29,7 @@ for i = 6, #ARGV, 3 do
   local rec = read_record(prefix .. K.JOB .. ARGV[i + 1], F.STATE, F.LIMITS, F.KEEP)
   if rec then states[#states + 1] = rec[1] else states[#states + 1] = 'not-a-hash' end
   limits[#limits + 1] = rec and rec[2]
-  lost[#ids] = rec and rec[3] == '0'
+  lost[#ids] = rec and (rec[3] or ttl) == '0'  -- this job keeps nothing once settled
 end
 -- Keeping nothing is safe only if this delivery still held the entry: ack those alone.
 for n = 1, #ids do
