@@ -121,7 +121,8 @@ class JobRecord:
 
     @property
     def headers(self) -> dict[str, str]:
-        """The headers the job was enqueued with (``{}`` if the envelope has none)."""
+        """The headers the job was enqueued with (``{}`` if the envelope has none, or once
+        the job settled: a settled record does not keep the envelope)."""
         envelope = json_or_text(self.envelope)
         headers = envelope.get("headers") if isinstance(envelope, dict) else None
         return {str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}
