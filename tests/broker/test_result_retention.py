@@ -204,3 +204,18 @@ def test_a_signed_job_keeps_its_task_name_not_one_from_its_arguments(
         assert (record.task, record.deliveries, record.envelope) == ("my.signed.task", 1, "")
     finally:
         app.close()
+
+
+def test_an_app_that_keeps_no_results_still_sees_a_revoked_job_as_revoked(
+    redis_url: str, namespace: str
+) -> None:
+    app = Stem(redis_url, namespace=namespace, result_ttl_s=0)
+    try:
+        handle = app.enqueue("some.task")
+        assert app.broker.revoke("default", handle.id) == (1, "queued")
+        assert handle.status() is JobState.REVOKED
+        assert app.broker.fetch("default", "w1", 10) == []  # its entry is dropped, not run
+        _run(app.broker)
+        assert app.broker.client.exists(app.broker.keys.queue("default").job(handle.id)) == 1
+    finally:
+        app.close()
