@@ -206,10 +206,12 @@ def main() -> None:
                 f"{statistics.median(single):,.0f}/s",
                 f"{statistics.median(clustered):,.0f}/s",
                 f"{statistics.median(ratios):.2f}x",
+                " ".join(f"{r:.2f}" for r in ratios),
             )
         )
     print("\ndrain of no-op async jobs (runs alternate between the servers)")
-    print(table(drain_rows, ("drain", "1 Redis", "3-master cluster", "cluster / 1 Redis")))
+    drain_header = ("drain", "1 Redis", "3-master cluster", "cluster / 1 Redis", "per run")
+    print(table(drain_rows, drain_header))
     plain, durable = durable_cost(args.enqueues, args.runs)
     print(
         f"\nsingle enqueue to a master with one replica ({args.enqueues:,} each): "
