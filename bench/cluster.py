@@ -10,10 +10,11 @@ processes formed with ``redis-cli``, as the tests do). For each:
    complete (the worker's two calls per batch, made in-process in batches of 500).
    ``1 / cpu_per_job`` is the ceiling of one Redis core for that step.
 2. **Drain rate**, measured on both servers in the same run, alternating single and
-   cluster run by run (the ratio is taken per pair, so the machine's load drifting
-   between runs cancels out): the worker drain of ``bench/worker.py`` (no-op async jobs
-   on one queue, two ``stem worker --burst`` processes) and the same jobs spread over
-   three queues (on a cluster each on a different master). Rates come from the server
+   cluster (and which goes first) run by run; the ratio is taken per pair, so the
+   machine's load drifting between runs cancels out: the worker drain of
+   ``bench/worker.py`` (no-op async jobs on one queue, two ``stem worker --burst``
+   processes) and the same jobs spread over three queues (on a cluster each on a
+   different master). Rates come from the server
    timestamps in the job records. The load average is printed at the start and the end.
 3. **Durable enqueue cost**: single enqueues per second to a master with one replica,
    without and with ``Stem(durable_enqueue_replicas=1)`` (a ``WAIT`` after each).
@@ -124,10 +125,12 @@ ASYNC_OPTS = ["--concurrency", "50", "--prefetch", "500"]
 def drains(
     servers: dict[str, tuple[str, list[str]]], jobs: int, runs: int
 ) -> dict[tuple[str, str], list[float]]:
-    """Jobs/s per (drain, server) and run; each run drains on every server in turn."""
+    """Jobs/s per (drain, server) and run; each run drains on every server in turn, and
+    every other run in the reverse order (so going first or second favours neither)."""
     rates: dict[tuple[str, str], list[float]] = {}
-    for _ in range(runs):
-        for label, (url, queues) in servers.items():
+    for run in range(runs):
+        order = list(servers.items())
+        for label, (url, queues) in order[::-1] if run % 2 else order:
             one_queue = drain(url, "bench.noop_async", jobs, 2, ASYNC_OPTS)[0]
             rates.setdefault(("1 queue", label), []).append(one_queue)
             three = drain_rate(url, queues, jobs)
