@@ -174,7 +174,8 @@ class QueueKeys:
         return f"{self.prefix}{Suffix.IDEM.value}{key}"
 
     def limit(self, instance: str) -> str:
-        """Hash: one limit instance's token bucket (``tok``, ``ts``); expires when idle."""
+        """Hash: one limit instance's rate state (``tat``, the GCRA's theoretical arrival
+        time, and the window guard ``r0``.. ``i`` ``n``: see lua/lib.lua); expires when idle."""
         return f"{self.prefix}{Suffix.LIMIT.value}{instance}"
 
     def slots(self, instance: str) -> str:

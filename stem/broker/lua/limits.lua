@@ -99,10 +99,11 @@ while progress and released < budget do
             if type(eid) ~= 'string' then  -- the stream is not a stream: leave the job
               open[n] = false
             else
-              take_limits(prefix, jid, lims, defs, now, false, prio .. '|' .. eid)
+              local since = math.floor((tonumber(head[2]) or 0) / 1024)  -- ready since
+              take_limits(prefix, jid, lims, defs, now, false, prio .. '|' .. eid, since)
               redis.pcall('ZREM', wait, jid)
               redis.call('HSET', jkey, F.STATE, S.QUEUED, F.ADMITTED, 1)
-              waited = waited + math.max(0, now - math.floor((tonumber(head[2]) or 0) / 1024))
+              waited = waited + math.max(0, now - since)
               released = released + 1
               progress = true
             end
