@@ -87,6 +87,7 @@ class JobField(enum.Enum):
     LIMITS = "limits"  # the job's resolved limits, "<definition>=<instance key>,..."
     ADMITTED = "admitted"  # the limiter released it with its tokens and slots taken
     WAIT_SCORE = "wait_score"  # its place in a wait set (kept if it waits again)
+    GRANTED_MS = "granted_ms"  # when the limiter last released it (server ms)
 
 
 class EntryField(enum.Enum):
