@@ -78,7 +78,9 @@ def main() -> None:
     with private_redis() as server:
         url = server.url
         print(f"redis-server: {server.binary}")
-        plain, limited, ratios = [], [], []
+        plain: list[float] = []
+        limited: list[float] = []
+        ratios: list[float] = []
         for i in range(args.runs):  # interleaved, alternating which goes first
             cases = [("bench.noop_async", plain), ("bench.noop_unthrottled", limited)]
             for task, out in cases if i % 2 == 0 else cases[::-1]:
