@@ -187,7 +187,7 @@ def test_a_key_with_few_jobs_is_not_starved_by_a_key_with_many(
     stop_and_purge(lapp, procs)  # no need to wait for A's 200 s
     assert len(finished) == 10
     # B's 10 jobs at its 5/s take about 2 s from the first start of either key.
-    assert (last_b - first_a) / 1000 < 6
+    assert (last_b - first_a) / 1000 < 10
     assert done_a < 500  # A was still going: B did not wait for it
 
 
