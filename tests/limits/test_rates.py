@@ -10,12 +10,10 @@ from stem.broker import RedisBroker
 from stem.limits import spec
 
 
-def rated_app(app: Stem, rate: str = "20/s") -> tuple[object, tuple[object, ...]]:
+def rated_app(app: Stem, rate: str = "20/s") -> None:
     @app.task(rate_limit=rate, name="rated")
     async def rated(i: int) -> int:
         return i
-
-    return rated, tuple(app.limit_specs().values())
 
 
 def server_ms(broker: RedisBroker) -> float:
@@ -55,15 +53,16 @@ def test_a_limiter_that_keeps_catching_up_never_puts_more_than_the_rate_in_one_s
 ) -> None:
     rated_app(app)
     specs = tuple(app.limit_specs().values())
+    enqueued_ms = server_ms(broker)
     app.enqueue_many("rated", [(i,) for i in range(60)])
+    deadline = time.monotonic() + 30
+    while server_ms(broker) < enqueued_ms + 300 and time.monotonic() < deadline:
+        pass  # the jobs have waited longer than the lag carried: each round may pour out
     broker.fetch("default", "c1", 100, specs)  # one starts, the rest wait
     first_ms = server_ms(broker)
-    released: list[float] = []
-    deadline = time.monotonic() + 30
     while server_ms(broker) < first_ms + 800 and time.monotonic() < deadline:
         fall_behind(broker, 240)  # always 240 ms behind: the carry alone would pour out
-        if broker.limit_round("default", specs).released:
-            released.append(server_ms(broker))
+        broker.limit_round("default", specs)
 
     assert server_ms(broker) >= first_ms + 800
     assert broker.limit_counters("default")["limit_released"] == 20 - 1  # + the first
