@@ -88,3 +88,28 @@ def test_the_window_guard_is_sized_from_the_rate_and_burst_and_off_for_huge_rate
     assert guard_size(spec("a", rate="150/m")) == 3  # 2.5/s: three can fall in one second
     assert guard_size(spec("a", rate="1000000/s")) == 0
     assert guard_size(spec("a", concurrency=2)) == 0
+
+
+def test_a_rate_state_expires_once_it_can_refuse_nothing(app: Stem, broker: RedisBroker) -> None:
+    rated_app(app, "1/s")  # each start owes 1 s; the guard remembers 1 s
+    specs = tuple(app.limit_specs().values())
+    app.enqueue_many("rated", [(i,) for i in range(600)])
+    key = broker.keys.queue("default").limit("rated")
+
+    assert len(broker.fetch("default", "c1", 500, specs)) == 1  # the rest wait
+    ttl_ms = broker.client.pttl(key)
+
+    # Idle per-key state drops by itself: kept past the debt and the guard's second
+    # (2 s from the grant), never for long.
+    assert 2000 <= ttl_ms <= 4000
+
+
+def test_a_fetch_of_many_jobs_under_a_huge_rate_keeps_its_state_alive(
+    app: Stem, broker: RedisBroker
+) -> None:
+    rated_app(app, "1000000/s")
+    specs = tuple(app.limit_specs().values())
+    app.enqueue_many("rated", [(i,) for i in range(500)])
+
+    assert len(broker.fetch("default", "c1", 500, specs)) == 500  # none throttled
+    assert 2000 <= broker.client.pttl(broker.keys.queue("default").limit("rated")) <= 4000

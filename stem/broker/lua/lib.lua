@@ -153,24 +153,37 @@ local function limit_now()
   return limit_clock
 end
 
+-- Rate states read in this script call, by key (written through by take_limits), so a
+-- fetch of many jobs of one limit reads its hash once, not twice per job.
+local rate_cache = {}
+
 -- A rate limit's state: {key, T (ms per token), tolerance ms, unused, guard size, tat
--- or false, the guard's next slot, the start time in it or false}; nil without a rate.
+-- or false, the guard's next slot, the start time in it or false, the cache entry};
+-- nil without a rate.
 local function rate_state(prefix, inst, d)
   local rate, cap = tonumber(d[2]) or 0, tonumber(d[3]) or 1
   if rate <= 0 then return nil end
   local t = 1 / rate
   local key = prefix .. K.LIMIT .. inst
   local n = math.floor(tonumber(d[4]) or 0)
-  local st = redis.pcall('HMGET', key, 'tat', 'i', 'n')
-  if st.err then st = {} end
-  local slot, oldest = 0, false
-  if n > 0 and tonumber(st[3]) == n then  -- a ring of another size (the rate changed) is new
-    slot = math.floor(tonumber(st[2]) or 0) % n
-    local v = redis.pcall('HGET', key, 'r' .. slot)
-    oldest = type(v) == 'string' and tonumber(v) or false
+  local c = rate_cache[key]
+  if not c then
+    local st = redis.pcall('HMGET', key, 'tat', 'i', 'n')
+    if st.err then st = {} end
+    c = {tat = tonumber(st[1]) or false, i = math.floor(tonumber(st[2]) or 0),
+      n = tonumber(st[3]) or 0, ring = {}}
+    rate_cache[key] = c
   end
-  return {key, t, (math.max(1, cap) - 1) * t, 0, n, tonumber(st[1]) or false,
-    slot, oldest}
+  local slot, oldest = 0, false
+  if n > 0 and c.n == n then  -- a ring of another size (the rate changed) is new
+    slot = c.i % n
+    if c.ring[slot] == nil then
+      local v = redis.pcall('HGET', key, 'r' .. slot)
+      c.ring[slot] = type(v) == 'string' and tonumber(v) or false
+    end
+    oldest = c.ring[slot]
+  end
+  return {key, t, (math.max(1, cap) - 1) * t, 0, n, c.tat, slot, oldest, c}
 end
 
 -- The instance whose limit refuses job `jid` now, or false when every limit allows it;
@@ -221,14 +234,21 @@ local function take_limits(prefix, jid, lims, defs, now, prepaid, holder, since)
         local tat = at  -- no state: the first start (or the first after an idle spell)
         if r[6] then tat = math.max(r[6], math.min(ready, at), at - CARRY_MS) end
         tat = tat + r[2]
-        local key = prefix .. K.LIMIT .. l[2]
+        local key, c = r[1], r[9]
         redis.pcall('HSET', key, 'tat', string.format('%.3f', tat))
+        c.tat = tat
         if r[5] > 0 then
           redis.pcall('HSET', key, 'r' .. r[7], string.format('%.3f', at),
             'i', (r[7] + 1) % r[5], 'n', r[5])
+          c.ring[r[7]], c.i, c.n = at, (r[7] + 1) % r[5], r[5]
         end
-        -- Kept while it can refuse anything: the debt and the guard's second.
-        redis.pcall('PEXPIRE', key, math.ceil(math.max(0, tat - at)) + 2000)
+        -- Kept while it can refuse anything (the debt and the guard's second), set with
+        -- a second to spare so that a fetch of many jobs sets it once, not per job.
+        local expires = math.max(at, tat) + 2000
+        if not c.expires or expires > c.expires then
+          redis.pcall('PEXPIRE', key, math.ceil(expires - at) + 1000)
+          c.expires = expires + 1000
+        end
       end
     end
   end
