@@ -1,5 +1,5 @@
-"""`stem observe queues` says when throttled jobs wait and no rate limiter runs: real
-`stem` processes (the limiter, the observe command), real Redis."""
+"""`stem observe queues` (and `stem limit list`) say when throttled jobs wait and no rate
+limiter runs: real `stem` processes (the limiter, the commands), real Redis."""
 
 from __future__ import annotations
 
@@ -21,8 +21,13 @@ Procs = list[subprocess.Popen[bytes]]
 
 def observe(redis_url: str, namespace: str, root: Path, *extra: str) -> tuple[str, str]:
     """Run `stem observe queues` as its own process: (stdout, stderr)."""
+    return stem_cli(redis_url, namespace, root, "observe", "queues", *extra)
+
+
+def stem_cli(redis_url: str, namespace: str, root: Path, *command: str) -> tuple[str, str]:
+    """Run a `stem` command as its own process: (stdout, stderr)."""
     argv = [sys.executable, "-m", "stem", "--redis-url", redis_url, "--namespace", namespace]
-    argv += ["--app", APP_SPEC, "observe", "queues", *extra]
+    argv += ["--app", APP_SPEC, *command]
     env = {**os.environ, "PYTHONPATH": str(root)}
     done = subprocess.run(argv, cwd=root, env=env, capture_output=True, timeout=60, check=True)
     return done.stdout.decode(), done.stderr.decode()
@@ -45,6 +50,8 @@ def test_observe_queues_says_the_limiter_is_missing_while_throttled_jobs_wait(
     out, err = observe(redis_url, namespace, repo_root)
     assert "throttled=3 limiter=missing" in out
     assert "no rate limiter is running: throttled jobs (3 in default)" in err
+    _, err = stem_cli(redis_url, namespace, repo_root, "limit", "list")
+    assert "no rate limiter is running: throttled jobs (3 in default) wait" in err
 
     limiter = start(redis_url, namespace, repo_root, "ratelimit")
     procs.append(limiter)
