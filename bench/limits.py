@@ -53,6 +53,9 @@ def achieved_rate(url: str, task: str, jobs: int) -> float:
     limiter = subprocess.Popen(  # noqa: S603  (argv of our own stem command)
         [*argv, "--app", "bench.apps:app", "ratelimit"], cwd=ROOT, env=env
     )
+    deadline = time.monotonic() + 120
+    while not app.broker.actors("ratelimiter") and time.monotonic() < deadline:
+        time.sleep(0.05)  # a limiter that is still starting would be measured as lag
     workers = [start_worker(url, ns, "--burst", *ASYNC) for _ in range(2)]
     try:
         for w in workers:

@@ -113,3 +113,25 @@ def test_a_fetch_of_many_jobs_under_a_huge_rate_keeps_its_state_alive(
 
     assert len(broker.fetch("default", "c1", 500, specs)) == 500  # none throttled
     assert 2000 <= broker.client.pttl(broker.keys.queue("default").limit("rated")) <= 4000
+
+
+def test_a_catch_up_burst_after_the_limiter_was_away_is_not_repeated_a_second_later(
+    app: Stem, broker: RedisBroker
+) -> None:
+    rated_app(app)  # 20/s
+    specs = tuple(app.limit_specs().values())
+    app.enqueue_many("rated", [(i,) for i in range(60)])
+    assert len(broker.fetch("default", "c1", 100, specs)) == 1  # the rest wait
+    away_ms = server_ms(broker)
+    deadline = time.monotonic() + 30
+    while server_ms(broker) < away_ms + 1500 and time.monotonic() < deadline:
+        pass  # no limiter for 1.5 s
+    per_round: list[int] = []
+    back_ms = server_ms(broker)
+    while server_ms(broker) < back_ms + 1300 and time.monotonic() < deadline:
+        per_round.append(broker.limit_round("default", specs).released)
+
+    # Back, it makes up 250 ms of lag at once; from then on the guard and the spacing
+    # both hold: the grants a second after the burst are spread out, not a second burst.
+    assert 2 <= per_round[0] <= 6
+    assert max(per_round[1:]) <= 2

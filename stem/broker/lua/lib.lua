@@ -128,7 +128,8 @@ end
 -- nothing: tat starts from now). Carrying lag could put more starts than
 -- the rate in some 1-second window; the window guard forbids it: a ring of the last
 -- n = ceil(rate/s) + burst start times (fields r0..r<n-1>, next slot `i`, size `n`), and
--- a start is allowed only when the one n starts ago is >= 1 s old. The guard is kept for
+-- a start is allowed only when the one n starts ago is >= 1 s old (and a start it held
+-- back counts as due from the guard's time on, not before). The guard is kept for
 -- n <= 1000 (above that a 1-second window may hold a few starts more, see the guide).
 -- Times here are the server's, in fractional ms (TIME has microseconds).
 
@@ -233,6 +234,9 @@ local function take_limits(prefix, jid, lims, defs, now, prepaid, holder, since)
         local ready = tonumber(since) or tonumber(string.match(holder, '|(%d+)%-')) or at
         local tat = at  -- no state: the first start (or the first after an idle spell)
         if r[6] then tat = math.max(r[6], math.min(ready, at), at - CARRY_MS) end
+        -- A start the guard held back could not have come earlier: the spacing starts
+        -- again from the guard's time, so a catch-up burst does not repeat every second.
+        if r[8] then tat = math.max(tat, math.min(r[8] + 1000, at)) end
         tat = tat + r[2]
         local key, c = r[1], r[9]
         redis.pcall('HSET', key, 'tat', string.format('%.3f', tat))
