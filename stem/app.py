@@ -32,6 +32,7 @@ from stem.errors import BrokerUnavailable, ConfigError, EnqueueIncomplete
 from stem.handle import JobHandle
 from stem.limits import LOCK, lock_spec, spec
 from stem.middleware.base import Middleware, OutgoingJob
+from stem.observe.metrics import Meters
 from stem.observe.tracing import Tracing
 from stem.signing import Signer
 from stem.task import Pool, RetryPolicy, Task, make_task
@@ -103,6 +104,10 @@ class Stem:
         if not any(isinstance(m, Tracing) for m in self.middleware):
             # Producer spans and trace headers; a no-op until a tracer provider is set.
             self.middleware.insert(0, Tracing())
+        if not any(isinstance(m, Meters) for m in self.middleware):
+            # "Messages sent" (and the worker's job meters); a no-op until a meter
+            # provider is set (OTEL_METRICS_EXPORTER).
+            self.middleware.append(Meters())
         self.tasks: dict[str, Task[Any, Any]] = {}
         #: Signs what this app enqueues and verifies what its workers run (None: off).
         self.signer: Signer | None = (

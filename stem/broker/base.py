@@ -143,6 +143,17 @@ class QueueStats:
 
 
 @dataclass(frozen=True, slots=True)
+class ReclaimedJob:
+    """One job a reclaim took back (``requeued``) or dead-lettered for max-deliveries
+    (``dead``), and the consumer that held it; task and consumer are "" when unknown."""
+
+    job_id: str
+    task: str
+    consumer: str
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReclaimStats:
     """What one reclaim page did."""
 
@@ -150,6 +161,7 @@ class ReclaimStats:
     requeued: int
     dead_lettered: int
     duplicates: int
+    jobs: tuple[ReclaimedJob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

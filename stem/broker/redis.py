@@ -31,6 +31,7 @@ from stem.broker.base import (
     JobRecord,
     LimitSpec,
     NewJob,
+    ReclaimedJob,
     ReclaimStats,
     Renewal,
     Settlement,
@@ -486,6 +487,7 @@ class RedisBroker(AdminMixin, LimitsMixin, ControlMixin):
         """
         qk = self.keys.queue(queue)
         totals = [0, 0, 0]
+        taken: list[ReclaimedJob] = []
         for priority in READ_ORDER:
             stream = qk.stream(priority)
             if not self.client.exists(stream):
@@ -494,12 +496,15 @@ class RedisBroker(AdminMixin, LimitsMixin, ControlMixin):
             while True:
                 args: list[Any] = [qk.prefix, GROUP, consumer, min_idle_ms, cursor, page]
                 args += [max_deliveries, *self._dlq_args()]
-                nxt, *counts = self.scripts.reclaim(keys=[stream, qk.dead], args=args)
+                nxt, *counts, jobs = self.scripts.reclaim(keys=[stream, qk.dead], args=args)
                 totals = [a + int(b) for a, b in zip(totals, counts, strict=True)]
+                fields = [_s(v) or "" for v in jobs] if isinstance(jobs, list) else []
+                taken += [ReclaimedJob(*fields[i : i + 4]) for i in range(0, len(fields) - 3, 4)]
                 cursor = _s(nxt) or "0-0"
                 if cursor == "0-0":
                     break
-        return ReclaimStats("0-0", *totals)
+        requeued, dead, duplicates = totals
+        return ReclaimStats("0-0", requeued, dead, duplicates, tuple(taken))
 
     # -- results -------------------------------------------------------------------------
 

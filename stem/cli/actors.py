@@ -174,6 +174,7 @@ def reclaim(state: State, queues: str | None, interval_s: float | None) -> None:
   stem supervise --app myapp.jobs:app --config stem.toml   # options from [supervise]
   stem supervise --app myapp.jobs:app --no-ratelimiter     # limiters run elsewhere
   STEM_REDIS_URL=redis://redis.internal:6379/0 stem supervise --app myapp.jobs:app
+  stem supervise --app myapp.jobs:app --metrics-port 9808  # Prometheus /metrics
 
 Without a Redis URL (--redis-url, STEM_REDIS_URL or redis_url in [supervise]) it starts
 an embedded redis-server. Flags (and their env vars) win over the [supervise] table of
@@ -233,6 +234,19 @@ an embedded redis-server. Flags (and their env vars) win over the [supervise] ta
     "--within-s", type=click.FloatRange(min=0, min_open=True), default=60.0, help="... within S."
 )
 @click.option("--json-logs/--text-logs", default=False, help="Actors' output as JSON lines.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    envvar="STEM_METRICS_PORT",
+    help="Serve Prometheus /metrics for the whole deployment (and restarts) on this port.",
+    show_default="off",
+)
+@click.option(
+    "--metrics-host",
+    default="0.0.0.0",  # noqa: S104  (Prometheus scrapes it from elsewhere; counts, no secrets)
+    show_default=True,
+    help="Address the /metrics endpoint listens on.",
+)
 @log_level_option
 @click.pass_context
 def supervise(ctx: click.Context, /, config: str | None, **flags: Any) -> None:

@@ -407,11 +407,12 @@ def serve(state: State, port: int, host: str, once: bool) -> None:
     """Serve Prometheus /metrics for the whole deployment, computed from Redis."""
     from stem.observe.prometheus import exposition, serve_metrics
 
-    broker: Admin = state.app.broker
+    app = state.app
+    broker: Admin = app.broker
     if once:
-        click.echo(exposition(broker), nl=False)
+        click.echo(exposition(broker, app.lease_s), nl=False)
         return
-    server, thread = serve_metrics(broker, port, host)
+    server, thread = serve_metrics(broker, port, host, lease_s=app.lease_s)
     click.echo(f"stem: serving metrics on http://{host}:{server.server_port}/metrics", err=True)
     try:
         thread.join()

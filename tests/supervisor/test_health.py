@@ -39,11 +39,13 @@ def beats(output_lines: list[str]) -> int:
 
 
 async def test_a_child_whose_heartbeat_goes_stale_is_killed_and_replaced() -> None:
-    beating = spec("beating", "heartbeat", heartbeat_timeout_s=1.0, backoff=QUICK)
+    # 2 s: forty missed beats of 50 ms, so a loaded machine (CI on two cores) never makes
+    # a healthy child look hung.
+    beating = spec("beating", "heartbeat", heartbeat_timeout_s=2.0, backoff=QUICK)
 
     async with supervising([beating], intensity=ROOMY, health_interval_s=0.1) as (sup, output):
-        # Beats for twice the timeout (a line per 5 beats of 50 ms) and no restart: healthy.
-        await wait_until(lambda: beats(lines_of(output, "beating.1")) >= 9, "40 beats")
+        # Beats for longer than the timeout (a line per 5 beats of 50 ms), no restart: healthy.
+        await wait_until(lambda: beats(lines_of(output, "beating.1")) >= 9, "45 beats")
         assert stats(sup, "beating.1").restarts == 0
         pid = stats(sup, "beating.1").pid
         assert pid is not None
