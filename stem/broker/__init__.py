@@ -8,6 +8,7 @@ in ``roles`` (one small ``Protocol`` per kind of caller: ``Producer``, ``WorkerB
 
 from stem.broker.base import (
     MAX_DELAY_S,
+    RESULT_TTL_S,
     DeadEntry,
     DefinitionChange,
     Delivery,
@@ -44,6 +45,7 @@ from stem.broker.roles import (
 
 __all__ = [
     "MAX_DELAY_S",
+    "RESULT_TTL_S",
     "Admin",
     "Broker",
     "DeadEntry",

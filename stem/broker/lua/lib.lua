@@ -71,26 +71,77 @@ local function field(fields, name)
   return false
 end
 
+-- How long a settled record and its done latch stay for a waiter that registered, when
+-- the job's own retention is shorter (keep_result_s=0): enough to wake and read it.
+local WAKE_KEEP_S = 60
+
+-- Settle the record `jkey` (a hash: the caller checked) in state `state` with the fields
+-- in `more` (result, or reason and error). It keeps only what a reader of a settled job
+-- uses: state, `more`, task name, attempt (when not 0), deliveries (when not 1), the
+-- enqueue, start and end times (and the limiter's grant, for a job a limit held back); the envelope, limits and the rest go (a dead job's DLQ
+-- entry keeps what a replay needs).
+-- A rebuilt small hash stays a listpack, which an edited one holding the envelope does
+-- not. It is kept for the record's F.KEEP seconds (the task's keep_result_s) if it has
+-- them, else `ttl`; at 0 nothing stays, unless a waiter registered (F.WAITED, wait.lua)
+-- or `keep_anyway` (a stale copy of the job may still be delivered: it must find the
+-- terminal state). Only a registered waiter gets the done latch pushed.
+local function settle_record(jkey, latch, ttl, now, state, more, keep_anyway)
+  local rec = redis.call('HMGET', jkey, F.KEEP, F.WAITED, F.ENQ_MS, F.START_MS, F.ATTEMPT,
+    F.ENV, F.TASK, F.DELIVERIES, F.GRANTED_MS)
+  local keep = rec[1] and counter(rec[1])
+  if not keep then keep = counter(ttl) or 0 end
+  local waited = rec[2] and latch
+  if keep == 0 and keep_anyway then keep = counter(ttl) or 0 end
+  if keep == 0 and (waited or keep_anyway) then keep = WAKE_KEEP_S end
+  redis.call('DEL', jkey)
+  if keep > 0 then
+    local fields = {F.STATE, state, F.END_MS, now}
+    for k = 1, #more do fields[#fields + 1] = more[k] end
+    if rec[3] then fields[#fields + 1] = F.ENQ_MS; fields[#fields + 1] = rec[3] end
+    if rec[4] then fields[#fields + 1] = F.START_MS; fields[#fields + 1] = rec[4] end
+    -- When a limit held it back, when the limiter let it start (its start follows).
+    if rec[9] then fields[#fields + 1] = F.GRANTED_MS; fields[#fields + 1] = rec[9] end
+    if rec[5] and rec[5] ~= '0' then
+      fields[#fields + 1] = F.ATTEMPT; fields[#fields + 1] = rec[5]
+    end
+    -- The task's name from the envelope stem wrote ("task" follows "v" and "id", whose
+    -- values hold no quote or brace), or a task field already there.
+    local task = rec[7]
+    if not task and rec[6] then
+      task = string.match(rec[6], '^{[^{}]-"task"%s*:%s*"([^"\\]+)"')
+    end
+    if task then fields[#fields + 1] = F.TASK; fields[#fields + 1] = task end
+    -- Delivered once is the rule: a settled record without the field reads 1 (redis.py).
+    if rec[8] ~= '1' then
+      fields[#fields + 1] = F.DELIVERIES; fields[#fields + 1] = rec[8] or 0
+    end
+    redis.call('HSET', jkey, unpack(fields))
+    redis.call('EXPIRE', jkey, keep)
+  end
+  if waited then
+    redis.call('RPUSH', latch, 1)
+    redis.call('EXPIRE', latch, WAKE_KEEP_S)
+  end
+end
+
 -- Append a job to the dead-letter stream and, when it has a record, mark it settled.
 -- dead: the DLQ stream; jkey/latch: the job record and its done latch (false if none,
 -- or when the record is not a hash);
 -- env: the envelope to keep (or the raw entry fields as JSON when there is no record).
--- The entry keeps the job's limits (E.LIMITS), so that a replay runs it under them again.
+-- The entry keeps the job's limits (E.LIMITS) and retention (E.KEEP), so that a replay
+-- runs it under them again.
 local function bury(dead, jkey, latch, jid, reason, err, env, state, ttl, maxlen, keep_ms, now)
-  local limits = jkey and redis.pcall('HGET', jkey, F.LIMITS)
-  if type(limits) == 'string' then
-    redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*', E.ID, jid or '', E.REASON, reason,
-      E.ERROR, err, E.ENV, env or '', E.STATE, state, E.TS, now, E.LIMITS, limits)
-  else
-    redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*', E.ID, jid or '', E.REASON, reason,
-      E.ERROR, err, E.ENV, env or '', E.STATE, state, E.TS, now)
+  local entry = {E.ID, jid or '', E.REASON, reason, E.ERROR, err, E.ENV, env or '',
+    E.STATE, state, E.TS, now}
+  local kept = jkey and redis.pcall('HMGET', jkey, F.LIMITS, F.KEEP)
+  if type(kept) == 'table' and not kept.err then
+    if kept[1] then entry[#entry + 1] = E.LIMITS; entry[#entry + 1] = kept[1] end
+    if kept[2] then entry[#entry + 1] = E.KEEP; entry[#entry + 1] = kept[2] end
   end
+  redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*', unpack(entry))
   redis.call('XTRIM', dead, 'MINID', '~', now - keep_ms)
   if jkey and redis.call('EXISTS', jkey) == 1 then
-    redis.call('HSET', jkey, F.STATE, state, F.REASON, reason, F.ERROR, err, F.END_MS, now)
-    redis.call('EXPIRE', jkey, ttl)
-    redis.call('RPUSH', latch, 1)
-    redis.call('EXPIRE', latch, ttl)
+    settle_record(jkey, latch, ttl, now, state, {F.REASON, reason, F.ERROR, err}, false)
   end
 end
 
