@@ -7,8 +7,9 @@ It turns ``SuperviseOptions`` into ``supervisor.ChildSpec`` command lines and ru
   on and its data in ``<data_dir>/redis``; its URL is printed and written to
   ``<data_dir>/redis.url``, where ``stem`` commands in other shells find it;
 - ``worker`` x ``workers``: ``stem worker`` with the queue/concurrency options;
-- ``reclaimer`` (``--reclaimer``, on by default), ``ratelimit`` (``ratelimiter = true``
-  in ``[supervise]``, off by default) and ``beat`` (``--beat``, on by default).
+- ``reclaimer`` (``--reclaimer``, on by default), ``ratelimit`` (``--ratelimiter`` or
+  ``ratelimiter = true`` in ``[supervise]``; by default when the app defines limits) and
+  ``beat`` (``--beat``, on by default).
 
 Strategy is rest_for_one in that order: if Redis restarts, every actor restarts after it;
 a worker restart also restarts the (stateless) reclaimer and beat. Each actor touches a
@@ -64,7 +65,7 @@ class SuperviseOptions:
     pool: str | None = None
     beat: bool = True
     reclaimer: bool = True
-    ratelimiter: bool = False
+    ratelimiter: bool | None = None  # None: when the app defines limits (the CLI decides)
     config: str | None = None
     data_dir: str = ".stem"
     stop_timeout_s: float = 25.0

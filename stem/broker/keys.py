@@ -87,6 +87,7 @@ class JobField(enum.Enum):
     LIMITS = "limits"  # the job's resolved limits, "<definition>=<instance key>,..."
     ADMITTED = "admitted"  # the limiter released it with its tokens and slots taken
     WAIT_SCORE = "wait_score"  # its place in a wait set (kept if it waits again)
+    GRANTED_MS = "granted_ms"  # when the limiter last released it (server ms)
     TASK = "task"  # a settled record's task name (its envelope is gone)
     KEEP = "keep"  # seconds to keep the settled record (the task's keep_result_s), if set
     WAITED = "waited"  # a waiter registered (wait.lua): the settle pushes the done latch
@@ -179,7 +180,8 @@ class QueueKeys:
         return f"{self.prefix}{Suffix.IDEM.value}{key}"
 
     def limit(self, instance: str) -> str:
-        """Hash: one limit instance's token bucket (``tok``, ``ts``); expires when idle."""
+        """Hash: one limit instance's rate state (``tat``, the GCRA's theoretical arrival
+        time, and the window guard ``r0``.. ``i`` ``n``: see lua/lib.lua); expires when idle."""
         return f"{self.prefix}{Suffix.LIMIT.value}{instance}"
 
     def slots(self, instance: str) -> str:
