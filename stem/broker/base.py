@@ -153,7 +153,7 @@ class QueueStats:
 @dataclass(frozen=True, slots=True)
 class ReclaimedJob:
     """One job a reclaim took back (``requeued``) or dead-lettered for max-deliveries
-    (``dead``), and the consumer that held it; task and consumer are "" when unknown."""
+    (``buried``), and the consumer that held it; task and consumer are "" when unknown."""
 
     job_id: str
     task: str

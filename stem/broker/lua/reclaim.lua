@@ -8,7 +8,7 @@
 -- ARGV[7] max deliveries, ARGV[8] result TTL s, ARGV[9] DLQ max length,
 -- ARGV[10] DLQ retention ms
 -- Returns {next cursor, requeued, dead-lettered, duplicates dropped, taken}: taken is a flat
--- list of job id, task, previous consumer, outcome ("requeued" | "dead") per job taken
+-- list of job id, task, previous consumer, outcome ("requeued" | "buried") per job taken
 -- back or dead-lettered for max-deliveries (for the reclaimer's log line; "" if unknown).
 -- The previous consumers come from XPENDING ... IDLE over the same range XAUTOCLAIM pages.
 -- A record stem cannot use (lib.lua's corrupt) is dead-lettered with reason
@@ -67,7 +67,7 @@ for _, entry in ipairs(reply[2]) do
     bury(KEYS[2], jkey, prefix .. K.DONE .. jid, jid, R.MAX_DELIVERIES,
       err, rec[1], S.DEAD, ARGV[8], ARGV[9], ARGV[10], now)
     buried = buried + 1
-    took(eid, jid, rec[1], 'dead')
+    took(eid, jid, rec[1], 'buried')
   elseif rec then
     requeue(KEYS[1], jkey, jid)
     requeued = requeued + 1
