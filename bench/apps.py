@@ -27,3 +27,9 @@ async def noop_unthrottled() -> None:
 async def rated() -> None:
     """Under 100/s: the achieved rate against the configured one."""
     return None
+
+
+@app.task(name="bench.rated20", rate_limit="20/s")
+async def rated20() -> None:
+    """Under 20/s (the issue's acceptance rate): the achieved rate against it."""
+    return None

@@ -1,6 +1,6 @@
 """Redis CPU per job, and drain rates, on one Redis and on a 3-master Redis Cluster.
 
-    .venv/bin/python -m bench.cluster [--jobs 20000] [--runs 3] [--enqueues 3000]
+    .venv/bin/python -m bench.cluster [--jobs 10000] [--runs 3] [--enqueues 3000]
 
 Both servers run here, privately (the cluster is three ``redis-server --cluster-enabled``
 processes formed with ``redis-cli``, as the tests do). For each:
@@ -9,11 +9,15 @@ processes formed with ``redis-cli``, as the tests do). For each:
    summed over the masters, divided by the jobs): for a bulk enqueue, and for fetch +
    complete (the worker's two calls per batch, made in-process in batches of 500).
    ``1 / cpu_per_job`` is the ceiling of one Redis core for that step.
+2. **Drain rate**, measured on both servers in the same run, alternating single and
+   cluster (and which goes first) run by run; the ratio is taken per pair, so the
+   machine's load drifting between runs cancels out: the worker drain of
+   ``bench/worker.py`` (no-op async jobs on one queue, two ``stem worker --burst``
+   processes) and the same jobs spread over three queues (on a cluster each on a
+   different master). Rates come from the server
+   timestamps in the job records. The load average is printed at the start and the end.
 3. **Durable enqueue cost**: single enqueues per second to a master with one replica,
    without and with ``Stem(durable_enqueue_replicas=1)`` (a ``WAIT`` after each).
-2. **Drain rate** of no-op async jobs spread over three queues (on a cluster each on a
-   different master) by two ``stem worker --burst`` processes, from the server timestamps
-   in the job records.
 
 Medians of ``--runs``. On one machine the cluster's masters share its cores with the
 workers, so the drain rates compare the code paths, not what separate hosts would give.
@@ -22,6 +26,7 @@ workers, so the drain rates compare the code paths, not what separate hosts woul
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -32,7 +37,7 @@ from typing import Any
 import redis
 
 from bench.common import private_redis, table
-from bench.worker import start_worker
+from bench.worker import drain, start_worker
 from stem import Stem
 from stem.broker import Settlement
 from stem.embedded import EmbeddedRedis
@@ -102,10 +107,35 @@ def drain_rate(url: str, queues: list[str], jobs: int) -> float:
     return len(rows) / max((last - first) / 1000, 1e-6)
 
 
-def measure(url: str, ports: list[int], queues: list[str], jobs: int, runs: int) -> list[float]:
-    cpu = [cpu_per_job(url, ports, queues, jobs) for _ in range(runs)]
-    rate = statistics.median(drain_rate(url, queues, jobs) for _ in range(runs))
-    return [statistics.median(c[0] for c in cpu), statistics.median(c[1] for c in cpu), rate]
+def load() -> str:
+    """The 1, 5 and 15 minute load averages, as ``uptime`` prints them."""
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def cpu(url: str, ports: list[int], queues: list[str], jobs: int, runs: int) -> tuple[float, float]:
+    """Median (enqueue, fetch + complete) Redis CPU microseconds per job."""
+    got = [cpu_per_job(url, ports, queues, jobs) for _ in range(runs)]
+    return statistics.median(c[0] for c in got), statistics.median(c[1] for c in got)
+
+
+#: The worker options of bench/worker.py's async drain.
+ASYNC_OPTS = ["--concurrency", "50", "--prefetch", "500"]
+
+
+def drains(
+    servers: dict[str, tuple[str, list[str]]], jobs: int, runs: int
+) -> dict[tuple[str, str], list[float]]:
+    """Jobs/s per (drain, server) and run; each run drains on every server in turn, and
+    every other run in the reverse order (so going first or second favours neither)."""
+    rates: dict[tuple[str, str], list[float]] = {}
+    for run in range(runs):
+        order = list(servers.items())
+        for label, (url, queues) in order[::-1] if run % 2 else order:
+            one_queue = drain(url, "bench.noop_async", jobs, 2, ASYNC_OPTS)[0]
+            rates.setdefault(("1 queue", label), []).append(one_queue)
+            three = drain_rate(url, queues, jobs)
+            rates.setdefault(("3 queues", label), []).append(three)
+    return rates
 
 
 def durable_cost(enqueues: int, runs: int) -> tuple[float, float]:
@@ -143,37 +173,55 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--jobs", type=int, default=10_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--enqueues", type=int, default=3000)
     args = parser.parse_args()
-    with private_redis() as server:
-        single = measure(server.url, [server.port], ["q0", "q1", "q2"], args.jobs, args.runs)
-    with tempfile.TemporaryDirectory() as tmp, LocalCluster(Path(tmp), masters=3) as cluster:
+    started_load = load()
+    with (
+        private_redis() as server,
+        tempfile.TemporaryDirectory() as tmp,
+        LocalCluster(Path(tmp), masters=3) as cluster,
+    ):
+        single_q = ["q0", "q1", "q2"]
         queues = queues_on_every_master(cluster)
         ports = [n.port for n in cluster.masters()]
-        clustered = measure(cluster.url, ports, queues, args.jobs, args.runs)
+        costs = {
+            "1 Redis": cpu(server.url, [server.port], single_q, args.jobs, args.runs),
+            "3-master cluster": cpu(cluster.url, ports, queues, args.jobs, args.runs),
+        }
+        servers = {"1 Redis": (server.url, single_q), "3-master cluster": (cluster.url, queues)}
+        rates = drains(servers, args.jobs, args.runs)
     rows = []
-    for label, (enq, settle, rate) in (("1 Redis", single), ("3-master cluster", clustered)):
+    for label, (enq, settle) in costs.items():
         total = enq + settle
-        rows.append(
+        rows.append((label, f"{enq:.1f} us", f"{settle:.1f} us", f"{1e6 / total:,.0f}/s"))
+    print(f"{args.jobs:,} jobs per run; medians of {args.runs} runs; load {started_load}")
+    header = ("server", "CPU/job enqueue", "CPU/job fetch+complete", "1 core ceiling")
+    print(table(rows, header))
+    drain_rows = []
+    for what in ("1 queue", "3 queues"):
+        single, clustered = rates[(what, "1 Redis")], rates[(what, "3-master cluster")]
+        ratios = [c / s for s, c in zip(single, clustered, strict=True)]
+        drain_rows.append(
             (
-                label,
-                f"{enq:.1f} us",
-                f"{settle:.1f} us",
-                f"{1e6 / total:,.0f}/s",
-                f"{rate:,.0f}/s",
+                f"2 workers, {what}",
+                f"{statistics.median(single):,.0f}/s",
+                f"{statistics.median(clustered):,.0f}/s",
+                f"{statistics.median(ratios):.2f}x",
+                " ".join(f"{r:.2f}" for r in ratios),
             )
         )
-    print(f"{args.jobs:,} jobs over 3 queues; medians of {args.runs} runs")
-    header = ("server", "CPU/job enqueue", "CPU/job fetch+complete", "1 core ceiling", "drain")
-    print(table(rows, header))
+    print("\ndrain of no-op async jobs (runs alternate between the servers)")
+    drain_header = ("drain", "1 Redis", "3-master cluster", "cluster / 1 Redis", "per run")
+    print(table(drain_rows, drain_header))
     plain, durable = durable_cost(args.enqueues, args.runs)
     print(
         f"\nsingle enqueue to a master with one replica ({args.enqueues:,} each): "
         f"{plain:,.0f}/s plain, {durable:,.0f}/s with durable_enqueue_replicas=1 "
         f"({durable / plain:.2f}x)"
     )
+    print(f"\nload average at the end: {load()}")
 
 
 if __name__ == "__main__":

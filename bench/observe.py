@@ -2,36 +2,47 @@
 
     .venv/bin/python -m bench.observe [--jobs 5000] [--runs 3]
 
-One in-process worker drains ``--jobs`` no-op async jobs (enqueued first) in three
-setups, interleaved run by run, median of ``--runs`` (the machine is noisy):
+One in-process worker drains ``--jobs`` no-op async jobs (enqueued first) in each
+setup, interleaved run by run, median of ``--runs`` (the machine is noisy):
 
-* ``quiet``: logs at WARNING (no job lines), no tracer provider: the baseline;
+* ``bare``: logs at WARNING, no tracer or meter provider, and without the always-on
+  ``JobStats`` middleware (the heartbeat's per-task histograms): what stem costs with
+  no observability at all;
+* ``quiet``: the default with nothing configured (``JobStats`` on, tracing and meters
+  off): the baseline of the ratios;
 * ``logs``: a job-event line per start and per success at INFO (to /dev/null);
-* ``logs+traces``: that, plus the SDK tracer provider with a batch processor and an
-  exporter that drops every span (so the cost is stem's spans, not an exporter's I/O).
+* ``traces``: logs at WARNING, the SDK tracer provider with a batch processor and an
+  exporter that drops every span (the cost is stem's spans, not an exporter's I/O);
+* ``traces+metrics``: that, plus the SDK meter provider with a reader that is never
+  collected (the cost is recording on the instruments, not exporting).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import os
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import trio
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from bench.common import private_redis, table
 from stem import Stem
+from stem.middleware.base import Middleware
 from stem.observe.logs import configure_logging
+from stem.observe.metrics import JobStats, Meters
 from stem.observe.tracing import Tracing
 from stem.worker import WorkerOptions, serve_worker
 
-SETUPS = ("quiet", "logs", "logs+traces")
+SETUPS = ("bare", "quiet", "logs", "traces", "traces+metrics")
 
 
 class DropSpans(SpanExporter):
@@ -41,26 +52,50 @@ class DropSpans(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def drain(url: str, setup: str, jobs: int, run: int) -> float:
-    """Jobs per second for one drain in ``setup``."""
+def drain(url: str, setup: str, jobs: int, run: int) -> tuple[float, float]:
+    """Jobs per wall-clock second and per CPU second of this process (all its threads;
+    Redis runs elsewhere) for one drain in ``setup``. The CPU rate is the steadier one
+    on a shared machine: other processes' load stretches wall time, not our CPU time."""
     provider: Any = None
-    if setup == "logs+traces":
+    meter_provider: Any = None
+    if setup.startswith("traces"):
         provider = TracerProvider()
         provider.add_span_processor(BatchSpanProcessor(DropSpans()))
-    with open(os.devnull, "w") as null:
-        configure_logging("worker", "WARNING" if setup == "quiet" else "INFO", stream=null)
-        app = Stem(url, namespace=f"obs{run}{SETUPS.index(setup)}", middleware=[Tracing(provider)])
+    if setup == "traces+metrics":
+        meter_provider = MeterProvider([InMemoryMetricReader()])
+    middleware = [Tracing(provider), Meters(meter_provider)]
+    with open(os.devnull, "w") as null, _without_job_stats(setup == "bare"):
+        configure_logging("worker", "INFO" if setup == "logs" else "WARNING", stream=null)
+        app = Stem(url, namespace=f"obs{run}{SETUPS.index(setup)}", middleware=middleware)
         app.task(name="bench.noop_async")(_noop)
         app.enqueue_many("bench.noop_async", [() for _ in range(jobs)])
         options = WorkerOptions(concurrency=50, prefetch=500, burst=True)
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.process_time()
         trio.run(serve_worker, app, options)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
         app.close()
-    if provider is not None:
-        provider.shutdown()
+    for p in (provider, meter_provider):
+        if p is not None:
+            p.shutdown()
     logging.getLogger().handlers.clear()
-    return jobs / elapsed
+    return jobs / elapsed, jobs / cpu_s
+
+
+@contextlib.contextmanager
+def _without_job_stats(off: bool) -> Iterator[None]:
+    """Run the worker without the ``JobStats`` middleware (its hooks made no-ops)."""
+    if not off:
+        yield
+        return
+    hooks = ("before_process", "after_process", "on_retry", "on_dead_letter")
+    saved = {name: getattr(JobStats, name) for name in hooks}
+    for name in hooks:
+        setattr(JobStats, name, getattr(Middleware, name))  # the executor skips base no-ops
+    try:
+        yield
+    finally:
+        for name, hook in saved.items():
+            setattr(JobStats, name, hook)
 
 
 async def _noop() -> None:
@@ -72,17 +107,22 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5_000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    rates: dict[str, list[float]] = {s: [] for s in SETUPS}
+    wall: dict[str, list[float]] = {s: [] for s in SETUPS}
+    cpu: dict[str, list[float]] = {s: [] for s in SETUPS}
     with private_redis() as redis:
         for run in range(args.runs):
             for setup in SETUPS:
-                rates[setup].append(drain(redis.url, setup, args.jobs, run))
-    base = statistics.median(rates["quiet"])
-    rows = [
-        [s, f"{statistics.median(r):,.0f}", f"{statistics.median(r) / base:.2f}"]
-        for s, r in rates.items()
-    ]
-    print(table(rows, ["setup", "jobs/s (median)", "vs quiet"]))
+                per_s, per_cpu_s = drain(redis.url, setup, args.jobs, run)
+                wall[setup].append(per_s)
+                cpu[setup].append(per_cpu_s)
+    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    base, base_cpu = statistics.median(wall["quiet"]), statistics.median(cpu["quiet"])
+    rows = []
+    for s in SETUPS:
+        w, c = statistics.median(wall[s]), statistics.median(cpu[s])
+        rows.append([s, f"{w:,.0f}", f"{w / base:.2f}", f"{c:,.0f}", f"{c / base_cpu:.2f}"])
+    head = ["setup", "jobs/s", "vs quiet", "jobs/CPU-s", "vs quiet"]
+    print(table(rows, head))
 
 
 if __name__ == "__main__":

@@ -2,8 +2,7 @@
 
 Run the stack with the rate limiter (it releases throttled jobs)::
 
-    stem supervise --app samples.limits:app --workers 2     # plus, in [supervise]:
-                                                             #   ratelimiter = true
+    stem supervise --app samples.limits:app --workers 2     # runs a rate limiter too
     # or as separate processes:
     stem --app samples.limits:app worker
     stem --app samples.limits:app ratelimit
@@ -13,6 +12,7 @@ then enqueue a burst and watch it drain at the limits::
     python -m samples.limits
     stem --app samples.limits:app limit list
     stem limit set payments-api --rate 10/s      # every worker obeys within a second
+    stem observe queues                          # THROTTLED, and LIMITER up or missing
 """
 
 from __future__ import annotations

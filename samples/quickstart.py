@@ -48,8 +48,9 @@ def checksum(text: str, rounds: int = 10_000) -> str:
     return digest.hex()
 
 
-@app.task
+@app.task(keep_result_s=0)
 def tick(label: str) -> str:
-    """What the schedule in samples/stem.toml enqueues every few seconds."""
+    """What the schedule in samples/stem.toml enqueues every few seconds. Nobody reads
+    its result, so nothing of a tick stays in Redis once it ran (``keep_result_s=0``)."""
     log.info("tick from %s", label)
     return label

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from stem._async import in_thread
-from stem.broker import MAX_DELAY_S, LimitSpec, NewJob, RedisBroker
+from stem.broker import MAX_DELAY_S, RESULT_TTL_S, LimitSpec, NewJob, RedisBroker
 from stem.broker.keys import check_name
 from stem.config import resolve_redis_url
 from stem.envelope import encode_fields, encode_many, new_job_id, new_job_ids
@@ -32,6 +32,7 @@ from stem.errors import BrokerUnavailable, ConfigError, EnqueueIncomplete
 from stem.handle import JobHandle
 from stem.limits import LOCK, lock_spec, spec
 from stem.middleware.base import Middleware, OutgoingJob
+from stem.observe.metrics import Meters
 from stem.observe.tracing import Tracing
 from stem.signing import Signer
 from stem.task import Pool, RetryPolicy, Task, make_task
@@ -67,7 +68,7 @@ class Stem:
         retry: RetryPolicy | None = None,
         lease_s: float = 30.0,
         max_deliveries: int = 5,
-        result_ttl_s: int = 7 * 86_400,
+        result_ttl_s: int = RESULT_TTL_S,
         idempotency_ttl_s: int = 86_400,
         dlq_maxlen: int = 100_000,
         dlq_retention_s: int = 14 * 86_400,
@@ -79,6 +80,8 @@ class Stem:
     ) -> None:
         if lease_s <= 0:
             raise ConfigError(f"lease_s must be > 0, got {lease_s}")
+        if result_ttl_s < 0:
+            raise ConfigError(f"result_ttl_s must be >= 0, got {result_ttl_s}")
         if max_deliveries < 1:
             raise ConfigError(f"max_deliveries must be >= 1, got {max_deliveries}")
         if durable_enqueue_replicas < 0 or durable_enqueue_timeout_s <= 0:
@@ -103,6 +106,10 @@ class Stem:
         if not any(isinstance(m, Tracing) for m in self.middleware):
             # Producer spans and trace headers; a no-op until a tracer provider is set.
             self.middleware.insert(0, Tracing())
+        if not any(isinstance(m, Meters) for m in self.middleware):
+            # "Messages sent" (and the worker's job meters); a no-op until a meter
+            # provider is set (OTEL_METRICS_EXPORTER).
+            self.middleware.append(Meters())
         self.tasks: dict[str, Task[Any, Any]] = {}
         #: Signs what this app enqueues and verifies what its workers run (None: off).
         self.signer: Signer | None = (
@@ -185,6 +192,7 @@ class Stem:
         limit_key: str | None = None,
         lock: str | None = None,
         limits: Sequence[str] = (),
+        keep_result_s: int | None = None,
     ) -> Callable[[Callable[..., Any]], Task[Any, Any]]: ...
 
     def task(
@@ -209,6 +217,7 @@ class Stem:
         limit_key: str | None = None,
         lock: str | None = None,
         limits: Sequence[str] = (),
+        keep_result_s: int | None = None,
     ) -> Task[Any, Any] | Callable[[Callable[..., Any]], Task[Any, Any]]:
         """Register a sync or async function as a task (``@app.task`` or ``@app.task(...)``).
 
@@ -225,7 +234,16 @@ class Stem:
         "sync:{account_id}"`` (one at a time per key); ``limits=["stripe"]`` names limits
         defined with :meth:`limit`. Key templates are resolved from the job's arguments
         at enqueue time.
+
+        ``keep_result_s`` is how long a settled job's record (state, result or error,
+        times) stays readable (``handle.result()``, ``stem result get``); the app's
+        ``result_ttl_s`` (an hour) when None. With 0 nothing is kept once the job settles,
+        except for a ``handle.result()`` blocked on it at that moment, which still gets
+        its outcome. It applies to failed and dead jobs too (the dead-letter entry keeps
+        the envelope for replay either way).
         """
+        if keep_result_s is not None and keep_result_s < 0:
+            raise ConfigError(f"keep_result_s must be >= 0, got {keep_result_s}")
         changes = {
             k: v
             for k, v in {
@@ -261,6 +279,7 @@ class Stem:
             if task.name in self.tasks:
                 raise ConfigError(f"a task named {task.name!r} is already registered")
             task.log_events = log_events
+            task.keep_result_s = keep_result_s
             self.tasks[task.name] = task
             return task
 
@@ -304,18 +323,24 @@ class Stem:
         idempotency_ttl_s: int | None = None,
         job_id: str | None = None,
         headers: dict[str, str] | None = None,
+        keep_result_s: int | None = None,
     ) -> JobHandle:
         """Enqueue one job of ``task`` (a Task or a task name) in one round trip.
 
         ``delay_s`` or ``eta`` (an aware datetime) delay it; ``idempotency_key`` makes a
         repeat within ``idempotency_ttl_s`` return the first job instead of a second one;
-        ``job_id`` picks the id (a repeat of a live id is also idempotent).
+        ``job_id`` picks the id (a repeat of a live id is also idempotent);
+        ``keep_result_s`` overrides the task's (see :meth:`task`) for this job.
         """
+        if keep_result_s is not None and keep_result_s < 0:
+            raise ConfigError(f"keep_result_s must be >= 0, got {keep_result_s}")
         out = self._outgoing(task, args, kwargs, queue, priority, delay_s, eta, job_id, headers)
         ttl = idempotency_ttl_s if idempotency_ttl_s is not None else self.idempotency_ttl_s
         if idempotency_key is not None and not _ONE_LINE.match(idempotency_key):
             raise ConfigError("idempotency_key must be 1-512 characters without line breaks")
-        new = self._new_job(out, idempotency_key or "", ttl, chosen_id=job_id is not None)
+        new = self._new_job(
+            out, idempotency_key or "", ttl, chosen_id=job_id is not None, keep_s=keep_result_s
+        )
         [(jid, created)] = self.broker.enqueue(out.queue, [new])
         for m in self.middleware:
             m.after_enqueue(out, created)
@@ -394,6 +419,7 @@ class Stem:
                 _bulk_key(idempotency_key, i),
                 ttl,
                 limits=self._limit_refs(o),
+                keep_result_s=self._keep_s(o.task),
             )
             for i, (o, env) in enumerate(zip(outs, envelopes, strict=True))
         ]
@@ -500,8 +526,19 @@ class Stem:
         task = self.tasks.get(out.task)
         return task.limit_refs(out.args, out.kwargs) if task is not None else ""
 
+    def _keep_s(self, task_name: str) -> int | None:
+        """The ``keep_result_s`` of a task known here (None: the worker's default)."""
+        task = self.tasks.get(task_name)
+        return task.keep_result_s if task is not None else None
+
     def _new_job(
-        self, out: OutgoingJob, idempotency_key: str, ttl_s: int, *, chosen_id: bool = False
+        self,
+        out: OutgoingJob,
+        idempotency_key: str,
+        ttl_s: int,
+        *,
+        chosen_id: bool = False,
+        keep_s: int | None = None,
     ) -> NewJob:
         envelope = encode_fields(
             out.job_id,
@@ -525,6 +562,7 @@ class Stem:
             ttl_s,
             chosen_id,
             self._limit_refs(out),
+            keep_s if keep_s is not None else self._keep_s(out.task),
         )
 
     # -- schedules -------------------------------------------------------------------

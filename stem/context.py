@@ -31,6 +31,7 @@ class JobContext:
     kwargs: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
     enq_ms: int = 0
+    ready_ms: int = 0  # when it became ready to run: its stream entry's time (Redis clock)
     started_monotonic: float = 0.0
     state: dict[str, Any] = field(default_factory=dict)
 

@@ -40,8 +40,10 @@ class JobHandle:
     def result(self, timeout_s: float | None = None) -> Any:
         """Wait for the job to settle and return its result.
 
-        Wakes as soon as the job settles (the settle pushes a latch this call blocks on,
-        not a polling loop). Raises ``ResultTimeout`` after ``timeout_s`` (None: wait as
+        Wakes as soon as the job settles (this call registers in the job's record, and the
+        settle pushes a latch it blocks on; not a polling loop). A job kept with
+        ``keep_result_s=0`` still answers a call blocked here when it settles; a later call
+        raises ``JobNotFound``. Raises ``ResultTimeout`` after ``timeout_s`` (None: wait as
         long as it takes), ``JobFailed`` if it ended failed or dead (``.error`` holds
         type, message and traceback), ``JobNotFound`` if there is no such job.
         """

@@ -26,6 +26,7 @@ import trio
 from stem.delays import promote_round
 from stem.errors import BrokerUnavailable
 from stem.observe.heartbeat import touch_supervisor_heartbeat
+from stem.observe.metrics import Counter
 from stem.observe.presence import serve_presence
 from stem.runtime import run_actor
 
@@ -50,6 +51,9 @@ class Reclaimer:
         self.name = f"reclaimer/{socket.gethostname()}/{os.getpid()}"
         #: Consumers idle longer than this with nothing pending are deleted.
         self.consumer_idle_s = max(10 * app.lease_s, MIN_CONSUMER_IDLE_S)
+        self.reclaimed = Counter(
+            "stem.jobs.reclaimed", "{job}", "Jobs taken back after their lease expired."
+        )
 
     def queue_names(self) -> Sequence[str]:
         """The configured queues, or every known queue."""
@@ -64,6 +68,17 @@ class Reclaimer:
                 min_idle_ms=int(self.app.lease_s * 1000),
                 max_deliveries=self.app.max_deliveries,
             )
+            for job in stats.jobs:
+                where = {"messaging.destination.name": queue, "stem.outcome": job.outcome}
+                self.reclaimed.add(1, where)
+                log.warning(
+                    "reclaimed from %s (lease expired): %s",
+                    job.consumer or "an unknown consumer",
+                    "handed back"
+                    if job.outcome == "requeued"
+                    else "dead-lettered (max-deliveries)",
+                    extra={"job_id": job.job_id, "task": job.task or "-", "queue": queue},
+                )
             if stats.requeued or stats.dead_lettered:
                 log.warning(
                     "%s: %d expired job(s) handed back, %d dead-lettered (max-deliveries)",

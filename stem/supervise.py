@@ -7,8 +7,9 @@ It turns ``SuperviseOptions`` into ``supervisor.ChildSpec`` command lines and ru
   on and its data in ``<data_dir>/redis``; its URL is printed and written to
   ``<data_dir>/redis.url``, where ``stem`` commands in other shells find it;
 - ``worker`` x ``workers``: ``stem worker`` with the queue/concurrency options;
-- ``reclaimer`` (``--reclaimer``, on by default), ``ratelimit`` (``ratelimiter = true``
-  in ``[supervise]``, off by default) and ``beat`` (``--beat``, on by default).
+- ``reclaimer`` (``--reclaimer``, on by default), ``ratelimit`` (``--ratelimiter`` or
+  ``ratelimiter = true`` in ``[supervise]``; by default when the app defines limits) and
+  ``beat`` (``--beat``, on by default).
 
 Strategy is rest_for_one in that order: if Redis restarts, every actor restarts after it;
 a worker restart also restarts the (stateless) reclaimer and beat. Each actor touches a
@@ -64,7 +65,7 @@ class SuperviseOptions:
     pool: str | None = None
     beat: bool = True
     reclaimer: bool = True
-    ratelimiter: bool = False
+    ratelimiter: bool | None = None  # None: when the app defines limits (the CLI decides)
     config: str | None = None
     data_dir: str = ".stem"
     stop_timeout_s: float = 25.0
@@ -73,12 +74,16 @@ class SuperviseOptions:
     max_restarts: int = 5
     within_s: float = 60.0
     json_logs: bool = False
+    metrics_port: int | None = None  # serve /metrics for the deployment on this port
+    metrics_host: str = "0.0.0.0"  # noqa: S104  (scraped by Prometheus from elsewhere)
 
     def __post_init__(self) -> None:
         if self.workers < 0:
             raise ConfigError(f"workers must be >= 0, got {self.workers}")
         if self.heartbeat_timeout_s <= 0 or self.stop_timeout_s < 0:
             raise ConfigError("heartbeat_timeout_s must be > 0 and stop_timeout_s >= 0")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise ConfigError(f"metrics_port must be 0..65535, got {self.metrics_port}")
 
 
 def options_from_file(path: Path, overrides: Mapping[str, Any]) -> SuperviseOptions:
@@ -148,15 +153,73 @@ def build_specs(options: SuperviseOptions, redis_url: str | None) -> tuple[list[
     return specs, redis_url
 
 
-def _announce(text: str, *, as_json: bool) -> None:
+def _announce(text: str, *, as_json: bool, level: str = "INFO", err: bool = False) -> None:
+    """Print one of stem supervise's own lines; with ``as_json`` in the shape of the
+    supervisor's event lines (``supervisor.output``: ``ts``, ``level``, ``logger``,
+    ``msg``, ``actor``, ``pid``, ``child``, ``stream``)."""
     if as_json:
         import datetime
         import json
 
         now = datetime.datetime.now(datetime.UTC).isoformat(timespec="milliseconds")
-        doc = {"ts": now.replace("+00:00", "Z"), "level": "INFO", "logger": "supervisor"}
-        text = json.dumps({**doc, "msg": text, "actor": "supervisor", "pid": os.getpid()})
-    print(text, flush=True)
+        doc: dict[str, str | int] = {"ts": now.replace("+00:00", "Z"), "level": level}
+        doc["logger"] = "supervisor"
+        doc |= {"msg": text, "actor": "supervisor", "pid": os.getpid()}
+        text = json.dumps({**doc, "child": "supervisor", "stream": "event"})
+    print(text, file=sys.stderr if err else sys.stdout, flush=True)
+
+
+def _restarts(supervisor: Supervisor) -> list[tuple[str, int]]:
+    """(actor kind, restarts) per replica."""
+    return [(child.name, child.restarts) for child in supervisor.statistics()]
+
+
+def _register_meters(supervisor: Supervisor) -> None:
+    """``stem.supervisor.restarts`` on the OTel meter (nothing while metrics are off)."""
+    from stem.observe.metrics import observe_counter
+
+    def read() -> list[tuple[float, dict[str, str]]]:
+        totals: dict[str, int] = {}
+        for name, n in _restarts(supervisor):
+            totals[name] = totals.get(name, 0) + n
+        return [(float(n), {"stem.actor": name}) for name, n in totals.items()]
+
+    observe_counter(
+        "stem.supervisor.restarts", "{restart}", "Times an actor's process was restarted.", read
+    )
+
+
+def _serve_metrics(options: SuperviseOptions, url: str, supervisor: Supervisor) -> Any:
+    """Start the deployment's /metrics (and the restart counts) when ``metrics_port`` is
+    set; returns the HTTP server to shut down, or None. Serves from a daemon thread."""
+    if options.metrics_port is None:
+        return None
+    from stem.config import load_app
+    from stem.observe.prometheus import RestartsCollector, serve_metrics
+
+    app = load_app(options.app_spec)
+    app.connect(url, namespace=options.namespace)
+
+    def restarts() -> list[tuple[str, int]]:
+        return _restarts(supervisor)
+
+    try:
+        server, _ = serve_metrics(
+            app.broker,
+            options.metrics_port,
+            options.metrics_host,
+            lease_s=app.lease_s,
+            extra=[RestartsCollector(restarts)],
+        )
+    except OSError as exc:  # port taken, address not ours: one line, before any actor starts
+        where = f"{options.metrics_host}:{options.metrics_port}"
+        raise ConfigError(f"cannot serve metrics on {where}: {exc.strerror or exc}") from None
+    host = options.metrics_host
+    _announce(
+        f"stem: serving metrics on http://{host}:{server.server_port}/metrics",
+        as_json=options.json_logs,
+    )
+    return server
 
 
 def run(options: SuperviseOptions, redis_url: str | None) -> int:
@@ -169,8 +232,6 @@ def run(options: SuperviseOptions, redis_url: str | None) -> int:
 
     if options.json_logs:  # the actors (and their pool children) log JSON lines too
         os.environ["STEM_JSON_LOGS"] = "1"
-    names = ", ".join(f"{s.name} x{s.replicas}" if s.replicas > 1 else s.name for s in specs)
-    _announce(f"stem: supervising {names}", as_json=options.json_logs)
     supervisor = Supervisor(
         specs,
         strategy=Strategy.REST_FOR_ONE,
@@ -181,11 +242,15 @@ def run(options: SuperviseOptions, redis_url: str | None) -> int:
     )
 
     gave_up: list[SupervisorGaveUp] = []
+    _register_meters(supervisor)
+    metrics = _serve_metrics(options, url, supervisor)  # a bad port fails before any start
+    names = ", ".join(f"{s.name} x{s.replicas}" if s.replicas > 1 else s.name for s in specs)
+    _announce(f"stem: supervising {names}", as_json=options.json_logs)
 
     async def serve() -> None:
         async with trio.open_nursery() as nursery:
             if embedded:
-                nursery.start_soon(_announce_when_serving, url, url_file)
+                nursery.start_soon(_announce_when_serving, url, url_file, options.json_logs)
             # Caught here, inside the nursery: once it leaves the nursery trio wraps it in
             # an ExceptionGroup, which an ``except SupervisorGaveUp`` would not match.
             try:
@@ -199,18 +264,22 @@ def run(options: SuperviseOptions, redis_url: str | None) -> int:
     finally:
         if embedded:
             url_file.unlink(missing_ok=True)
+        if metrics is not None:
+            metrics.shutdown()
+            metrics.server_close()
     if gave_up:
-        print(f"stem: error: supervisor {gave_up[0]}", file=sys.stderr, flush=True)
+        message = f"stem: error: supervisor {gave_up[0]}"
+        _announce(message, as_json=options.json_logs, level="ERROR", err=True)
         return 1
     return 0
 
 
-async def _announce_when_serving(url: str, url_file: Path) -> None:
+async def _announce_when_serving(url: str, url_file: Path, as_json: bool) -> None:
     """Write the embedded Redis URL where stem commands find it, once Redis answers."""
     port = int(url.rsplit(":", 1)[1].split("/", maxsplit=1)[0])
     await trio.to_thread.run_sync(wait_until_serving, port, 60.0, abandon_on_cancel=True)
     url_file.write_text(url + "\n")
-    print(f"stem: embedded Redis at {url} (written to {url_file})", flush=True)
+    _announce(f"stem: embedded Redis at {url} (written to {url_file})", as_json=as_json)
 
 
 __all__ = ["RestartType", "SuperviseOptions", "build_specs", "options_from_file", "run"]

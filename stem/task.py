@@ -110,6 +110,8 @@ class Task(Generic[P, R]):
 
     #: Whether the worker logs an INFO line per event of this task's jobs.
     log_events: bool = True
+    #: Seconds its settled jobs' records are kept (None: the app's ``result_ttl_s``).
+    keep_result_s: int | None = None
 
     def __init__(
         self,
@@ -166,14 +168,16 @@ class Task(Generic[P, R]):
         idempotency_key: str | None = None,
         job_id: str | None = None,
         headers: dict[str, str] | None = None,
+        keep_result_s: int | None = None,
     ) -> Callable[P, JobHandle]:
         """``enqueue`` with options: ``task.enqueue_with(delay_s=60)(42, size=800)``.
 
         Stem's ``apply_async``: the options are checked when the returned function is
         called, as ``Stem.enqueue`` checks them (``delay_s`` or ``eta``, an aware
         datetime, not both; ``job_id`` picks the id; a repeat of an ``idempotency_key``
-        returns the first job with ``created=False``). The arguments stay typed as the
-        task's own.
+        returns the first job with ``created=False``; ``keep_result_s`` overrides the
+        task's retention for this job, 0 keeps nothing once it settled). The arguments
+        stay typed as the task's own.
         """
 
         def send(*args: P.args, **kwargs: P.kwargs) -> JobHandle:
@@ -188,6 +192,7 @@ class Task(Generic[P, R]):
                 idempotency_key=idempotency_key,
                 job_id=job_id,
                 headers=headers,
+                keep_result_s=keep_result_s,
             )
 
         return send

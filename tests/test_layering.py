@@ -129,7 +129,8 @@ ALLOWED: dict[str, set[str]] = {
         "stem.observe",
         "stem.runtime",
     },
-    "stem.supervise": {"stem.embedded", "stem.errors", "supervisor"},
+    # --metrics-port: loads the app (lease, broker) and serves the observe collector.
+    "stem.supervise": {"stem.config", "stem.embedded", "stem.errors", "stem.observe", "supervisor"},
     # The edge: the CLI may use everything below it (actors are imported by name, at run
     # time, through cli.actors.actor_module, so they do not show up here).
     "stem.cli": {

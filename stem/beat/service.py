@@ -40,7 +40,9 @@ import trio
 from stem.beat.store import Schedules, Source, StoredEntry
 from stem.errors import BrokerUnavailable, StemError
 from stem.observe.heartbeat import touch_supervisor_heartbeat
+from stem.observe.metrics import observe_gauge
 from stem.observe.presence import serve_presence
+from stem.observe.tracing import Tracing, open_root_span
 from stem.runtime import run_actor
 from stem.schedule.config import load_entries_from_toml
 from stem.schedule.entries import Entry, ScheduleEntryError
@@ -117,6 +119,10 @@ class BeatStatistics:
     already_fired: int
     #: Ticks skipped because their entry failed when planned or enqueued.
     failed: int
+    #: How late the last tick this beat fired was (s), and when it fired (epoch ms);
+    #: None before the first. ``stem_beat_drift_seconds`` reads them from presence.
+    last_drift_s: float | None = None
+    last_fired_ms: int | None = None
 
 
 class Beat:
@@ -140,11 +146,26 @@ class Beat:
         self._first_seen: dict[str, int] = {}
         self._rounds = self._fired_count = self._already = self._failed = 0
         self._entries = self._bad = 0
+        self._last_drift_s: float | None = None
+        self._last_fired_ms: int | None = None
+        self._tracing = next((m for m in app.middleware if isinstance(m, Tracing)), None)
+        observe_gauge("stem.beat.drift", "s", "How late the last tick fired.", self._drift)
+
+    def _drift(self) -> list[tuple[float, dict[str, str]]]:
+        drift = self._last_drift_s
+        return [] if drift is None else [(drift, {"stem.beat": self.name})]
 
     def statistics(self) -> BeatStatistics:
         """The counters now."""
         return BeatStatistics(
-            self._rounds, self._entries, self._bad, self._fired_count, self._already, self._failed
+            self._rounds,
+            self._entries,
+            self._bad,
+            self._fired_count,
+            self._already,
+            self._failed,
+            self._last_drift_s,
+            self._last_fired_ms,
         )
 
     # -- start ----------------------------------------------------------------------
@@ -238,6 +259,15 @@ class Beat:
         return due, min(wakes, default=None)
 
     def _fire(self, due: DueTick) -> None:
+        # Each tick starts a trace: its enqueue's send span, and the job's spans, hang under it.
+        attributes: dict[str, str | int] = {
+            "stem.schedule.entry": due.entry.name,
+            "stem.schedule.tick_ms": due.tick_ms,
+        }
+        with open_root_span(self._tracing, f"tick {due.entry.name}", attributes):
+            self._fire_in_span(due)
+
+    def _fire_in_span(self, due: DueTick) -> None:
         name = due.entry.name
         try:
             handle = enqueue_entry(self.app, due.entry, due)
@@ -254,6 +284,11 @@ class Beat:
             return
         self._fired_count += 1
         drift_ms = self.schedules.record_tick(due, handle.id, self.name)
+        now_ms = time.time_ns() // 1_000_000
+        self._last_fired_ms = now_ms
+        self._last_drift_s = (
+            max(0, now_ms - due.fire_at_ms if drift_ms is None else drift_ms) / 1000
+        )
         log.info("%s: fired %s (drift %s ms)", name, handle.id, drift_ms)
         self._reported.pop(name, None)
 
@@ -294,7 +329,7 @@ async def serve_beat(
     log.info("%s started: %d entries declared in code and file", beat.name, declared)
     async with trio.open_nursery() as nursery:
 
-        def stats() -> dict[str, int]:
+        def stats() -> dict[str, int | float | None]:
             return asdict(beat.statistics())
 
         nursery.start_soon(serve_presence, app.broker, "beat", beat.name, stats)

@@ -8,6 +8,7 @@ in ``roles`` (one small ``Protocol`` per kind of caller: ``Producer``, ``WorkerB
 
 from stem.broker.base import (
     MAX_DELAY_S,
+    RESULT_TTL_S,
     DeadEntry,
     DefinitionChange,
     Delivery,
@@ -16,6 +17,7 @@ from stem.broker.base import (
     LimitSpec,
     NewJob,
     QueueStats,
+    ReclaimedJob,
     ReclaimStats,
     Renewal,
     ScheduleSnapshot,
@@ -43,6 +45,7 @@ from stem.broker.roles import (
 
 __all__ = [
     "MAX_DELAY_S",
+    "RESULT_TTL_S",
     "Admin",
     "Broker",
     "DeadEntry",
@@ -61,6 +64,7 @@ __all__ = [
     "QueueControl",
     "QueueStats",
     "ReclaimStats",
+    "ReclaimedJob",
     "ReclaimerBroker",
     "RedisBroker",
     "Renewal",

@@ -116,6 +116,27 @@ class AdminMixin:
             return None
         return max(0, int(now_s) * 1000 + int(now_us) // 1000 - min(born))
 
+    @mapped
+    def expired_leases(self, queue: str, lease_ms: int, limit: int = 1000) -> int:
+        """How many held jobs of ``queue`` went ``lease_ms`` without a lease renewal (their
+        worker died or hung; a reclaimer takes them back), at most ``limit`` per stream.
+
+        Live workers renew every lease a quarter-lease, which resets an entry's idle time,
+        so only jobs of dead or stuck workers count.
+        """
+        streams = self.keys.queue(queue).streams()
+        with self.client.pipeline(transaction=False) as pipe:
+            for stream in streams:
+                pipe.xpending_range(stream, GROUP, "-", "+", limit, idle=lease_ms)
+            replies = raise_cluster_errors(pipe.execute(raise_on_error=False))
+        return sum(len(r) for r in replies if isinstance(r, list))
+
+    @mapped
+    def queue_counters(self, queue: str) -> dict[str, int]:
+        """The lifetime counters of ``queue`` (``StatsField`` names: ``reclaimed``, ...)."""
+        raw = self.client.hgetall(self.keys.queue(queue).stats)
+        return {_text(k): integer(v) or 0 for k, v in raw.items()}
+
     # -- workers ------------------------------------------------------------------------
 
     @mapped

@@ -17,6 +17,9 @@ from stem.states import JobState
 #: integers of milliseconds, far below 2**53. Producers refuse more with ``ConfigError``;
 #: a retry delay a task asks for is capped at it.
 MAX_DELAY_S = 10 * 365 * 86_400
+#: How long a settled job's record is kept by default: an hour (docs/scaling.md,
+#: "Redis memory per job", has the arithmetic).
+RESULT_TTL_S = 3600
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,7 @@ class NewJob:
     idempotency_ttl_s: int = 86_400
     chosen_id: bool = False  # the caller picked the id: check it for a repeat
     limits: str = ""  # the limit instances it is under, "<definition>=<instance>,..."
+    keep_result_s: int | None = None  # keep the settled record this long (None: default)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,6 +109,9 @@ class JobRecord:
     end_ms: int | None
     eta_ms: int | None
     worker: str | None
+    #: The task's name: from the envelope, or, once settled (the envelope is not kept
+    #: then), from the record's own field.
+    task: str | None = None
 
     @property
     def result_value(self) -> Any:
@@ -114,7 +121,8 @@ class JobRecord:
 
     @property
     def headers(self) -> dict[str, str]:
-        """The headers the job was enqueued with (``{}`` if the envelope has none)."""
+        """The headers the job was enqueued with (``{}`` if the envelope has none, or once
+        the job settled: a settled record does not keep the envelope)."""
         envelope = json_or_text(self.envelope)
         headers = envelope.get("headers") if isinstance(envelope, dict) else None
         return {str(k): str(v) for k, v in headers.items()} if isinstance(headers, dict) else {}
@@ -143,6 +151,17 @@ class QueueStats:
 
 
 @dataclass(frozen=True, slots=True)
+class ReclaimedJob:
+    """One job a reclaim took back (``requeued``) or dead-lettered for max-deliveries
+    (``buried``), and the consumer that held it; task and consumer are "" when unknown."""
+
+    job_id: str
+    task: str
+    consumer: str
+    outcome: str
+
+
+@dataclass(frozen=True, slots=True)
 class ReclaimStats:
     """What one reclaim page did."""
 
@@ -150,6 +169,7 @@ class ReclaimStats:
     requeued: int
     dead_lettered: int
     duplicates: int
+    jobs: tuple[ReclaimedJob, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

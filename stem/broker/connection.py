@@ -78,6 +78,15 @@ CLUSTER_TRANSIENT: tuple[type[BaseException], ...] = (
     TryAgainError,
 )
 
+#: What redis-py's cluster client says when it reads the slot map in the middle of a
+#: failover: the seed nodes disagree on a slot's master, or a failed master's slots are
+#: not yet taken over. Both heal once the cluster has elected and announced new masters.
+CLUSTER_MAP_IN_FLUX: tuple[str, ...] = (
+    "cannot be connected",
+    "could not agree on a valid slots cache",
+    "All slots are not covered",
+)
+
 #: How long a read-only replica (``READONLY``) counts as a failover in progress; past it,
 #: the URL points at a replica for good and the refusal is permanent.
 READONLY_GRACE_S = 60.0
@@ -168,10 +177,18 @@ def _cluster_client(url: str, options: dict[str, object]) -> RedisCluster:
     if node_options.get("max_connections") is None:
         node_options.pop("max_connections")
     nodes = [ClusterNode(host, port) for host, port in parsed.nodes]  # type: ignore[no-untyped-call]
+    # Built with redis-py's own retries: the client asks its default node (the master of
+    # slot 0 in the map it read) for COMMAND as it is built, and while that master fails
+    # over only a retry moves the question to another node. A deadline client's "no
+    # retry" applies from its first call on.
+    retry = node_options.pop("retry", None)
     try:
-        return RedisCluster(startup_nodes=nodes, **node_options)  # type: ignore[arg-type]
+        client = RedisCluster(startup_nodes=nodes, **node_options)  # type: ignore[arg-type]
     except (redis.RedisError, RedisClusterException) as exc:
         raise Faults(url).classify(exc) from exc
+    if isinstance(retry, Retry):
+        client.set_retry(retry)
+    return client
 
 
 def raise_cluster_errors(replies: list[Any]) -> list[Any]:
@@ -298,7 +315,7 @@ class Faults:
                 f"Redis at {where} is a Redis Cluster node (it redirected a command, {what}): "
                 "use a redis+cluster://host:port[,host:port...]/ URL"
             )
-        if isinstance(exc, CLUSTER_TRANSIENT) or "cannot be connected" in str(exc):
+        if isinstance(exc, CLUSTER_TRANSIENT) or any(m in str(exc) for m in CLUSTER_MAP_IN_FLUX):
             return BrokerUnavailable(
                 f"Redis Cluster at {where} is resharding, failing over or out of reach: {what}"
             )

@@ -63,7 +63,9 @@ class ControlMixin:
         qk = self.keys.queue(queue)
         code, state = self.scripts.revoke(
             keys=[qk.job(job_id), qk.done(job_id), qk.delayed],
-            args=[job_id, "1" if terminate else "0", self.result_ttl_s, REVOKED_ERROR],
+            # At least a minute even with result_ttl_s=0: a running job's worker and its
+            # ready entry must still find it revoked (EXPIRE 0 would delete it at once).
+            args=[job_id, "1" if terminate else "0", max(self.result_ttl_s, 60), REVOKED_ERROR],
         )
         return int(code), text(state) or ""
 

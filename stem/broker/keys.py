@@ -87,6 +87,10 @@ class JobField(enum.Enum):
     LIMITS = "limits"  # the job's resolved limits, "<definition>=<instance key>,..."
     ADMITTED = "admitted"  # the limiter released it with its tokens and slots taken
     WAIT_SCORE = "wait_score"  # its place in a wait set (kept if it waits again)
+    GRANTED_MS = "granted_ms"  # when the limiter last released it (server ms)
+    TASK = "task"  # a settled record's task name (its envelope is gone)
+    KEEP = "keep"  # seconds to keep the settled record (the task's keep_result_s), if set
+    WAITED = "waited"  # a waiter registered (wait.lua): the settle pushes the done latch
 
 
 class EntryField(enum.Enum):
@@ -100,6 +104,7 @@ class EntryField(enum.Enum):
     STATE = "state"
     TS = "ts"
     LIMITS = "limits"  # a dead-letter entry keeps the job's limits, so a replay keeps them
+    KEEP = "keep"  # and its keep_result_s, if it has one
 
 
 class StatsField(enum.Enum):
@@ -166,7 +171,8 @@ class QueueKeys:
         return f"{self.prefix}{Suffix.JOB.value}{job_id}"
 
     def done(self, job_id: str) -> str:
-        """List used as a latch: pushed once when the job settles, waiters BLMOVE on it."""
+        """List used as a latch: pushed once when the job settles if a waiter registered
+        (the record's ``waited`` field), waiters BLMOVE on it; kept a minute."""
         return f"{self.prefix}{Suffix.DONE.value}{job_id}"
 
     def idempotency(self, key: str) -> str:
@@ -174,7 +180,8 @@ class QueueKeys:
         return f"{self.prefix}{Suffix.IDEM.value}{key}"
 
     def limit(self, instance: str) -> str:
-        """Hash: one limit instance's token bucket (``tok``, ``ts``); expires when idle."""
+        """Hash: one limit instance's rate state (``tat``, the GCRA's theoretical arrival
+        time, and the window guard ``r0``.. ``i`` ``n``: see lua/lib.lua); expires when idle."""
         return f"{self.prefix}{Suffix.LIMIT.value}{instance}"
 
     def slots(self, instance: str) -> str:

@@ -6,6 +6,7 @@ in ``fetch.lua``; slots are given back by the settle scripts; see lua/lib.lua's 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
@@ -22,13 +23,28 @@ RELEASE_BUDGET = 500
 VISIT_BUDGET = 1000
 
 
+#: The largest window guard (starts remembered per rate-limit instance); a rate whose
+#: second holds more starts than this is held to its bucket alone (see lua/lib.lua).
+GUARD_MAX = 1000
+
+
+def guard_size(limit: LimitSpec) -> int:
+    """How many starts a 1-second window may hold under ``limit``: its rate rounded up,
+    plus the burst (0: no rate, or too many to remember; the bucket alone holds it)."""
+    if limit.rate_per_s <= 0:
+        return 0
+    n = math.ceil(limit.rate_per_s - 1e-9) + limit.burst
+    return n if n <= GUARD_MAX else 0
+
+
 @lru_cache(maxsize=16)
 def limits_json(limits: tuple[LimitSpec, ...]) -> str:
-    """Definitions as the scripts read them: name -> [concurrency, tokens per ms, capacity].
+    """Definitions as the scripts read them: name -> [concurrency, tokens per ms, capacity,
+    window guard size].
 
     The bucket holds one token (starts are spread out evenly), or one millisecond's worth
-    when that is more (server time has millisecond steps: a rate above 1000/s must be able
-    to start several jobs in one), plus the burst.
+    when that is more (a rate above 1000/s starts several jobs in one fetch), plus the
+    burst.
     """
     return json.dumps(
         {
@@ -36,6 +52,7 @@ def limits_json(limits: tuple[LimitSpec, ...]) -> str:
                 s.concurrency,
                 s.rate_per_s / 1000.0,
                 max(1.0, s.rate_per_s / 1000.0) + s.burst,
+                guard_size(s),
             ]
             for s in limits
         },

@@ -27,10 +27,12 @@ from redis.exceptions import RedisClusterException
 from stem.broker.admin import AdminMixin
 from stem.broker.base import (
     MAX_DELAY_S,
+    RESULT_TTL_S,
     Delivery,
     JobRecord,
     LimitSpec,
     NewJob,
+    ReclaimedJob,
     ReclaimStats,
     Renewal,
     Settlement,
@@ -77,7 +79,8 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 class RedisBroker(AdminMixin, LimitsMixin, ControlMixin):
     """The Redis Streams broker and result backend.
 
-    ``result_ttl_s`` is how long a settled job's record (result or error) is kept;
+    ``result_ttl_s`` is how long a settled job's record (result or error) is kept, unless
+    the job carries its own (``keep_result_s``);
     ``dlq_maxlen`` and ``dlq_retention_s`` bound the dead-letter stream (whichever is
     reached first trims it). With ``enqueue_replicas``, ``enqueue`` returns only once that
     many replicas confirmed the jobs (``WAIT``, up to ``enqueue_wait_ms``), and raises
@@ -89,7 +92,7 @@ class RedisBroker(AdminMixin, LimitsMixin, ControlMixin):
         url: str,
         *,
         namespace: str = "stem",
-        result_ttl_s: int = 7 * 86_400,
+        result_ttl_s: int = RESULT_TTL_S,
         dlq_maxlen: int = 100_000,
         dlq_retention_s: int = 14 * 86_400,
         client: Client | None = None,
@@ -158,7 +161,8 @@ class RedisBroker(AdminMixin, LimitsMixin, ControlMixin):
         args: list[Any] = [qk.prefix, GROUP]
         args += [
             f"{j.id}\n{j.priority}\n{j.eta_ms}\n{j.idempotency_ttl_s}\n{j.idempotency_key}\n"
-            f"{1 if j.chosen_id else 0}\n{j.limits}\n{j.envelope}"
+            f"{1 if j.chosen_id else 0}\n{j.limits}\n"
+            f"{'' if j.keep_result_s is None else j.keep_result_s}\n{j.envelope}"
             for j in jobs
         ]
         return args
@@ -486,6 +490,7 @@ class RedisBroker(AdminMixin, LimitsMixin, ControlMixin):
         """
         qk = self.keys.queue(queue)
         totals = [0, 0, 0]
+        taken: list[ReclaimedJob] = []
         for priority in READ_ORDER:
             stream = qk.stream(priority)
             if not self.client.exists(stream):
@@ -494,12 +499,15 @@ class RedisBroker(AdminMixin, LimitsMixin, ControlMixin):
             while True:
                 args: list[Any] = [qk.prefix, GROUP, consumer, min_idle_ms, cursor, page]
                 args += [max_deliveries, *self._dlq_args()]
-                nxt, *counts = self.scripts.reclaim(keys=[stream, qk.dead], args=args)
+                nxt, *counts, jobs = self.scripts.reclaim(keys=[stream, qk.dead], args=args)
                 totals = [a + int(b) for a, b in zip(totals, counts, strict=True)]
+                fields = [_s(v) or "" for v in jobs] if isinstance(jobs, list) else []
+                taken += [ReclaimedJob(*fields[i : i + 4]) for i in range(0, len(fields) - 3, 4)]
                 cursor = _s(nxt) or "0-0"
                 if cursor == "0-0":
                     break
-        return ReclaimStats("0-0", *totals)
+        requeued, dead, duplicates = totals
+        return ReclaimStats("0-0", requeued, dead, duplicates, tuple(taken))
 
     # -- results -------------------------------------------------------------------------
 
@@ -524,10 +532,16 @@ class RedisBroker(AdminMixin, LimitsMixin, ControlMixin):
     def wait_done(self, queue: str, job_id: str, timeout_s: float) -> bool:
         """Block until ``job_id`` settles or ``timeout_s`` passes; True if it settled.
 
-        The settle scripts push once onto the job's done latch; ``BLMOVE`` of the latch
-        onto itself wakes every waiter and leaves the latch in place for later ones.
+        ``wait.lua`` marks the record as waited for (or answers that the job has settled
+        or is gone: True at once); a settle pushes the done latch of a job so marked, and
+        ``BLMOVE`` of the latch onto itself wakes every waiter and leaves the latch in
+        place for later ones. Two round trips before blocking, none more on the wake-up;
+        a job nobody waits for gets no latch.
         """
-        latch = self.keys.queue(queue).done(job_id)
+        qk = self.keys.queue(queue)
+        if self.scripts.wait(keys=[qk.job(job_id)]) == 1:
+            return True
+        latch = qk.done(job_id)
         got = self.client.blmove(latch, latch, max(0.01, timeout_s), "RIGHT", "LEFT")
         return got is not None
 
@@ -599,13 +613,18 @@ def _delivery(queue: str, item: list[Any]) -> Delivery:
 
 def _record(queue: str, job_id: str, raw: dict[str, bytes]) -> JobRecord:
     """A job record as stored; fields stem cannot read show as dead / 0 / escaped text
-    (a record someone else wrote must not break ``stem result``)."""
+    (a record someone else wrote must not break ``stem result``). A settled record in
+    today's layout (no envelope) stores ``deliveries`` only when it is not 1."""
+    state = _state(raw.get("state")) or JobState.DEAD
+    deliveries = _int(raw.get("deliveries"))
+    if deliveries is None:
+        deliveries = 1 if state in TERMINAL_STATES and "env" not in raw else 0
     return JobRecord(
         id=job_id,
         queue=queue,
-        state=_state(raw.get("state")) or JobState.DEAD,
+        state=state,
         attempt=_int(raw.get("attempt")) or 0,
-        deliveries=_int(raw.get("deliveries")) or 0,
+        deliveries=deliveries,
         envelope=_s(raw.get("env")) or "",
         result=_s(raw.get("result")),
         error=_s(raw.get("error")),
@@ -615,6 +634,7 @@ def _record(queue: str, job_id: str, raw: dict[str, bytes]) -> JobRecord:
         end_ms=_int(raw.get("end_ms")),
         eta_ms=_int(raw.get("eta_ms")),
         worker=_s(raw.get("worker")),
+        task=_s(raw.get("task")),
     )
 
 

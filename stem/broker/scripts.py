@@ -48,7 +48,7 @@ from stem.states import TERMINAL_STATES, DeadReason, JobState
 
 NAMES: tuple[str, ...] = ("enqueue", "fetch", "complete", "retry", "bury", "release")
 NAMES += ("renew", "promote", "reclaim", "replay", "deliver", "prune")
-NAMES += ("schedule_run", "limits", "revoke")
+NAMES += ("schedule_run", "limits", "revoke", "wait")
 
 
 #: Lua table name -> the Python enum whose members it spells.
@@ -115,6 +115,7 @@ class Scripts:
         self.schedule_run = self._load(client, "schedule_run")
         self.limits = self._load(client, "limits")
         self.revoke = self._load(client, "revoke")
+        self.wait = self._load(client, "wait")
 
     @staticmethod
     def _load(client: redis.Redis | RedisCluster, name: str) -> Script:

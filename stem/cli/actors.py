@@ -7,6 +7,7 @@ other commands do not need), and exits with the code ``run`` returns.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import os
 from collections.abc import Callable
@@ -171,7 +172,9 @@ def reclaim(state: State, queues: str | None, interval_s: float | None) -> None:
   stem supervise --app myapp.jobs:app                      # embedded Redis, 1 worker
   stem supervise --app myapp.jobs:app --workers 4
   stem supervise --app myapp.jobs:app --config stem.toml   # options from [supervise]
+  stem supervise --app myapp.jobs:app --no-ratelimiter     # limiters run elsewhere
   STEM_REDIS_URL=redis://redis.internal:6379/0 stem supervise --app myapp.jobs:app
+  stem supervise --app myapp.jobs:app --metrics-port 9808  # Prometheus /metrics
 
 Without a Redis URL (--redis-url, STEM_REDIS_URL or redis_url in [supervise]) it starts
 an embedded redis-server. Flags (and their env vars) win over the [supervise] table of
@@ -200,6 +203,12 @@ an embedded redis-server. Flags (and their env vars) win over the [supervise] ta
 @click.option("--beat/--no-beat", default=True, help="Run a beat.")
 @click.option("--reclaimer/--no-reclaimer", default=True, help="Run a reclaimer.")
 @click.option(
+    "--ratelimiter/--no-ratelimiter",
+    default=None,
+    help="Run a rate limiter (it releases jobs that rate and concurrency limits held back).",
+    show_default="when the app defines limits",
+)
+@click.option(
     "--data-dir", metavar="DIR", default=".stem", help="Embedded Redis data, status file."
 )
 @click.option(
@@ -225,10 +234,24 @@ an embedded redis-server. Flags (and their env vars) win over the [supervise] ta
     "--within-s", type=click.FloatRange(min=0, min_open=True), default=60.0, help="... within S."
 )
 @click.option("--json-logs/--text-logs", default=False, help="Actors' output as JSON lines.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    envvar="STEM_METRICS_PORT",
+    help="Serve Prometheus /metrics for the whole deployment (and restarts) on this port.",
+    show_default="off",
+)
+@click.option(
+    "--metrics-host",
+    default="0.0.0.0",  # noqa: S104  (Prometheus scrapes it from elsewhere; counts, no secrets)
+    show_default=True,
+    help="Address the /metrics endpoint listens on.",
+)
 @log_level_option
 @click.pass_context
 def supervise(ctx: click.Context, /, config: str | None, **flags: Any) -> None:
-    """Run and watch every actor: workers, reclaimer, beat (and Redis if needed)."""
+    """Run and watch every actor: workers, reclaimer, rate limiter, beat (and Redis if
+    needed)."""
     state = ctx.find_object(State)
     assert state is not None  # noqa: S101  (the stem group always passes its State)
     # Only what was given (flag or env var) overrides [supervise]: defaults do not.
@@ -249,7 +272,9 @@ def supervise(ctx: click.Context, /, config: str | None, **flags: Any) -> None:
     # Fail here, in one line, rather than in every actor's restart loop.
     from stem.config import load_app
 
-    load_app(options.app_spec)
+    app = load_app(options.app_spec)
+    if options.ratelimiter is None:  # neither flag nor [supervise]: only if it has work
+        options = dataclasses.replace(options, ratelimiter=bool(app.limit_specs()))
     # Deliberately not resolve_redis_url(): ./.stem/redis.url is the embedded Redis's own
     # file, and a stale one must not stop the supervisor from starting a fresh Redis.
     raise click.exceptions.Exit(module.run(options, options.redis_url))

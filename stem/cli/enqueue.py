@@ -85,6 +85,7 @@ def check_task_name(state: State, task: str, *, force: bool) -> None:
   stem enqueue myapp.jobs.report --delay 3600 --idempotency-key report-2030-01-01
   stem enqueue myapp.jobs.report --eta 2030-01-01T09:00:00+02:00 --header tenant=acme
   stem enqueue myapp.jobs.add --args '[1, 2]' --wait --timeout 30   # prints 3
+  stem enqueue myapp.jobs.ping --keep-result 0   # nothing stays in Redis once it ran
 
 Exit codes with --wait are those of `stem result wait`: 1 when the job failed, 5 on
 timeout.
@@ -119,6 +120,14 @@ timeout.
     help="A repeat with the same key (within a day) returns the first job instead.",
 )
 @click.option(
+    "--keep-result",
+    "keep_result_s",
+    type=click.IntRange(min=0),
+    metavar="S",
+    help="Keep the settled job's record S seconds (0: nothing once it ran).",
+    show_default="the task's, else the app's result_ttl_s (1 h)",
+)
+@click.option(
     "--force", is_flag=True, help="With --app: enqueue a task name the app does not know."
 )
 @click.option("--wait", is_flag=True, help="Wait for the job and print its result, not its id.")
@@ -137,6 +146,7 @@ def enqueue(
     job_id: str | None,
     header_items: tuple[str, ...],
     idempotency_key: str | None,
+    keep_result_s: int | None,
     force: bool,
     wait: bool,
     timeout_s: float,
@@ -170,6 +180,7 @@ def enqueue(
         idempotency_key=idempotency_key,
         job_id=job_id,
         headers=headers,
+        keep_result_s=keep_result_s,
     )
     if not handle.created:
         click.echo(

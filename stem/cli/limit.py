@@ -69,13 +69,20 @@ def list_(state: State, as_json: bool) -> None:
 
 
 def _warn_without_limiter(state: State) -> None:
-    """Say on stderr when no rate limiter ran lately: throttled jobs then wait."""
-    if not state.app.broker.actors("ratelimiter"):
-        click.echo(
-            "stem: warning: no rate limiter is running: throttled jobs wait until one runs "
-            "(`stem ratelimit`, or ratelimiter = true in [supervise])",
-            err=True,
-        )
+    """Say on stderr when no rate limiter is alive: throttled jobs then wait (and how many
+    wait now)."""
+    broker = state.app.broker
+    if broker.actors("ratelimiter"):
+        return
+    waiting = {q: n for q in broker.queues() if (n := broker.limit_waiting(q))}
+    what = "throttled jobs"
+    if waiting:
+        what += " (" + ", ".join(f"{n} in {q}" for q, n in waiting.items()) + ")"
+    click.echo(
+        f"stem: warning: no rate limiter is running: {what} wait until one runs "
+        "(`stem ratelimit`, or ratelimiter = true in [supervise])",
+        err=True,
+    )
 
 
 @limit.command(name="show", epilog=examples("stem --app myapp.jobs:app limit show stripe --json"))

@@ -104,7 +104,8 @@ def metrics_lines(doc: dict[str, Any], worker_columns: Sequence[Column]) -> list
     }
     totals |= doc.get("actors", {})
     lines = [plain_line(["totals", *totals], ["totals", *(str(v) for v in totals.values())])]
-    queue_keys = ["ready", "delayed", "pending", "dead", "paused", "workers"]
+    queue_keys = ["ready", "delayed", "pending", "dead", "paused", "throttled", "limiter"]
+    queue_keys.append("workers")
     figure_keys = [k for k, _ in FIGURES]
     for q in doc["queues"]:
         keys = ["queue", *queue_keys, *figure_keys]

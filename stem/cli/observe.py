@@ -46,6 +46,15 @@ QUEUE_COLUMNS = [
 ]
 
 
+#: ``stem observe queues`` (and metrics): the depths, then the jobs a limit holds back and
+#: whether a rate limiter is there to release them.
+OBSERVE_QUEUE_COLUMNS = [
+    *QUEUE_COLUMNS,
+    Column("throttled", "THROTTLED"),
+    Column("limiter", "LIMITER", lambda v: v or "-"),
+]
+
+
 def _age(ms: Any) -> str:
     return "-" if ms is None else span(ms / 1000)
 
@@ -74,8 +83,30 @@ WORKER_COLUMNS = [
 
 
 def queue_docs(broker: Admin) -> list[dict[str, Any]]:
-    """Depth of every known queue."""
-    return [dataclasses.asdict(broker.queue_stats(q)) for q in broker.queues()]
+    """Depth of every known queue, with ``throttled`` (jobs waiting for a limit) and
+    ``limiter``: ``"up"`` while a rate limiter is alive, ``"missing"`` when none is and
+    throttled jobs wait for one (they wait until one runs), else None."""
+    queues = broker.queues()
+    alive = bool(queues) and bool(broker.actors("ratelimiter"))
+    docs = []
+    for q in queues:
+        doc = dataclasses.asdict(broker.queue_stats(q))
+        doc["throttled"] = broker.limit_waiting(q)
+        doc["limiter"] = "up" if alive else ("missing" if doc["throttled"] else None)
+        docs.append(doc)
+    return docs
+
+
+def warn_missing_limiter(docs: Sequence[dict[str, Any]]) -> None:
+    """One line on stderr when throttled jobs wait and no rate limiter runs."""
+    stuck = {d["queue"]: d["throttled"] for d in docs if d.get("limiter") == "missing"}
+    if stuck:
+        where = ", ".join(f"{n} in {q}" for q, n in stuck.items())
+        click.echo(
+            f"stem: warning: no rate limiter is running: throttled jobs ({where}) wait until "
+            "one runs (`stem ratelimit`, or ratelimiter = true in [supervise])",
+            err=True,
+        )
 
 
 def worker_docs(broker: Admin, at_ms: int | None = None) -> list[dict[str, Any]]:
@@ -190,14 +221,18 @@ def observe() -> None:
   stem observe queues --json | jq '.[] | select(.dead > 0) | .queue'
 
 READY waits for a worker, DELAYED waits for its time (delays, retries), PENDING is held
-by workers (running or prefetched), DEAD is in the dead-letter queue.
+by workers (running or prefetched), DEAD is in the dead-letter queue, THROTTLED waits
+for a rate or concurrency limit. LIMITER is "up" while a rate limiter runs, "missing"
+(with a warning on stderr) when throttled jobs wait and none runs to release them.
 """,
 )
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
 @click.pass_obj
 def queues(state: State, as_json: bool) -> None:
-    """Ready, delayed, pending and dead jobs of every known queue."""
-    emit(queue_docs(state.app.broker), QUEUE_COLUMNS, as_json=as_json, empty="no queues yet")
+    """Ready, delayed, pending, dead and throttled jobs of every known queue."""
+    docs = queue_docs(state.app.broker)
+    emit(docs, OBSERVE_QUEUE_COLUMNS, as_json=as_json, empty="no queues yet")
+    warn_missing_limiter(docs)
 
 
 @observe.command(
@@ -286,7 +321,9 @@ def metrics(state: State, once: bool, as_json: bool, interval_s: float, window_s
     while window.stale() and CLOCK() < deadline:
         SLEEP(0.1)
         window.add(CLOCK(), broker.workers())
-    doc = metrics_doc(queue_docs(broker), worker_docs(broker), window, actor_counts(broker))
+    queues = queue_docs(broker)
+    doc = metrics_doc(queues, worker_docs(broker), window, actor_counts(broker))
+    warn_missing_limiter(queues)
     if as_json:
         echo_json(doc)
     elif output.stdout_is_tty():
@@ -350,11 +387,12 @@ def serve(state: State, port: int, host: str, once: bool) -> None:
     """Serve Prometheus /metrics for the whole deployment, computed from Redis."""
     from stem.observe.prometheus import exposition, serve_metrics
 
-    broker: Admin = state.app.broker
+    app = state.app
+    broker: Admin = app.broker
     if once:
-        click.echo(exposition(broker), nl=False)
+        click.echo(exposition(broker, app.lease_s), nl=False)
         return
-    server, thread = serve_metrics(broker, port, host)
+    server, thread = serve_metrics(broker, port, host, lease_s=app.lease_s)
     click.echo(f"stem: serving metrics on http://{host}:{server.server_port}/metrics", err=True)
     try:
         thread.join()

@@ -26,7 +26,7 @@ def record_doc(record: JobRecord) -> dict[str, Any]:
         "id": record.id,
         "queue": record.queue,
         "state": record.state.value,
-        "task": envelope.get("task"),
+        "task": envelope.get("task") or record.task,
         "args": envelope.get("args"),
         "kwargs": envelope.get("kwargs"),
         "attempt": record.attempt,

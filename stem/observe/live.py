@@ -19,9 +19,9 @@ The heartbeat fields read here (a record without ``by_task`` shows queue rows on
                  "processed": 100, "failed": 1, "retried": 2,
                  "run": [4, 9, ..., 0], "wait": [...], "run_sum_s": ..., "wait_sum_s": ...}]
 
-``run`` and ``wait`` count observations per bucket of :data:`BUCKETS_S` since the worker
-started (per bucket, not cumulative over buckets), with one more entry for those past
-the last bound (OpenTelemetry's explicit-bucket layout).
+``run`` and ``wait`` count observations per bucket of ``stem.observe.metrics.BUCKETS_S``
+since the worker started (per bucket, not cumulative over buckets), with one more entry
+for those past the last bound (OpenTelemetry's explicit-bucket layout).
 
 Nothing here reads Redis or prints; the CLI feeds records in and shows rows.
 """
@@ -34,14 +34,13 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+# The heartbeat records carry counts only, per bucket of the worker's BUCKETS_S.
+from stem.observe.metrics import BUCKETS_S
+
 #: Queue-level counters in a heartbeat record: ``by_queue[queue][name]``.
 COUNTERS = ("processed", "failed", "retried")
 #: Histograms per (queue, task) in a heartbeat record; see :func:`task_histograms`.
 HISTOGRAMS = ("wait", "run")
-#: The upper bounds (seconds) of the heartbeat histograms' buckets: the worker's
-#: ``BUCKETS_S`` (stem/observe/metrics.py), as the records carry counts only.
-#: TODO(merge): import it from stem.observe.metrics once both are in one tree.
-BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 
 
 def percentile_from_buckets(
@@ -100,7 +99,7 @@ class Histogram:
 
 
 def _histogram(value: Any) -> Histogram | None:
-    """A histogram from its heartbeat form: counts per bucket of :data:`BUCKETS_S`, plus
+    """A histogram from its heartbeat form: counts per bucket of ``BUCKETS_S``, plus
     the overflow bucket (None if it is not that)."""
     if not isinstance(value, list) or len(value) != len(BUCKETS_S) + 1:
         return None

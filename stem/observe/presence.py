@@ -33,11 +33,6 @@ PRESENCE_INTERVAL_S: Final = 2.0
 PRESENCE_TTL_S: Final = 10.0
 
 
-def host_name() -> str:
-    """The host an actor reports: ``$DYNO`` (a Procfile dyno) or the machine's name."""
-    return os.environ.get("DYNO") or socket.gethostname()
-
-
 async def serve_presence(
     broker: Presence,
     kind: str,
@@ -50,7 +45,12 @@ async def serve_presence(
 ) -> None:
     """Announce actor ``actor_id`` of ``kind`` every ``interval_s`` until cancelled,
     then remove its record. Redis being away costs beats, never the actor."""
-    base = {"host": host_name(), "pid": os.getpid(), "started_ms": time.time_ns() // 1_000_000}
+    # "host" is the machine, as in a worker's heartbeat (a pid means something only there).
+    base = {
+        "host": socket.gethostname(),
+        "pid": os.getpid(),
+        "started_ms": time.time_ns() // 1_000_000,
+    }
     task_status.started()
     try:
         while True:

@@ -7,6 +7,8 @@
 attributes (``messaging.system="stem"``, ``messaging.destination.name``,
 ``messaging.message.id``, ``messaging.operation``) and ``stem.task``, ``stem.attempt``,
 ``stem.deliveries``; a task's exception is recorded on it and sets its status to ERROR.
+A retry's or a redelivery's span also carries a link to the original send span
+(``stem.link.reason``); beat ticks start a trace of their own (:func:`open_root_span`).
 
 Nothing configured, nothing paid: with no tracer provider set, the hooks return after
 one ``isinstance`` check. :func:`configure_from_env` installs the SDK's provider when
@@ -20,10 +22,12 @@ the SDK flushes them at interpreter exit.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
 import time
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import context as otel_context
@@ -156,7 +160,11 @@ class Tracing(Middleware):
 
         parent = propagate.extract(ctx.headers)
         span = tracer.start_span(
-            f"process {ctx.queue}", context=parent, kind=SpanKind.CONSUMER, attributes=attributes
+            f"process {ctx.queue}",
+            context=parent,
+            kind=SpanKind.CONSUMER,
+            attributes=attributes,
+            links=_links_to_origin(ctx, parent),
         )
         token = otel_context.attach(trace.set_span_in_context(span))
         ctx.state["otel"] = (span, token)
@@ -172,6 +180,37 @@ class Tracing(Middleware):
             span.set_status(Status(StatusCode.ERROR, type(outcome.error).__name__))
         span.end()
         otel_context.detach(token)
+
+
+@contextlib.contextmanager
+def open_root_span(
+    tracing: Tracing | None, name: str, attributes: Mapping[str, str | int]
+) -> Iterator[Any]:
+    """A span that starts a new trace, current while the block runs (``None`` and no span
+    while tracing is off). Beat opens one per tick (``tick <entry>``): the tick's ``send``
+    span, and the job's ``process`` spans after it, are its descendants."""
+    tracer = tracing.tracer() if tracing is not None else None
+    if tracer is None:
+        yield None
+        return
+    with tracer.start_as_current_span(
+        name, context=otel_context.Context(), kind=SpanKind.INTERNAL, attributes=attributes
+    ) as span:
+        yield span
+
+
+def _links_to_origin(ctx: JobContext, parent: otel_context.Context) -> list[trace.Link]:
+    """A retry or a redelivery links to the send span that started the job: a backend
+    that shows only a span's own trace then still leads from each attempt to the origin.
+    (The envelope keeps its ``traceparent``, so retries, redeliveries and dead-letter
+    replays are also children of that send span, in the original trace.)"""
+    if ctx.attempt == 0 and ctx.deliveries <= 1:
+        return []
+    origin = trace.get_current_span(parent).get_span_context()
+    if not origin.is_valid:
+        return []
+    reason = "retry" if ctx.attempt > 0 else "redelivery"
+    return [trace.Link(origin, {"stem.link.reason": reason, "stem.attempt": ctx.attempt})]
 
 
 def trace_id_from_headers(headers: dict[str, str]) -> str:

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING
 
 import trio
 
-from stem.runtime import run_actor
+from stem.observe.logs import configure_logging
+from stem.runtime import run_actor, wait_for_redis
 from stem.task import Pool
 from stem.worker.core import Worker, WorkerOptions
 
@@ -87,6 +88,11 @@ def run(
         name=name,
         app_spec=app_spec,
     )
+    # Building the worker opens the broker: on a cluster that reads the slot map and
+    # needs every master it names, so a master failing over would fail it outside any
+    # retry (exit 3). Wait for Redis first, as every actor does, and build it then.
+    configure_logging("worker")
+    wait_for_redis(app)
     worker = Worker(app, options)
 
     async def serve(nursery: trio.Nursery) -> None:

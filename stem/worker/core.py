@@ -37,6 +37,7 @@ from stem.errors import BrokerUnavailable, ConfigError
 from stem.middleware.base import Middleware
 from stem.middleware.retries import Retries
 from stem.observe.events import QUIET_TASKS_ENV, JobEvents
+from stem.observe.metrics import JobStats, Meters, observe_counter, observe_gauge
 from stem.observe.tracing import Tracing
 from stem.task import Pool
 from stem.worker.execute import Executor, Runner
@@ -91,20 +92,24 @@ class WorkerOptions:
 
 
 def worker_middleware(app: Stem) -> list[Middleware]:
-    """The worker's middleware: tracing, then job-event logs, then retries, then the app's.
+    """The worker's middleware: tracing, job-event logs, job stats and meters, retries, then
+    the app's.
 
-    ``after_*`` hooks run in reverse, so ``JobEvents`` logs the outcome ``Retries`` decided
-    while the consumer span is still current. An app that registers its own ``JobEvents``
-    or ``Tracing`` has that one used in its place.
+    ``after_*`` hooks run in reverse, so ``JobEvents``, ``JobStats`` and ``Meters`` see the
+    outcome ``Retries`` decided, while the consumer span is still current. An app that
+    registers its own ``JobEvents``, ``Tracing`` or ``Meters`` has that one used in its
+    place; ``JobStats`` (the heartbeat's per-task counts) is always the worker's own.
     """
-    own = [m for m in app.middleware if not isinstance(m, JobEvents | Tracing)]
+    mine = JobEvents | Tracing | Meters | JobStats
+    own = [m for m in app.middleware if not isinstance(m, mine)]
     tracing = next((m for m in app.middleware if isinstance(m, Tracing)), None) or Tracing()
     events = next((m for m in app.middleware if isinstance(m, JobEvents)), None)
     if events is None:
         quiet = {t.name for t in app.tasks.values() if not t.log_events}
         quiet |= {n.strip() for n in os.environ.get(QUIET_TASKS_ENV, "").split(",") if n.strip()}
         events = JobEvents(quiet)
-    return [tracing, events, Retries(), *own]
+    meters = next((m for m in app.middleware if isinstance(m, Meters)), None) or Meters()
+    return [tracing, events, JobStats(), meters, Retries(), *own]
 
 
 class Worker:
@@ -127,8 +132,11 @@ class Worker:
                 max_tasks_per_child=options.max_tasks_per_child,
                 max_memory_mb=options.max_memory_mb,
             )
-        self.executor = Executor(app, self._runners(), worker_middleware(app))
+        middleware = worker_middleware(app)
+        self.job_stats = next(m for m in middleware if isinstance(m, JobStats))
+        self.executor = Executor(app, self._runners(), middleware)
         self.limits = LimitBook(app.limit_specs(), self.broker)
+        self._register_meters()
         self.started_at = time.time()
         self.stopped = trio.Event()  # set once serve() has fully cleaned up
         self._stop = trio.Event()
@@ -144,6 +152,29 @@ class Worker:
         self._flush_wanted = AsyncBool(False)
         self._submitted = 0  # settlements ever submitted (a ticket is this count)
         self._settled = AsyncValue(0)  # of those, how many Redis has: in submit order
+
+    def _register_meters(self) -> None:
+        """OTel instruments read from the worker's own counters at each collection
+        (nothing registered while metrics are off)."""
+        me = {"stem.worker": self.name}
+        lease, pool = self.lease, self.pool
+        observe_counter(
+            "stem.leases.renewed", "{lease}", "Job leases renewed.",
+            lambda: [(lease.renewed_jobs, me)],
+        )  # fmt: skip
+        observe_counter(
+            "stem.leases.lost", "{lease}", "Job leases lost (taken over after a stall).",
+            lambda: [(lease.lost, me)],
+        )  # fmt: skip
+        if pool is not None:
+            observe_gauge(
+                "stem.pool.children", "{process}", "Process-pool children alive.",
+                lambda: [(pool.children, me)],
+            )  # fmt: skip
+            observe_counter(
+                "stem.pool.children.replaced", "{process}", "Pool children replaced.",
+                lambda: [(pool.replaced, me)],
+            )  # fmt: skip
 
     def _runners(self) -> dict[Pool, Runner]:
         threads = ThreadRunner(self.options.concurrency)
@@ -509,6 +540,7 @@ class Worker:
                 q: {"processed": c[0], "failed": c[1], "retried": c[2]}
                 for q, c in self.executor.by_queue.items()
             },
+            "by_task": self.job_stats.records(),
             "lost_leases": self.lease.lost,
             "started_at": self.started_at,
             "pong": self._pong,

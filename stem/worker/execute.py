@@ -119,6 +119,7 @@ class Executor:
             kwargs=env.kwargs,
             headers=env.headers,
             enq_ms=env.enq_ms,
+            ready_ms=_entry_ms(d.entry_id),
             started_monotonic=trio.current_time(),
         )
         ctx.state["task"] = task
@@ -211,6 +212,12 @@ def _error_json(error: BaseException | None) -> str:
     if error is None:
         return json.dumps({"type": "Error", "message": "failed"})
     return json.dumps(describe(error))
+
+
+def _entry_ms(entry_id: str) -> int:
+    """The time part of a stream entry id (``<ms>-<seq>``), 0 if it has none."""
+    head = entry_id.partition("-")[0]
+    return int(head) if head.isdigit() else 0
 
 
 def _overrides(m: Middleware, name: str) -> bool:

@@ -129,6 +129,7 @@ class LeaseKeeper:
         self.held = held
         self.lost = 0
         self.renewals = 0
+        self.renewed_jobs = 0  # job leases renewed, over all renewals
         self.failures = 0
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="stem-lease", daemon=True)
@@ -171,6 +172,7 @@ class LeaseKeeper:
             return
         renewal = self.broker.renew(self.consumer, held)
         self.renewals += 1
+        self.renewed_jobs += len(held)
         # Settled or handed back since the snapshot: not held, so not lost. Gone with a
         # settle in flight: our own ack (the reply had not reached the loop yet).
         lost = [d for d in renewal.taken if self.held.holds(d)]

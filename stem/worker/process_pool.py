@@ -170,6 +170,11 @@ class ProcessPool:
         self._all: set[_Child] = set()
         self.replaced = 0
 
+    @property
+    def children(self) -> int:
+        """Child processes alive now (busy or idle)."""
+        return len(self._all)
+
     async def run(
         self, task: Task[Any, Any], ctx: JobContext, soft_s: float | None, hard_s: float | None
     ) -> Any:

@@ -42,6 +42,14 @@ def test_enqueue_json_names_the_queue_and_whether_the_job_was_created(
     assert app.broker.queue_stats("high").ready == 1
 
 
+def test_keep_result_0_leaves_nothing_of_the_job_once_it_settled(stem: Invoke, app: Stem) -> None:
+    job_id = stem("enqueue", "t", "--keep-result", "0").stdout.strip()
+    [d] = app.broker.fetch("default", "w", 1)
+    app.broker.settle([Settlement(d, Verdict.COMPLETE, "1")])
+    assert app.job(job_id, "default").info() is None
+    assert stem("enqueue", "t", "--keep-result", "-1").exit_code == 2
+
+
 def test_a_delayed_job_waits_in_the_delayed_set(stem: Invoke, app: Stem) -> None:
     result = stem("enqueue", "t", "--delay", "3600")
     assert result.exit_code == 0, result.stderr

@@ -27,8 +27,8 @@ def test_queues_prints_one_plain_line_per_queue(stem: Invoke, app: Stem) -> None
     result = stem("observe", "queues")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.splitlines() == [
-        "default ready=1 delayed=0 pending=1 dead=1 paused=no",
-        "later ready=0 delayed=1 pending=0 dead=0 paused=no",
+        "default ready=1 delayed=0 pending=1 dead=1 paused=no throttled=0 limiter=-",
+        "later ready=0 delayed=1 pending=0 dead=0 paused=no throttled=0 limiter=-",
     ]
 
 
@@ -36,8 +36,10 @@ def test_queues_json_is_an_array_of_depths(stem: Invoke, app: Stem) -> None:
     _fill(stem, app)
     result = stem("observe", "queues", "--json")
     assert json.loads(result.stdout) == [
-        {"queue": "default", "ready": 1, "delayed": 0, "pending": 1, "dead": 1, "paused": False},
-        {"queue": "later", "ready": 0, "delayed": 1, "pending": 0, "dead": 0, "paused": False},
+        {"queue": "default", "ready": 1, "delayed": 0, "pending": 1, "dead": 1, "paused": False}
+        | {"throttled": 0, "limiter": None},
+        {"queue": "later", "ready": 0, "delayed": 1, "pending": 0, "dead": 0, "paused": False}
+        | {"throttled": 0, "limiter": None},
     ]
 
 
@@ -46,9 +48,9 @@ def test_queues_is_a_table_on_a_terminal(stem: Invoke, app: Stem) -> None:
     _fill(stem, app)
     result = stem("observe", "queues")
     assert result.stdout.splitlines() == [
-        "QUEUE    READY  DELAYED  PENDING  DEAD  PAUSED",
-        "default  1      0        1        1     no",
-        "later    0      1        0        0     no",
+        "QUEUE    READY  DELAYED  PENDING  DEAD  PAUSED  THROTTLED  LIMITER",
+        "default  1      0        1        1     no      0          -",
+        "later    0      1        0        0     no      0          -",
     ]
 
 
@@ -132,9 +134,9 @@ def test_metrics_without_a_terminal_prints_one_snapshot_as_plain_lines(
         "processed_per_s=0.000 failed_per_s=0.000 interval_s="
     )
     assert (
-        "queue:default ready=1 delayed=0 pending=1 dead=1 paused=no workers=0 "
-        "processed_per_s=- failed_per_s=- retried_per_s=- wait_p50_s=- wait_p99_s=- "
-        "run_p50_s=- run_p99_s=-"
+        "queue:default ready=1 delayed=0 pending=1 dead=1 paused=no throttled=0 limiter=- "
+        "workers=0 processed_per_s=- failed_per_s=- retried_per_s=- wait_p50_s=- "
+        "wait_p99_s=- run_p50_s=- run_p99_s=-"
     ) in queues
 
 

@@ -15,13 +15,13 @@ from stem.cli import observe
 from stem.cli.metrics_view import ENTER_SCREEN, LEAVE_SCREEN, duration, frame
 from stem.cli.output import PLAIN_LINE
 from stem.observe.live import (
-    BUCKETS_S,
     Histogram,
     Window,
     percentile_from_buckets,
     refresh_every,
     task_histograms,
 )
+from stem.observe.metrics import BUCKETS_S
 from stem.worker import Worker, WorkerOptions, serve_worker
 from tests.apps import observed
 from tests.cli.conftest import Invoke
@@ -247,7 +247,9 @@ def test_in_a_pipe_each_queue_task_and_worker_is_one_line(
     assert [line for line in lines if not PLAIN_LINE.match(line)] == []
     [queue] = [line for line in lines if line.startswith("queue:")]
     [task] = [line for line in lines if line.startswith("task:")]
-    assert queue.startswith("queue:default ready=1 delayed=0 pending=0 dead=0 paused=no workers=1")
+    assert queue.startswith(
+        "queue:default ready=1 delayed=0 pending=0 dead=0 paused=no throttled=0 limiter=- workers=1"
+    )
     assert re.search(r" processed_per_s=[1-9][0-9.]* failed_per_s=0.000 ", queue)
     assert re.match(r"task:jobs.add queue=default processed_per_s=[1-9][0-9.]* ", task)
     assert "wait_p50_s=0.010 " in task and "run_p50_s=0.003 " in task

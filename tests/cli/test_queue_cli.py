@@ -18,8 +18,8 @@ def test_observe_queues_shows_a_paused_queue(stem: Invoke) -> None:
     as_json = stem("observe", "queues", "--json")
 
     assert plain.stdout.splitlines() == [
-        "default ready=1 delayed=0 pending=0 dead=0 paused=yes",
-        "other ready=1 delayed=0 pending=0 dead=0 paused=no",
+        "default ready=1 delayed=0 pending=0 dead=0 paused=yes throttled=0 limiter=-",
+        "other ready=1 delayed=0 pending=0 dead=0 paused=no throttled=0 limiter=-",
     ]
     assert [q["paused"] for q in json.loads(as_json.stdout)] == [True, False]
 

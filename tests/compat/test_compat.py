@@ -12,6 +12,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,10 @@ from click.testing import CliRunner, Result
 
 from stem import Stem
 from stem.beat.store import Schedules
+from stem.broker import Settlement
 from stem.cli import main
+from stem.errors import JobFailed
+from stem.outcome import Verdict
 from stem.schedule import Cron
 from stem.states import JobState
 from tests.compat import redisdump
@@ -63,6 +68,47 @@ def test_an_idempotency_key_an_older_version_stored_still_returns_its_job(
 ) -> None:
     again = app.enqueue("tests.compat.tasks.add", [20, 22], idempotency_key="compat-1")
     assert data["results"][again.id] == 42
+
+
+def test_records_an_older_version_settled_read_in_full_with_their_envelope(
+    data: dict[str, Any], app: Stem
+) -> None:
+    for job_id, reason in data["dead"].items():
+        record = app.job(job_id).info()
+        assert record is not None
+        assert (record.reason, record.state.value in ("failed", "dead")) == (reason, True)
+        assert record.envelope and record.worker and record.deliveries == 1
+        assert _stem_doc(app, job_id)["task"] is not None
+        with pytest.raises(JobFailed):  # an older latch or none: the record answers first
+            app.job(job_id).result(timeout_s=5)
+
+
+def test_a_waiter_on_a_job_an_older_version_enqueued_is_woken_by_todays_settle(
+    data: dict[str, Any], app: Stem
+) -> None:
+    job_id = next(iter(data["results"]))
+    handle = app.job(job_id)
+    got: list[Any] = []
+    waiter = threading.Thread(target=lambda: got.append(handle.result(timeout_s=60)))
+    waiter.start()
+    jkey = app.broker.keys.queue(handle.queue).job(job_id)
+    deadline = time.monotonic() + 30
+    while not app.broker.client.hexists(jkey, "waited"):
+        assert time.monotonic() < deadline
+        time.sleep(0.005)
+    while deliveries := app.broker.fetch("default", "w", 100):
+        app.broker.settle([Settlement(d, Verdict.COMPLETE, '"done"') for d in deliveries])
+    waiter.join(timeout=60)
+    assert got == ["done"]
+    assert app.broker.client.memory_usage(jkey) <= 250  # rebuilt in today's layout
+
+
+def _stem_doc(app: Stem, job_id: str) -> dict[str, Any]:
+    from stem.cli.result import record_doc
+
+    record = app.job(job_id).info()
+    assert record is not None
+    return record_doc(record)
 
 
 def test_dlq_list_and_show_read_entries_an_older_version_wrote(

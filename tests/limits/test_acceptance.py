@@ -33,12 +33,12 @@ def most_at_once(intervals: list[list[float]]) -> int:
     return peak
 
 
-def most_in_a_second(starts_ms: list[int]) -> int:
-    """The most starts in any half-open window [t, t + 1000 ms)."""
+def most_in_a_second(starts_ms: list[int], window_ms: int = 1000) -> int:
+    """The most starts in any half-open window [t, t + window_ms)."""
     starts_ms = sorted(starts_ms)
     j, best = 0, 0
     for i, t in enumerate(starts_ms):
-        while starts_ms[j] <= t - 1000:
+        while starts_ms[j] <= t - window_ms:
             j += 1
         best = max(best, i - j + 1)
     return best
@@ -121,38 +121,77 @@ def test_a_lock_held_by_a_sigkilled_worker_is_taken_back_after_the_lease(
     assert most_at_once(spans) == 1  # type: ignore[arg-type]
 
 
-def test_a_rate_limit_of_20_per_second_holds_across_three_workers(
+def granted_ms(app: Stem, handles: list[JobHandle]) -> list[int]:
+    """When each job's limits let it start (server ms): the limiter's release for a job
+    that waited, else the delivery that took its token."""
+    out = []
+    for h in handles:
+        record = app.broker.job("default", h.id)
+        raw = app.broker.client.hget(app.broker.keys.queue("default").job(h.id), "granted_ms")
+        if raw is not None:
+            out.append(int(raw))
+        elif record is not None and record.start_ms:
+            out.append(record.start_ms)
+    return out
+
+
+def stop_and_purge(app: Stem, procs: Procs) -> None:
+    """Stop every actor, then drop what is left of the test's namespace."""
+    for p in procs:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+    client = app.broker.client
+    for key in client.scan_iter(match=f"{app.broker.keys.namespace}:*", count=1000):
+        client.delete(key)
+
+
+def test_a_rate_limit_of_20_per_second_holds_across_three_workers_for_400_jobs(
     lapp: Stem, redis_url: str, namespace: str, repo_root: Path, procs: Procs
 ) -> None:
-    handles = limited.rated.enqueue_many([(i,) for i in range(160)])
-    procs += workers(redis_url, namespace, repo_root, 3)
+    # The issue's acceptance at full size: about 20 s of wall time.
+    handles = limited.rated.enqueue_many([(i,) for i in range(400)])
+    procs += workers(redis_url, namespace, repo_root, 3, "--concurrency", "10")
     procs += actors(redis_url, namespace, repo_root)
 
-    results(handles, timeout_s=60)
+    results(handles, timeout_s=120)
 
+    granted = granted_ms(lapp, handles)
     starts = [r.start_ms for h in handles if (r := lapp.broker.job("default", h.id)) and r.start_ms]
-    assert len(starts) == 160
-    # Tokens are at least 50 ms apart (capacity 1, server time); a delivery follows its
-    # token within the worker's fetch latency, so one more start may fall in a window.
-    assert most_in_a_second(starts) <= 20 + 1
-    took_s = (max(starts) - min(starts)) / 1000
-    assert 159 / 20 * 0.9 <= took_s <= 159 / 20 * 1.5  # about 8 s: the limit, not the workers
+    assert (len(granted), len(starts)) == (400, 400)
+    client, qk = lapp.broker.client, lapp.broker.keys.queue("default")
+    released = sum(1 for h in handles if client.hget(qk.job(h.id), "granted_ms") is not None)
+    assert released > 300  # nearly all waited and were released (the settled record says)
+    assert most_in_a_second(granted) <= 20  # the limit itself: server time of each grant
+    # A delivery follows its grant within the worker's fetch latency, which on a loaded
+    # machine varies by tens of ms: the jobs' own starts hold the rate in any window of
+    # 1 s less 200 ms of that jitter.
+    assert most_in_a_second(starts, window_ms=800) <= 20
+    took_s = (max(granted) - min(granted)) / 1000
+    # Starts k and k + 20 are at least 1 s apart, so 400 take at least 19 s: behaviour,
+    # not speed. The upper bound only says it was the limit, not the workers, that paced.
+    assert 19 <= took_s < 60
 
 
 def test_a_key_with_few_jobs_is_not_starved_by_a_key_with_many(
     lapp: Stem, redis_url: str, namespace: str, repo_root: Path, procs: Procs
 ) -> None:
-    many = limited.notify.enqueue_many([("A", i) for i in range(300)])
+    # Both keys 5/s each under a shared 20/s: A alone would take 200 s.
+    many = limited.notify.enqueue_many([("A", i) for i in range(1000)])
     few = limited.notify.enqueue_many([("B", i) for i in range(10)])
-    enqueued_at = time.time()
     procs += workers(redis_url, namespace, repo_root, 2)
     procs += actors(redis_url, namespace, repo_root)
 
     finished = results(few, timeout_s=60)
 
-    assert max(finished) - enqueued_at < 10  # type: ignore[type-var,operator]
+    first_a = min(granted_ms(lapp, many))
+    last_b = max(granted_ms(lapp, few))
     done_a = sum(1 for h in many if (r := lapp.broker.job("default", h.id)) and r.end_ms)
-    assert done_a < 150  # A is still going at its 5/s: B did not wait for it
+    stop_and_purge(lapp, procs)  # no need to wait for A's 200 s
+    assert len(finished) == 10
+    # B's 10 jobs at its 5/s take about 2 s from the first start of either key.
+    assert (last_b - first_a) / 1000 < 10
+    assert done_a < 500  # A was still going: B did not wait for it
 
 
 def test_a_job_without_limits_is_never_throttled(

@@ -28,6 +28,11 @@ FAMILIES = {
     "stem_jobs_processed",
     "stem_jobs_failed",
     "stem_jobs_retried",
+    "stem_queue_paused",
+    "stem_queue_lease_expired_jobs",
+    "stem_jobs_reclaimed",
+    "stem_job_run_duration_seconds",
+    "stem_job_wait_duration_seconds",
 }
 
 
@@ -83,6 +88,43 @@ async def test_after_100_jobs_the_exposition_holds_every_family_with_the_right_v
     assert got[("stem_actors_alive", (("actor", "worker"),))] == 1
     assert got[("stem_worker_concurrency", (w,))] == 4
     assert got[("stem_queue_oldest_ready_age_seconds", (q,))] == 0
+    assert got[("stem_queue_paused", (q,))] == 0
+    assert got[("stem_queue_lease_expired_jobs", (q,))] == 0
+    assert got[("stem_jobs_reclaimed_total", (q,))] == 0
+    quiet, fails = ("task", "tests.apps.observed.quiet"), ("task", "tests.apps.observed.fails")
+    for family in ("stem_job_run_duration_seconds", "stem_job_wait_duration_seconds"):
+        # One observation per run: 100 quiet runs, two of the failing job (retried once).
+        assert got[(f"{family}_count", (q, quiet, w))] == 100
+        assert got[(f"{family}_bucket", (("le", "+Inf"), q, quiet, w))] == 100
+        assert got[(f"{family}_count", (q, fails, w))] == 2
+        assert got[(f"{family}_sum", (q, quiet, w))] >= 0
+    # A no-op task runs well under 5 minutes, so its runs sit in the finite buckets.
+    assert got[("stem_job_run_duration_seconds_bucket", (("le", "300.0"), q, quiet, w))] == 100
+
+
+async def test_a_dead_workers_expired_lease_then_its_reclaim_show_in_the_queue_families(
+    oapp: Stem,
+) -> None:
+    oapp.enqueue(observed.quiet)
+    held = oapp.broker.fetch("default", "dead-worker", 1)  # fetched, then never renewed
+    assert len(held) == 1
+    oapp.broker.pause("default")
+
+    def scrape() -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+        return samples(exposition(oapp.broker, lease_s=0.05))
+
+    q = (("queue", "default"),)
+    with trio.fail_after(30):
+        while scrape()[("stem_queue_lease_expired_jobs", q)] != 1:
+            await trio.sleep(0.02)  # polling until the lease has run out
+    got = scrape()
+    assert got[("stem_queue_paused", q)] == 1
+    assert got[("stem_jobs_reclaimed_total", q)] == 0
+    stats = oapp.broker.reclaim("default", "reclaimer", min_idle_ms=50, max_deliveries=5)
+    assert stats.requeued == 1
+    got = scrape()
+    assert got[("stem_queue_lease_expired_jobs", q)] == 0
+    assert got[("stem_jobs_reclaimed_total", q)] == 1
 
 
 def test_the_oldest_ready_age_and_the_endpoint_serve_what_redis_holds(oapp: Stem) -> None:
@@ -105,14 +147,26 @@ def test_the_oldest_ready_age_and_the_endpoint_serve_what_redis_holds(oapp: Stem
 
 
 @pytest.mark.promtool
-def test_the_exposition_passes_promtool_check_metrics(oapp: Stem) -> None:
-    """Opt-in (``-m promtool``): needs promtool (``apt-get install prometheus``)."""
+async def test_the_exposition_passes_promtool_check_metrics(oapp: Stem) -> None:
+    """Opt-in (``-m promtool``): needs promtool (``apt-get install prometheus``).
+
+    A worker has run jobs (histograms and counters have samples) and still heartbeats
+    while the exposition is taken; one job waits (queue gauges are non-zero)."""
     promtool = shutil.which("promtool")
     assert promtool, "promtool is not installed: apt-get install prometheus (Debian)"
-    oapp.enqueue(observed.quiet)
+    oapp.enqueue_many(observed.quiet, [() for _ in range(3)])
+    with trio.fail_after(30):
+        async with trio.open_nursery() as nursery:
+            worker: Worker = await nursery.start(serve_worker, oapp, WorkerOptions(name="p1"))
+            while "stem_job_run_duration_seconds_bucket" not in exposition(oapp.broker):
+                await trio.sleep(0.05)  # polling until a heartbeat carries the histograms
+            oapp.broker.pause("default")
+            oapp.enqueue(observed.quiet)
+            text = exposition(oapp.broker)
+            worker.request_stop()
     done = subprocess.run(
         [promtool, "check", "metrics"],
-        input=exposition(oapp.broker),
+        input=text,
         capture_output=True,
         text=True,
         timeout=30,

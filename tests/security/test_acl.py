@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import secrets
 import shutil
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +118,26 @@ def test_a_producer_enqueues_and_reads_the_results_of_a_worker_user(
     # After the burst worker, which would wait for a delayed job to come due.
     later = producer.enqueue("tests.apps.jobs.add", [1, 1], delay_s=3600)
     assert later.status() is JobState.SCHEDULED
+
+
+def test_a_producer_blocked_on_a_result_registers_and_is_woken_by_a_worker_user(
+    acl: AclRedis, as_user: dict[str, Stem]
+) -> None:
+    producer = as_user["stem-producer"]
+    job = producer.enqueue("tests.apps.jobs.add", [4, 5])
+    got: list[object] = []
+    waiter = threading.Thread(target=lambda: got.append(job.result(timeout_s=60)))
+    waiter.start()
+    admin = as_user["stem-admin"].broker
+    jkey = admin.keys.queue(job.queue).job(job.id)
+    deadline = time.monotonic() + 30
+    while admin.client.hget(jkey, "waited") is None:  # wait.lua ran as the producer
+        assert time.monotonic() < deadline, "the producer never registered as a waiter"
+        time.sleep(0.01)
+    code, err = stem_as(acl, "stem-worker", "worker", "--app", "tests.apps.jobs:app", "--burst")
+    assert code == 0, err
+    waiter.join(timeout=60)
+    assert got == [9]
 
 
 def test_a_producer_cannot_fetch_jobs(as_user: dict[str, Stem]) -> None:

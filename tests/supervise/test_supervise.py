@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import os
 import signal
@@ -54,14 +55,25 @@ def supervise(
 ) -> Iterator[object]:
     started: list[Stack] = []
 
-    def start(*args: str, redis: bool = True, app: str = "tests.apps.jobs:app") -> Stack:
+    def start(
+        *args: str,
+        redis: bool = True,
+        app: str = "tests.apps.jobs:app",
+        host: str | None = None,
+        beat: bool = False,
+    ) -> Stack:
+        """``stem supervise *args``; with ``host``, as that machine: its own ``DYNO`` (the
+        host part of its workers' names) and its own data dir."""
         argv = [sys.executable, "-m", "stem", "--namespace", namespace]
         if redis:
             argv += ["--redis-url", redis_url]
-        argv += ["--app", app, "supervise", "--no-beat"]
-        argv += ["--data-dir", str(tmp_path / "data"), *args]
+        argv += ["--app", app, "supervise", "--beat" if beat else "--no-beat"]
+        data_dir = tmp_path / ("data" if host is None else f"data-{host}")
+        argv += ["--data-dir", str(data_dir), *args]
         log = tmp_path / f"supervise{len(started)}.log"
         env = {**os.environ, "PYTHONPATH": str(repo_root)}
+        if host is not None:
+            env["DYNO"] = host
         with log.open("wb") as out:
             proc = subprocess.Popen(
                 argv,
@@ -224,3 +236,75 @@ def test_a_supervisor_that_gives_up_exits_1_with_only_the_gave_up_line(
     assert line.startswith("stem: error: supervisor gave up")
     assert "worker" in line
     assert b"RuntimeError: the database settings are missing" in stdout  # the worker's line
+
+
+def _crash(stack: Stack) -> list[psutil.Process]:
+    """SIGKILL ``stack``'s whole tree at once, as a machine that dies: the supervisor is
+    frozen first (so it restarts nothing and its children get no parent-death signal to
+    stop gracefully on), then every process group of the tree is killed."""
+    os.kill(stack.proc.pid, signal.SIGSTOP)
+    tree = stack.tree()
+    for group in {os.getpgid(p.pid) for p in tree if p.is_running()}:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(group, signal.SIGKILL)
+    os.killpg(stack.proc.pid, signal.SIGKILL)
+    stack.proc.wait()
+    return tree
+
+
+def _workers_by_host(redis_url: str, namespace: str) -> dict[str, int]:
+    """What `stem observe workers --json` shows: live workers per host part of their id."""
+    argv = ["--redis-url", redis_url, "--namespace", namespace, "observe", "workers", "--json"]
+    shown = CliRunner().invoke(main, argv)
+    assert shown.exit_code == 0, shown.output
+    return Counter(w["id"].split("/")[0] for w in json.loads(shown.stdout))
+
+
+def test_two_hosts_share_one_redis_and_a_sigkilled_hosts_jobs_complete_on_the_other(
+    supervise: object, japp: Stem, redis_url: str, namespace: str, tmp_path: Path
+) -> None:
+    ticks = tmp_path / "ticks"
+    config = tmp_path / "stem.toml"
+    config.write_text(
+        f'[[schedule]]\nname = "tick"\ntask = "tests.apps.jobs.ledger"\nevery_s = 1\n'
+        f'args = ["{ticks}"]\n'
+    )
+    options = ("--workers", "2", "--concurrency", "4", "--prefetch", "2", "--config", str(config))
+    a = supervise(*options, host="host-a", beat=True)  # type: ignore[operator]
+    b = supervise(*options, host="host-b", beat=True)  # type: ignore[operator]
+    wait_until(
+        lambda: _workers_by_host(redis_url, namespace) == {"host-a": 2, "host-b": 2},
+        60,
+        "`stem observe workers` to show two workers on each host",
+    )
+    wait_until(lambda: len(a.actors("beat")) == len(b.actors("beat")) == 1, what="two beats")
+    wait_until(lambda: len(set(lines(ticks)[1::2])) >= 3, 30, "both beats to run a few ticks")
+
+    log = tmp_path / "runs.txt"
+    handles = jobs.arecord.enqueue_many([(str(log), str(i), 1.5) for i in range(40)])
+    held_by_a = lambda: any(  # noqa: E731
+        w["id"].startswith("host-a/") and w.get("running", 0) > 0 for w in japp.broker.workers()
+    )
+    wait_until(held_by_a, 30, "host A to run some of the jobs")
+    beat_runs_before = Counter(lines(ticks)[1::2])
+    tree = _crash(a)
+    wait_until(lambda: gone(tree), 15, "nothing of host A to be left")
+
+    for i, h in enumerate(handles):
+        assert h.result(timeout_s=90) == str(i)  # every job completed, its result readable
+    runs = Counter(lines(log))
+    assert set(runs) == {str(i) for i in range(40)}
+    # Only what host A was running when it died runs again (2 workers x 4 slots).
+    assert sum(n - 1 for n in runs.values()) <= 2 * 4
+    stats = japp.broker.client.hget(japp.broker.keys.queue("default").stats, "reclaimed")
+    assert int(stats or 0) > 0  # host B's reclaimer took host A's jobs after their lease
+    assert _workers_by_host(redis_url, namespace).get("host-b") == 2
+    assert b.proc.poll() is None
+
+    # Two beats fired every tick once: one job per tick (its id names the tick), each run
+    # once while both hosts lived, and host B's beat alone carries on after the crash.
+    assert beat_runs_before and max(beat_runs_before.values()) == 1
+    last_tick = max(beat_runs_before)
+    wait_until(lambda: max(lines(ticks)[1::2]) > last_tick, 30, "a tick after the crash")
+    fired = sorted(int(job.rsplit(":", 1)[1]) for job in set(lines(ticks)[1::2]))
+    assert all(later - earlier >= 1000 for earlier, later in itertools.pairwise(fired))

@@ -6,9 +6,12 @@
 -- KEYS[4] {q}:done:<id>
 -- ARGV[1] group, ARGV[2] entry id, ARGV[3] job id ('' when unknown), ARGV[4] reason,
 -- ARGV[5] error JSON, ARGV[6] raw entry as JSON (used when there is no record),
--- ARGV[7] state (failed|dead), ARGV[8] result TTL s, ARGV[9] DLQ max length,
+-- ARGV[7] state (failed|dead), ARGV[8] result TTL s (a record's F.KEEP wins),
+-- ARGV[9] DLQ max length,
 -- ARGV[10] DLQ retention ms
 -- Returns 1 when buried; 0 when already terminal; -1 when the entry is no longer ours.
+-- The record is rebuilt settled (lib.lua's settle_record: no envelope, which the DLQ
+-- entry keeps; deleted with keep_result_s=0 unless a waiter registered).
 -- A record that is not a hash is left alone (the DLQ entry keeps the raw entry). The
 -- delivery's concurrency slots are given back (fenced by the entry id).
 check_type(KEYS[3], 'stream')

@@ -10,7 +10,9 @@
 -- ARGV[3..] one argument per job (fewer arguments: packing them is the client's cost):
 --            "<job id>\n<priority>\n<eta epoch ms, 0: now>\n<idempotency TTL s>\n
 --             <idempotency key or empty>\n<1 if the caller chose the id, else 0>\n
---             <limits: "<definition>=<instance>,..." or empty>\n<envelope JSON>"
+--             <limits: "<definition>=<instance>,..." or empty>\n
+--             <seconds to keep the settled record, or empty: the worker's default>\n
+--             <envelope JSON>"
 --            (the envelope is last, so only the key and id must be free
 --            of newlines; the client checks that). An id stem generated (80 random bits)
 --            cannot exist yet, so only a caller-chosen id is checked for a repeat.
@@ -25,14 +27,14 @@ local flags, out, ready = {}, {''}, {}
 for i = 3, #ARGV do
   local job = ARGV[i]
   local fields, pos = {}, 1
-  for f = 1, 7 do
+  for f = 1, 8 do
     local nl = string.find(job, '\n', pos, true)
     fields[f] = string.sub(job, pos, nl - 1)
     pos = nl + 1
   end
   local jid, prio, eta = fields[1], fields[2], tonumber(fields[3])
   local idem_ttl, idem, chosen = fields[4], fields[5], fields[6]
-  local limits = fields[7]
+  local limits, keep = fields[7], fields[8]
   local env = string.sub(job, pos)
   local existing = false
   if idem ~= '' then
@@ -55,6 +57,7 @@ for i = 3, #ARGV do
         F.ENQ_MS, now_ms, F.ETA_MS, eta)
       redis.call('ZADD', KEYS[1], eta, jid)
       if limits ~= '' then redis.call('HSET', jkey, F.LIMITS, limits) end
+      if keep ~= '' then redis.call('HSET', jkey, F.KEEP, keep) end
     else
       local stream = prefix .. K.STREAM .. prio
       if not ready[stream] and redis.call('EXISTS', stream) == 0 then
@@ -63,6 +66,7 @@ for i = 3, #ARGV do
       ready[stream] = true
       redis.call('HSET', jkey, F.ENV, env, F.STATE, S.QUEUED, F.PRIO, prio, F.ENQ_MS, now_ms)
       if limits ~= '' then redis.call('HSET', jkey, F.LIMITS, limits) end
+      if keep ~= '' then redis.call('HSET', jkey, F.KEEP, keep) end
       redis.call('XADD', stream, '*', E.ID, jid)
     end
     flags[#flags + 1] = '1'

@@ -71,26 +71,77 @@ local function field(fields, name)
   return false
 end
 
+-- How long a settled record and its done latch stay for a waiter that registered, when
+-- the job's own retention is shorter (keep_result_s=0): enough to wake and read it.
+local WAKE_KEEP_S = 60
+
+-- Settle the record `jkey` (a hash: the caller checked) in state `state` with the fields
+-- in `more` (result, or reason and error). It keeps only what a reader of a settled job
+-- uses: state, `more`, task name, attempt (when not 0), deliveries (when not 1), the
+-- enqueue, start and end times (and the limiter's grant, for a job a limit held back); the envelope, limits and the rest go (a dead job's DLQ
+-- entry keeps what a replay needs).
+-- A rebuilt small hash stays a listpack, which an edited one holding the envelope does
+-- not. It is kept for the record's F.KEEP seconds (the task's keep_result_s) if it has
+-- them, else `ttl`; at 0 nothing stays, unless a waiter registered (F.WAITED, wait.lua)
+-- or `keep_anyway` (a stale copy of the job may still be delivered: it must find the
+-- terminal state). Only a registered waiter gets the done latch pushed.
+local function settle_record(jkey, latch, ttl, now, state, more, keep_anyway)
+  local rec = redis.call('HMGET', jkey, F.KEEP, F.WAITED, F.ENQ_MS, F.START_MS, F.ATTEMPT,
+    F.ENV, F.TASK, F.DELIVERIES, F.GRANTED_MS)
+  local keep = rec[1] and counter(rec[1])
+  if not keep then keep = counter(ttl) or 0 end
+  local waited = rec[2] and latch
+  if keep == 0 and keep_anyway then keep = counter(ttl) or 0 end
+  if keep == 0 and (waited or keep_anyway) then keep = WAKE_KEEP_S end
+  redis.call('DEL', jkey)
+  if keep > 0 then
+    local fields = {F.STATE, state, F.END_MS, now}
+    for k = 1, #more do fields[#fields + 1] = more[k] end
+    if rec[3] then fields[#fields + 1] = F.ENQ_MS; fields[#fields + 1] = rec[3] end
+    if rec[4] then fields[#fields + 1] = F.START_MS; fields[#fields + 1] = rec[4] end
+    -- When a limit held it back, when the limiter let it start (its start follows).
+    if rec[9] then fields[#fields + 1] = F.GRANTED_MS; fields[#fields + 1] = rec[9] end
+    if rec[5] and rec[5] ~= '0' then
+      fields[#fields + 1] = F.ATTEMPT; fields[#fields + 1] = rec[5]
+    end
+    -- The task's name from the envelope stem wrote ("task" follows "v" and "id", whose
+    -- values hold no quote or brace), or a task field already there.
+    local task = rec[7]
+    if not task and rec[6] then
+      task = string.match(rec[6], '^{[^{}]-"task"%s*:%s*"([^"\\]+)"')
+    end
+    if task then fields[#fields + 1] = F.TASK; fields[#fields + 1] = task end
+    -- Delivered once is the rule: a settled record without the field reads 1 (redis.py).
+    if rec[8] ~= '1' then
+      fields[#fields + 1] = F.DELIVERIES; fields[#fields + 1] = rec[8] or 0
+    end
+    redis.call('HSET', jkey, unpack(fields))
+    redis.call('EXPIRE', jkey, keep)
+  end
+  if waited then
+    redis.call('RPUSH', latch, 1)
+    redis.call('EXPIRE', latch, WAKE_KEEP_S)
+  end
+end
+
 -- Append a job to the dead-letter stream and, when it has a record, mark it settled.
 -- dead: the DLQ stream; jkey/latch: the job record and its done latch (false if none,
 -- or when the record is not a hash);
 -- env: the envelope to keep (or the raw entry fields as JSON when there is no record).
--- The entry keeps the job's limits (E.LIMITS), so that a replay runs it under them again.
+-- The entry keeps the job's limits (E.LIMITS) and retention (E.KEEP), so that a replay
+-- runs it under them again.
 local function bury(dead, jkey, latch, jid, reason, err, env, state, ttl, maxlen, keep_ms, now)
-  local limits = jkey and redis.pcall('HGET', jkey, F.LIMITS)
-  if type(limits) == 'string' then
-    redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*', E.ID, jid or '', E.REASON, reason,
-      E.ERROR, err, E.ENV, env or '', E.STATE, state, E.TS, now, E.LIMITS, limits)
-  else
-    redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*', E.ID, jid or '', E.REASON, reason,
-      E.ERROR, err, E.ENV, env or '', E.STATE, state, E.TS, now)
+  local entry = {E.ID, jid or '', E.REASON, reason, E.ERROR, err, E.ENV, env or '',
+    E.STATE, state, E.TS, now}
+  local kept = jkey and redis.pcall('HMGET', jkey, F.LIMITS, F.KEEP)
+  if type(kept) == 'table' and not kept.err then
+    if kept[1] then entry[#entry + 1] = E.LIMITS; entry[#entry + 1] = kept[1] end
+    if kept[2] then entry[#entry + 1] = E.KEEP; entry[#entry + 1] = kept[2] end
   end
+  redis.call('XADD', dead, 'MAXLEN', '~', maxlen, '*', unpack(entry))
   redis.call('XTRIM', dead, 'MINID', '~', now - keep_ms)
   if jkey and redis.call('EXISTS', jkey) == 1 then
-    redis.call('HSET', jkey, F.STATE, state, F.REASON, reason, F.ERROR, err, F.END_MS, now)
-    redis.call('EXPIRE', jkey, ttl)
-    redis.call('RPUSH', latch, 1)
-    redis.call('EXPIRE', latch, ttl)
+    settle_record(jkey, latch, ttl, now, state, {F.REASON, reason, F.ERROR, err}, false)
   end
 end
 
@@ -110,11 +161,28 @@ end
 -- Limits (rate, concurrency, locks). A job's record names its limits in F.LIMITS as
 -- "<definition>=<instance>,..." (resolved by the producer); the caller passes the
 -- definitions as `defs`: definition -> {concurrency (0: none), tokens per ms (0: none),
--- bucket capacity}. A definition the caller does not know limits nothing. Per instance:
--- K.LIMIT its token bucket, K.SLOTS its held slots (job id -> "<prio>|<entry id>", the
--- delivery holding it: the fencing token), K.WAIT its throttled jobs (FIFO by score);
--- K.WAITING lists instances with waiting jobs, K.HELD those with held slots. Limit keys
--- are read and written with pcall: a key of the wrong type costs only its limit.
+-- bucket capacity, window guard size (0: none)}. A definition the caller does not know
+-- limits nothing. Per instance: K.LIMIT its rate state, K.SLOTS its held slots (job id ->
+-- "<prio>|<entry id>", the delivery holding it: the fencing token), K.WAIT its throttled
+-- jobs (FIFO by score); K.WAITING lists instances with waiting jobs, K.HELD those with
+-- held slots. Limit keys are read and written with pcall: a key of the wrong type costs
+-- only its limit.
+--
+-- A rate is a GCRA (the token bucket spelled as a theoretical arrival time `tat`): one
+-- token every T = 1/rate ms, a start allowed when tat - (capacity - 1) T <= now. A start
+-- moves tat on by T from the moment the job could have started: tat itself, or when the
+-- job became ready if that is later (the instance was idle), but never from earlier than
+-- CARRY_MS before now. So a start that comes late because the limiter woke a few ms after
+-- the token was due (or a worker fetched late) does not push every later start back: the
+-- achieved rate converges to the configured one instead of losing the lag on every start,
+-- and an idle instance still starts spread out (with no state, the first start owes
+-- nothing: tat starts from now). Carrying lag could put more starts than
+-- the rate in some 1-second window; the window guard forbids it: a ring of the last
+-- n = ceil(rate/s) + burst start times (fields r0..r<n-1>, next slot `i`, size `n`), and
+-- a start is allowed only when the one n starts ago is >= 1 s old (and a start it held
+-- back counts as due from the guard's time on, not before). The guard is kept for
+-- n <= 1000 (above that a 1-second window may hold a few starts more, see the guide).
+-- Times here are the server's, in fractional ms (TIME has microseconds).
 
 -- The limits named by a record's F.LIMITS value: a list of {definition, instance}.
 local function job_limits(value)
@@ -124,18 +192,54 @@ local function job_limits(value)
   return out
 end
 
--- A limit's token bucket at `now`: tokens, capacity, tokens per ms; nil without a rate.
-local function bucket(prefix, inst, d, now)
+-- The most lag a rate limit makes up for (ms): see above.
+local CARRY_MS = 250
+
+-- The server's time in fractional ms, read once per script call.
+local limit_clock = false
+local function limit_now()
+  if not limit_clock then
+    local t = redis.call('TIME')
+    limit_clock = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+  end
+  return limit_clock
+end
+
+-- Rate states read in this script call, by key (written through by take_limits), so a
+-- fetch of many jobs of one limit reads its hash once, not twice per job.
+local rate_cache = {}
+
+-- A rate limit's state: {key, T (ms per token), tolerance ms, unused, guard size, tat
+-- or false, the guard's next slot, the start time in it or false, the cache entry};
+-- nil without a rate.
+local function rate_state(prefix, inst, d)
   local rate, cap = tonumber(d[2]) or 0, tonumber(d[3]) or 1
   if rate <= 0 then return nil end
-  local st = redis.pcall('HMGET', prefix .. K.LIMIT .. inst, 'tokens', 'at_ms')
-  local tok, at = cap, now
-  if not st.err then tok, at = tonumber(st[1]) or cap, tonumber(st[2]) or now end
-  return math.min(cap, tok + math.max(0, now - at) * rate), cap, rate
+  local t = 1 / rate
+  local key = prefix .. K.LIMIT .. inst
+  local n = math.floor(tonumber(d[4]) or 0)
+  local c = rate_cache[key]
+  if not c then
+    local st = redis.pcall('HMGET', key, 'tat', 'i', 'n')
+    if st.err then st = {} end
+    c = {tat = tonumber(st[1]) or false, i = math.floor(tonumber(st[2]) or 0),
+      n = tonumber(st[3]) or 0, ring = {}}
+    rate_cache[key] = c
+  end
+  local slot, oldest = 0, false
+  if n > 0 and c.n == n then  -- a ring of another size (the rate changed) is new
+    slot = c.i % n
+    if c.ring[slot] == nil then
+      local v = redis.pcall('HGET', key, 'r' .. slot)
+      c.ring[slot] = type(v) == 'string' and tonumber(v) or false
+    end
+    oldest = c.ring[slot]
+  end
+  return {key, t, (math.max(1, cap) - 1) * t, 0, n, c.tat, slot, oldest, c}
 end
 
 -- The instance whose limit refuses job `jid` now, or false when every limit allows it;
--- second, for a rate refusal, the ms until its next token (nil: waits for a slot).
+-- second, for a rate refusal, the ms until it allows a start (nil: waits for a slot).
 -- prepaid: the limiter already took the job's tokens (it released the job).
 local function refused_by(prefix, jid, lims, defs, now, prepaid)
   for _, l in ipairs(lims) do
@@ -150,8 +254,14 @@ local function refused_by(prefix, jid, lims, defs, now, prepaid)
         end
       end
       if not prepaid then
-        local tok, _, rate = bucket(prefix, l[2], d, now)
-        if tok and tok < 1 then return l[2], math.floor((1 - tok) / rate) end
+        local r = rate_state(prefix, l[2], d)
+        if r then
+          local at = limit_now()
+          local due = 0
+          if r[6] then due = r[6] - r[3] - at end
+          if r[8] then due = math.max(due, r[8] + 1000 - at) end
+          if due > 0 then return l[2], math.ceil(due) end
+        end
       end
     end
   end
@@ -159,8 +269,9 @@ local function refused_by(prefix, jid, lims, defs, now, prepaid)
 end
 
 -- Take what refused_by allowed: a slot per concurrency limit, held by `holder`
--- ("<prio>|<entry id>"), and a token per rate limit (unless prepaid).
-local function take_limits(prefix, jid, lims, defs, now, prepaid, holder)
+-- ("<prio>|<entry id>"), and a token per rate limit (unless prepaid). `since`: when the
+-- job became ready (ms), else the time of the entry id in `holder`.
+local function take_limits(prefix, jid, lims, defs, now, prepaid, holder, since)
   for _, l in ipairs(lims) do
     local d = defs[l[1]]
     if d then
@@ -168,12 +279,30 @@ local function take_limits(prefix, jid, lims, defs, now, prepaid, holder)
         redis.pcall('HSET', prefix .. K.SLOTS .. l[2], jid, holder)
         redis.pcall('SADD', prefix .. K.HELD, l[2])
       end
-      if not prepaid then
-        local tok, cap, rate = bucket(prefix, l[2], d, now)
-        if tok then
-          local key = prefix .. K.LIMIT .. l[2]
-          redis.pcall('HSET', key, 'tokens', tok - 1, 'at_ms', now)
-          redis.pcall('PEXPIRE', key, math.ceil(cap / rate) + 1000)  -- idle: full again
+      local r = (not prepaid) and rate_state(prefix, l[2], d)
+      if r then
+        local at = limit_now()
+        local ready = tonumber(since) or tonumber(string.match(holder, '|(%d+)%-')) or at
+        local tat = at  -- no state: the first start (or the first after an idle spell)
+        if r[6] then tat = math.max(r[6], math.min(ready, at), at - CARRY_MS) end
+        -- A start the guard held back could not have come earlier: the spacing starts
+        -- again from the guard's time, so a catch-up burst does not repeat every second.
+        if r[8] then tat = math.max(tat, math.min(r[8] + 1000, at)) end
+        tat = tat + r[2]
+        local key, c = r[1], r[9]
+        redis.pcall('HSET', key, 'tat', string.format('%.3f', tat))
+        c.tat = tat
+        if r[5] > 0 then
+          redis.pcall('HSET', key, 'r' .. r[7], string.format('%.3f', at),
+            'i', (r[7] + 1) % r[5], 'n', r[5])
+          c.ring[r[7]], c.i, c.n = at, (r[7] + 1) % r[5], r[5]
+        end
+        -- Kept while it can refuse anything (the debt and the guard's second), set with
+        -- a second to spare so that a fetch of many jobs sets it once, not per job.
+        local expires = math.max(at, tat) + 2000
+        if not c.expires or expires > c.expires then
+          redis.pcall('PEXPIRE', key, math.ceil(expires - at) + 1000)
+          c.expires = expires + 1000
         end
       end
     end

@@ -15,7 +15,8 @@
 --             looks at the head of each one's wait set and, when every limit the job
 --             names allows it, takes its tokens and slots (the slot held by the new
 --             entry), XADDs it to its ready stream, state queued, F.ADMITTED set (fetch
---             then takes nothing again). A head that may not run blocks its instance
+--             then takes nothing again), F.GRANTED_MS the time it was released. A head
+--             that may not run blocks its instance
 --             for this round (FIFO); passes repeat while something was released. A wait
 --             set entry whose job is no longer throttled (settled, replayed) is dropped;
 --             one whose record stem cannot use goes to its stream for fetch to
@@ -99,10 +100,11 @@ while progress and released < budget do
             if type(eid) ~= 'string' then  -- the stream is not a stream: leave the job
               open[n] = false
             else
-              take_limits(prefix, jid, lims, defs, now, false, prio .. '|' .. eid)
+              local since = math.floor((tonumber(head[2]) or 0) / 1024)  -- ready since
+              take_limits(prefix, jid, lims, defs, now, false, prio .. '|' .. eid, since)
               redis.pcall('ZREM', wait, jid)
-              redis.call('HSET', jkey, F.STATE, S.QUEUED, F.ADMITTED, 1)
-              waited = waited + math.max(0, now - math.floor((tonumber(head[2]) or 0) / 1024))
+              redis.call('HSET', jkey, F.STATE, S.QUEUED, F.ADMITTED, 1, F.GRANTED_MS, now)
+              waited = waited + math.max(0, now - since)
               released = released + 1
               progress = true
             end

@@ -10,7 +10,8 @@
 --         "\n" and an envelope that replaces the kept one (an operator's re-signed copy,
 --         `stem dlq replay --resign`; entry ids hold no newline)
 -- Returns the job ids replayed; entries without an envelope (raw payloads) stay put.
--- The job's limits (E.LIMITS, kept by lib.lua's bury) go back into the record.
+-- The job's limits and retention (E.LIMITS, E.KEEP, kept by lib.lua's bury) go back
+-- into the record.
 local prefix, group = ARGV[1], ARGV[2]
 local out = {}
 for i = 3, #ARGV do
@@ -23,7 +24,8 @@ for i = 3, #ARGV do
     local jid, env = field(fields, E.ID), field(fields, E.ENV)
     if newenv then env = newenv end
     local ok, decoded = pcall(cjson.decode, env or '')
-    if jid and jid ~= '' and ok and type(decoded) == 'table' and decoded['task'] then
+    -- (the envelope's key "task" is spelled as the record's field F.TASK)
+    if jid and jid ~= '' and ok and type(decoded) == 'table' and decoded[F.TASK] then
       local jkey = prefix .. K.JOB .. jid
       local prio = tonumber(decoded['priority']) or 0
       local stream = prefix .. K.STREAM .. prio
@@ -32,6 +34,8 @@ for i = 3, #ARGV do
         F.DELIVERIES, 0, F.ENQ_MS, now_ms(), F.REPLAYED, 1)
       local limits = field(fields, E.LIMITS)
       if limits then redis.call('HSET', jkey, F.LIMITS, limits) end
+      local keep = field(fields, E.KEEP)
+      if keep then redis.call('HSET', jkey, F.KEEP, keep) end
       ensure_group(stream, group)
       redis.call('XADD', stream, '*', E.ID, jid)
       redis.call('XDEL', KEYS[1], eid)
