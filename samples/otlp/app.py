@@ -3,7 +3,8 @@
 Each ``enqueue`` opens a PRODUCER span and carries its W3C trace context in the job;
 the worker's CONSUMER span continues that trace, so one order is one trace from the
 producer's process through the worker's. The tasks record their own metrics beside
-stem's. Run it (samples/otlp/README.md has the Collector, Prometheus and Grafana)::
+stem's (stem installs the meter and tracer providers from the ``OTEL_*`` variables).
+Run it (samples/otlp/README.md has the Collector, Prometheus and Grafana)::
 
     export OTEL_TRACES_EXPORTER=console OTEL_METRICS_EXPORTER=console
     stem --app samples.otlp.app:app worker --burst &     # needs STEM_REDIS_URL
@@ -23,9 +24,6 @@ import trio
 from opentelemetry import metrics
 
 import stem
-from samples.otlp.telemetry import configure_metrics
-
-configure_metrics()  # traces: stem reads OTEL_TRACES_EXPORTER itself
 
 app = stem.Stem(
     namespace=os.environ.get("STEM_NAMESPACE", "stem"),

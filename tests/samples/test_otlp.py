@@ -92,6 +92,9 @@ def test_the_sample_traces_each_order_from_producer_to_worker_and_exports_metric
     assert [e["name"] for s in failed for e in s["events"]] == ["exception"] * len(failed) != []
     assert max(metric_values(worker_docs, "sample.orders")) == ORDERS
     assert max(metric_values(worker_docs, "sample.order.value")) == ORDERS
+    # stem's own instruments go to the same exporter: the orders' completed runs are one
+    # data point (by task and outcome).
+    assert ORDERS in metric_values(worker_docs, "messaging.process.duration")
 
 
 def test_every_file_the_compose_file_mounts_is_in_the_repository(repo_root: Path) -> None:
