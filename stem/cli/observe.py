@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -13,18 +13,25 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from stem.cli import output
+from stem.cli.metrics_view import (
+    ENTER_SCREEN,
+    LEAVE_SCREEN,
+    frame,
+    metrics_doc,
+    metrics_lines,
+    render_metrics,
+)
 from stem.cli.output import (
     Column,
     echo_json,
     emit,
     now_ms,
-    plain_line,
     say,
     span,
-    table,
 )
 from stem.cli.root import State
 from stem.errors import NotFound, UsageError
+from stem.observe.live import Window, refresh_every
 
 if TYPE_CHECKING:
     from stem.broker import Admin
@@ -247,18 +254,36 @@ def workers(state: State, as_json: bool) -> None:
     emit(worker_docs(state.app.broker), WORKER_COLUMNS, as_json=as_json, empty="no live workers")
 
 
+def actor_counts(broker: Admin) -> dict[str, int]:
+    """Live reclaimers, beats and rate limiters (their presence records), by kind."""
+    from stem.observe.presence import KINDS
+
+    return {kind: len(broker.actors(kind)) for kind in KINDS}
+
+
+#: The clock and sleep of `observe metrics`, and the live view's number of frames (None:
+#: until Ctrl-C); tests put a fake clock here to check the refresh rate without waiting.
+CLOCK: Callable[[], float] = time.monotonic
+SLEEP: Callable[[float], None] = time.sleep
+LIVE_FRAMES: int | None = None
+
+
 @observe.command(
     name="metrics",
     epilog="""Examples:
 
 \b
-  stem observe metrics                    # refreshes every second until Ctrl-C
+  stem observe metrics                    # full screen, refreshes every second until Ctrl-C
+  stem observe metrics --interval 5 --window 60
   stem observe metrics --once --json      # one snapshot, for scripts
-  stem observe metrics --once --interval 5
+  stem observe metrics | grep ^task:      # one line per queue, task and worker
 
-Rates come from the workers' processed/failed counters sampled --interval apart (or
-later: counters change with each worker's heartbeat, every 2 s). Without a terminal,
-or with --once or --json, one snapshot is printed.
+Per queue and per task: jobs completed per second (RATE), dead-lettered (FAILED, jobs,
+not attempts) and retried attempts per second, wait and run time p50/p99, and per queue
+its ready jobs, DLQ depth, jobs in flight and the workers serving it. The numbers come
+from the workers' heartbeats (every 2 s): on a terminal the view redraws every --interval
+seconds with rates over the last --window seconds; with --once, --json or in a pipe, one
+snapshot over --interval (or until every worker has beaten again, up to 2.5 s more).
 """,
 )
 @click.option("--once", is_flag=True, help="Print one snapshot and exit.")
@@ -270,107 +295,62 @@ or with --once or --json, one snapshot is printed.
     default=1.0,
     show_default=True,
     metavar="S",
-    help="Seconds between the two samples of a rate (and between refreshes).",
+    help="Seconds between refreshes (live), or between the two reads of a snapshot.",
+)
+@click.option(
+    "--window",
+    "window_s",
+    type=click.FloatRange(min=1),
+    default=10.0,
+    show_default=True,
+    metavar="S",
+    help="The live view's rates and percentiles cover the last S seconds.",
 )
 @click.pass_obj
-def metrics(state: State, once: bool, as_json: bool, interval_s: float) -> None:
-    """Queues, workers and job rates in one snapshot (live on a terminal)."""
+def metrics(state: State, once: bool, as_json: bool, interval_s: float, window_s: float) -> None:
+    """Rates, wait and run times per queue and per task (live on a terminal)."""
     broker: Admin = state.app.broker
-    live = output.stdout_is_tty() and not once and not as_json
-    before = sample(broker.workers(), time.monotonic())
+    if output.stdout_is_tty() and not once and not as_json:
+        _live_metrics(broker, interval_s, window_s)
+        return
+    window = Window(float("inf"))
+    window.add(CLOCK(), broker.workers())
+    SLEEP(interval_s)
+    deadline = CLOCK() + HEARTBEAT_WAIT_S
+    window.add(CLOCK(), broker.workers())
+    while window.stale() and CLOCK() < deadline:
+        SLEEP(0.1)
+        window.add(CLOCK(), broker.workers())
+    queues = queue_docs(broker)
+    doc = metrics_doc(queues, worker_docs(broker), window, actor_counts(broker))
+    warn_missing_limiter(queues)
+    if as_json:
+        echo_json(doc)
+    elif output.stdout_is_tty():
+        click.echo(render_metrics(doc, WORKER_COLUMNS))
+    else:
+        for line in metrics_lines(doc, WORKER_COLUMNS):
+            click.echo(line)
+
+
+def _live_metrics(broker: Admin, interval_s: float, window_s: float) -> None:
+    """The full-screen view: a frame every ``interval_s`` until Ctrl-C (exit 0), on the
+    terminal's alternate screen, which is left as it was found."""
+    window = Window(window_s)
+
+    def draw() -> None:
+        window.add(CLOCK(), broker.workers())
+        doc = metrics_doc(queue_docs(broker), worker_docs(broker), window, actor_counts(broker))
+        text = render_metrics(doc, WORKER_COLUMNS)
+        click.echo(frame(text, interval_s, window_s), nl=False, color=True)
+
+    click.echo(ENTER_SCREEN, nl=False, color=True)
     try:
-        while True:
-            after = next_sample(broker, before, interval_s)
-            snapshot = metrics_doc(broker, before, after)
-            before = after
-            if as_json:
-                echo_json(snapshot)
-            elif not output.stdout_is_tty():
-                for line in metrics_lines(snapshot):
-                    click.echo(line)
-            else:
-                if live:
-                    click.clear()
-                click.echo(render_metrics(snapshot))
-            if not live:
-                return
+        refresh_every(interval_s, draw, clock=CLOCK, sleep=SLEEP, frames=LIVE_FRAMES)
     except KeyboardInterrupt:
-        if not live:
-            raise
-
-
-def metrics_doc(broker: Admin, before: Sample, after: Sample) -> dict[str, Any]:
-    """One snapshot: queues and workers now, rates between ``before`` and ``after``."""
-    workers = worker_docs(broker)
-    qs = queue_docs(broker)
-    totals = {k: sum(q[k] for q in qs) for k in ("ready", "delayed", "pending", "dead")}
-    totals["workers"] = len(workers)
-    totals["in_flight"] = sum(int(w.get("in_flight", 0) or 0) for w in workers)
-    return {
-        "ts_ms": now_ms(),
-        "totals": totals,
-        "rates": rates(before, after),
-        "queues": qs,
-        "workers": workers,
-    }
-
-
-def metrics_lines(doc: dict[str, Any]) -> list[str]:
-    """A snapshot as plain lines: ``totals ...``, then ``queue:NAME ...`` per queue and
-    ``worker:ID ...`` per worker (``grep ^queue:`` picks one kind)."""
-    t, r = doc["totals"], doc["rates"]
-    totals = {
-        **t,
-        "processed_per_s": f"{r['processed_per_s']:.3f}",
-        "failed_per_s": f"{r['failed_per_s']:.3f}",
-        "interval_s": f"{r['interval_s']:g}",
-    }
-    lines = [plain_line(["totals", *totals], ["totals", *(str(v) for v in totals.values())])]
-    for q in doc["queues"]:
-        texts = [c.show(q.get(c.key)) for c in OBSERVE_QUEUE_COLUMNS]
-        keys = [c.plain_key for c in OBSERVE_QUEUE_COLUMNS]
-        lines.append(plain_line(keys, [f"queue:{texts[0]}", *texts[1:]]))
-    cols = [
-        *WORKER_COLUMNS[:1],
-        Column("processed_per_s", "RATE", _plain_rate),
-        *WORKER_COLUMNS[1:],
-    ]
-    for w in doc["workers"]:
-        row = {**w, "processed_per_s": r["workers"].get(w.get("id"), {}).get("processed_per_s")}
-        texts = [c.show(row.get(c.key)) for c in cols]
-        lines.append(plain_line([c.plain_key for c in cols], [f"worker:{texts[0]}", *texts[1:]]))
-    return lines
-
-
-def _plain_rate(value: Any) -> str:
-    return "-" if value is None else f"{value:.3f}"
-
-
-def render_metrics(doc: dict[str, Any]) -> str:
-    """The text form of a snapshot: a summary line, then the queue and worker tables."""
-    t, r = doc["totals"], doc["rates"]
-    head = (
-        f"jobs: {r['processed_per_s']:.1f}/s processed, {r['failed_per_s']:.1f}/s failed "
-        f"(over {r['interval_s']:g}s) | ready {t['ready']}, delayed {t['delayed']}, "
-        f"pending {t['pending']}, dead {t['dead']} | workers {t['workers']}, "
-        f"holding {t['in_flight']}"
-    )
-    parts = [head]
-    if doc["queues"]:
-        rows = [[c.show(q.get(c.key)) for c in OBSERVE_QUEUE_COLUMNS] for q in doc["queues"]]
-        parts += ["", table([c.header for c in OBSERVE_QUEUE_COLUMNS], rows)]
-    if doc["workers"]:
-        cols = [*WORKER_COLUMNS[:1], Column("rate", "RATE", _rate), *WORKER_COLUMNS[3:]]
-        per = r["workers"]
-        rows = [
-            [
-                c.show({**w, "rate": per.get(w.get("id"), {}).get("processed_per_s")}.get(c.key))
-                for c in cols
-            ]
-            for w in doc["workers"]
-        ]
-        parts += ["", table([c.header for c in cols], rows)]
-    return "\n".join(parts)
+        pass
+    finally:
+        click.echo(LEAVE_SCREEN, nl=False, color=True)
 
 
 @observe.command(

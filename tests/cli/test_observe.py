@@ -134,8 +134,10 @@ def test_metrics_without_a_terminal_prints_one_snapshot_as_plain_lines(
         "processed_per_s=0.000 failed_per_s=0.000 interval_s="
     )
     assert (
-        "queue:default ready=1 delayed=0 pending=1 dead=1 paused=no throttled=0 limiter=-" in queues
-    )
+        "queue:default ready=1 delayed=0 pending=1 dead=1 paused=no throttled=0 limiter=- "
+        "workers=0 processed_per_s=- failed_per_s=- retried_per_s=- wait_p50_s=- "
+        "wait_p99_s=- run_p50_s=- run_p99_s=-"
+    ) in queues
 
 
 def test_metrics_once_on_a_terminal_prints_a_summary_and_tables(
@@ -147,7 +149,10 @@ def test_metrics_once_on_a_terminal_prints_a_summary_and_tables(
     first = result.stdout.splitlines()[0]
     assert first.startswith("jobs: 0.0/s processed, 0.0/s failed")
     assert "ready 1, delayed 1, pending 1, dead 1 | workers 0" in first
-    assert "QUEUE    READY  DELAYED  PENDING  DEAD" in result.stdout
+    header, first_queue = result.stdout.splitlines()[2:4]
+    assert header.split()[:4] == ["QUEUE", "TASK", "RATE", "FAILED"]
+    assert first_queue.split()[:2] == ["default", "(all)"]
+    assert first_queue.split()[-4:] == ["1", "1", "1", "0"]  # ready, DLQ, in flight, workers
 
 
 def test_rates_are_counter_differences_over_each_workers_heartbeat_window() -> None:

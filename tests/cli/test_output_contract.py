@@ -45,7 +45,10 @@ def data(stem: Invoke, app: Stem, tmp_path: Path) -> Data:
         fail(app.broker, message="disk full: no space left on device")
     stem("enqueue", "t", "--delay", "3600")
     record = {"id": "h1/1", "host": "h1", "pid": 1, "queues": ["default"], "concurrency": 4}
-    app.broker.heartbeat("h1/1", {**record, "processed": 3, "failed": 1, "started_at": 1.0}, 60)
+    run = [2, 1] + [0] * 13  # per bucket: `observe metrics` shows task rows
+    by_task = [{"queue": "default", "task": "t", "processed": 3, "run": run, "wait": run}]
+    counts = {"processed": 3, "failed": 1, "started_at": 1.0, "by_task": by_task}
+    app.broker.heartbeat("h1/1", {**record, **counts}, 60)
     stem("schedule", "add", "nightly", "t.report", "--cron", "30 2 * * *", "--tz", "Europe/Berlin")
     child = ChildStatistics("worker", 1, 4243, ChildState.RUNNING, 2, time.time(), 4.2, -9, "hung")
     status = SupervisorStatus(4242, SupervisorState.RUNNING, time.time(), (child,))
