@@ -23,6 +23,7 @@ import math
 import os
 import random
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -144,6 +145,10 @@ class Worker:
         self._flush_wanted = AsyncBool(False)
         self._submitted = 0  # settlements ever submitted (a ticket is this count)
         self._settled = AsyncValue(0)  # of those, how many Redis has: in submit order
+        # An abandoned wait's thread may still fetch: the gate orders that fetch before
+        # the final hand-back, or refuses it (``_close_fetching``).
+        self._fetch_gate = threading.Lock()
+        self._fetching_closed = False
 
     def _runners(self) -> dict[Pool, Runner]:
         threads = ThreadRunner(self.options.concurrency)
@@ -240,28 +245,49 @@ class Worker:
                     log.warning("fetch failed, retrying in 1 s: %s", exc)
                     await trio.sleep(1)
                     continue
-                if got:
-                    for d in got:
-                        send.send_nowait(d)
-                elif self.options.burst:
+                if not got and self.options.burst:
                     if len(self.held):  # let the last jobs settle, then look again
                         with trio.move_on_after(1):
                             await self._settled.wait_transition()
-                    elif await self._call(self._idle_or_unknown):
+                        continue
+                    if await self._call(self._idle_or_unknown):
                         log.info("burst: queues are empty, stopping")
                         self.request_stop()
                         return
-                    else:
-                        await self._wait_ready(100)
-                else:
-                    await self._wait_ready(1000)
+                    got = await self._wait_and_fetch(100, free)
+                elif not got:
+                    got = await self._wait_and_fetch(1000, free)
+                for d in got:
+                    send.send_nowait(d)
 
-    async def _wait_ready(self, timeout_ms: int) -> None:
+    async def _wait_and_fetch(self, timeout_ms: int, free: int) -> list[Delivery]:
+        """Block until a job arrives, then fetch up to ``free`` in the same thread call.
+
+        One thread hop instead of two between a job landing and its start (the latency
+        path of an idle worker). ``free`` was counted before the wait and only settles
+        happen meanwhile, so the bound on held jobs stays exact. The wait is abandoned on
+        a cancel; a fetch that thread would still make is refused by the fetch gate once
+        the worker hands everything back (``_close_fetching``).
+        """
         try:
-            await self._call_abandoning(self.broker.wait_ready, self.options.queues, timeout_ms)
+            return await self._call_abandoning(self._wait_then_fetch, timeout_ms, free)
         except BrokerUnavailable as exc:
             log.warning("waiting for jobs failed, retrying in 1 s: %s", exc)
             await trio.sleep(1)
+            return []
+
+    def _wait_then_fetch(self, timeout_ms: int, free: int) -> list[Delivery]:
+        if not self.broker.wait_ready(self.options.queues, timeout_ms):
+            return []
+        with self._fetch_gate:  # held jobs are recorded before the gate opens again
+            if self._fetching_closed:
+                return []
+            return self._fetch(free)
+
+    def _close_fetching(self) -> None:
+        """No fetch starts after this returns; one under way has recorded its jobs."""
+        with self._fetch_gate:
+            self._fetching_closed = True
 
     def _fetch(self, free: int) -> list[Delivery]:
         # Runs in a thread; held jobs are recorded here, before returning, so a fetch
@@ -370,6 +396,7 @@ class Worker:
             self._settled.value += len(batch)  # wakes the fetch loop and recovery
 
     async def _hand_back_all(self) -> None:
+        await self._call(self._close_fetching)
         if self._pending:
             with trio.move_on_after(10):
                 await self._flush()
