@@ -149,6 +149,7 @@ class Worker:
         # the final hand-back, or refuses it (``_close_fetching``).
         self._fetch_gate = threading.Lock()
         self._fetching_closed = False
+        self._drained = False  # whether the last _fetch emptied every queue it read
 
     def _runners(self) -> dict[Pool, Runner]:
         threads = ThreadRunner(self.options.concurrency)
@@ -233,10 +234,19 @@ class Worker:
         self, send: trio.MemorySendChannel[Delivery], scope: trio.CancelScope
     ) -> None:
         with scope:
+            drained = False  # the last fetch got jobs, but fewer than it asked for
             while True:
                 free = self.capacity - len(self.held)
                 if free <= 0:
                     await self._settled.wait_transition()  # a settle makes room
+                    continue
+                if drained and not self.options.burst:
+                    # The queues were empty after that fetch: wait at once, skipping
+                    # a fetch that would find nothing (a round trip, a thread hop).
+                    got = await self._wait_and_fetch(1000, free)
+                    drained = bool(got) and self._drained
+                    for d in got:
+                        send.send_nowait(d)
                     continue
                 try:
                     got = await self._call(self._fetch, free)
@@ -245,6 +255,7 @@ class Worker:
                     log.warning("fetch failed, retrying in 1 s: %s", exc)
                     await trio.sleep(1)
                     continue
+                drained = bool(got) and self._drained
                 if not got and self.options.burst:
                     if len(self.held):  # let the last jobs settle, then look again
                         with trio.move_on_after(1):
@@ -257,6 +268,7 @@ class Worker:
                     got = await self._wait_and_fetch(100, free)
                 elif not got:
                     got = await self._wait_and_fetch(1000, free)
+                    drained = bool(got) and self._drained
                 for d in got:
                     send.send_nowait(d)
 
@@ -309,6 +321,8 @@ class Worker:
                 break
         if failed is not None and not out:
             raise failed
+        # Every queue gave fewer than asked, none failed: all were drained by this fetch.
+        self._drained = failed is None and len(out) < free
         return out
 
     def _queue_order(self) -> Sequence[str]:
