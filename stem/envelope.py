@@ -27,6 +27,8 @@ from stem.errors import PayloadError, SerializationError
 VERSION = 1
 
 _encode = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode
+#: ``json.loads`` minus its per-call work (encoding sniffing of bytes, keyword checks).
+_decode = json.JSONDecoder().decode
 
 
 def new_job_id() -> str:
@@ -187,7 +189,7 @@ def _name_bad_argument(
 def decode(raw: bytes | str) -> Envelope:
     """Decode and validate an envelope; raise :class:`PayloadError` saying what is wrong."""
     try:
-        doc = json.loads(raw)
+        doc = _decode(raw.decode() if isinstance(raw, bytes) else raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise PayloadError(f"envelope is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):

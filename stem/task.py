@@ -105,6 +105,11 @@ class RetryPolicy:
             outcome.retry(self.delay_s(attempt, error))
 
 
+#: How many argument shapes ``Task.bind_check`` remembers per task.
+_MAX_SHAPES = 64
+_NO_NAMES: frozenset[str] = frozenset()
+
+
 class Task(Generic[P, R]):
     """A registered task. Call it to run the function locally; ``enqueue`` to send a job."""
 
@@ -140,6 +145,9 @@ class Task(Generic[P, R]):
         self.pool = pool
         self.is_async = inspect.iscoroutinefunction(fn)
         self.signature = inspect.signature(fn)
+        # Whether arguments fit depends only on their shape (how many positional, which
+        # keyword names), never on their values: bind_check remembers each shape's verdict.
+        self._shapes: dict[tuple[int, frozenset[str]], str | None] = {}
         self.__doc__ = fn.__doc__
         self.__name__ = getattr(fn, "__name__", name)
 
@@ -224,8 +232,26 @@ class Task(Generic[P, R]):
         return self.limits.refs(bound.arguments)
 
     def bind_check(self, args: Sequence[Any], kwargs: dict[str, Any]) -> None:
-        """Raise ``TypeError`` if ``args``/``kwargs`` do not fit the function."""
-        self.signature.bind(*args, **kwargs)
+        """Raise ``TypeError`` if ``args``/``kwargs`` do not fit the function.
+
+        ``Signature.bind`` looks only at the number of positional arguments and the
+        keyword names, so its verdict is cached per shape (a job's hot path: one dict
+        lookup instead of a bind). At most ``_MAX_SHAPES`` shapes are kept, so a task
+        with ``**kwargs`` called with ever-new names does not grow the cache forever.
+        """
+        shape = (len(args), frozenset(kwargs) if kwargs else _NO_NAMES)
+        try:
+            error = self._shapes[shape]
+        except KeyError:
+            try:
+                self.signature.bind(*args, **kwargs)
+                error = None
+            except TypeError as exc:
+                error = str(exc)
+            if len(self._shapes) < _MAX_SHAPES:
+                self._shapes[shape] = error
+        if error is not None:
+            raise TypeError(error)
 
     def options(self) -> dict[str, Any]:
         """The task's options, for display."""

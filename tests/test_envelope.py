@@ -210,3 +210,23 @@ def test_a_field_of_the_wrong_type_is_a_payload_error_naming_it(field: str, valu
 
     with pytest.raises(PayloadError, match=f"envelope field {field!r} should be"):
         decode(json.dumps(doc))
+
+
+def test_a_task_refuses_arguments_of_a_bad_shape_every_time_and_accepts_good_ones() -> None:
+    from stem import Stem
+
+    app = Stem()
+
+    @app.task
+    def add(a: int, b: int = 0) -> int:
+        return a + b
+
+    for _ in range(3):  # the verdict is remembered per shape: it must stay the same
+        add.bind_check([1], {})
+        add.bind_check([1], {"b": 2})
+        with pytest.raises(TypeError, match="missing a required argument"):
+            add.bind_check([], {})
+        with pytest.raises(TypeError, match="unexpected keyword argument 'c'"):
+            add.bind_check([1], {"c": 2})
+        with pytest.raises(TypeError, match="too many positional arguments"):
+            add.bind_check([1, 2, 3], {})

@@ -183,9 +183,11 @@ class RedisBroker(AdminMixin, LimitsMixin, ControlMixin):
         """Deliver up to ``count`` jobs of ``queue`` to ``consumer``, highest priority first.
 
         Returns an empty list when nothing is ready; ``wait_ready`` then blocks until
-        something arrives, without missing entries added in between. ``limits`` are the
-        definitions in force: a job one of them refuses now is parked (throttled) in the
-        same call instead of delivered; without them no job is ever throttled.
+        something arrives, without missing entries added in between. Fewer than
+        ``count`` jobs means the queue was drained: ``wait_ready`` may follow at once.
+        ``limits`` are the definitions in force: a job one of them refuses now is parked
+        (throttled) in the same call instead of delivered; without them no job is ever
+        throttled.
         """
         qk = self.keys.queue(queue)
         self._register(queue)
@@ -195,7 +197,18 @@ class RedisBroker(AdminMixin, LimitsMixin, ControlMixin):
         if reply[0] == 0:
             self._positions[queue] = dict(zip(qk.streams(), reply[1:], strict=True))
             return []
-        return [_delivery(queue, item) for item in reply[1:]]
+        out = [_delivery(queue, item) for item in reply[1:]]
+        known = self._positions.get(queue)
+        if known is not None and len(out) < count:
+            # Fewer than asked: this read drained the queue, so a wait may start from
+            # the last entry delivered on each stream without a fetch that finds nothing
+            # first. Anything not read yet lies past it (a stream is read in id order);
+            # entries past it that others took only wake the wait early.
+            for d in out:
+                stream = qk.stream(d.priority)
+                if _stream_id(d.entry_id) > _stream_id(known[stream]):
+                    known[stream] = d.entry_id.encode()
+        return out
 
     def _dlq_args(self) -> list[int]:
         """What every script that may dead-letter needs: result TTL, DLQ bounds."""
@@ -207,7 +220,7 @@ class RedisBroker(AdminMixin, LimitsMixin, ControlMixin):
 
         Reads nothing into any consumer group: it only wakes the caller, who then calls
         ``fetch`` (which keeps the bound on held jobs exact). Positions come from the last
-        empty ``fetch`` of each queue.
+        empty ``fetch`` of each queue, advanced by a later one that drained it.
         """
         per_queue: list[dict[str, bytes]] = []
         for queue in queues:
@@ -587,6 +600,13 @@ def _pairs(jobs: Sequence[NewJob], reply: list[Any]) -> list[tuple[str, bool]]:
         (j.id, True) if flag == ord("1") else (_s(next(matched)) or "", False)
         for j, flag in zip(jobs, flags, strict=True)
     ]
+
+
+def _stream_id(entry_id: str | bytes) -> tuple[int, int]:
+    """A stream entry id as a comparable pair (``"1-0"`` -> ``(1, 0)``)."""
+    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+    ms, _, seq = text.partition("-")
+    return int(ms), int(seq or 0)
 
 
 def _delivery(queue: str, item: list[Any]) -> Delivery:

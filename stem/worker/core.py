@@ -23,6 +23,7 @@ import math
 import os
 import random
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -152,6 +153,11 @@ class Worker:
         self._flush_wanted = AsyncBool(False)
         self._submitted = 0  # settlements ever submitted (a ticket is this count)
         self._settled = AsyncValue(0)  # of those, how many Redis has: in submit order
+        # An abandoned wait's thread may still fetch: the gate orders that fetch before
+        # the final hand-back, or refuses it (``_close_fetching``).
+        self._fetch_gate = threading.Lock()
+        self._fetching_closed = False
+        self._drained = False  # whether the last _fetch emptied every queue it read
 
     def _register_meters(self) -> None:
         """OTel instruments read from the worker's own counters at each collection
@@ -259,10 +265,19 @@ class Worker:
         self, send: trio.MemorySendChannel[Delivery], scope: trio.CancelScope
     ) -> None:
         with scope:
+            drained = False  # the last fetch got jobs, but fewer than it asked for
             while True:
                 free = self.capacity - len(self.held)
                 if free <= 0:
                     await self._settled.wait_transition()  # a settle makes room
+                    continue
+                if drained and not self.options.burst:
+                    # The queues were empty after that fetch: wait at once, skipping
+                    # a fetch that would find nothing (a round trip, a thread hop).
+                    got = await self._wait_and_fetch(1000, free)
+                    drained = bool(got) and self._drained
+                    for d in got:
+                        send.send_nowait(d)
                     continue
                 try:
                     got = await self._call(self._fetch, free)
@@ -271,32 +286,55 @@ class Worker:
                     log.warning("fetch failed, retrying in 1 s: %s", exc)
                     await trio.sleep(1)
                     continue
+                drained = bool(got) and self._drained
+                if not got and self.options.burst:
+                    if len(self.held):  # let the last jobs settle, then look again
+                        with trio.move_on_after(1):
+                            await self._settled.wait_transition()
+                        continue
+                    if await self._call(self._idle_or_unknown):
+                        log.info("burst: queues are empty, stopping")
+                        self.request_stop()
+                        return
+                    got = await self._wait_and_fetch(100, free)
+                elif not got:
+                    got = await self._wait_and_fetch(1000, free)
+                    drained = bool(got) and self._drained
                 if got and scope.cancel_called:
                     # The stop came while the fetch ran (a thread: it cannot be cancelled)
                     # and closed the runners' channel: these are held, so handed back.
                     return
-                if got:
-                    for d in got:
-                        send.send_nowait(d)
-                elif self.options.burst:
-                    if len(self.held):  # let the last jobs settle, then look again
-                        with trio.move_on_after(1):
-                            await self._settled.wait_transition()
-                    elif await self._call(self._idle_or_unknown):
-                        log.info("burst: queues are empty, stopping")
-                        self.request_stop()
-                        return
-                    else:
-                        await self._wait_ready(100)
-                else:
-                    await self._wait_ready(1000)
+                for d in got:
+                    send.send_nowait(d)
 
-    async def _wait_ready(self, timeout_ms: int) -> None:
+    async def _wait_and_fetch(self, timeout_ms: int, free: int) -> list[Delivery]:
+        """Block until a job arrives, then fetch up to ``free`` in the same thread call.
+
+        One thread hop instead of two between a job landing and its start (the latency
+        path of an idle worker). ``free`` was counted before the wait and only settles
+        happen meanwhile, so the bound on held jobs stays exact. The wait is abandoned on
+        a cancel; a fetch that thread would still make is refused by the fetch gate once
+        the worker hands everything back (``_close_fetching``).
+        """
         try:
-            await self._call_abandoning(self.broker.wait_ready, self.options.queues, timeout_ms)
+            return await self._call_abandoning(self._wait_then_fetch, timeout_ms, free)
         except BrokerUnavailable as exc:
             log.warning("waiting for jobs failed, retrying in 1 s: %s", exc)
             await trio.sleep(1)
+            return []
+
+    def _wait_then_fetch(self, timeout_ms: int, free: int) -> list[Delivery]:
+        if not self.broker.wait_ready(self.options.queues, timeout_ms):
+            return []
+        with self._fetch_gate:  # held jobs are recorded before the gate opens again
+            if self._fetching_closed:
+                return []
+            return self._fetch(free)
+
+    def _close_fetching(self) -> None:
+        """No fetch starts after this returns; one under way has recorded its jobs."""
+        with self._fetch_gate:
+            self._fetching_closed = True
 
     def _fetch(self, free: int) -> list[Delivery]:
         # Runs in a thread; held jobs are recorded here, before returning, so a fetch
@@ -318,6 +356,8 @@ class Worker:
                 break
         if failed is not None and not out:
             raise failed
+        # Every queue gave fewer than asked, none failed: all were drained by this fetch.
+        self._drained = failed is None and len(out) < free
         return out
 
     def _queue_order(self) -> Sequence[str]:
@@ -405,6 +445,7 @@ class Worker:
             self._settled.value += len(batch)  # wakes the fetch loop and recovery
 
     async def _hand_back_all(self) -> None:
+        await self._call(self._close_fetching)
         if self._pending:
             with trio.move_on_after(10):
                 await self._flush()

@@ -313,6 +313,19 @@ class BrokerContract:
         timer.join()
         assert len(broker.fetch(Q, "c1", 1)) == 1
 
+    def test_a_fetch_that_drains_the_queue_lets_the_next_wait_sleep_until_a_new_job(
+        self, broker: RedisBroker
+    ) -> None:
+        assert broker.fetch(Q, "c1", 5) == []
+        broker.enqueue(Q, [job(), job(priority=9)])
+        assert len(broker.fetch(Q, "c1", 5)) == 2  # fewer than asked: the queue is drained
+        assert broker.wait_ready([Q], 50) is False  # no empty fetch needed in between
+        timer = threading.Timer(0.1, lambda: broker.enqueue(Q, [job()]))
+        timer.start()
+        assert broker.wait_ready([Q], 10_000) is True
+        timer.join()
+        assert len(broker.fetch(Q, "c1", 5)) == 1
+
     def test_queue_stats_count_ready_pending_delayed_and_dead(self, broker: RedisBroker) -> None:
         broker.enqueue(Q, [job() for _ in range(5)])
         broker.enqueue(Q, [job(eta_ms=time.time_ns() // 1_000_000 + 60_000)])
