@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import metrics
 
 from stem.middleware.base import Middleware, OutgoingJob
+from stem.observe.tracing import exporter_names
 from stem.outcome import Outcome, Verdict
 
 if TYPE_CHECKING:
@@ -160,8 +161,7 @@ def configure_from_env() -> bool:
         if _configured:
             return False
         _configured = True
-        names = [n.strip() for n in os.environ.get(EXPORTER_ENV, "").split(",") if n.strip()]
-        names = [n for n in names if n != "none"]
+        names = exporter_names(EXPORTER_ENV)
         if not names or not _is_noop(metrics.get_meter_provider()):
             return False  # metrics off, or the app set its own provider
         metrics.set_meter_provider(sdk_provider(names))

@@ -43,6 +43,15 @@ if TYPE_CHECKING:
 log = logging.getLogger("stem.observe.tracing")
 
 EXPORTER_ENV = "OTEL_TRACES_EXPORTER"
+
+
+def exporter_names(variable: str) -> list[str]:
+    """The exporters an ``OTEL_*_EXPORTER`` variable names (comma-separated), without
+    ``none``: empty means that signal is off."""
+    names = (n.strip() for n in os.environ.get(variable, "").split(","))
+    return [n for n in names if n and n != "none"]
+
+
 _SCOPE = "stem"
 _configured = False
 _lock = threading.Lock()
@@ -64,8 +73,7 @@ def configure_from_env() -> bool:
         if _configured:
             return False
         _configured = True
-        names = [n.strip() for n in os.environ.get(EXPORTER_ENV, "").split(",") if n.strip()]
-        names = [n for n in names if n != "none"]
+        names = exporter_names(EXPORTER_ENV)
         if not names or not isinstance(trace.get_tracer_provider(), ProxyTracerProvider):
             return False
         trace.set_tracer_provider(sdk_provider(names))
