@@ -1,9 +1,12 @@
 """The cost of observability on the worker's drain rate, as ratios to a baseline.
 
-    .venv/bin/python -m bench.observe [--jobs 5000] [--runs 3]
+    .venv/bin/python -m bench.observe [--jobs 5000] [--runs 3] [--job noop|incr]
 
-One in-process worker drains ``--jobs`` no-op async jobs (enqueued first) in each
-setup, interleaved run by run, median of ``--runs`` (the machine is noisy):
+One in-process worker drains ``--jobs`` jobs (enqueued first) in each setup, interleaved
+run by run, median of ``--runs`` (the machine is noisy). ``--job noop`` (the default) is
+an async task that does nothing: the worst case, every microsecond of overhead shows;
+``--job incr`` is the peers' job of bench/peers (a sync task doing one blocking Redis
+``INCR``, on the thread pool): the cheapest job that does any I/O. The setups:
 
 * ``bare``: logs at WARNING, no tracer or meter provider, and without the always-on
   ``JobStats`` middleware (the heartbeat's per-task histograms): what stem costs with
@@ -28,8 +31,8 @@ import time
 from collections.abc import Iterator, Sequence
 from typing import Any
 
+import redis
 import trio
-from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
@@ -39,6 +42,7 @@ from stem import Stem
 from stem.middleware.base import Middleware
 from stem.observe.logs import configure_logging
 from stem.observe.metrics import JobStats, Meters
+from stem.observe.metrics import meter_provider as sdk_meter_provider
 from stem.observe.tracing import Tracing
 from stem.worker import WorkerOptions, serve_worker
 
@@ -52,7 +56,7 @@ class DropSpans(SpanExporter):
         return SpanExportResult.SUCCESS
 
 
-def drain(url: str, setup: str, jobs: int, run: int) -> tuple[float, float]:
+def drain(url: str, setup: str, jobs: int, run: int, job: str = "noop") -> tuple[float, float]:
     """Jobs per wall-clock second and per CPU second of this process (all its threads;
     Redis runs elsewhere) for one drain in ``setup``. The CPU rate is the steadier one
     on a shared machine: other processes' load stretches wall time, not our CPU time."""
@@ -62,14 +66,19 @@ def drain(url: str, setup: str, jobs: int, run: int) -> tuple[float, float]:
         provider = TracerProvider()
         provider.add_span_processor(BatchSpanProcessor(DropSpans()))
     if setup == "traces+metrics":
-        meter_provider = MeterProvider([InMemoryMetricReader()])
+        meter_provider = sdk_meter_provider([InMemoryMetricReader()])  # stem's defaults
     middleware = [Tracing(provider), Meters(meter_provider)]
     with open(os.devnull, "w") as null, _without_job_stats(setup == "bare"):
         configure_logging("worker", "INFO" if setup == "logs" else "WARNING", stream=null)
         app = Stem(url, namespace=f"obs{run}{SETUPS.index(setup)}", middleware=middleware)
-        app.task(name="bench.noop_async")(_noop)
-        app.enqueue_many("bench.noop_async", [() for _ in range(jobs)])
-        options = WorkerOptions(concurrency=50, prefetch=500, burst=True)
+        if job == "noop":
+            app.task(name="bench.job")(_noop)
+            options = WorkerOptions(concurrency=50, prefetch=500, burst=True)
+        else:
+            client = redis.Redis.from_url(url)
+            app.task(name="bench.job", pool="threads")(lambda: client.incr("bench:observe"))
+            options = WorkerOptions(concurrency=10, prefetch=10, burst=True)  # the defaults
+        app.enqueue_many("bench.job", [() for _ in range(jobs)])
         started, cpu = time.perf_counter(), time.process_time()
         trio.run(serve_worker, app, options)
         elapsed, cpu_s = time.perf_counter() - started, time.process_time() - cpu
@@ -106,16 +115,17 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=5_000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--job", choices=("noop", "incr"), default="noop")
     args = parser.parse_args()
     wall: dict[str, list[float]] = {s: [] for s in SETUPS}
     cpu: dict[str, list[float]] = {s: [] for s in SETUPS}
-    with private_redis() as redis:
+    with private_redis() as server:
         for run in range(args.runs):
             for setup in SETUPS:
-                per_s, per_cpu_s = drain(redis.url, setup, args.jobs, run)
+                per_s, per_cpu_s = drain(server.url, setup, args.jobs, run, args.job)
                 wall[setup].append(per_s)
                 cpu[setup].append(per_cpu_s)
-    print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    print(f"job: {args.job}; load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     base, base_cpu = statistics.median(wall["quiet"]), statistics.median(cpu["quiet"])
     rows = []
     for s in SETUPS:

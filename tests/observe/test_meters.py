@@ -96,3 +96,28 @@ def metric_names(docs: list[dict[str, Any]]) -> Iterator[str]:
             for scope in resource.get("scope_metrics", []):
                 for metric in scope.get("metrics", []):
                     yield metric["name"]
+
+
+def exemplars_of_a_measurement_inside_a_span(monkeypatch: Any, filter_env: str | None) -> list[Any]:
+    from opentelemetry.sdk.trace import TracerProvider
+
+    from stem.observe.metrics import EXEMPLAR_FILTER_ENV, meter_provider
+
+    if filter_env is None:
+        monkeypatch.delenv(EXEMPLAR_FILTER_ENV, raising=False)
+    else:
+        monkeypatch.setenv(EXEMPLAR_FILTER_ENV, filter_env)
+    reader = InMemoryMetricReader()
+    histogram = meter_provider([reader]).get_meter("t").create_histogram("h", unit="s")
+    with TracerProvider().get_tracer("t").start_as_current_span("job"):
+        histogram.record(0.5, {"stem.task": "t"})
+    [point] = points(reader)["h"]
+    return list(point.exemplars)
+
+
+def test_stems_meter_provider_samples_no_exemplars_unless_the_environment_asks(
+    monkeypatch: Any,
+) -> None:
+    # Each exemplar costs a traced job's measurement about as much as the measurement.
+    assert exemplars_of_a_measurement_inside_a_span(monkeypatch, None) == []
+    assert len(exemplars_of_a_measurement_inside_a_span(monkeypatch, "trace_based")) == 1
