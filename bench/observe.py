@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import logging
 import os
 import statistics
@@ -119,6 +120,7 @@ def main() -> None:
     args = parser.parse_args()
     wall: dict[str, list[float]] = {s: [] for s in SETUPS}
     cpu: dict[str, list[float]] = {s: [] for s in SETUPS}
+    gc.freeze()  # as every actor does once started (stem.runtime)
     with private_redis() as server:
         for run in range(args.runs):
             for setup in SETUPS:
