@@ -143,7 +143,9 @@ def open_client(
             # redis-py retries 10 times by default: that would multiply the deadline.
             "retry": Retry(NoBackoff(), 0),
         }
-    options.update(decode_responses=False, socket_keepalive=True, max_connections=max_connections)
+    options.update(decode_responses=False, max_connections=max_connections)
+    if scheme != "unix":  # TCP keepalive; a Unix socket connection refuses the argument
+        options["socket_keepalive"] = True
     if scheme == SENTINEL_SCHEME:
         return _sentinel_client(url, options)
     if scheme in CLUSTER_SCHEMES:
