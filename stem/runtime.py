@@ -3,7 +3,7 @@
 ``run_actor(name, app, serve)`` configures logging, logs a start banner (version, app,
 namespace, Redis URL with its password redacted, and the actor's own settings), waits
 for Redis (an actor started by ``stem supervise`` may come up before the embedded Redis
-answers), runs ``serve`` under
+answers; SIGTERM/SIGINT while it waits stops it there, exit 0), runs ``serve`` under
 trio, and turns SIGTERM/SIGINT into a graceful stop: the first signal calls the actor's
 ``stop`` callback (or cancels it), a second SIGINT cancels at once. Returns the exit code.
 
@@ -14,11 +14,13 @@ error, so the CLI edge prints its one line and exits with its code (3 for Redis)
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import logging
 import signal
+import threading
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import trio
@@ -35,8 +37,22 @@ log = logging.getLogger("stem.runtime")
 REDIS_WAIT_S = 30.0
 
 
-def wait_for_redis(app: Stem, timeout_s: float = REDIS_WAIT_S) -> None:
-    """Block until Redis answers, retrying; re-raise ``BrokerUnavailable`` after timeout."""
+def wait_for_redis(app: Stem, timeout_s: float = REDIS_WAIT_S) -> bool:
+    """Block until Redis answers, retrying; re-raise ``BrokerUnavailable`` after timeout.
+
+    Returns False when SIGTERM or SIGINT arrived meanwhile: the actor was stopped before
+    it started (it holds nothing yet) and should return 0, not die of the signal.
+    """
+    try:
+        with _signals_raise_stop():
+            _wait_for_redis(app, timeout_s)
+    except _StopBeforeStart:
+        log.info("stop requested while waiting for Redis")
+        return False
+    return True
+
+
+def _wait_for_redis(app: Stem, timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     delay = 0.05
     while True:
@@ -49,6 +65,30 @@ def wait_for_redis(app: Stem, timeout_s: float = REDIS_WAIT_S) -> None:
             log.info("waiting for Redis...")
             time.sleep(delay)
             delay = min(delay * 2, 1.0)
+
+
+class _StopBeforeStart(Exception):
+    """SIGTERM/SIGINT before the actor's trio loop (and its signal receiver) runs."""
+
+
+def _raise_stop(signum: int, frame: object) -> None:
+    raise _StopBeforeStart
+
+
+@contextlib.contextmanager
+def _signals_raise_stop() -> Iterator[None]:
+    """While the block runs, SIGTERM and SIGINT raise ``_StopBeforeStart`` (in the main
+    thread; elsewhere signals cannot be handled and nothing changes)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    stops = (signal.SIGTERM, signal.SIGINT)
+    saved = {signum: signal.signal(signum, _raise_stop) for signum in stops}
+    try:
+        yield
+    finally:
+        for signum, handler in saved.items():
+            signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
 
 def run_actor(
@@ -67,8 +107,11 @@ def run_actor(
     """
     configure_logging(name)
     log.info("%s starting: %s", name, banner(app, details or {}))
+    if not wait_for_redis(app):
+        log.info("%s stopped before it started", name)
+        return 0
     try:
-        _run(app, serve, stop)
+        _run(serve, stop)
     except BaseException as exc:
         log.info("%s stopped: %s", name, type(exc).__name__)
         raise
@@ -107,11 +150,9 @@ def _show(value: object) -> str:
 
 
 def _run(
-    app: Stem,
     serve: Callable[[trio.Nursery], Awaitable[None]],
     stop: Callable[[bool], None] | None,
 ) -> None:
-    wait_for_redis(app)
     # What start-up made (modules, the app, its tasks) lives as long as the process: out
     # of the collector's way, a full collection no longer walks it all again. Halved the
     # time a worker spent in the collector (bench.observe; docs/performance.md).

@@ -92,7 +92,8 @@ def run(
     # needs every master it names, so a master failing over would fail it outside any
     # retry (exit 3). Wait for Redis first, as every actor does, and build it then.
     configure_logging("worker")
-    wait_for_redis(app)
+    if not wait_for_redis(app):
+        return 0  # stopped before it started: nothing fetched, nothing to hand back
     worker = Worker(app, options)
 
     async def serve(nursery: trio.Nursery) -> None:

@@ -13,6 +13,9 @@ from pathlib import Path
 import trio
 
 from stem import Stem
+from tests.worker.conftest import wait_until
+
+__all__ = ["wait_until"]  # the beat tests import it from here
 
 # A beat process on the test's Redis and namespace (the root CLI is not needed for it).
 _BEAT = """
@@ -58,15 +61,6 @@ def stop(procs: list[subprocess.Popen[bytes]], timeout_s: float = 30.0) -> list[
 
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
-
-
-def wait_until(predicate: Callable[[], object], timeout_s: float = 30.0, what: str = "") -> None:
-    """Poll ``predicate`` until true or fail after ``timeout_s`` (a generous deadline)."""
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what or predicate}")
-        time.sleep(0.02)
 
 
 async def wait_for(predicate: Callable[[], object], timeout_s: float = 30.0) -> None:
