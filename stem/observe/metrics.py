@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import metrics
 
 from stem.middleware.base import Middleware, OutgoingJob
-from stem.observe.tracing import exporter_names
+from stem.observe.tracing import ProviderLookup, exporter_names
 from stem.outcome import Outcome, Verdict
 
 if TYPE_CHECKING:
@@ -45,8 +45,6 @@ log = logging.getLogger("stem.observe.metrics")
 BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 EXPORTER_ENV = "OTEL_METRICS_EXPORTER"
 _SCOPE = "stem"
-#: How often a ``Meters`` middleware looks the global meter provider up again.
-PROVIDER_RECHECK_S = 1.0
 _configured = False
 _lock = threading.Lock()
 
@@ -268,33 +266,30 @@ def _attributes(queue: str, task: str, outcome: str = "") -> dict[str, str]:
     return found
 
 
+def _global_meter_provider() -> Any:
+    if not _configured:
+        configure_from_env()
+    return metrics.get_meter_provider()
+
+
+def _instruments_of(provider: Any) -> Instruments | None:
+    m = meter(provider)
+    return None if m is None else Instruments(m)
+
+
 class Meters(Middleware):
     """Records job events on OTel instruments; see the module docstring.
 
-    ``meter_provider`` pins a provider (tests); by default the global one, looked up again
-    every ``PROVIDER_RECHECK_S``.
+    ``meter_provider`` pins a provider (tests); by default the global one (see
+    :class:`~stem.observe.tracing.ProviderLookup`).
     """
 
     def __init__(self, meter_provider: Any = None) -> None:
-        self._pinned = meter_provider
-        self._instruments: Instruments | None = None
-        self._provider: Any = None
-        self._recheck_at = 0.0
+        self._lookup = ProviderLookup(meter_provider, _global_meter_provider, _instruments_of)
 
     def instruments(self) -> Instruments | None:
         """The instruments, or None while metrics are off."""
-        now = time.monotonic()
-        if now < self._recheck_at:
-            return self._instruments
-        self._recheck_at = now + PROVIDER_RECHECK_S
-        if not _configured:
-            configure_from_env()
-        provider = self._pinned or metrics.get_meter_provider()
-        if provider is not self._provider:
-            self._provider = provider
-            m = meter(provider)
-            self._instruments = None if m is None else Instruments(m)
-        return self._instruments
+        return self._lookup.get()
 
     def after_enqueue(self, job: OutgoingJob, created: bool) -> None:
         i = self.instruments()

@@ -27,8 +27,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator, Mapping
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("stem.observe.tracing")
 
 EXPORTER_ENV = "OTEL_TRACES_EXPORTER"
+
+T = TypeVar("T")
 
 
 def exporter_names(variable: str) -> list[str]:
@@ -99,39 +101,64 @@ def sdk_provider(exporter_names: list[str]) -> Any:
     return provider
 
 
+class ProviderLookup(Generic[T]):
+    """What a middleware derives from an OpenTelemetry provider (a tracer, instruments), or
+    None while that signal is off.
+
+    ``pinned`` fixes the provider; otherwise ``current()`` names it, looked up at most
+    every ``PROVIDER_RECHECK_S`` (so one set after the app was made counts from then on:
+    the API's lookup reads the environment while no provider is set, which cost a bulk
+    enqueue of 10,000 jobs about 15 % of its time when done per job). ``derive`` runs
+    once per provider.
+    """
+
+    def __init__(
+        self, pinned: Any, current: Callable[[], Any], derive: Callable[[Any], T | None]
+    ) -> None:
+        self._pinned = pinned
+        self._current = current
+        self._derive = derive
+        self._provider: Any = None
+        self._value: T | None = None
+        self._recheck_at = 0.0
+
+    def get(self) -> T | None:
+        """The derived value for the provider in use (None: the signal is off)."""
+        now = time.monotonic()
+        if now < self._recheck_at:
+            return self._value
+        self._recheck_at = now + PROVIDER_RECHECK_S
+        provider = self._pinned or self._current()
+        if provider is not self._provider:
+            self._provider = provider
+            self._value = self._derive(provider)
+        return self._value
+
+
+def _global_tracer_provider() -> Any:
+    if not _configured:
+        configure_from_env()
+    return trace.get_tracer_provider()
+
+
+def _tracer_of(provider: Any) -> trace.Tracer | None:
+    off = isinstance(provider, ProxyTracerProvider | trace.NoOpTracerProvider)
+    return None if off else provider.get_tracer(_SCOPE)
+
+
 class Tracing(Middleware):
     """Producer and consumer spans; see the module docstring.
 
     ``tracer_provider`` pins a provider (tests, an app that keeps its own); by default
-    the global one is used, looked up again every ``PROVIDER_RECHECK_S`` so that one set
-    after the app was made counts from then on.
+    the global one is used (see :class:`ProviderLookup`).
     """
 
     def __init__(self, tracer_provider: Any = None) -> None:
-        self._pinned = tracer_provider
-        self._provider: Any = None
-        self._tracer: trace.Tracer | None = None
-        self._recheck_at = 0.0
+        self._lookup = ProviderLookup(tracer_provider, _global_tracer_provider, _tracer_of)
 
     def tracer(self) -> trace.Tracer | None:
-        """The tracer to use, or None while tracing is off (no provider configured).
-
-        The global provider is looked up at most every ``PROVIDER_RECHECK_S``: the API's
-        lookup reads the environment while no provider is set, which cost a bulk enqueue
-        of 10,000 jobs about 15 % of its time when done per job.
-        """
-        now = time.monotonic()
-        if now < self._recheck_at:
-            return self._tracer
-        self._recheck_at = now + PROVIDER_RECHECK_S
-        if not _configured:
-            configure_from_env()
-        provider = self._pinned or trace.get_tracer_provider()
-        if provider is not self._provider:
-            self._provider = provider
-            off = isinstance(provider, ProxyTracerProvider | trace.NoOpTracerProvider)
-            self._tracer = None if off else provider.get_tracer(_SCOPE)
-        return self._tracer
+        """The tracer to use, or None while tracing is off (no provider configured)."""
+        return self._lookup.get()
 
     def before_enqueue(self, job: OutgoingJob) -> None:
         tracer = self.tracer()
