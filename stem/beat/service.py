@@ -325,6 +325,7 @@ async def serve_beat(
             break
         except BrokerUnavailable as exc:
             log.warning("%s (retrying in %g s)", exc, RETRY_S)
+            touch_supervisor_heartbeat()  # alive and retrying: not a hung process
             await trio.sleep(RETRY_S)
     log.info("%s started: %d entries declared in code and file", beat.name, declared)
     async with trio.open_nursery() as nursery:

@@ -179,3 +179,22 @@ def test_a_config_file_that_cannot_be_read_stops_beat_before_it_starts(
     broken.write_text("[[schedule]\n")
     with pytest.raises(ConfigError, match="invalid TOML"):
         run(app, config_path=broken)
+
+
+async def test_a_beat_that_cannot_sync_at_start_keeps_telling_its_supervisor_it_is_alive(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Redis goes away between the actor's wait for it and beat's first sync: beat retries
+    # the sync, and must touch the heartbeat file meanwhile, or its supervisor takes the
+    # outage for a hang and restarts it.
+    from stem.embedded import free_port
+
+    heartbeat = tmp_path / "beat.heartbeat"
+    monkeypatch.setenv("SUPERVISOR_HEARTBEAT_FILE", str(heartbeat))
+    app = Stem(f"redis://127.0.0.1:{free_port()}/0", namespace="gone")  # nothing listens
+    app.schedule("t.tick", every_s=1, name="unsynced")  # the sync has something to write
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(partial(serve_beat, app, reload_s=FAST))
+        await wait_for(heartbeat.exists, timeout_s=20)
+        nursery.cancel_scope.cancel()
+    app.close()
