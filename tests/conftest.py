@@ -7,6 +7,7 @@ session fails with that message: it never skips and never uses a server on 6379.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import signal
@@ -14,6 +15,7 @@ import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
+import psutil
 import pytest
 
 from stem import Stem
@@ -79,3 +81,14 @@ def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
         if p.poll() is None:
             os.killpg(p.pid, signal.SIGKILL)
             p.wait()
+
+
+@pytest.fixture
+def strays() -> Iterator[list[psutil.Process]]:
+    """Processes a test found (pool children, honcho's); SIGKILLed afterwards if any is
+    still there, so a failing test leaves nothing running."""
+    found: list[psutil.Process] = []
+    yield found
+    for p in found:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()

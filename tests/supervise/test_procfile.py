@@ -15,28 +15,18 @@ import re
 import signal
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import psutil
-import pytest
 
 from stem import Stem
 from supervisor import HEARTBEAT_FILE_ENV
+from tests.processes import alive
 from tests.worker.conftest import wait_until
 
 #: A commented-out process type of the Procfile (``# worker: exec stem ...``).
 _ALTERNATIVE = re.compile(r"^# (\w+: (?:exec )?stem .*)$")
-
-
-@pytest.fixture
-def descendants() -> Iterator[list[psutil.Process]]:
-    """Processes a test saw under honcho; SIGKILLed afterwards if any is still there."""
-    seen: list[psutil.Process] = []
-    yield seen
-    for p in seen:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            p.kill()
 
 
 def honcho(
@@ -77,15 +67,6 @@ def _is_stem(arg: str) -> bool:
     return os.path.basename(arg) == "stem" or arg.startswith("stem.")
 
 
-def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
-    out = []
-    for p in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-    return out
-
-
 def run_and_stop(
     runner: subprocess.Popen[str],
     ready: Callable[[], bool],
@@ -123,7 +104,7 @@ def test_the_procfile_s_process_type_reports_exit_code_0_when_honcho_gets_sigter
     namespace: str,
     repo_root: Path,
     tmp_path: Path,
-    descendants: list[psutil.Process],
+    strays: list[psutil.Process],
 ) -> None:
     procfile = repo_root / "Procfile"
     runner = honcho(procfile, repo_root, tmp_path, redis_url, namespace)
@@ -131,11 +112,11 @@ def test_the_procfile_s_process_type_reports_exit_code_0_when_honcho_gets_sigter
     def ready() -> bool:  # the supervisor's worker heartbeats once the supervisor runs
         return bool(japp.broker.workers())
 
-    code, output = run_and_stop(runner, ready, ["stem"], signal.SIGTERM, descendants)
+    code, output = run_and_stop(runner, ready, ["stem"], signal.SIGTERM, strays)
 
     assert stopped_codes(output, signal.SIGTERM) == {"stem.1": "0"}, output
     assert code == 143  # honcho's own code for "stopped by SIGTERM"
-    assert alive(descendants) == []
+    assert alive(strays) == []
 
 
 def test_the_procfile_s_per_actor_process_types_report_exit_code_0_on_ctrl_c(
@@ -144,7 +125,7 @@ def test_the_procfile_s_per_actor_process_types_report_exit_code_0_on_ctrl_c(
     namespace: str,
     repo_root: Path,
     tmp_path: Path,
-    descendants: list[psutil.Process],
+    strays: list[psutil.Process],
 ) -> None:
     lines = (repo_root / "Procfile").read_text().splitlines()
     alternatives = [m[1] for ln in lines if (m := _ALTERNATIVE.match(ln))]
@@ -165,8 +146,8 @@ def test_the_procfile_s_per_actor_process_types_report_exit_code_0_on_ctrl_c(
     def ready() -> bool:
         return all(b.exists() for b in beats.values())
 
-    code, output = run_and_stop(runner, ready, types, signal.SIGINT, descendants)
+    code, output = run_and_stop(runner, ready, types, signal.SIGINT, strays)
 
     assert stopped_codes(output, signal.SIGINT) == {f"{t}.1": "0" for t in types}, output
     assert code == 130  # honcho's own code for "stopped by SIGINT"
-    assert alive(descendants) == []
+    assert alive(strays) == []

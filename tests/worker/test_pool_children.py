@@ -7,14 +7,13 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import psutil
-import pytest
 
 from stem import JobState, Stem
 from tests.apps import jobs
+from tests.processes import alive
 from tests.worker.conftest import APP_SPEC, wait_until
 
 # Loaded by every Python started with this folder on its path; it stalls only pool
@@ -25,16 +24,6 @@ import sys, time
 if "stem.worker.child" in sys.orig_argv:
     time.sleep(60)
 """
-
-
-@pytest.fixture
-def strays() -> Iterator[list[psutil.Process]]:
-    """Pool children a test found; SIGKILLed afterwards if they are still there."""
-    found: list[psutil.Process] = []
-    yield found
-    for child in found:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.kill()
 
 
 def pool_children(worker_pid: int) -> list[psutil.Process]:
@@ -48,15 +37,6 @@ def pool_children(worker_pid: int) -> list[psutil.Process]:
             if "stem.worker.child" in child.cmdline():
                 found.append(child)
     return found
-
-
-def alive(procs: list[psutil.Process]) -> list[psutil.Process]:
-    out = []
-    for p in procs:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            if p.is_running() and p.status() != psutil.STATUS_ZOMBIE:
-                out.append(p)
-    return out
 
 
 def test_pool_children_still_starting_die_with_a_sigkilled_worker(
