@@ -191,7 +191,9 @@ within one) and takes back slots of deliveries that are over. Run any number of 
 without one, throttled jobs wait (nothing is lost and no limit is exceeded).
 """,
 )
-@click.option("--queues", metavar="A,B", help="Only these queues (default: every known queue).")
+@click.option(
+    "-Q", "--queues", metavar="A,B", help="Only these queues.", show_default="every known queue"
+)
 @click.option(
     "--interval-s",
     type=click.FloatRange(min=0.005),
