@@ -24,7 +24,6 @@ from __future__ import annotations
 import bisect
 import logging
 import os
-import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 from opentelemetry import metrics
 
 from stem.middleware.base import Middleware, OutgoingJob
-from stem.observe.tracing import ProviderLookup, exporter_names
+from stem.observe.tracing import Once, ProviderLookup, exporter_names
 from stem.outcome import Outcome, Verdict
 
 if TYPE_CHECKING:
@@ -45,8 +44,6 @@ log = logging.getLogger("stem.observe.metrics")
 BUCKETS_S = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 EXPORTER_ENV = "OTEL_METRICS_EXPORTER"
 _SCOPE = "stem"
-_configured = False
-_lock = threading.Lock()
 
 
 # -- cumulative stats for the heartbeat --------------------------------------------------
@@ -152,18 +149,18 @@ def configure_from_env() -> bool:
     provider is set already; runs once per process. Push exporters (``console``,
     ``otlp``) are read every ``OTEL_METRIC_EXPORT_INTERVAL`` ms (the SDK's default 60 s).
     """
-    global _configured
-    if _configured:
-        return False
-    with _lock:
-        if _configured:
-            return False
-        _configured = True
-        names = exporter_names(EXPORTER_ENV)
-        if not names or not _is_noop(metrics.get_meter_provider()):
-            return False  # metrics off, or the app set its own provider
-        metrics.set_meter_provider(sdk_provider(names))
-        return True
+    return _from_env.run()
+
+
+def _install_from_env() -> bool:
+    names = exporter_names(EXPORTER_ENV)
+    if not names or not _is_noop(metrics.get_meter_provider()):
+        return False  # metrics off, or the app set its own provider
+    metrics.set_meter_provider(sdk_provider(names))
+    return True
+
+
+_from_env = Once(_install_from_env)
 
 
 def sdk_provider(exporter_names: list[str]) -> Any:
@@ -217,8 +214,7 @@ def _is_noop(provider: Any) -> bool:
 
 def meter(provider: Any = None) -> metrics.Meter | None:
     """stem's meter, or None while no meter provider is configured (metrics off)."""
-    if not _configured:
-        configure_from_env()
+    _from_env.run()
     provider = provider or metrics.get_meter_provider()
     return None if _is_noop(provider) else provider.get_meter(_SCOPE)
 
@@ -267,8 +263,7 @@ def _attributes(queue: str, task: str, outcome: str = "") -> dict[str, str]:
 
 
 def _global_meter_provider() -> Any:
-    if not _configured:
-        configure_from_env()
+    _from_env.run()
     return metrics.get_meter_provider()
 
 

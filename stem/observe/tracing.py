@@ -55,8 +55,6 @@ def exporter_names(variable: str) -> list[str]:
 
 
 _SCOPE = "stem"
-_configured = False
-_lock = threading.Lock()
 #: How often a ``Tracing`` middleware looks the global tracer provider up again, so one
 #: set after the app was made counts from then on.
 PROVIDER_RECHECK_S = 1.0
@@ -68,18 +66,38 @@ def configure_from_env() -> bool:
     Does nothing (and returns False) when the variable is unset or ``none``, or when a
     provider is set already; runs once per process.
     """
-    global _configured
-    if _configured:
+    return _from_env.run()
+
+
+def _install_from_env() -> bool:
+    names = exporter_names(EXPORTER_ENV)
+    if not names or not isinstance(trace.get_tracer_provider(), ProxyTracerProvider):
         return False
-    with _lock:
-        if _configured:
+    trace.set_tracer_provider(sdk_provider(names))
+    return True
+
+
+class Once:
+    """Runs ``install`` on the first ``run()`` of the process (one thread wins) and
+    returns what it returned; every later ``run()`` returns False after one check."""
+
+    def __init__(self, install: Callable[[], bool]) -> None:
+        self.done = False
+        self._install = install
+        self._lock = threading.Lock()
+
+    def run(self) -> bool:
+        """``install()`` the first time, False after."""
+        if self.done:
             return False
-        _configured = True
-        names = exporter_names(EXPORTER_ENV)
-        if not names or not isinstance(trace.get_tracer_provider(), ProxyTracerProvider):
-            return False
-        trace.set_tracer_provider(sdk_provider(names))
-        return True
+        with self._lock:
+            if self.done:
+                return False
+            self.done = True
+            return self._install()
+
+
+_from_env = Once(_install_from_env)
 
 
 def sdk_provider(exporter_names: list[str]) -> Any:
@@ -136,8 +154,7 @@ class ProviderLookup(Generic[T]):
 
 
 def _global_tracer_provider() -> Any:
-    if not _configured:
-        configure_from_env()
+    _from_env.run()
     return trace.get_tracer_provider()
 
 

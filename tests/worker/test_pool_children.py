@@ -39,6 +39,18 @@ def pool_children(worker_pid: int) -> list[psutil.Process]:
     return found
 
 
+def pool_worker(
+    redis_url: str, namespace: str, root: Path, tmp_path: Path, sitecustomize: str, *extra: str
+) -> subprocess.Popen[bytes]:
+    """A real ``stem worker --pool processes`` (its own session) whose processes, pool
+    children included, run ``sitecustomize`` first (to slow their start down)."""
+    (tmp_path / "sitecustomize.py").write_text(sitecustomize)
+    argv = [sys.executable, "-m", "stem", "--redis-url", redis_url, "--namespace", namespace]
+    argv += ["--app", APP_SPEC, "worker", "--pool", "processes", *extra]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(root)])}
+    return subprocess.Popen(argv, cwd=root, env=env, start_new_session=True)
+
+
 def test_pool_children_still_starting_die_with_a_sigkilled_worker(
     japp: Stem,
     redis_url: str,
@@ -47,11 +59,7 @@ def test_pool_children_still_starting_die_with_a_sigkilled_worker(
     tmp_path: Path,
     strays: list[psutil.Process],
 ) -> None:
-    (tmp_path / "sitecustomize.py").write_text(SLOW_START)
-    argv = [sys.executable, "-m", "stem", "--redis-url", redis_url, "--namespace", namespace]
-    argv += ["--app", APP_SPEC, "worker", "--pool", "processes", "--concurrency", "3"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(repo_root)])}
-    worker = subprocess.Popen(argv, cwd=repo_root, env=env, start_new_session=True)
+    worker = pool_worker(redis_url, namespace, repo_root, tmp_path, SLOW_START, "-c", "3")
     try:
         for i in range(3):
             jobs.sync_add.enqueue(i, i)
@@ -105,11 +113,7 @@ def test_a_job_revoked_while_its_pool_child_starts_leaves_no_child_behind(
     tmp_path: Path,
     strays: list[psutil.Process],
 ) -> None:
-    (tmp_path / "sitecustomize.py").write_text(SLOW_START)
-    argv = [sys.executable, "-m", "stem", "--redis-url", redis_url, "--namespace", namespace]
-    argv += ["--app", APP_SPEC, "worker", "--pool", "processes"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(repo_root)])}
-    worker = subprocess.Popen(argv, cwd=repo_root, env=env, start_new_session=True)
+    worker = pool_worker(redis_url, namespace, repo_root, tmp_path, SLOW_START)
     try:
         job = jobs.sync_add.enqueue(1, 2)
         wait_until(lambda: len(pool_children(worker.pid)) == 1, what="a pool child starting")
@@ -144,11 +148,7 @@ def test_a_pool_child_still_starting_survives_sigterm_to_the_group_and_runs_its_
     tmp_path: Path,
     strays: list[psutil.Process],
 ) -> None:
-    (tmp_path / "sitecustomize.py").write_text(SLOW_IMPORT)
-    argv = [sys.executable, "-m", "stem", "--redis-url", redis_url, "--namespace", namespace]
-    argv += ["--app", APP_SPEC, "worker", "--pool", "processes", "--concurrency", "1"]
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), str(repo_root)])}
-    worker = subprocess.Popen(argv, cwd=repo_root, env=env, start_new_session=True)
+    worker = pool_worker(redis_url, namespace, repo_root, tmp_path, SLOW_IMPORT, "-c", "1")
     try:
         job = jobs.sync_add.enqueue(1, 2)
         wait_until(lambda: len(pool_children(worker.pid)) == 1, what="a pool child starting")
