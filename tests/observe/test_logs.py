@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from stem import Stem
+from stem.observe.logs import JobFilter, TextFormatter, set_job_fields
 
 APP = "tests.apps.observed:app"
 
@@ -88,3 +90,54 @@ def test_json_logs_are_one_object_per_line_with_the_job_fields(
     assert child["logger"] == "tests.apps.observed" and child["actor"] == "worker"
     done = next(r for r in records if r["msg"].startswith("succeeded"))
     assert done["job_id"] == ids["chatty"] and done["logger"] == "stem.jobs"
+
+
+def generic_text_line(actor: str, record: logging.LogRecord) -> str:
+    """The line ``logging.Formatter`` makes with TextFormatter's template, tags appended."""
+    line = logging.Formatter(TextFormatter.TEMPLATE.format(actor=actor), TextFormatter.DATEFMT)
+    text = line.format(record)
+    job_id = getattr(record, "job_id", None)
+    if not job_id:
+        return text
+    head, sep, tail = text.partition("\n")
+    task, queue = record.__dict__["task"], record.__dict__["queue"]
+    return f"{head} [job={job_id} task={task} queue={queue}]{sep}{tail}"
+
+
+def a_record(
+    msg: str, *args: object, error: bool = False, fields: dict[str, str] | None = None
+) -> logging.LogRecord:
+    exc_info = None
+    if error:
+        try:
+            raise ValueError("bad input")
+        except ValueError:
+            exc_info = sys.exc_info()
+    record = logging.LogRecord("stem.jobs", logging.INFO, __file__, 1, msg, args, exc_info)
+    record.__dict__.update(fields or {})
+    return record
+
+
+def test_the_text_line_is_what_the_generic_formatter_makes_from_the_template() -> None:
+    job = {"job_id": "0192abcd", "task": "app.add", "queue": "default"}
+    records = [
+        a_record("succeeded in %s (waited %s)", "3 ms", "1 ms"),
+        a_record("succeeded in %s (waited %s)", "3 ms", "1 ms", fields=job),
+        a_record("failed", error=True, fields=job),
+        a_record("two\nlines", fields=job),
+        a_record("trailing newline\n", error=True),
+    ]
+    records[0].created += 1.0  # another second: the cached stamp must follow
+    records[2].stack_info = "Stack (most recent call last):\n  here"
+    for record in records + records:  # twice: the second pass uses cached stamps and text
+        assert TextFormatter("worker").format(record) == generic_text_line("worker", record)
+
+
+def test_a_field_passed_in_extra_wins_over_the_jobs_own() -> None:
+    set_job_fields({"job_id": "job-1", "task": "app.add", "queue": "default"})
+    try:
+        record = a_record("hi", fields={"task": "mine"})
+        assert JobFilter().filter(record)
+        assert (record.job_id, record.task) == ("job-1", "mine")  # type: ignore[attr-defined]
+    finally:
+        set_job_fields(None)
