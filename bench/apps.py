@@ -33,3 +33,11 @@ async def rated() -> None:
 async def rated20() -> None:
     """Under 20/s (the issue's acceptance rate): the achieved rate against it."""
     return None
+
+
+@app.task(name="bench.incr_threads", pool="threads")
+def incr_threads() -> None:
+    """The peers' job (one blocking ``INCR``, bench/peers/job.py) in the thread pool."""
+    from bench.peers import job  # needs PEERS_REDIS_URL, which bench.defaults sets
+
+    job.run(0.0)

@@ -22,6 +22,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,11 +106,13 @@ def bare_ceiling(url: str, jobs: int, batch: int = 500) -> float:
     return jobs / (time.perf_counter() - start)
 
 
-def latency(url: str, per_s: int, seconds: float) -> list[float]:
+def latency(
+    url: str, per_s: int, seconds: float, extra: Sequence[str] = ("--concurrency", "10")
+) -> list[float]:
     """End-to-end ms (client clock before enqueue -> server end_ms) at a steady rate."""
     ns = f"l{time.monotonic_ns()}"
     app = Stem(url, namespace=ns)
-    proc = start_worker(url, ns, "--concurrency", "10")
+    proc = start_worker(url, ns, *extra)
     app.enqueue("bench.noop_async").result(timeout_s=30)  # worker is up and warm
     sent: list[tuple[str, float]] = []
     interval = 1 / per_s
