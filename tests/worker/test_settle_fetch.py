@@ -52,11 +52,12 @@ async def test_a_worker_with_room_settles_without_fetching(
     handles = jobs.add.enqueue_many([(i, 1) for i in range(3)])
     combined: list[int] = []
     real = japp.broker.settle_then_fetch
-    monkeypatch.setattr(
-        japp.broker,
-        "settle_then_fetch",
-        lambda s, *a, **k: combined.append(len(s)) or real(s, *a, **k),
-    )
+
+    def counting(settlements: Sequence[Settlement], *args: Any, **kwargs: Any) -> Any:
+        combined.append(len(settlements))
+        return real(settlements, *args, **kwargs)
+
+    monkeypatch.setattr(japp.broker, "settle_then_fetch", counting)
     options = WorkerOptions(concurrency=10, prefetch=10, burst=True, name="roomy")
     with trio.fail_after(30):
         await Worker(japp, options).serve()
