@@ -33,3 +33,12 @@ async def rated() -> None:
 async def rated20() -> None:
     """Under 20/s (the issue's acceptance rate): the achieved rate against it."""
     return None
+
+
+@app.task(name="bench.incr", pool="threads")
+def incr() -> None:
+    """The peers benchmark's job (bench/peers/job.py): one blocking ``INCR`` on the Redis
+    at ``$PEERS_REDIS_URL``."""
+    from bench.peers import job
+
+    job.run(0.0)
