@@ -35,9 +35,10 @@ async def rated20() -> None:
     return None
 
 
-@app.task(name="bench.incr_threads", pool="threads")
-def incr_threads() -> None:
-    """The peers' job (one blocking ``INCR``, bench/peers/job.py) in the thread pool."""
-    from bench.peers import job  # needs PEERS_REDIS_URL, which bench.defaults sets
+@app.task(name="bench.incr", pool="threads")
+def incr() -> None:
+    """The peers benchmark's job (bench/peers/job.py): one blocking ``INCR`` on the Redis
+    at ``$PEERS_REDIS_URL``."""
+    from bench.peers import job
 
     job.run(0.0)

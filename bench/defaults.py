@@ -50,7 +50,7 @@ def main() -> None:
                 opts = ["--concurrency", str(c), "--prefetch", str(p)]
                 noop[c, p].append(drain(server.url, "bench.noop_async", args.jobs, 1, opts)[0])
                 incr[c, p].append(
-                    drain(server.url, "bench.incr_threads", args.jobs // 4, 1, opts)[0]
+                    drain(server.url, "bench.incr", args.jobs // 4, 1, opts)[0]
                 )
                 lat[c, p].extend(latency(server.url, 200, args.seconds, opts))
                 loads.append(os.getloadavg()[0])

@@ -12,7 +12,6 @@ connection each for their duration. Connection failures raise ``BrokerUnavailabl
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from collections import defaultdict
@@ -30,12 +29,10 @@ from stem.broker.base import (
     RESULT_TTL_S,
     Delivery,
     JobRecord,
-    LimitSpec,
     NewJob,
     ReclaimedJob,
     ReclaimStats,
     Renewal,
-    Settlement,
 )
 from stem.broker.connection import (
     Client,
@@ -46,9 +43,10 @@ from stem.broker.connection import (
     open_client,
     redact,
 )
+from stem.broker.consume import ConsumeMixin
 from stem.broker.control import ControlMixin
 from stem.broker.keys import GROUP, READ_ORDER, Keys, QueueKeys
-from stem.broker.limits import LimitsMixin, limits_json
+from stem.broker.limits import LimitsMixin
 from stem.broker.schedule import RedisScheduleStore
 from stem.broker.scripts import ScriptBatch, Scripts
 from stem.broker.values import integer as _int
@@ -56,7 +54,6 @@ from stem.broker.values import job_state as _state
 from stem.broker.values import text as _s
 from stem.broker.values import utf8 as _utf8
 from stem.errors import EnqueueIncomplete, EnqueueNotReplicated
-from stem.outcome import Verdict
 from stem.states import TERMINAL_STATES, JobState
 
 #: The longest wait ``promote_due`` reports (a score beyond it was not written by stem).
@@ -65,9 +62,6 @@ MAX_DELAY_MS = MAX_DELAY_S * 1000
 #: Jobs per enqueue script call: large enough to amortise the call, small enough that one
 #: call never blocks Redis for long (about a millisecond).
 ENQUEUE_CHUNK = 500
-#: Settled by complete.lua: a revoked job's record is terminal already, so the script
-#: only acks and deletes its entry (and gives back its slots).
-_ACK_ONLY = frozenset({Verdict.COMPLETE, Verdict.REVOKED})
 
 
 def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
@@ -76,7 +70,7 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield chunk
 
 
-class RedisBroker(AdminMixin, LimitsMixin, ControlMixin):
+class RedisBroker(ConsumeMixin, AdminMixin, LimitsMixin, ControlMixin):
     """The Redis Streams broker and result backend.
 
     ``result_ttl_s`` is how long a settled job's record (result or error) is kept, unless
@@ -111,7 +105,6 @@ class RedisBroker(AdminMixin, LimitsMixin, ControlMixin):
         self.enqueue_replicas = enqueue_replicas
         self.enqueue_wait_ms = enqueue_wait_ms
         self._registered: set[str] = set()
-        # Per queue, the stream positions seen by the last empty fetch (for wait_ready).
         self._positions: dict[str, dict[str, bytes]] = {}
 
     def close(self) -> None:
@@ -167,52 +160,7 @@ class RedisBroker(AdminMixin, LimitsMixin, ControlMixin):
         ]
         return args
 
-    def _register(self, queue: str) -> None:
-        # The queue registry is namespace-wide (another Cluster slot), so it is written
-        # outside the enqueue script, once per queue per process.
-        if queue not in self._registered:
-            self.client.sadd(self.keys.queues, queue)
-            self._registered.add(queue)
-
     # -- consuming -----------------------------------------------------------------------
-
-    @mapped
-    def fetch(
-        self, queue: str, consumer: str, count: int, limits: Sequence[LimitSpec] = ()
-    ) -> list[Delivery]:
-        """Deliver up to ``count`` jobs of ``queue`` to ``consumer``, highest priority first.
-
-        Returns an empty list when nothing is ready; ``wait_ready`` then blocks until
-        something arrives, without missing entries added in between. Fewer than
-        ``count`` jobs means the queue was drained: ``wait_ready`` may follow at once.
-        ``limits`` are the definitions in force: a job one of them refuses now is parked
-        (throttled) in the same call instead of delivered; without them no job is ever
-        throttled.
-        """
-        qk = self.keys.queue(queue)
-        self._register(queue)
-        args: list[Any] = [qk.prefix, GROUP, consumer, count, *self._dlq_args()]
-        args.append(limits_json(tuple(limits)) if limits else "")
-        reply = self.scripts.fetch(keys=qk.streams(), args=args)
-        if reply[0] == 0:
-            self._positions[queue] = dict(zip(qk.streams(), reply[1:], strict=True))
-            return []
-        out = [_delivery(queue, item) for item in reply[1:]]
-        known = self._positions.get(queue)
-        if known is not None and len(out) < count:
-            # Fewer than asked: this read drained the queue, so a wait may start from
-            # the last entry delivered on each stream without a fetch that finds nothing
-            # first. Anything not read yet lies past it (a stream is read in id order);
-            # entries past it that others took only wake the wait early.
-            for d in out:
-                stream = qk.stream(d.priority)
-                if _stream_id(d.entry_id) > _stream_id(known[stream]):
-                    known[stream] = d.entry_id.encode()
-        return out
-
-    def _dlq_args(self) -> list[int]:
-        """What every script that may dead-letter needs: result TTL, DLQ bounds."""
-        return [self.result_ttl_s, self.dlq_maxlen, self.dlq_retention_ms]
 
     @mapped
     def wait_ready(self, queues: Sequence[str], timeout_ms: int) -> bool:
@@ -243,55 +191,6 @@ class RedisBroker(AdminMixin, LimitsMixin, ControlMixin):
             return True
         slice_ms = max(1, timeout_ms // len(per_queue))
         return any(self.client.xread(s, count=1, block=slice_ms) for s in per_queue)
-
-    @mapped
-    def settle(self, settlements: Sequence[Settlement]) -> list[int]:
-        """Settle many deliveries in one pipelined round trip.
-
-        Completions are grouped into one script call per ready stream; retries and
-        dead-letters are one call each. Each reply is 1 done, 0 already terminal, -1 the
-        entry was no longer ours (a lost lease; the current holder settles instead).
-        """
-        batch = ScriptBatch(self.client)
-        completes: dict[tuple[str, int], list[int]] = defaultdict(list)
-        for index, item in enumerate(settlements):
-            if item.verdict in _ACK_ONLY:
-                completes[(item.delivery.queue, item.delivery.priority)].append(index)
-            else:
-                self._settle_one(batch, item)
-        for (queue, priority), indexes in completes.items():
-            qk = self.keys.queue(queue)
-            args: list[Any] = [qk.prefix, GROUP, *self._dlq_args()]
-            for i in indexes:
-                d = settlements[i].delivery
-                args += (d.entry_id, d.job_id or "", settlements[i].payload)
-            batch.add(self.scripts.complete, [qk.stream(priority)], args)
-        replies = batch.execute()
-        out = [0] * len(settlements)
-        singles = [i for i, s in enumerate(settlements) if s.verdict not in _ACK_ONLY]
-        for i, reply in zip(singles, replies, strict=False):
-            out[i] = int(reply)
-        for indexes, flags in zip(completes.values(), replies[len(singles) :], strict=True):
-            for i, flag in zip(indexes, flags, strict=True):
-                out[i] = 1 if flag == ord("1") else 0
-        return out
-
-    def _settle_one(self, batch: ScriptBatch, item: Settlement) -> None:
-        d = item.delivery
-        qk = self.keys.queue(d.queue)
-        stream = qk.stream(d.priority)
-        jid = d.job_id or ""
-        if item.verdict is Verdict.RETRY:
-            keys = [stream, qk.job(jid), qk.delayed, qk.dead, qk.done(jid)]
-            args: list[Any] = [GROUP, d.entry_id, jid, item.delay_ms, item.payload]
-            args += self._dlq_args()
-            batch.add(self.scripts.retry, keys, args)
-        else:
-            keys = [stream, qk.job(jid), qk.dead, qk.done(jid)]
-            raw = json.dumps(d.raw or {})
-            args = [GROUP, d.entry_id, jid, item.reason, item.payload, raw]
-            args += [item.state.value, *self._dlq_args()]
-            batch.add(self.scripts.bury, keys, args)
 
     @mapped
     def renew(self, consumer: str, deliveries: Sequence[Delivery]) -> Renewal:
@@ -600,35 +499,6 @@ def _pairs(jobs: Sequence[NewJob], reply: list[Any]) -> list[tuple[str, bool]]:
         (j.id, True) if flag == ord("1") else (_s(next(matched)) or "", False)
         for j, flag in zip(jobs, flags, strict=True)
     ]
-
-
-def _stream_id(entry_id: str | bytes) -> tuple[int, int]:
-    """A stream entry id as a comparable pair (``"1-0"`` -> ``(1, 0)``)."""
-    text = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
-    ms, _, seq = text.partition("-")
-    return int(ms), int(seq or 0)
-
-
-def _delivery(queue: str, item: list[Any]) -> Delivery:
-    """One delivery from fetch.lua's reply. An entry stem did not write (no record) keeps
-    its raw fields, as text even when they are not UTF-8, so it can be dead-lettered."""
-    index, eid, jid, env, attempt, deliveries, raw = item
-    fields = None
-    if raw is not None:
-        fields = {(_s(raw[i]) or ""): (_s(raw[i + 1]) or "") for i in range(0, len(raw), 2)}
-    job_id = _utf8(jid)
-    if job_id is None and env is not None:  # a record under an id stem cannot have made
-        env, fields = None, {"id": _s(jid) or ""}
-    return Delivery(
-        queue=queue,
-        priority=READ_ORDER[int(index) - 1],
-        entry_id=eid.decode(),
-        job_id=job_id,
-        envelope=env,
-        attempt=int(attempt),
-        deliveries=int(deliveries),
-        raw=fields,
-    )
 
 
 def _record(queue: str, job_id: str, raw: dict[str, bytes]) -> JobRecord:

@@ -86,6 +86,16 @@ class WorkerBroker(Promoter, Protocol):
 
     def settle(self, settlements: Sequence[Settlement]) -> list[int]: ...
 
+    def settle_then_fetch(
+        self,
+        settlements: Sequence[Settlement],
+        queue: str,
+        consumer: str,
+        count: int,
+        limits: Sequence[LimitSpec] = (),
+        cap: int = 0,
+    ) -> tuple[list[int], list[Delivery]]: ...
+
     def release(
         self, deliveries: Sequence[Delivery], *, undo_delivery: bool, max_deliveries: int = 0
     ) -> int: ...

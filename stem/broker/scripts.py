@@ -151,6 +151,9 @@ class ScriptBatch:
         self._wait = (wait_replicas, wait_ms) if wait_replicas > 0 else None
         #: With ``wait_replicas``: the fewest replicas that confirmed the last execute.
         self.replicated: int | None = None
+        #: The calls of the last execute that ran in a later round (after the calls
+        #: behind them): only a NOSCRIPT or a slot move does that.
+        self.late: list[int] = []
 
     def add(self, script: Script, keys: list[Any], args: list[Any]) -> None:
         """Queue one call."""
@@ -171,6 +174,7 @@ class ScriptBatch:
         self.replicated = None
         replies = self._send(range(len(self._calls)), load=False)
         again = [i for i, reply in enumerate(replies) if isinstance(reply, self.RERUN)]
+        self.late = again
         if again:
             moved = any(not isinstance(replies[i], NoScriptError) for i in again)
             if moved and isinstance(self._client, RedisCluster):

@@ -3,7 +3,9 @@
 ::
 
     fetch loop ──> channel ──> N runners ──> settle queue ──> settle loop ──> Redis
-        ^  (holds <= concurrency + prefetch)                    (one round trip per batch)
+        ^  (holds <= concurrency + prefetch)  ^                 (one round trip per batch,
+        │                                     └──── full: ───── two in flight; settle.py)
+        │                                      the settle brings the next jobs back
         └── lease keeper thread renews every held job; promote loop moves due delays;
             revoke loop cancels running jobs an operator revoked (--terminate)
 
@@ -23,14 +25,13 @@ import math
 import os
 import random
 import socket
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
 import trio
-from trio_util import AsyncBool, AsyncValue
+from trio_util import AsyncValue
 
 from stem.broker import Delivery, Settlement, WorkerBroker
 from stem.delays import promote_round
@@ -47,6 +48,7 @@ from stem.worker.limits import LimitBook
 from stem.worker.naming import default_name, live_holder
 from stem.worker.pools import AsyncRunner, ProcessPool, ThreadRunner
 from stem.worker.revoke import RunningJobs
+from stem.worker.settle import FetchGate, Settler
 
 if TYPE_CHECKING:
     from stem.app import Stem
@@ -147,16 +149,15 @@ class Worker:
         self.revocations = RunningJobs()  # cancels running jobs that get revoked
         self._pong = ""  # the nonce of the last `stem worker ping`, shown in the heartbeat
         self._live_runners = AsyncValue(0)  # runner tasks not yet finished
-        # Settling: runners and recovery submit; the settle loop flushes in order.
-        self._pending: list[Settlement] = []
-        self._released: list[Delivery] = []  # prefetched during a stop: hand back
-        self._flush_wanted = AsyncBool(False)
-        self._submitted = 0  # settlements ever submitted (a ticket is this count)
-        self._settled = AsyncValue(0)  # of those, how many Redis has: in submit order
-        # An abandoned wait's thread may still fetch: the gate orders that fetch before
-        # the final hand-back, or refuses it (``_close_fetching``).
-        self._fetch_gate = threading.Lock()
-        self._fetching_closed = False
+        # An abandoned wait's thread (or a settle's fetch) may still fetch: the gate
+        # orders that fetch before the final hand-back, or refuses it.
+        self._fetch_gate = FetchGate()
+        # Settling: runners and recovery submit; the settle loop sends batches.
+        self.settler = Settler(
+            self.broker, self.name, self.held, self._call, capacity=self.capacity,
+            queues=options.queues, limits=lambda: self.limits.current, gate=self._fetch_gate,
+        )  # fmt: skip
+        self._settled = self.settler.settled
         self._drained = False  # whether the last _fetch emptied every queue it read
 
     def _register_meters(self) -> None:
@@ -239,6 +240,7 @@ class Worker:
             async with trio.open_nursery() as nursery:
                 fetch_scope = trio.CancelScope()
                 nursery.start_soon(self._fetch_loop, send, fetch_scope)
+                self.settler.refill = send  # a full worker's settles refill it
                 for _ in range(self.options.concurrency):
                     nursery.start_soon(self._runner, recv.clone())
                 recv.close()
@@ -253,6 +255,7 @@ class Worker:
     ) -> None:
         await self._stop.wait()
         fetch_scope.cancel()
+        self.settler.refill = None
         await send.aclose()  # runners hand back what is still queued, then finish
         if not self._immediate:
             with trio.move_on_after(self.options.stop_timeout_s):
@@ -269,7 +272,9 @@ class Worker:
             while True:
                 free = self.capacity - len(self.held)
                 if free <= 0:
+                    self.settler.drained = False
                     await self._settled.wait_transition()  # a settle makes room
+                    drained = self.settler.drained  # its fetch emptied the queue
                     continue
                 if drained and not self.options.burst:
                     # The queues were empty after that fetch: wait at once, skipping
@@ -326,15 +331,8 @@ class Worker:
     def _wait_then_fetch(self, timeout_ms: int, free: int) -> list[Delivery]:
         if not self.broker.wait_ready(self.options.queues, timeout_ms):
             return []
-        with self._fetch_gate:  # held jobs are recorded before the gate opens again
-            if self._fetching_closed:
-                return []
-            return self._fetch(free)
-
-    def _close_fetching(self) -> None:
-        """No fetch starts after this returns; one under way has recorded its jobs."""
-        with self._fetch_gate:
-            self._fetching_closed = True
+        with self._fetch_gate.fetching() as open_:  # held jobs are recorded inside
+            return self._fetch(free) if open_ else []
 
     def _fetch(self, free: int) -> list[Delivery]:
         # Runs in a thread; held jobs are recorded here, before returning, so a fetch
@@ -390,8 +388,7 @@ class Worker:
             async with recv:
                 async for d in recv:
                     if self._stop.is_set():
-                        self._released.append(d)  # prefetched, not started: hand back now
-                        self._flush_wanted.value = True
+                        self.settler.hand_back(d)  # prefetched, not started: hand back now
                         continue
                     self._running += 1
                     try:
@@ -401,52 +398,19 @@ class Worker:
                         self._running -= 1
                     if scope.cancelled_caught:  # revoked while it ran
                         settlement = self.executor.revoked(d)
-                    self._submit(settlement)
+                    self.settler.submit(settlement)
         finally:
             self._live_runners.value -= 1
 
-    def _submit(self, settlement: Settlement) -> int:
-        """Queue ``settlement`` for the settle loop; return its ticket (``_wait_settled``)."""
-        self._pending.append(settlement)
-        self._submitted += 1
-        self._flush_wanted.value = True
-        return self._submitted
-
-    async def _wait_settled(self, ticket: int) -> None:
-        """Wait until the settlement ``_submit`` gave ``ticket`` has reached Redis."""
-        await self._settled.wait_value(lambda settled: settled >= ticket)
-
     async def _settle_loop(self) -> None:
-        while True:
-            await self._flush_wanted.wait_value(True)
-            self._flush_wanted.value = False
-            await self._flush()
+        await self.settler.serve()
 
     async def _flush(self) -> None:
-        if self._released:
-            back, self._released = self._released, []
-            self.held.settling(back)
-            try:
-                await self._call(self.broker.release, back, undo_delivery=True)
-                self.held.remove(back)
-            except BrokerUnavailable as exc:  # still held: handed back at the end
-                log.warning("handing %d job(s) back failed: %s", len(back), exc)
-        while self._pending:
-            batch, self._pending = self._pending, []
-            self.held.settling([s.delivery for s in batch])
-            try:
-                await self._call(self.broker.settle, batch)
-            except BrokerUnavailable as exc:
-                log.warning("settling %d job(s) failed, retrying: %s", len(batch), exc)
-                self._pending = batch + self._pending
-                await trio.sleep(0.5)
-                continue
-            self.held.remove([s.delivery for s in batch])
-            self._settled.value += len(batch)  # wakes the fetch loop and recovery
+        await self.settler.flush()
 
     async def _hand_back_all(self) -> None:
-        await self._call(self._close_fetching)
-        if self._pending:
+        await self._call(self._fetch_gate.close)
+        if self.settler.pending:
             with trio.move_on_after(10):
                 await self._flush()
         leftover = self.held.snapshot()
@@ -542,7 +506,7 @@ class Worker:
             for held in mine:
                 settlement = await self._run_recovered(held)
                 if settlement is not None:
-                    await self._wait_settled(self._submit(settlement))
+                    await self.settler.wait_settled(self.settler.submit(settlement))
 
     async def _run_recovered(self, held: Delivery) -> Settlement | None:
         """Run one recovered job; None when there is nothing to settle (not ours now,

@@ -413,3 +413,55 @@ class BrokerContract:
         assert settle(broker, d, Verdict.REVOKED) == 0  # acked; the record stays revoked
         assert broker.queue_stats(Q).pending == 0
         assert broker.job(Q, new.id).state is JobState.REVOKED  # type: ignore[union-attr]
+
+    # -- settle_then_fetch: a settle that carries the next fetch ---------------------------
+
+    def test_settle_then_fetch_settles_first_then_fetches_in_priority_order(
+        self, broker: RedisBroker
+    ) -> None:
+        first = [job(), job()]
+        broker.enqueue(Q, first)
+        held = broker.fetch(Q, "c1", 2)
+        later = [job(priority=0), job(priority=9)]
+        broker.enqueue(Q, later)
+        done = [Settlement(d, Verdict.COMPLETE, "7") for d in held]
+        # cap 2 = what c1 holds: only a fetch that runs after the settle's acks gets any.
+        replies, got = broker.settle_then_fetch(done, Q, "c1", 2, cap=2)
+        assert replies == [1, 1]
+        assert [d.job_id for d in got] == [later[1].id, later[0].id]
+        assert all(broker.job(Q, j.id).state is JobState.SUCCEEDED for j in first)  # type: ignore[union-attr]
+        assert broker.queue_stats(Q).pending == 2
+
+    def test_settle_then_fetch_never_leaves_the_consumer_holding_more_than_the_cap(
+        self, broker: RedisBroker
+    ) -> None:
+        broker.enqueue(Q, [job() for _ in range(8)])
+        held = broker.fetch(Q, "c1", 3)
+        # One settled, three asked: the cap (3 held at most) lets only one through.
+        replies, got = broker.settle_then_fetch(
+            [Settlement(held[0], Verdict.COMPLETE, "null")], Q, "c1", 3, cap=3
+        )
+        assert (replies, len(got)) == ([1], 1)
+        assert consumers(broker)["c1"] == 3
+        # Nothing freed: nothing fetched, and the jobs left are still there for the next.
+        assert broker.settle_then_fetch([], Q, "c1", 5, cap=3) == ([], [])
+        assert broker.wait_ready([Q], 50) is True  # a capped fetch is no "nothing ready"
+        assert len(broker.fetch(Q, "c2", 10)) == 4
+
+    def test_settle_then_fetch_that_finds_nothing_still_settles_and_wakes_the_wait(
+        self, broker: RedisBroker
+    ) -> None:
+        assert broker.fetch(Q, "c1", 5) == []
+        new = job()
+        broker.enqueue(Q, [new])
+        [d] = broker.fetch(Q, "c1", 5)
+        replies, got = broker.settle_then_fetch([Settlement(d, Verdict.COMPLETE, "1")], Q, "c1", 5)
+        assert (replies, got) == ([1], [])
+        assert broker.job(Q, new.id).result == "1"  # type: ignore[union-attr]
+        assert consumers(broker)["c1"] == 0
+        assert broker.wait_ready([Q], 50) is False  # drained: the wait sleeps...
+        timer = threading.Timer(0.1, lambda: broker.enqueue(Q, [job()]))
+        timer.start()
+        assert broker.wait_ready([Q], 10_000) is True  # ...until a new job lands
+        timer.join()
+        assert len(broker.fetch(Q, "c1", 5)) == 1

@@ -37,7 +37,7 @@ async def test_entries_our_own_settle_acked_before_the_keeper_saw_it_are_not_los
         return out
 
     monkeypatch.setattr(japp.broker, "settle", settle_then_renew)
-    worker._pending = [Settlement(d, Verdict.COMPLETE, "0") for d in held]
+    worker.settler.pending = [Settlement(d, Verdict.COMPLETE, "0") for d in held]
     await worker._flush()
     assert (worker.lease.lost, len(worker.held)) == (0, 0)
 

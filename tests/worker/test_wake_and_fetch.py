@@ -24,7 +24,7 @@ def test_a_wait_abandoned_by_a_stop_fetches_nothing_once_fetching_is_closed(japp
     try:
         assert worker._fetch(10) == []
         jobs.add.enqueue(1, 2)
-        worker._close_fetching()  # what the final hand-back does first
+        worker._fetch_gate.close()  # what the final hand-back does first
         assert worker._wait_then_fetch(30_000, 10) == []
         assert len(worker.held) == 0
         assert japp.broker.queue_stats("default").ready == 1  # still there for another worker

@@ -7,6 +7,12 @@
 -- ARGV[2]     consumer group, ARGV[3] consumer name, ARGV[4] how many at most,
 -- ARGV[5]     result TTL s, ARGV[6] DLQ max length, ARGV[7] DLQ retention ms,
 -- ARGV[8]     the limit definitions as JSON (lib.lua's limits), '' when the worker has none
+-- ARGV[9]     cap: the most entries of this queue the consumer may hold pending once the
+--             call returns ('' or absent: no cap). The call delivers at most cap minus
+--             what the consumer holds already (XPENDING, before anything is read), so a
+--             worker's bound on held jobs holds in Redis even when a settle it sent in the
+--             same pipeline did not ack. When that leaves nothing to read, the reply is
+--             {1} (delivered nothing), not "nothing ready": the streams were not read.
 -- Effects     Nothing at all while the queue is paused (the key {q}:paused exists, derived
 --             from ARGV[1]; read first, before any write): the reply is then the
 --             "nothing ready" one, so the worker waits for the next entry or its timeout.
@@ -41,6 +47,19 @@ local prefix, group, consumer = ARGV[1], ARGV[2], ARGV[3]
 if redis.call('EXISTS', prefix .. K.PAUSED) == 1 then return nothing_ready() end
 local now = now_ms()
 local want = tonumber(ARGV[4])
+if ARGV[9] and ARGV[9] ~= '' then
+  local held = 0
+  for i = 1, #KEYS do
+    if redis.call('EXISTS', KEYS[i]) == 1 then
+      local summary = redis.call('XPENDING', KEYS[i], group)
+      for _, pair in ipairs(summary[4] or {}) do
+        if pair[1] == consumer then held = held + tonumber(pair[2]) end
+      end
+    end
+  end
+  want = math.min(want, tonumber(ARGV[9]) - held)
+  if want <= 0 then return {1} end
+end
 local dead = prefix .. K.DEAD
 check_type(dead, 'stream')
 check_type(prefix .. K.STATS, 'hash')
