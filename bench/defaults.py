@@ -49,9 +49,7 @@ def main() -> None:
             for c, p in grid:
                 opts = ["--concurrency", str(c), "--prefetch", str(p)]
                 noop[c, p].append(drain(server.url, "bench.noop_async", args.jobs, 1, opts)[0])
-                incr[c, p].append(
-                    drain(server.url, "bench.incr", args.jobs // 4, 1, opts)[0]
-                )
+                incr[c, p].append(drain(server.url, "bench.incr", args.jobs // 4, 1, opts)[0])
                 lat[c, p].extend(latency(server.url, 200, args.seconds, opts))
                 loads.append(os.getloadavg()[0])
     best_noop = max(statistics.median(v) for v in noop.values())
