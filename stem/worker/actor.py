@@ -1,5 +1,8 @@
 """The worker actor: ``stem worker`` runs one ``Worker`` in one trio process.
 
+(``stem.worker`` re-exports this module's names lazily, so that the process-pool child,
+``stem.worker.child``, does not import trio, redis-py and the worker with its package.)
+
 ``run(...)`` is the blocking entry point the CLI calls: it installs SIGTERM/SIGINT
 handling (first signal: graceful stop; second SIGINT: immediate), runs the worker and
 returns the process exit code.
