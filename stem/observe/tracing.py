@@ -18,6 +18,10 @@ packages register, e.g. ``console`` from the SDK, ``otlp`` with
 from the standard ``OTEL_*`` variables through the SDK. An app that sets its own global
 provider (``trace.set_tracer_provider``) needs nothing from stem. Spans are batched;
 the SDK flushes them at interpreter exit.
+
+The OpenTelemetry API itself is imported by the functions that use it, on first use:
+every app makes a ``Tracing``, and a process-pool child, which runs sync tasks and
+never opens a span, then loads none of it (tests/test_imports.py).
 """
 
 from __future__ import annotations
@@ -30,14 +34,13 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCode
-
 from stem.middleware.base import Middleware, OutgoingJob
 from stem.outcome import Outcome
 
 if TYPE_CHECKING:
+    from opentelemetry import context as otel_context
+    from opentelemetry import trace
+
     from stem.context import JobContext
 
 log = logging.getLogger("stem.observe.tracing")
@@ -71,7 +74,12 @@ def configure_from_env() -> bool:
 
 def _install_from_env() -> bool:
     names = exporter_names(EXPORTER_ENV)
-    if not names or not isinstance(trace.get_tracer_provider(), ProxyTracerProvider):
+    if not names:
+        return False
+    from opentelemetry import trace
+    from opentelemetry.trace import ProxyTracerProvider
+
+    if not isinstance(trace.get_tracer_provider(), ProxyTracerProvider):
         return False
     trace.set_tracer_provider(sdk_provider(names))
     return True
@@ -155,11 +163,15 @@ class ProviderLookup(Generic[T]):
 
 def _global_tracer_provider() -> Any:
     _from_env.run()
+    from opentelemetry import trace
+
     return trace.get_tracer_provider()
 
 
 def _tracer_of(provider: Any) -> trace.Tracer | None:
-    off = isinstance(provider, ProxyTracerProvider | trace.NoOpTracerProvider)
+    from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
+
+    off = isinstance(provider, ProxyTracerProvider | NoOpTracerProvider)
     return None if off else provider.get_tracer(_SCOPE)
 
 
@@ -188,7 +200,8 @@ class Tracing(Middleware):
             "messaging.message.id": job.job_id,
             "stem.task": job.task,
         }
-        from opentelemetry import propagate  # loads the propagators: only once tracing is on
+        from opentelemetry import propagate, trace  # only once tracing is on
+        from opentelemetry.trace import SpanKind
 
         span = tracer.start_span(f"send {job.queue}", kind=SpanKind.PRODUCER, attributes=attributes)
         # Ended at once: the span marks the send; a failed enqueue must not leave it open.
@@ -208,7 +221,9 @@ class Tracing(Middleware):
             "stem.attempt": ctx.attempt,
             "stem.deliveries": ctx.deliveries,
         }
-        from opentelemetry import propagate
+        from opentelemetry import context as otel_context
+        from opentelemetry import propagate, trace
+        from opentelemetry.trace import SpanKind
 
         parent = propagate.extract(ctx.headers)
         span = tracer.start_span(
@@ -225,6 +240,9 @@ class Tracing(Middleware):
         opened = ctx.state.pop("otel", None)
         if opened is None:
             return
+        from opentelemetry import context as otel_context
+        from opentelemetry.trace import Status, StatusCode
+
         span, token = opened
         span.set_attribute("stem.outcome", outcome.verdict.value)
         if outcome.error is not None:
@@ -245,6 +263,9 @@ def open_root_span(
     if tracer is None:
         yield None
         return
+    from opentelemetry import context as otel_context
+    from opentelemetry.trace import SpanKind
+
     with tracer.start_as_current_span(
         name, context=otel_context.Context(), kind=SpanKind.INTERNAL, attributes=attributes
     ) as span:
@@ -258,6 +279,8 @@ def _links_to_origin(ctx: JobContext, parent: otel_context.Context) -> list[trac
     replays are also children of that send span, in the original trace.)"""
     if ctx.attempt == 0 and ctx.deliveries <= 1:
         return []
+    from opentelemetry import trace
+
     origin = trace.get_current_span(parent).get_span_context()
     if not origin.is_valid:
         return []
