@@ -60,6 +60,21 @@ STEPS = [
     ("+ the worker (core, broker, observe, runtime)", "from stem.worker import run"),
 ]
 
+#: What redis-py's import is made of, in a process that has click and trio already (as a
+#: worker has): it imports ``redis.asyncio`` (so asyncio) whatever the client used,
+#: ``importlib.metadata`` (redis.utils) and, through ``redis.observability.providers``,
+#: the OpenTelemetry SDK's metrics package for one type annotation.
+REDIS_PARTS = [
+    ("click + trio", "import click, trio"),
+    ("+ asyncio (redis/__init__ imports redis.asyncio)", "import asyncio"),
+    ("+ importlib.metadata (redis.utils)", "import importlib.metadata"),
+    (
+        "+ opentelemetry.sdk.metrics (redis.observability.providers)",
+        "import opentelemetry.sdk.metrics",
+    ),
+    ("+ redis-py's own modules", "import redis"),
+]
+
 #: Each alone in a fresh interpreter.
 ALONE = [
     ("trio", "import trio"),
@@ -136,6 +151,19 @@ def drain(url: str, tree: Path, task: str, jobs: int, extra: list[str]) -> tuple
     return worker, child, total
 
 
+def _cumulative(steps: list[tuple[str, str]], tree: Path) -> list[tuple[str, str, str, str]]:
+    """(label, RSS, delta, modules) after each step, every step run after the ones before."""
+    rows: list[tuple[str, str, str, str]] = []
+    previous, done = 0.0, []
+    for label, statement in steps:
+        done.append(statement)
+        mib, modules = median_rss("\n".join(done), tree)
+        delta = f"{mib - previous:+.1f}" if rows else ""
+        rows.append((label, f"{mib:.1f}", delta, str(modules)))
+        previous = mib
+    return rows
+
+
 def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -171,14 +199,14 @@ def main() -> None:
         return
     for tree in trees:
         print(f"\nbreakdown, tree {tree} (fresh interpreters, medians of 5; load {_load()})\n")
-        steps: list[tuple[str, str, str, str]] = []
-        previous, imports = 0.0, []
-        for label, statement in STEPS:
-            imports.append(statement)
-            mib, modules = median_rss("\n".join(imports), tree)
-            steps.append((label, f"{mib:.1f}", f"{mib - previous:+.1f}", str(modules)))
-            previous = mib
+        steps = _cumulative(STEPS, tree)
         print(table(steps, ("cumulative import", "RSS MiB", "delta", "modules")))
+        print()
+        print(
+            table(
+                _cumulative(REDIS_PARTS, tree), ("redis-py's share", "RSS MiB", "delta", "modules")
+            )
+        )
         base, _ = median_rss("", tree)
         alone: list[tuple[str, str, str, str]] = []
         for label, statement in ALONE:
