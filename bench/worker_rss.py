@@ -14,6 +14,8 @@ and which imports it is made of.
    this checkout); their runs take turns (A, B, A, B, ...) so both see the same load, and
    the load average is printed with each row. The worker runs with ``PYTHONPATH`` and
    working directory set to the tree, so ``stem`` (and ``bench.apps``) come from it.
+   ``--without-otel-sdk`` adds each tree's worker as it would run where opentelemetry-sdk
+   is not installed (redis-py imports its metrics package whenever it is installed).
 3. **Breakdown**: RSS of a fresh interpreter after importing, cumulatively, what a
    worker imports in order (the interpreter, click, trio, redis-py, the OpenTelemetry
    SDK's metrics, stem, the CLI, the worker), and of each package alone; then what is
@@ -112,12 +114,23 @@ def median_rss(imports: str, tree: Path, runs: int = 5) -> tuple[float, int]:
     return statistics.median(s[0] for s in samples), samples[0][1]
 
 
-def drain(url: str, tree: Path, task: str, jobs: int, extra: list[str]) -> tuple[float, ...]:
+#: ``--without-otel-sdk``: the worker as it would run where opentelemetry-sdk is not
+#: installed (a what-if for the docs; stem itself never hides a package from anyone).
+_NO_SDK = (
+    "import sys, runpy; sys.modules['opentelemetry.sdk'] = None; "
+    "runpy.run_module('stem', run_name='__main__')"
+)
+
+
+def drain(
+    url: str, tree: Path, task: str, jobs: int, extra: list[str], *, no_sdk: bool = False
+) -> tuple[float, ...]:
     """(worker peak, largest child peak, peak of the sum) MiB while draining ``jobs``."""
     ns = f"rss{time.monotonic_ns()}"
     app = Stem(url, namespace=ns)
     app.enqueue_many(task, [() for _ in range(jobs)])
-    argv = [sys.executable, "-m", "stem", "--redis-url", url, "--namespace", ns]
+    start = ["-c", _NO_SDK] if no_sdk else ["-m", "stem"]
+    argv = [sys.executable, *start, "--redis-url", url, "--namespace", ns]
     argv += ["--app", "bench.apps:app", "worker", "--burst", *extra]
     env = {**os.environ, "PYTHONPATH": str(tree), "STEM_LOG_LEVEL": "WARNING"}
     proc = subprocess.Popen(argv, cwd=tree, env=env)  # noqa: S603  (our own stem command)
@@ -174,6 +187,11 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--trees", default=str(ROOT), help="source trees, comma-separated")
     parser.add_argument("--no-breakdown", action="store_true")
+    parser.add_argument(
+        "--without-otel-sdk",
+        action="store_true",
+        help="add a row per tree: the worker as if opentelemetry-sdk were not installed",
+    )
     args = parser.parse_args()
     trees = [Path(t).resolve() for t in args.trees.split(",")]
 
@@ -181,15 +199,21 @@ def main() -> None:
         print(f"redis-server: {redis_server.binary}")
         rows = []
         for case, (task, extra) in CASES.items():
-            peaks: dict[Path, list[tuple[float, ...]]] = {t: [] for t in trees}
+            sides = [(t, False) for t in trees]
+            sides += [(t, True) for t in trees] if args.without_otel_sdk else []
+            peaks: dict[tuple[Path, bool], list[tuple[float, ...]]] = {s: [] for s in sides}
             loads = []
             for _ in range(args.runs):
-                for tree in trees:  # interleaved: A, B, A, B, ...
-                    peaks[tree].append(drain(redis_server.url, tree, task, args.jobs, extra))
+                for tree, no_sdk in sides:  # interleaved: A, B, A, B, ...
+                    url = redis_server.url
+                    peak = drain(url, tree, task, args.jobs, extra, no_sdk=no_sdk)
+                    peaks[tree, no_sdk].append(peak)
                     loads.append(_load())
-            for tree in trees:
-                w, c, t = (statistics.median(p[i] for p in peaks[tree]) for i in range(3))
-                rows.append((case, tree.name, f"{w:.1f}", f"{c:.1f}" if c else "-", f"{t:.1f}"))
+            for tree, no_sdk in sides:
+                runs = peaks[tree, no_sdk]
+                w, c, t = (statistics.median(p[i] for p in runs) for i in range(3))
+                name = f"{tree.name} (no OTel SDK)" if no_sdk else tree.name
+                rows.append((case, name, f"{w:.1f}", f"{c:.1f}" if c else "-", f"{t:.1f}"))
             print(f"{case}: load average during the runs: {loads[0]} ... {loads[-1]}")
         header = ("case", "tree", "worker MiB", "child MiB", "worker+children MiB")
         print(f"\npeak RSS, medians of {args.runs} runs of {args.jobs} jobs\n")
