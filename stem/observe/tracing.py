@@ -19,9 +19,10 @@ from the standard ``OTEL_*`` variables through the SDK. An app that sets its own
 provider (``trace.set_tracer_provider``) needs nothing from stem. Spans are batched;
 the SDK flushes them at interpreter exit.
 
-The OpenTelemetry API itself is imported by the functions that use it, on first use:
-every app makes a ``Tracing``, and a process-pool child, which runs sync tasks and
-never opens a span, then loads none of it (tests/test_imports.py).
+The OpenTelemetry API itself is imported when first needed (the span hooks' names by
+``_bind_api`` once a tracer exists): every app makes a ``Tracing``, and a process-pool
+child, which runs sync tasks and never opens a span, then loads none of it
+(tests/test_imports.py).
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from stem.outcome import Outcome
 
 if TYPE_CHECKING:
     from opentelemetry import context as otel_context
-    from opentelemetry import trace
+    from opentelemetry import propagate, trace
+    from opentelemetry.trace import SpanKind, Status, StatusCode
 
     from stem.context import JobContext
 
@@ -171,8 +173,20 @@ def _global_tracer_provider() -> Any:
 def _tracer_of(provider: Any) -> trace.Tracer | None:
     from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
 
-    off = isinstance(provider, ProxyTracerProvider | NoOpTracerProvider)
-    return None if off else provider.get_tracer(_SCOPE)
+    if isinstance(provider, ProxyTracerProvider | NoOpTracerProvider):
+        return None
+    _bind_api()
+    tracer: trace.Tracer = provider.get_tracer(_SCOPE)
+    return tracer
+
+
+def _bind_api() -> None:
+    """Import the API names the span hooks use into this module (they run only once a
+    tracer exists, and so after this): one import per process instead of one per job."""
+    global otel_context, propagate, trace, SpanKind, Status, StatusCode
+    from opentelemetry import context as otel_context
+    from opentelemetry import propagate, trace  # loads the propagators: only once tracing is on
+    from opentelemetry.trace import SpanKind, Status, StatusCode
 
 
 class Tracing(Middleware):
@@ -200,9 +214,6 @@ class Tracing(Middleware):
             "messaging.message.id": job.job_id,
             "stem.task": job.task,
         }
-        from opentelemetry import propagate, trace  # only once tracing is on
-        from opentelemetry.trace import SpanKind
-
         span = tracer.start_span(f"send {job.queue}", kind=SpanKind.PRODUCER, attributes=attributes)
         # Ended at once: the span marks the send; a failed enqueue must not leave it open.
         propagate.inject(job.headers, context=trace.set_span_in_context(span))
@@ -221,10 +232,6 @@ class Tracing(Middleware):
             "stem.attempt": ctx.attempt,
             "stem.deliveries": ctx.deliveries,
         }
-        from opentelemetry import context as otel_context
-        from opentelemetry import propagate, trace
-        from opentelemetry.trace import SpanKind
-
         parent = propagate.extract(ctx.headers)
         span = tracer.start_span(
             f"process {ctx.queue}",
@@ -240,9 +247,6 @@ class Tracing(Middleware):
         opened = ctx.state.pop("otel", None)
         if opened is None:
             return
-        from opentelemetry import context as otel_context
-        from opentelemetry.trace import Status, StatusCode
-
         span, token = opened
         span.set_attribute("stem.outcome", outcome.verdict.value)
         if outcome.error is not None:
@@ -263,9 +267,6 @@ def open_root_span(
     if tracer is None:
         yield None
         return
-    from opentelemetry import context as otel_context
-    from opentelemetry.trace import SpanKind
-
     with tracer.start_as_current_span(
         name, context=otel_context.Context(), kind=SpanKind.INTERNAL, attributes=attributes
     ) as span:
@@ -279,8 +280,6 @@ def _links_to_origin(ctx: JobContext, parent: otel_context.Context) -> list[trac
     replays are also children of that send span, in the original trace.)"""
     if ctx.attempt == 0 and ctx.deliveries <= 1:
         return []
-    from opentelemetry import trace
-
     origin = trace.get_current_span(parent).get_span_context()
     if not origin.is_valid:
         return []
