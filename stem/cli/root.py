@@ -129,6 +129,10 @@ class State:
             self._app.close()
 
 
+#: click >= 8.4 raises this for an unknown command, with suggestions (older: none).
+_NO_SUCH_COMMAND: Any = getattr(click.exceptions, "NoSuchCommand", ())
+
+
 class LazyGroup(click.Group):
     """A group whose subcommands are imported when they are used, not when it is built.
 
@@ -162,6 +166,18 @@ class LazyGroup(click.Group):
                 show_envvars(command, f"{self.env_prefix}_{cmd_name.upper()}")
             self.commands[cmd_name] = command
         return super().get_command(ctx, cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except _NO_SUCH_COMMAND as exc:
+            # click suggests a name from the loaded commands only: `stem wroker` must
+            # still say "did you mean 'worker'?".
+            raise _NO_SUCH_COMMAND(
+                exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx
+            ) from None
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """List every command with its short help, importing none that is not loaded."""
