@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, Unpack, overload
 
 from stem._async import in_thread
-from stem.broker import MAX_DELAY_S, RESULT_TTL_S, LimitSpec, NewJob, RedisBroker
+from stem.broker import MAX_DELAY_S, RESULT_TTL_S, LimitSpec, NewJob
 from stem.broker.keys import check_name
 from stem.config import resolve_redis_url
 from stem.envelope import encode_fields, encode_many, new_job_id, new_job_ids
@@ -38,6 +38,7 @@ from stem.signing import Signer
 from stem.task import Pool, RetryPolicy, Task, make_task
 
 if TYPE_CHECKING:
+    from stem.broker import RedisBroker
     from stem.schedule.declare import ScheduleOptions
     from stem.schedule.entries import Entry
 
@@ -134,6 +135,10 @@ class Stem:
         return self._broker
 
     def _open_broker(self) -> RedisBroker:
+        # redis-py is imported here, not with the app: a process-pool child loads the app
+        # for its tasks and never talks to Redis.
+        from stem.broker import RedisBroker
+
         url = resolve_redis_url(self.redis_url)
         if url is None:
             raise ConfigError(

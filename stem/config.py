@@ -14,8 +14,6 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import psutil
-
 from stem.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -44,6 +42,8 @@ def url_file_source(path: Path = EMBEDDED_URL_FILE) -> str:
     pid = _supervisor_pid(path.parent / "supervise.json")
     if pid is None:
         return f"./{path}, written by a `stem supervise`"
+    import psutil  # only for this message: a pool child that loads the app skips it
+
     if not psutil.pid_exists(pid):
         return f"./{path}, written by a `stem supervise` that is no longer running"
     return f"./{path}, written by the running `stem supervise`, pid {pid}"

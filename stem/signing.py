@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
-import hmac
 import os
 import re
 from collections.abc import Mapping
@@ -85,6 +83,11 @@ class SigningKey:
                 )
             self.algorithm = HMAC_SHA256
             self._secret = key
+            # hashlib (OpenSSL's libcrypto, ~4 MiB of RSS) is loaded only once a key is:
+            # every app imports this module, and a process-pool child signs nothing.
+            import hashlib
+            import hmac
+
             self._keyed = hmac.new(key, digestmod=hashlib.sha256)
             return
         ed = _ed25519()
@@ -114,6 +117,8 @@ class SigningKey:
     def verify(self, message: bytes, signature: bytes) -> bool:
         """Whether ``signature`` is this key's over ``message`` (constant time for HMAC)."""
         if self._keyed is not None:
+            import hmac  # loaded by __init__ already: a dictionary look-up
+
             return hmac.compare_digest(self._hmac(message), signature)
         from cryptography.exceptions import InvalidSignature
 

@@ -4,7 +4,14 @@ Everything else in stem uses its typed interface: the records in ``base`` and th
 in ``roles`` (one small ``Protocol`` per kind of caller: ``Producer``, ``WorkerBroker``,
 ``ReclaimerBroker``, ``Admin``, ``QueueControl``, ``ScheduleHost``...; ``Broker`` is all of them).
 ``RedisBroker`` is the implementation on Redis Streams.
+
+Only ``RedisBroker`` and ``redact`` need redis-py, and they are imported on first use
+(``__getattr__`` below): the records and roles are plain Python, so what imports
+``stem`` without talking to Redis (a process-pool child, ``stem --help``) does not pay
+for redis-py (about 20 MiB of RSS with what it loads; docs/performance.md).
 """
+
+from typing import TYPE_CHECKING, Any
 
 from stem.broker.base import (
     MAX_DELAY_S,
@@ -24,8 +31,6 @@ from stem.broker.base import (
     Settlement,
     json_or_text,
 )
-from stem.broker.connection import redact
-from stem.broker.redis import RedisBroker
 from stem.broker.roles import (
     Admin,
     Broker,
@@ -42,6 +47,24 @@ from stem.broker.roles import (
     WorkerBroker,
     WorkerControl,
 )
+
+if TYPE_CHECKING:
+    from stem.broker.connection import redact
+    from stem.broker.redis import RedisBroker
+
+
+def __getattr__(name: str) -> Any:
+    """``RedisBroker`` and ``redact``, imported (with redis-py) when first asked for."""
+    if name == "RedisBroker":
+        from stem.broker.redis import RedisBroker
+
+        return RedisBroker
+    if name == "redact":
+        from stem.broker.connection import redact
+
+        return redact
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "MAX_DELAY_S",

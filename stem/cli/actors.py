@@ -17,7 +17,7 @@ from typing import Any
 import click
 from click.core import ParameterSource
 
-from stem.cli.root import State, log_level_option
+from stem.cli.root import LazyGroup, State, log_level_option
 from stem.errors import ConfigError
 
 
@@ -65,6 +65,19 @@ def _log_options(command: Callable[..., Any]) -> Callable[..., Any]:
 
 @click.group(
     name="worker",
+    cls=LazyGroup,
+    # The controls talk to running workers: loaded only when one of them runs.
+    lazy={
+        "list": ("stem.cli.workers:list_workers", "Live workers (as `stem observe workers`)."),
+        "ping": (
+            "stem.cli.workers:ping",
+            "Ask worker NAME to answer; print how long it took (up to a heartbeat, 2 s).",
+        ),
+        "stop": (
+            "stem.cli.workers:stop",
+            "Stop worker NAME gracefully, as SIGTERM does (within a heartbeat, 2 s).",
+        ),
+    },
     invoke_without_command=True,
     epilog="""Examples:
 

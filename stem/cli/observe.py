@@ -29,7 +29,7 @@ from stem.cli.output import (
     say,
     span,
 )
-from stem.cli.root import State
+from stem.cli.root import LazyGroup, State
 from stem.errors import NotFound, UsageError
 from stem.observe.live import Window, refresh_every
 
@@ -198,6 +198,13 @@ def next_sample(broker: Admin, before: Sample, interval_s: float) -> Sample:
 
 @click.group(
     name="observe",
+    cls=LazyGroup,
+    lazy={
+        "signing": (
+            "stem.cli.signing:signing",
+            "Jobs per signing key id: ready, pending, delayed and dead-lettered.",
+        )
+    },
     epilog="""Examples:
 
 \b

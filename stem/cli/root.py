@@ -16,11 +16,12 @@ Every error ends as ONE line on stderr, ``stem: error: <message>``, and an exit 
 
 from __future__ import annotations
 
+import importlib
 import os
 import re
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import click
@@ -128,7 +129,76 @@ class State:
             self._app.close()
 
 
-class StemGroup(click.Group):
+#: click >= 8.4 raises this for an unknown command, with suggestions (older: none).
+_NO_SUCH_COMMAND: Any = getattr(click.exceptions, "NoSuchCommand", ())
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported when they are used, not when it is built.
+
+    ``lazy`` maps a command name to ``("module:attr", short help)``. ``stem worker`` then
+    imports the worker's command module only, not the admin, observe, dlq or schedule code
+    and what they load; ``--help`` lists every command from the short helps kept here
+    (tests/cli/test_help.py checks that each matches its command's own). A command is
+    prepared when loaded as it would have been when added: it takes the global options
+    after its name and names its environment variables (``env_prefix``, set by
+    ``show_envvars``).
+    """
+
+    def __init__(
+        self, *args: Any, lazy: Mapping[str, tuple[str, str]] | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(*args, **kwargs)
+        self.lazy: dict[str, tuple[str, str]] = dict(lazy or {})
+        self.env_prefix: str | None = None
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *self.lazy})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in self.lazy:
+            module, _, attr = self.lazy[cmd_name][0].partition(":")
+            command = getattr(importlib.import_module(module), attr)
+            if not isinstance(command, click.Command):  # pragma: no cover - a typo in a map
+                raise TypeError(f"{module}:{attr} is not a click command")
+            if self.env_prefix is not None:
+                accept_global_options_after(command)
+                show_envvars(command, f"{self.env_prefix}_{cmd_name.upper()}")
+            self.commands[cmd_name] = command
+        return super().get_command(ctx, cmd_name)
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        try:
+            return super().resolve_command(ctx, args)
+        except _NO_SUCH_COMMAND as exc:
+            # click suggests a name from the loaded commands only: `stem wroker` must
+            # still say "did you mean 'worker'?".
+            raise _NO_SUCH_COMMAND(
+                exc.command_name, possibilities=self.list_commands(ctx), ctx=ctx
+            ) from None
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """List every command with its short help, importing none that is not loaded."""
+        names = self.list_commands(ctx)
+        if not names:
+            return
+        limit = formatter.width - 6 - max(len(name) for name in names)
+        rows = []
+        for name in names:
+            loaded = self.commands.get(name)
+            if loaded is not None and loaded.hidden:
+                continue
+            # An unloaded command is shown through a stand-in with its kept help, so
+            # the text is shortened exactly as click shortens a loaded command's.
+            shown = loaded or click.Command(name, help=self.lazy[name][1])
+            rows.append((name, shown.get_short_help_str(limit)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+class StemGroup(LazyGroup):
     """The root group: runs a command and turns whatever it raises into an exit code."""
 
     def main(
@@ -396,6 +466,8 @@ def show_envvars(command: click.Command, prefix: str = "STEM") -> None:
             flag = max(param.opts, key=len).lstrip("-").replace("-", "_").upper()
             param.envvar = f"{prefix}_{flag}"
         param.show_envvar = True
+    if isinstance(command, LazyGroup):
+        command.env_prefix = prefix  # its lazy commands get theirs when they load
     if isinstance(command, click.Group):
         for name, sub in command.commands.items():
             show_envvars(sub, f"{prefix}_{name.upper()}")

@@ -1,6 +1,6 @@
 """``stem schedule ...``: manage beat entries at run time (``stem beat`` is in ``actors``).
 
-The root CLI registers the group (``cli.add_command(schedule)``) and passes its
+The root CLI lists the group (``stem.cli.COMMANDS``, loaded when it runs) and passes its
 :class:`~stem.cli.root.State`, whose ``app`` is the :class:`~stem.Stem` connected to the
 chosen Redis and namespace. Tables and times are printed with the helpers of
 :mod:`stem.cli.output`. Errors are raised as :class:`UsageError` / :class:`ConfigError`

@@ -16,7 +16,8 @@ Two middlewares, both installed by the worker (:func:`stem.worker.core.worker_mi
   cached check. :func:`meter` gives the other actors (lease keeper, reclaimer, beat,
   supervisor, process pool) the same meter for their own instruments.
 
-No attribute or label holds a job id.
+No attribute or label holds a job id. The OpenTelemetry API is imported on first use
+(every app makes a ``Meters``; a process-pool child never records, and loads none of it).
 """
 
 from __future__ import annotations
@@ -29,13 +30,13 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from opentelemetry import metrics
-
 from stem.middleware.base import Middleware, OutgoingJob
 from stem.observe.tracing import Once, ProviderLookup, exporter_names
 from stem.outcome import Outcome, Verdict
 
 if TYPE_CHECKING:
+    from opentelemetry import metrics
+
     from stem.context import JobContext
 
 log = logging.getLogger("stem.observe.metrics")
@@ -154,7 +155,11 @@ def configure_from_env() -> bool:
 
 def _install_from_env() -> bool:
     names = exporter_names(EXPORTER_ENV)
-    if not names or not _is_noop(metrics.get_meter_provider()):
+    if not names:
+        return False
+    from opentelemetry import metrics
+
+    if not _is_noop(metrics.get_meter_provider()):
         return False  # metrics off, or the app set its own provider
     metrics.set_meter_provider(sdk_provider(names))
     return True
@@ -206,15 +211,17 @@ def meter_provider(readers: Sequence[Any]) -> Any:
 
 
 def _is_noop(provider: Any) -> bool:
+    from opentelemetry.metrics import NoOpMeterProvider
+
     # The API's proxy stands in until a provider is set; it is not public API by name.
-    return isinstance(provider, metrics.NoOpMeterProvider) or type(provider).__name__.startswith(
-        "_Proxy"
-    )
+    return isinstance(provider, NoOpMeterProvider) or type(provider).__name__.startswith("_Proxy")
 
 
 def meter(provider: Any = None) -> metrics.Meter | None:
     """stem's meter, or None while no meter provider is configured (metrics off)."""
     _from_env.run()
+    from opentelemetry import metrics
+
     provider = provider or metrics.get_meter_provider()
     return None if _is_noop(provider) else provider.get_meter(_SCOPE)
 
@@ -264,6 +271,8 @@ def _attributes(queue: str, task: str, outcome: str = "") -> dict[str, str]:
 
 def _global_meter_provider() -> Any:
     _from_env.run()
+    from opentelemetry import metrics
+
     return metrics.get_meter_provider()
 
 
@@ -326,8 +335,10 @@ def observe_gauge(name: str, unit: str, description: str, read: Readings) -> boo
     if m is None:
         return False
 
+    from opentelemetry.metrics import Observation
+
     def callback(_options: Any) -> Iterable[metrics.Observation]:
-        return [metrics.Observation(value, attributes) for value, attributes in read()]
+        return [Observation(value, attributes) for value, attributes in read()]
 
     m.create_observable_gauge(name, [callback], unit, description)
     return True
@@ -339,8 +350,10 @@ def observe_counter(name: str, unit: str, description: str, read: Readings) -> b
     if m is None:
         return False
 
+    from opentelemetry.metrics import Observation
+
     def callback(_options: Any) -> Iterable[metrics.Observation]:
-        return [metrics.Observation(value, attributes) for value, attributes in read()]
+        return [Observation(value, attributes) for value, attributes in read()]
 
     m.create_observable_counter(name, [callback], unit, description)
     return True

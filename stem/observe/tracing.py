@@ -18,6 +18,11 @@ packages register, e.g. ``console`` from the SDK, ``otlp`` with
 from the standard ``OTEL_*`` variables through the SDK. An app that sets its own global
 provider (``trace.set_tracer_provider``) needs nothing from stem. Spans are batched;
 the SDK flushes them at interpreter exit.
+
+The OpenTelemetry API itself is imported when first needed (the span hooks' names by
+``_bind_api`` once a tracer exists): every app makes a ``Tracing``, and a process-pool
+child, which runs sync tasks and never opens a span, then loads none of it
+(tests/test_imports.py).
 """
 
 from __future__ import annotations
@@ -30,14 +35,14 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
-from opentelemetry import context as otel_context
-from opentelemetry import trace
-from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCode
-
 from stem.middleware.base import Middleware, OutgoingJob
 from stem.outcome import Outcome
 
 if TYPE_CHECKING:
+    from opentelemetry import context as otel_context
+    from opentelemetry import propagate, trace
+    from opentelemetry.trace import SpanKind, Status, StatusCode
+
     from stem.context import JobContext
 
 log = logging.getLogger("stem.observe.tracing")
@@ -71,7 +76,12 @@ def configure_from_env() -> bool:
 
 def _install_from_env() -> bool:
     names = exporter_names(EXPORTER_ENV)
-    if not names or not isinstance(trace.get_tracer_provider(), ProxyTracerProvider):
+    if not names:
+        return False
+    from opentelemetry import trace
+    from opentelemetry.trace import ProxyTracerProvider
+
+    if not isinstance(trace.get_tracer_provider(), ProxyTracerProvider):
         return False
     trace.set_tracer_provider(sdk_provider(names))
     return True
@@ -155,12 +165,28 @@ class ProviderLookup(Generic[T]):
 
 def _global_tracer_provider() -> Any:
     _from_env.run()
+    from opentelemetry import trace
+
     return trace.get_tracer_provider()
 
 
 def _tracer_of(provider: Any) -> trace.Tracer | None:
-    off = isinstance(provider, ProxyTracerProvider | trace.NoOpTracerProvider)
-    return None if off else provider.get_tracer(_SCOPE)
+    from opentelemetry.trace import NoOpTracerProvider, ProxyTracerProvider
+
+    if isinstance(provider, ProxyTracerProvider | NoOpTracerProvider):
+        return None
+    _bind_api()
+    tracer: trace.Tracer = provider.get_tracer(_SCOPE)
+    return tracer
+
+
+def _bind_api() -> None:
+    """Import the API names the span hooks use into this module (they run only once a
+    tracer exists, and so after this): one import per process instead of one per job."""
+    global otel_context, propagate, trace, SpanKind, Status, StatusCode
+    from opentelemetry import context as otel_context
+    from opentelemetry import propagate, trace  # loads the propagators: only once tracing is on
+    from opentelemetry.trace import SpanKind, Status, StatusCode
 
 
 class Tracing(Middleware):
@@ -188,8 +214,6 @@ class Tracing(Middleware):
             "messaging.message.id": job.job_id,
             "stem.task": job.task,
         }
-        from opentelemetry import propagate  # loads the propagators: only once tracing is on
-
         span = tracer.start_span(f"send {job.queue}", kind=SpanKind.PRODUCER, attributes=attributes)
         # Ended at once: the span marks the send; a failed enqueue must not leave it open.
         propagate.inject(job.headers, context=trace.set_span_in_context(span))
@@ -208,8 +232,6 @@ class Tracing(Middleware):
             "stem.attempt": ctx.attempt,
             "stem.deliveries": ctx.deliveries,
         }
-        from opentelemetry import propagate
-
         parent = propagate.extract(ctx.headers)
         span = tracer.start_span(
             f"process {ctx.queue}",

@@ -94,6 +94,24 @@ def test_an_unknown_command_is_a_usage_error(stem: Invoke) -> None:
     assert "No such command 'frobnicate'" in one_error_line(result)
 
 
+@pytest.mark.parametrize(
+    ("argv", "line"),
+    [
+        (["wroker"], "No such command 'wroker' (did you mean 'worker'?); see 'stem --help'"),
+        (
+            ["worker", "lst"],
+            "No such command 'lst' (did you mean 'list'?); see 'stem worker --help'",
+        ),
+    ],
+)
+def test_a_mistyped_command_names_the_closest_one_though_commands_load_lazily(
+    stem: Invoke, argv: list[str], line: str
+) -> None:
+    result = stem(*argv)
+    assert result.exit_code == 2
+    assert one_error_line(result) == f"stem: error: {line}"
+
+
 def test_a_missing_argument_is_a_usage_error(stem: Invoke) -> None:
     result = stem("result", "get")
     assert result.exit_code == 2

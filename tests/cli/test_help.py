@@ -3,20 +3,29 @@
 from __future__ import annotations
 
 import enum
+import importlib
 from collections.abc import Iterator
 
 import click
 import pytest
 
 from stem.cli import main
+from stem.cli.root import LazyGroup
 from tests.cli.conftest import Invoke
+
+
+def _sub(group: click.Group, name: str) -> click.Command:
+    """``group``'s command ``name``, loaded (the groups load their commands lazily)."""
+    sub = group.get_command(click.Context(group), name)
+    assert sub is not None, name
+    return sub
 
 
 def _paths(command: click.Command, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     yield path
     if isinstance(command, click.Group):
-        for name, sub in sorted(command.commands.items()):
-            yield from _paths(sub, (*path, name))
+        for name in command.list_commands(click.Context(command)):
+            yield from _paths(_sub(command, name), (*path, name))
 
 
 COMMANDS = list(_paths(main))
@@ -31,6 +40,32 @@ def test_the_tree_has_every_command_of_the_design() -> None:
         "limit set", "limit clear",
     }  # fmt: skip
     assert expected <= names
+
+
+def _lazy_groups(command: click.Command) -> Iterator[LazyGroup]:
+    if isinstance(command, LazyGroup):
+        yield command
+    if isinstance(command, click.Group):
+        for name in command.list_commands(click.Context(command)):
+            yield from _lazy_groups(_sub(command, name))
+
+
+def test_the_lazy_maps_short_helps_are_the_commands_own() -> None:
+    # `stem --help` lists lazy commands from the map without importing them: the text
+    # kept there must be what the command itself would show.
+    kept = {
+        (group.name, name): (spec, text)
+        for group in _lazy_groups(main)
+        for name, (spec, text) in group.lazy.items()
+    }
+    assert {("stem", "worker"), ("stem", "dlq"), ("worker", "stop"), ("observe", "signing")} <= set(
+        kept
+    )
+    for (group, name), (spec, text) in kept.items():
+        module, _, attr = spec.partition(":")
+        command = getattr(importlib.import_module(module), attr)
+        assert command.name == name, spec
+        assert command.get_short_help_str(limit=1000) == text, (group, name)
 
 
 @pytest.mark.parametrize("path", COMMANDS, ids=lambda p: " ".join(p) or "stem")
@@ -56,7 +91,7 @@ def _options(path: tuple[str, ...]) -> list[click.Option]:
     command: click.Command = main
     for name in path:
         assert isinstance(command, click.Group)
-        command = command.commands[name]
+        command = _sub(command, name)
     return [p for p in command.params if isinstance(p, click.Option) and not p.hidden]
 
 
