@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextvars
 import threading
-import time
 from collections.abc import Callable
 
 import pytest
@@ -153,10 +152,11 @@ async def test_at_most_max_threads_calls_run_at_once_and_no_call_waits_below_it(
 async def test_closing_joins_every_thread_but_one_busy_with_an_abandoned_call() -> None:
     gate, started = threading.Event(), threading.Event()
     names = {"p-1", "p-2"}
+    both = threading.Barrier(2, timeout=30)  # two calls at once: two threads
     async with ThreadPool("p", 2) as pool:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(pool.run, lambda: time.sleep(0.01))
-            nursery.start_soon(pool.run, lambda: time.sleep(0.01))
+            nursery.start_soon(pool.run, both.wait)
+            nursery.start_soon(pool.run, both.wait)
         assert pool.threads == 2
     assert pool.threads == 0
     assert not names & {t.name for t in threading.enumerate()}
