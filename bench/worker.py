@@ -9,7 +9,7 @@
    plus batched ``XACK``/``XDEL`` of the same number of entries.
 3. End-to-end latency at a steady ``--rate`` jobs/s (enqueue -> result stored), p50/p99.
 4. Peak RSS of a worker process while draining (psutil).
-5. Thread hops per job at that rate (``trio.to_thread.run_sync`` calls of one
+5. Thread hops per job at that rate (``ThreadPool.run`` and ``trio.to_thread`` calls of one
    in-process worker): a count, so it does not swing with the machine's load.
 """
 
@@ -137,20 +137,26 @@ def latency(
 
 
 def thread_hops(url: str, per_s: int, n: int = 400) -> float:
-    """``trio.to_thread.run_sync`` calls per job of one in-process worker at ``per_s``."""
+    """Thread hand-offs per job of one in-process worker at ``per_s``: calls of its
+    thread pools (``ThreadPool.run``) and of ``trio.to_thread.run_sync``."""
     import trio
     import trio.to_thread
 
     from stem.worker.core import Worker, WorkerOptions
+    from stem.worker.threads import ThreadPool
 
     app = Stem(url, namespace=f"h{time.monotonic_ns()}")
     app.task(name="bench.noop_async")(_noop)
-    real = trio.to_thread.run_sync
+    real, real_pool = trio.to_thread.run_sync, ThreadPool.run
     calls = [0]
 
     async def counting(*args: Any, **kwargs: Any) -> Any:
         calls[0] += 1
         return await real(*args, **kwargs)
+
+    async def counting_pool(*args: Any, **kwargs: Any) -> Any:
+        calls[0] += 1
+        return await real_pool(*args, **kwargs)
 
     def produce() -> None:
         for _ in range(n):
@@ -170,10 +176,12 @@ def thread_hops(url: str, per_s: int, n: int = 400) -> float:
         return hops
 
     trio.to_thread.run_sync = counting  # type: ignore[assignment]
+    ThreadPool.run = counting_pool  # type: ignore[method-assign]
     try:
         return trio.run(run)
     finally:
         trio.to_thread.run_sync = real
+        ThreadPool.run = real_pool  # type: ignore[method-assign]
         app.close()
 
 

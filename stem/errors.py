@@ -163,7 +163,16 @@ class PayloadError(JobError):
 
 
 class SoftTimeLimitExceeded(JobError):
-    """Raised inside a running task when its soft time limit passes; it may be caught."""
+    """Raised inside a running task when its soft time limit passes; it may be caught.
+
+    In a thread-pool task it is raised asynchronously, as a class: Python makes it with
+    no arguments, hence the default message.
+    """
+
+    def __init__(
+        self, message: str = "soft time limit exceeded", *, job_id: str | None = None
+    ) -> None:
+        super().__init__(message, job_id=job_id)
 
 
 class HardTimeLimitExceeded(JobError):

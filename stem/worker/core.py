@@ -42,13 +42,14 @@ from stem.observe.events import QUIET_TASKS_ENV, JobEvents
 from stem.observe.metrics import JobStats, Meters, observe_counter, observe_gauge
 from stem.observe.tracing import Tracing
 from stem.task import Pool
-from stem.worker.execute import Executor, Runner
+from stem.worker.execute import Executor
 from stem.worker.lease import HeldJobs, LeaseKeeper
 from stem.worker.limits import LimitBook
 from stem.worker.naming import default_name, live_holder
-from stem.worker.pools import AsyncRunner, ProcessPool, ThreadRunner
+from stem.worker.pools import ProcessPool, pool_runners
 from stem.worker.revoke import RunningJobs
 from stem.worker.settle import FetchGate, Settler
+from stem.worker.threads import ThreadPool
 
 if TYPE_CHECKING:
     from stem.app import Stem
@@ -60,6 +61,7 @@ T = TypeVar("T")
 
 HEARTBEAT_INTERVAL_S = 2.0
 HEARTBEAT_TTL_S = 10.0
+BROKER_THREADS = 16  # the most broker calls at once: about 4 in steady state, plus abandoned
 #: Commands ``stem worker`` sends (the worker's control list, read with each heartbeat).
 STOP = "stop"  # the same graceful stop as SIGTERM
 PING = "ping:"  # followed by a nonce that the worker puts in its record as ``pong``
@@ -135,9 +137,12 @@ class Worker:
                 max_tasks_per_child=options.max_tasks_per_child,
                 max_memory_mb=options.max_memory_mb,
             )
+        self.threads = ThreadPool("stem-broker", BROKER_THREADS)  # separate: jobs never
+        self.job_threads = ThreadPool("stem-job", options.concurrency)  # delay broker calls
         middleware = worker_middleware(app)
         self.job_stats = next(m for m in middleware if isinstance(m, JobStats))
-        self.executor = Executor(app, self._runners(), middleware)
+        runners = pool_runners(self.job_threads, self.pool, options.pool)
+        self.executor = Executor(app, runners, middleware)
         self.limits = LimitBook(app.limit_specs(), self.broker)
         self._register_meters()
         self.started_at = time.time()
@@ -183,22 +188,6 @@ class Worker:
                 lambda: [(pool.replaced, me)],
             )  # fmt: skip
 
-    def _runners(self) -> dict[Pool, Runner]:
-        threads = ThreadRunner(self.options.concurrency)
-        runners: dict[Pool, Runner] = {
-            Pool.ASYNC: AsyncRunner(),
-            Pool.THREADS: threads,
-            Pool.PROCESSES: threads if self.pool is None else self.pool,  # no app spec: threads
-        }
-        if self.options.pool is not None:
-            forced = runners[self.options.pool]
-            runners = {
-                Pool.ASYNC: runners[Pool.ASYNC],
-                Pool.THREADS: forced,
-                Pool.PROCESSES: forced,
-            }
-        return runners
-
     def request_stop(self, *, immediate: bool = False) -> None:
         """Begin a graceful stop (or an immediate one: running jobs are handed back now)."""
         self._immediate = self._immediate or immediate
@@ -208,6 +197,10 @@ class Worker:
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until stopped; on return, every job this worker held is settled or handed back."""
+        async with self.threads, self.job_threads:  # their threads are joined on the way out
+            await self._serve(task_status)
+
+    async def _serve(self, task_status: trio.TaskStatus[None]) -> None:
         await self._claim_name()
         self.lease.start()
         try:
@@ -228,7 +221,7 @@ class Worker:
                 if self.pool is not None:
                     await self.pool.aclose()
                 with contextlib.suppress(BrokerUnavailable):  # else it expires on its own
-                    await trio.to_thread.run_sync(self.broker.forget_worker, self.name)
+                    await self._call(self.broker.forget_worker, self.name)
                 await self._forget_consumer()
                 self.stopped.set()
 
@@ -551,14 +544,12 @@ class Worker:
             "pong": self._pong,
         }
 
-    @staticmethod
-    async def _call(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
-        """Run blocking ``fn`` in a thread; a cancel waits for it to return."""
-        return await trio.to_thread.run_sync(functools.partial(fn, *args, **kwargs))
+    async def _call(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """Run blocking ``fn`` in a broker thread; a cancel waits for it to return."""
+        return await self.threads.run(functools.partial(fn, *args, **kwargs))
 
-    @staticmethod
-    async def _call_abandoning(fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+    async def _call_abandoning(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         """Like ``_call``, but a cancel returns at once and leaves the thread to finish
         on its own: for blocking waits whose result no longer matters."""
         call = functools.partial(fn, *args, **kwargs)
-        return await trio.to_thread.run_sync(call, abandon_on_cancel=True)
+        return await self.threads.run(call, abandon_on_cancel=True)

@@ -7,7 +7,8 @@ task raised. Time limits:
   ``SoftTimeLimitExceeded``; the hard limit records ``HardTimeLimitExceeded``.
 - threads: the soft limit raises ``SoftTimeLimitExceeded`` inside the thread (at the next
   Python bytecode); a thread cannot be killed, so at the hard limit it is abandoned, the
-  job is recorded as ``HardTimeLimitExceeded`` and the thread's eventual result ignored.
+  job is recorded as ``HardTimeLimitExceeded`` and the thread's eventual result ignored
+  (the thread keeps its place among the ``concurrency`` job threads until it returns).
 - processes: the soft limit raises ``SoftTimeLimitExceeded`` inside the child (SIGALRM);
   at the hard limit the child is killed and replaced. The only pool that can stop a
   ``while True: pass``.
@@ -16,6 +17,7 @@ task raised. Time limits:
 from __future__ import annotations
 
 import ctypes
+import functools
 import threading
 from typing import TYPE_CHECKING, Any
 
@@ -23,12 +25,15 @@ import trio
 
 from stem.context import JobContext, reset_current, set_current
 from stem.errors import HardTimeLimitExceeded, RemoteTaskError, SoftTimeLimitExceeded
+from stem.task import Pool
 from stem.worker.process_pool import ProcessPool
+from stem.worker.threads import ThreadPool
 
 if TYPE_CHECKING:
     from stem.task import Task
+    from stem.worker.execute import Runner
 
-__all__ = ["AsyncRunner", "ProcessPool", "RemoteTaskError", "ThreadRunner"]
+__all__ = ["AsyncRunner", "ProcessPool", "RemoteTaskError", "ThreadRunner", "pool_runners"]
 
 
 def _limits(soft_s: float | None, hard_s: float | None) -> tuple[float, float]:
@@ -62,29 +67,26 @@ class AsyncRunner:
 
 
 class ThreadRunner:
-    """Runs sync tasks in worker threads, at most ``size`` at once."""
+    """Runs sync tasks in the worker's job threads, at most the pool's size at once."""
 
-    def __init__(self, size: int) -> None:
-        self.limiter = trio.CapacityLimiter(size)
+    def __init__(self, threads: ThreadPool) -> None:
+        self.threads = threads
 
     async def run(
         self, task: Task[Any, Any], ctx: JobContext, soft_s: float | None, hard_s: float | None
     ) -> Any:
         soft, hard = _limits(soft_s, hard_s)
-        ident: list[int] = []
-
-        def call() -> Any:
-            ident.append(threading.get_ident())
-            token = set_current(ctx)
-            try:
-                return task.fn(*ctx.args, **ctx.kwargs)
-            finally:
-                reset_current(token)
+        if soft == hard == float("inf"):  # no limit: no nursery, no alarm (a hot path)
+            call = functools.partial(_call, task, ctx, None)
+            return await self.threads.run(call, abandon_on_cancel=True)  # revoked, stopped
+        running: list[int] = []  # the thread's ident, while the task's function runs
+        lock = threading.Lock()
 
         async def soft_alarm() -> None:
             await trio.sleep(soft)
-            if ident:
-                _raise_in_thread(ident[0], SoftTimeLimitExceeded)
+            with lock:  # raised only while the function runs: never in the next job
+                if running:
+                    _raise_in_thread(running[0], SoftTimeLimitExceeded)
 
         failed: Exception | None = None
         async with trio.open_nursery() as nursery:
@@ -92,9 +94,8 @@ class ThreadRunner:
                 nursery.start_soon(soft_alarm)
             with trio.move_on_after(hard) as scope:
                 try:
-                    result = await trio.to_thread.run_sync(
-                        call, limiter=self.limiter, abandon_on_cancel=True
-                    )
+                    call = functools.partial(_call, task, ctx, (running, lock))
+                    result = await self.threads.run(call, abandon_on_cancel=True)
                 except Exception as exc:  # the task's own error: kept out of the nursery,
                     failed = exc  # which would wrap it in an ExceptionGroup (Retry unseen)
             nursery.cancel_scope.cancel()
@@ -105,6 +106,42 @@ class ThreadRunner:
                 f"hard time limit of {hard}s exceeded (thread abandoned)", job_id=ctx.job_id
             )
         return result
+
+
+def _call(
+    task: Task[Any, Any], ctx: JobContext, running: tuple[list[int], threading.Lock] | None
+) -> Any:
+    """The task's function, in a job thread; ``running`` holds its ident meanwhile."""
+    token = set_current(ctx)
+    try:
+        if running is None:
+            return task.fn(*ctx.args, **ctx.kwargs)
+        with running[1]:
+            running[0].append(threading.get_ident())
+        try:
+            return task.fn(*ctx.args, **ctx.kwargs)
+        finally:
+            with running[1]:
+                running[0].clear()
+    finally:
+        reset_current(token)
+
+
+def pool_runners(
+    jobs: ThreadPool, processes: ProcessPool | None, forced: Pool | None
+) -> dict[Pool, Runner]:
+    """A worker's runner for each pool: the process pool's tasks run in ``jobs`` threads
+    when it has no ``processes`` (no app spec); ``forced`` (``--pool``) runs every sync
+    task in that one pool."""
+    threads = ThreadRunner(jobs)
+    runners: dict[Pool, Runner] = {
+        Pool.ASYNC: AsyncRunner(),
+        Pool.THREADS: threads,
+        Pool.PROCESSES: threads if processes is None else processes,
+    }
+    if forced is not None:
+        runners[Pool.THREADS] = runners[Pool.PROCESSES] = runners[forced]
+    return runners
 
 
 def _raise_in_thread(ident: int, exc: type[BaseException]) -> None:

@@ -84,6 +84,18 @@ def soft_limited() -> str:
     return "not interrupted"
 
 
+@app.task(pool="threads", soft_time_limit_s=0.3, time_limit_s=20.0)
+def thread_soft_limited() -> str:
+    """Short sleeps: the soft limit's exception reaches a thread between two of them."""
+    deadline = time.monotonic() + 15
+    try:
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+    except stem.SoftTimeLimitExceeded as exc:
+        return f"cleaned up: {exc}"
+    return "not interrupted"
+
+
 @app.task
 def record(path: str, token: str, seconds: float = 0.0) -> str:
     """Append ``token`` to ``path`` (counts executions across processes), then sleep."""

@@ -103,6 +103,13 @@ async def test_a_soft_limit_raises_inside_the_task_which_may_clean_up(worker: Wo
     assert await result(jobs.soft_limited.enqueue()) == "cleaned up"
 
 
+async def test_a_soft_limit_raises_inside_a_thread_pool_task_too(worker: Worker) -> None:
+    # Raised in the thread as a bare class, so instantiated with no arguments: it once
+    # failed there with a TypeError (the message was a required argument).
+    answer = await result(jobs.thread_soft_limited.enqueue())
+    assert answer == "cleaned up: soft time limit exceeded"
+
+
 async def test_a_task_that_kills_its_pool_child_fails_and_the_pool_recovers(
     worker: Worker,
 ) -> None:
