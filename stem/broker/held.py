@@ -1,8 +1,8 @@
 """The producer's fast path: one held connection, and EVALSHA packed from a cached head.
 
 A single-job enqueue is one round trip whose client cost rivals the server's: redis-py
-checks a connection out of the pool (a lock, a ``can_read`` poll, observability
-counters) and in again, and encodes every argument, per call. :class:`HeldConnection`
+checks a connection out of the pool (a lock, observability counters) and in again, and
+encodes every argument, per call. :class:`HeldConnection`
 checks one connection out once and reuses it; :class:`ScriptCall` packs the arguments
 that never change (``EVALSHA``, the SHA, the keys, the fixed arguments) once, so a call
 encodes only its own.
@@ -56,10 +56,11 @@ class HeldConnection:
 
     Thread-safe: one thread at a time uses the held connection; a call that finds it
     busy takes another from the pool for that call alone (as every call did before), so
-    threads never wait for each other. A failed call is retried as redis-py retries it:
-    the connection's ``retry`` policy, reconnecting after each failure (a connection the
-    server closed, e.g. ``CLIENT KILL`` or a restart, heals on the next attempt). After a
-    fork, the child forgets the parent's connection and holds its own.
+    threads never wait for each other. Failures are handled as redis-py's pool and
+    client handle them: before each call, a connection the server closed while idle
+    (``CLIENT KILL``, a timeout, a restart) is replaced, as a pool checkout does; a call
+    that fails is retried by the connection's ``retry`` policy, reconnecting each time.
+    After a fork, the child forgets the parent's connection and holds its own.
     """
 
     def __init__(self, client: redis.Redis) -> None:
@@ -113,6 +114,16 @@ class HeldConnection:
 
 
 def _run(conn: Any, packed: bytes) -> Any:
+    # What the pool checks at each checkout: a connection the server closed while it sat
+    # idle (a kill, a timeout, a restart) is replaced before the command goes out, so
+    # that needs no retry; a failure during the command is retried by the policy alone.
+    try:
+        stale = conn.can_read()
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        stale = True
+    if stale:
+        conn.disconnect()
+
     def attempt() -> Any:
         conn.send_packed_command((packed,))
         return conn.read_response()
