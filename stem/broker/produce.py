@@ -56,15 +56,16 @@ class ProducerMixin:
         A job whose idempotency key or id is already known is not added again: its pair
         carries the existing job's id and ``False``.
         """
-        qk = self.keys.queue(queue)
         self._register(queue)
+        if len(jobs) <= ENQUEUE_CHUNK and not self.enqueue_replicas and self._held is not None:
+            call = self._enqueue_calls.get(queue)
+            if call is None:
+                qk = self.keys.queue(queue)
+                call = ScriptCall(self.scripts.enqueue, [qk.delayed], [qk.prefix, GROUP])
+                self._enqueue_calls[queue] = call
+            return _pairs(jobs, self._held.evalsha(call, _job_args(jobs)))
+        qk = self.keys.queue(queue)
         if len(jobs) <= ENQUEUE_CHUNK and not self.enqueue_replicas:
-            if self._held is not None:
-                call = self._enqueue_calls.get(queue)
-                if call is None:
-                    call = ScriptCall(self.scripts.enqueue, [qk.delayed], [qk.prefix, GROUP])
-                    self._enqueue_calls[queue] = call
-                return _pairs(jobs, self._held.evalsha(call, _job_args(jobs)))
             args = [qk.prefix, GROUP, *_job_args(jobs)]
             return _pairs(jobs, self.scripts.enqueue(keys=[qk.delayed], args=args))
         batch = ScriptBatch(
@@ -125,7 +126,10 @@ def _raise_if_refused(
 
 
 def _pairs(jobs: Sequence[NewJob], reply: list[Any]) -> list[tuple[str, bool]]:
-    flags, matched = reply[0], iter(reply[1:])
+    flags = reply[0]
+    if len(jobs) == 1 and flags == b"1":  # the single enqueue
+        return [(jobs[0].id, True)]
+    matched = iter(reply[1:])
     if b"0" not in flags:
         return [(j.id, True) for j in jobs]
     return [
