@@ -89,13 +89,17 @@ class ProducerMixin:
 
 
 def _job_args(jobs: Sequence[NewJob]) -> list[str]:
-    """One enqueue.lua argument per job (its layout is documented in the script)."""
-    return [
-        f"{j.id}\n{j.priority}\n{j.eta_ms}\n{j.idempotency_ttl_s}\n{j.idempotency_key}\n"
-        f"{1 if j.chosen_id else 0}\n{j.limits}\n"
-        f"{'' if j.keep_result_s is None else j.keep_result_s}\n{j.envelope}"
-        for j in jobs
-    ]
+    """Two enqueue.lua arguments per job, a header and the envelope (the layout is
+    documented in the script)."""
+    args: list[str] = []
+    for j in jobs:
+        args.append(
+            f"{j.id}\n{j.priority}\n{j.eta_ms}\n{j.idempotency_ttl_s}\n{j.idempotency_key}\n"
+            f"{1 if j.chosen_id else 0}\n{j.limits}\n"
+            f"{'' if j.keep_result_s is None else j.keep_result_s}"
+        )
+        args.append(j.envelope)
+    return args
 
 
 def _raise_if_refused(
@@ -125,13 +129,10 @@ def _raise_if_refused(
     )
 
 
-def _pairs(jobs: Sequence[NewJob], reply: list[Any]) -> list[tuple[str, bool]]:
-    flags = reply[0]
-    if len(jobs) == 1 and flags == b"1":  # the single enqueue
-        return [(jobs[0].id, True)]
-    matched = iter(reply[1:])
-    if b"0" not in flags:
+def _pairs(jobs: Sequence[NewJob], reply: bytes | list[Any]) -> list[tuple[str, bool]]:
+    if isinstance(reply, bytes):  # every job was created
         return [(j.id, True) for j in jobs]
+    flags, matched = reply[0], iter(reply[1:])
     return [
         (j.id, True) if flag == ord("1") else (_s(next(matched)) or "", False)
         for j, flag in zip(jobs, flags, strict=True)
