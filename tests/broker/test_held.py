@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Iterator
 
@@ -125,3 +126,19 @@ def test_a_broker_enqueues_from_many_threads_and_after_its_connection_is_killed(
     assert broker.enqueue(Q, [last]) == [(last.id, True)]
     assert broker.queue_stats(Q).ready == 601
     broker.close()
+
+
+def test_a_forked_child_holds_its_own_connection_not_its_parents(client: redis.Redis) -> None:
+    held = HeldConnection(client)
+    parent_id = held.execute(pack([b"CLIENT", b"ID"]))
+    pid = os.fork()
+    if pid == 0:  # the child: a reply on the parent's socket would be a mix-up
+        code = 1
+        try:
+            code = 0 if held.execute(pack([b"CLIENT", b"ID"])) != parent_id else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert held.execute(pack([b"CLIENT", b"ID"])) == parent_id  # the parent's still works
+    held.close()
