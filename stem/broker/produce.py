@@ -56,16 +56,17 @@ class ProducerMixin:
         A job whose idempotency key or id is already known is not added again: its pair
         carries the existing job's id and ``False``.
         """
-        self._register(queue)
-        if len(jobs) <= ENQUEUE_CHUNK and not self.enqueue_replicas and self._held is not None:
-            call = self._enqueue_calls.get(queue)
-            if call is None:
-                qk = self.keys.queue(queue)
-                call = ScriptCall(self.scripts.enqueue, [qk.delayed], [qk.prefix, GROUP])
-                self._enqueue_calls[queue] = call
+        one_call = len(jobs) <= ENQUEUE_CHUNK and not self.enqueue_replicas
+        call = self._enqueue_calls.get(queue)  # only a valid name is there
+        if one_call and call is not None and self._held is not None:
             return _pairs(jobs, self._held.evalsha(call, _job_args(jobs)))
-        qk = self.keys.queue(queue)
-        if len(jobs) <= ENQUEUE_CHUNK and not self.enqueue_replicas:
+        qk = self.keys.queue(queue)  # checks the name before anything is written
+        self._register(queue)
+        if one_call and self._held is not None:
+            call = ScriptCall(self.scripts.enqueue, [qk.delayed], [qk.prefix, GROUP])
+            self._enqueue_calls[queue] = call
+            return _pairs(jobs, self._held.evalsha(call, _job_args(jobs)))
+        if one_call:
             args = [qk.prefix, GROUP, *_job_args(jobs)]
             return _pairs(jobs, self.scripts.enqueue(keys=[qk.delayed], args=args))
         batch = ScriptBatch(
