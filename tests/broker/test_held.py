@@ -142,3 +142,22 @@ def test_a_forked_child_holds_its_own_connection_not_its_parents(client: redis.R
     assert os.waitstatus_to_exitcode(status) == 0
     assert held.execute(pack([b"CLIENT", b"ID"])) == parent_id  # the parent's still works
     held.close()
+
+
+def test_single_enqueues_check_out_one_connection_not_one_per_call(
+    redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = RedisBroker(redis_url, namespace=namespace)
+    pool = broker.client.connection_pool
+    checkouts: list[object] = []
+    checkout = pool.get_connection
+
+    def counted() -> object:
+        checkouts.append(checkout())
+        return checkouts[-1]
+
+    monkeypatch.setattr(pool, "get_connection", counted)
+    for _ in range(50):
+        broker.enqueue(Q, [new_job()])
+    assert len(checkouts) <= 2  # the queue registry's SADD, then the held connection
+    broker.close()
