@@ -90,17 +90,13 @@ class ProducerMixin:
 
 
 def _job_args(jobs: Sequence[NewJob]) -> list[str]:
-    """Two enqueue.lua arguments per job, a header and the envelope (the layout is
-    documented in the script)."""
-    args: list[str] = []
-    for j in jobs:
-        args.append(
-            f"{j.id}\n{j.priority}\n{j.eta_ms}\n{j.idempotency_ttl_s}\n{j.idempotency_key}\n"
-            f"{1 if j.chosen_id else 0}\n{j.limits}\n"
-            f"{'' if j.keep_result_s is None else j.keep_result_s}"
-        )
-        args.append(j.envelope)
-    return args
+    """One enqueue.lua argument per job (its layout is documented in the script)."""
+    return [
+        f"{j.id}\n{j.priority}\n{j.eta_ms}\n{j.idempotency_ttl_s}\n{j.idempotency_key}\n"
+        f"{1 if j.chosen_id else 0}\n{j.limits}\n"
+        f"{'' if j.keep_result_s is None else j.keep_result_s}\n{j.envelope}"
+        for j in jobs
+    ]
 
 
 def _raise_if_refused(

@@ -36,8 +36,8 @@ def test_the_enqueue_script_runs_on_the_server_as_sent(redis_url: str) -> None:
     client = redis.Redis.from_url(redis_url)
     try:
         # One ready job: '1' created; the stream and its group exist afterwards.
-        job = ["j1\n0\n0\n60\n\n0\n\n", "{}"]  # header, envelope
-        reply = client.eval(source("enqueue"), 1, "s:{q}:delayed", "s:{q}:", "workers", *job)
+        job = "j1\n0\n0\n60\n\n0\n\n\n{}"
+        reply = client.eval(source("enqueue"), 1, "s:{q}:delayed", "s:{q}:", "workers", job)
         assert reply == b"1"  # every job created: the flags alone
         assert [g["name"] for g in client.xinfo_groups("s:{q}:p0")] == [b"workers"]
     finally:

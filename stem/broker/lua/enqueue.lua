@@ -9,15 +9,15 @@
 --            {q}:job:<id>      job record (hash)
 --            {q}:idem:<key>    idempotency key -> job id (string, with TTL)
 -- ARGV[2]  consumer group name
--- ARGV[3..] two arguments per job (few: packing them is the client's cost), a header
+-- ARGV[3..] one argument per job (fewer arguments: packing them is the client's cost):
 --            "<job id>\n<priority>\n<eta epoch ms, 0: now>\n<idempotency TTL s>\n
 --             <idempotency key or empty>\n<1 if the caller chose the id, else 0>\n
 --             <limits: "<definition>=<instance>,..." or empty>\n
---             <seconds to keep the settled record, or empty: the worker's default>"
---            (so the key and id must be free of newlines; the client checks that), then
---            the envelope JSON, apart: the script never scans or copies it. An id stem
---            generated (80 random bits) cannot exist yet, so only a caller-chosen id is
---            checked for a repeat.
+--             <seconds to keep the settled record, or empty: the worker's default>\n
+--             <envelope JSON>"
+--            (the envelope is last, so only the key and id must be free
+--            of newlines; the client checks that). An id stem generated (80 random bits)
+--            cannot exist yet, so only a caller-chosen id is checked for a repeat.
 --          attempt and deliveries are not written: a missing field reads as 0.
 -- Returns  {flags, id...}: flags has one character per job, '1' created or '0' matched an
 --          earlier job (idempotency key or existing id); then, for each '0' only, the id
@@ -35,10 +35,9 @@
 local prefix, group = ARGV[1], ARGV[2]
 local flags, out = {}, {''}
 local now_ms = false
-local HEADER = '^([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)$'
-for i = 3, #ARGV, 2 do
-  local jid, prio, eta, idem_ttl, idem, chosen, limits, keep = string.match(ARGV[i], HEADER)
-  local env = ARGV[i + 1]
+local PARTS = '^([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$'
+for i = 3, #ARGV do
+  local jid, prio, eta, idem_ttl, idem, chosen, limits, keep, env = string.match(ARGV[i], PARTS)
   eta = tonumber(eta)
   local existing = false
   if idem ~= '' then
