@@ -6,7 +6,6 @@ noisy), and medians of several runs.
 
 from __future__ import annotations
 
-import statistics
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -28,11 +27,6 @@ def rate(n: int, fn: Callable[[], object]) -> float:
     start = time.perf_counter()
     fn()
     return n / (time.perf_counter() - start)
-
-
-def median_of(runs: int, fn: Callable[[], float]) -> float:
-    """Median of ``runs`` measurements of ``fn``."""
-    return statistics.median(fn() for _ in range(runs))
 
 
 def percentile(values: list[float], pct: float) -> float:

@@ -15,9 +15,8 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
-from itertools import islice
 from typing import Any
 
 import redis
@@ -29,7 +28,6 @@ from stem.broker.base import (
     RESULT_TTL_S,
     Delivery,
     JobRecord,
-    NewJob,
     ReclaimedJob,
     ReclaimStats,
     Renewal,
@@ -41,36 +39,26 @@ from stem.broker.connection import (
     is_cluster,
     mapped,
     open_client,
-    redact,
 )
 from stem.broker.consume import ConsumeMixin
 from stem.broker.control import ControlMixin
-from stem.broker.keys import GROUP, READ_ORDER, Keys, QueueKeys
+from stem.broker.held import HeldConnection, ScriptCall
+from stem.broker.keys import GROUP, READ_ORDER, Keys
 from stem.broker.limits import LimitsMixin
+from stem.broker.produce import ProducerMixin
 from stem.broker.schedule import RedisScheduleStore
 from stem.broker.scripts import ScriptBatch, Scripts
 from stem.broker.values import integer as _int
 from stem.broker.values import job_state as _state
 from stem.broker.values import text as _s
 from stem.broker.values import utf8 as _utf8
-from stem.errors import EnqueueIncomplete, EnqueueNotReplicated
 from stem.states import TERMINAL_STATES, JobState
 
 #: The longest wait ``promote_due`` reports (a score beyond it was not written by stem).
 MAX_DELAY_MS = MAX_DELAY_S * 1000
 
-#: Jobs per enqueue script call: large enough to amortise the call, small enough that one
-#: call never blocks Redis for long (about a millisecond).
-ENQUEUE_CHUNK = 500
 
-
-def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    it = iter(items)
-    while chunk := list(islice(it, size)):
-        yield chunk
-
-
-class RedisBroker(ConsumeMixin, AdminMixin, LimitsMixin, ControlMixin):
+class RedisBroker(ProducerMixin, ConsumeMixin, AdminMixin, LimitsMixin, ControlMixin):
     """The Redis Streams broker and result backend.
 
     ``result_ttl_s`` is how long a settled job's record (result or error) is kept, unless
@@ -105,60 +93,23 @@ class RedisBroker(ConsumeMixin, AdminMixin, LimitsMixin, ControlMixin):
         self.enqueue_replicas = enqueue_replicas
         self.enqueue_wait_ms = enqueue_wait_ms
         self._registered: set[str] = set()
+        # Single enqueues reuse one connection (a cluster client routes by slot itself).
+        self._held = None
+        if isinstance(self.client, redis.Redis):
+            self._held = HeldConnection(self.client)
+        self._enqueue_calls: dict[str, ScriptCall] = {}
         self._positions: dict[str, dict[str, bytes]] = {}
 
     def close(self) -> None:
         """Disconnect every pooled connection."""
+        if self._held is not None:
+            self._held.close()
         self.client.close()
 
     @mapped
     def ping(self) -> None:
         """Round-trip to Redis; raises ``BrokerUnavailable`` when it is unreachable."""
         self.client.ping()
-
-    # -- producing -----------------------------------------------------------------------
-
-    @mapped
-    def enqueue(self, queue: str, jobs: Sequence[NewJob]) -> list[tuple[str, bool]]:
-        """Add ``jobs`` to ``queue`` in one round trip; return (job id, created) per job.
-
-        A job whose idempotency key or id is already known is not added again: its pair
-        carries the existing job's id and ``False``.
-        """
-        qk = self.keys.queue(queue)
-        self._register(queue)
-        if len(jobs) <= ENQUEUE_CHUNK and not self.enqueue_replicas:
-            reply = self.scripts.enqueue(keys=[qk.delayed], args=self._enqueue_args(qk, jobs))
-            return _pairs(jobs, reply)
-        batch = ScriptBatch(
-            self.client, wait_replicas=self.enqueue_replicas, wait_ms=self.enqueue_wait_ms
-        )
-        chunks = list(_chunks(jobs, ENQUEUE_CHUNK))
-        for chunk in chunks:
-            batch.add(self.scripts.enqueue, [qk.delayed], self._enqueue_args(qk, chunk))
-        replies = batch.execute_each()
-        _raise_if_refused(chunks, replies, self.faults)
-        if batch.replicated is not None and batch.replicated < self.enqueue_replicas:
-            raise EnqueueNotReplicated(
-                f"{len(jobs)} job(s) were written on the master at {redact(self.url)}, but "
-                f"only {batch.replicated} of {self.enqueue_replicas} replica(s) confirmed them "
-                f"within {self.enqueue_wait_ms} ms: enqueue again with the same idempotency "
-                "key to be sure they survive a failover",
-                acknowledged=batch.replicated,
-                wanted=self.enqueue_replicas,
-            )
-        return [pair for c, r in zip(chunks, replies, strict=True) for pair in _pairs(c, r)]
-
-    @staticmethod
-    def _enqueue_args(qk: QueueKeys, jobs: Sequence[NewJob]) -> list[Any]:
-        args: list[Any] = [qk.prefix, GROUP]
-        args += [
-            f"{j.id}\n{j.priority}\n{j.eta_ms}\n{j.idempotency_ttl_s}\n{j.idempotency_key}\n"
-            f"{1 if j.chosen_id else 0}\n{j.limits}\n"
-            f"{'' if j.keep_result_s is None else j.keep_result_s}\n{j.envelope}"
-            for j in jobs
-        ]
-        return args
 
     # -- consuming -----------------------------------------------------------------------
 
@@ -462,43 +413,6 @@ class RedisBroker(ConsumeMixin, AdminMixin, LimitsMixin, ControlMixin):
     def schedule_store(self) -> RedisScheduleStore:
         """Beat's schedule store in this namespace, on this broker's connection pool."""
         return RedisScheduleStore(self.client, self.keys, self.faults, self.scripts.schedule_run)
-
-
-def _raise_if_refused(
-    chunks: Sequence[Sequence[NewJob]], replies: list[Any], faults: Faults
-) -> None:
-    """Raise ``EnqueueIncomplete`` if Redis refused some chunks (e.g. OOM at maxmemory),
-    or the refusal itself (sorted by ``faults``) when it refused every chunk.
-
-    Each chunk's script either ran whole or wrote nothing: its first write is where Redis
-    checks maxmemory, and the script validates before it writes. So the jobs written are
-    exactly those of the chunks that answered.
-    """
-    refused = [r for r in replies if isinstance(r, redis.RedisError)]
-    if not refused:
-        return
-    total = sum(len(c) for c in chunks)
-    written = sum(
-        len(c) for c, r in zip(chunks, replies, strict=True) if not isinstance(r, redis.RedisError)
-    )
-    if written == 0:
-        raise faults.classify(refused[0]) from refused[0]
-    raise EnqueueIncomplete(
-        f"{written} of {total} jobs were enqueued before Redis at {redact(faults.url)} "
-        f"refused: {refused[0]}",
-        written=written,
-        total=total,
-    )
-
-
-def _pairs(jobs: Sequence[NewJob], reply: list[Any]) -> list[tuple[str, bool]]:
-    flags, matched = reply[0], iter(reply[1:])
-    if b"0" not in flags:
-        return [(j.id, True) for j in jobs]
-    return [
-        (j.id, True) if flag == ord("1") else (_s(next(matched)) or "", False)
-        for j, flag in zip(jobs, flags, strict=True)
-    ]
 
 
 def _record(queue: str, job_id: str, raw: dict[str, bytes]) -> JobRecord:

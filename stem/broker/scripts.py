@@ -19,6 +19,11 @@ Lua      what                                         Python
 ======== ============================================ ==========================
 
 ``tests/test_keys.py`` fails when a script spells one of these values as a literal.
+
+A script whose header says ``-- standalone:`` (``enqueue.lua``, the producer's hot path)
+is sent without ``lib.lua`` and without the tables, each constant it names replaced by
+its value: Redis runs the whole source on every call, so every table and helper defined
+there costs every enqueue.
 """
 
 from __future__ import annotations
@@ -74,6 +79,13 @@ def _table(members: list[tuple[str, str]]) -> str:
     return "{" + ", ".join(f"{key} = {value}" for key, value in members) + "}"
 
 
+#: Every table the prelude can define.
+ALL_TABLES: tuple[str, ...] = (*LUA_TABLES, "TERMINAL", "STATES")
+
+#: The header line that marks a script sent without lib.lua (see module doc).
+STANDALONE = "-- standalone:"
+
+
 @cache
 def lua_constants() -> str:
     """The Lua prelude of constants, generated from the Python enums (see module doc)."""
@@ -88,12 +100,34 @@ def lua_constants() -> str:
     return "\n".join(lines) + "\n"
 
 
+_CONSTANT = re.compile(r"\b(" + "|".join(LUA_TABLES) + r")\.([A-Z_]+)\b")
+
+
+def inline_constants(script: str) -> str:
+    """``script`` with each constant it names (``K.JOB``) replaced by its value as a Lua
+    string: no table to build per call. A script naming a table as a whole (or
+    ``TERMINAL``, ``STATES``) cannot be standalone."""
+    code = "\n".join(line.split("--", 1)[0] for line in script.splitlines())
+    whole = re.search(r"\b(" + "|".join(ALL_TABLES) + r")\b(?!\.[A-Z_])", code)
+    if whole:
+        raise ValueError(f"a standalone script cannot use the table {whole.group(1)}")
+
+    def value(match: re.Match[str]) -> str:
+        return _lua_string(str(LUA_TABLES[match.group(1)][match.group(2)].value))
+
+    return "-- Constants inlined by stem/broker/scripts.py.\n" + _CONSTANT.sub(value, script)
+
+
 @cache
 def source(name: str) -> str:
-    """The full source of script ``name`` as sent to Redis (constants, lib.lua, script)."""
+    """The full source of script ``name`` as sent to Redis: constants, lib.lua, script;
+    for a standalone script, the script alone with its constants inlined."""
     folder = resources.files("stem.broker") / "lua"
+    script = (folder / f"{name}.lua").read_text()
+    if STANDALONE in script.split("\n\n", 1)[0]:
+        return inline_constants(script)
     lib = (folder / "lib.lua").read_text()
-    return lua_constants() + lib + "\n" + (folder / f"{name}.lua").read_text()
+    return lua_constants() + lib + "\n" + script
 
 
 class Scripts:

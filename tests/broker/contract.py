@@ -16,7 +16,7 @@ import pytest
 
 from stem.broker import Delivery, NewJob, RedisBroker, Renewal, Settlement
 from stem.envelope import Envelope, decode, new_job_id
-from stem.errors import BrokerUnavailable
+from stem.errors import BrokerRefused, BrokerUnavailable
 from stem.outcome import Verdict
 from stem.states import JobState
 
@@ -88,6 +88,60 @@ class BrokerContract:
         pairs = broker.enqueue(Q, news)
         assert [p[0] for p in pairs] == [n.id for n in news]
         assert broker.queue_stats(Q).ready == 1234
+
+    def test_one_call_mixing_ready_delayed_due_and_repeated_jobs_writes_each_record(
+        self, broker: RedisBroker
+    ) -> None:
+        qk, now_ms = broker.keys.queue(Q), time.time_ns() // 1_000_000
+        ready = dataclasses.replace(job(priority=3), limits="api=1", keep_result_s=5)
+        later, due = job(eta_ms=now_ms + 60_000), job(eta_ms=now_ms - 1000)
+        first, again = job(key="k1"), job(key="k1")
+        chosen = dataclasses.replace(job(), chosen_id=True)
+        broker.enqueue(Q, [chosen])
+        pairs = broker.enqueue(Q, [ready, later, due, first, again, chosen])
+        created = [(j.id, True) for j in (ready, later, due, first)]
+        assert pairs == [*created, (first.id, False), (chosen.id, False)]
+        entries = {f[b"id"].decode(): eid.decode() for eid, f in broker.client.xrange(qk.stream(3))}
+        rec = {k.decode(): v.decode() for k, v in broker.client.hgetall(qk.job(ready.id)).items()}
+        assert rec == {
+            "env": ready.envelope,
+            "state": "queued",
+            "prio": "3",
+            "enq_ms": entries[ready.id].split("-")[0],  # the server's clock, as the entry's
+            "limits": "api=1",
+            "keep": "5",
+        }
+        assert abs(int(rec["enq_ms"]) - now_ms) < 60_000
+        rec = {k.decode(): v.decode() for k, v in broker.client.hgetall(qk.job(later.id)).items()}
+        assert (rec["state"], rec["eta_ms"], "limits" in rec) == (
+            "scheduled",
+            str(later.eta_ms),
+            False,
+        )
+        assert abs(int(rec["enq_ms"]) - now_ms) < 60_000
+        assert broker.job(Q, due.id).state is JobState.QUEUED  # type: ignore[union-attr]
+        stats = broker.queue_stats(Q)
+        assert (stats.ready, stats.delayed) == (4, 1)
+
+    def test_a_ready_stream_deleted_under_a_queue_is_made_again_with_its_group(
+        self, broker: RedisBroker
+    ) -> None:
+        broker.enqueue(Q, [job()])
+        broker.client.delete(broker.keys.queue(Q).stream(0))
+        new = job()
+        assert broker.enqueue(Q, [new]) == [(new.id, True)]
+        assert [d.job_id for d in broker.fetch(Q, "c1", 10)] == [new.id]
+
+    @pytest.mark.parametrize("eta_s", [0, 60])
+    def test_a_queue_key_of_another_type_refuses_the_enqueue_before_any_write(
+        self, broker: RedisBroker, eta_s: int
+    ) -> None:
+        qk = broker.keys.queue(Q)
+        broker.client.set(qk.delayed if eta_s else qk.stream(0), "not stem's")
+        new = job(eta_ms=time.time_ns() // 1_000_000 + eta_s * 1000 if eta_s else 0)
+        with pytest.raises(BrokerRefused, match="WRONGTYPE"):
+            broker.enqueue(Q, [new])
+        assert broker.client.exists(qk.job(new.id)) == 0  # no record without its entry
 
     def test_a_delayed_job_is_promoted_only_when_due(self, broker: RedisBroker) -> None:
         new = job(eta_ms=time.time_ns() // 1_000_000 + 300)

@@ -1,4 +1,6 @@
 -- enqueue.lua: add jobs to one queue, ready now or delayed, honouring idempotency keys.
+-- standalone: sent without lib.lua and with its constants inlined (scripts.py): Redis
+-- runs a script's whole source on every call, and enqueue is the producer's hot path.
 --
 -- KEYS[1]  {q}:delayed   sorted set of delayed job ids (score: ready-at epoch ms)
 -- ARGV[1]  queue key prefix "ns:{q}:"; the other keys are derived from it and share the
@@ -19,23 +21,24 @@
 --          attempt and deliveries are not written: a missing field reads as 0.
 -- Returns  {flags, id...}: flags has one character per job, '1' created or '0' matched an
 --          earlier job (idempotency key or existing id); then, for each '0' only, the id
---          of the job that holds the work. (Compact: parsing the reply is client time.)
-local t = redis.call('TIME')
-local now_ms = t[1] * 1000 + math.floor(t[2] / 1000)
+--          of the job that holds the work. When every job was created (no '0'), flags
+--          alone, as a string: a table reply costs Redis more to convert, and the client
+--          more to parse.
+--
+-- Cost: a ready job is one XADD and one HSET (plus GET/SET for an idempotency key, EXISTS
+-- for a chosen id). Its enqueue time is the ms part of the entry id XADD gave it (the
+-- server's clock, as TIME would give); TIME is read only when a job has an ETA. XADD
+-- NOMKSTREAM finds a missing stream without an EXISTS: the stream and its group are then
+-- created together, and the job added again. Writes come in the order that cannot fail
+-- half-way: XADD first (a key of the wrong type fails the script before any write),
+-- then the record, whose key is new (or checked missing).
 local prefix, group = ARGV[1], ARGV[2]
-local flags, out, ready = {}, {''}, {}
+local flags, out = {}, {''}
+local now_ms = false
+local PARTS = '^([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n(.*)$'
 for i = 3, #ARGV do
-  local job = ARGV[i]
-  local fields, pos = {}, 1
-  for f = 1, 8 do
-    local nl = string.find(job, '\n', pos, true)
-    fields[f] = string.sub(job, pos, nl - 1)
-    pos = nl + 1
-  end
-  local jid, prio, eta = fields[1], fields[2], tonumber(fields[3])
-  local idem_ttl, idem, chosen = fields[4], fields[5], fields[6]
-  local limits, keep = fields[7], fields[8]
-  local env = string.sub(job, pos)
+  local jid, prio, eta, idem_ttl, idem, chosen, limits, keep, env = string.match(ARGV[i], PARTS)
+  eta = tonumber(eta)
   local existing = false
   if idem ~= '' then
     local ikey = prefix .. K.IDEM .. idem
@@ -52,25 +55,29 @@ for i = 3, #ARGV do
     flags[#flags + 1] = '0'
     out[#out + 1] = existing
   else
-    if eta > now_ms then
-      redis.call('HSET', jkey, F.ENV, env, F.STATE, S.SCHEDULED, F.PRIO, prio,
-        F.ENQ_MS, now_ms, F.ETA_MS, eta)
+    if eta > 0 and not now_ms then
+      local t = redis.call('TIME')
+      now_ms = t[1] * 1000 + math.floor(t[2] / 1000)
+    end
+    local rec
+    if eta > 0 and eta > now_ms then
+      rec = {F.ENV, env, F.STATE, S.SCHEDULED, F.PRIO, prio, F.ENQ_MS, now_ms, F.ETA_MS, eta}
       redis.call('ZADD', KEYS[1], eta, jid)
-      if limits ~= '' then redis.call('HSET', jkey, F.LIMITS, limits) end
-      if keep ~= '' then redis.call('HSET', jkey, F.KEEP, keep) end
     else
       local stream = prefix .. K.STREAM .. prio
-      if not ready[stream] and redis.call('EXISTS', stream) == 0 then
+      local eid = redis.call('XADD', stream, 'NOMKSTREAM', '*', E.ID, jid)
+      if not eid then
         redis.call('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
+        eid = redis.call('XADD', stream, '*', E.ID, jid)
       end
-      ready[stream] = true
-      redis.call('HSET', jkey, F.ENV, env, F.STATE, S.QUEUED, F.PRIO, prio, F.ENQ_MS, now_ms)
-      if limits ~= '' then redis.call('HSET', jkey, F.LIMITS, limits) end
-      if keep ~= '' then redis.call('HSET', jkey, F.KEEP, keep) end
-      redis.call('XADD', stream, '*', E.ID, jid)
+      rec = {F.ENV, env, F.STATE, S.QUEUED, F.PRIO, prio, F.ENQ_MS, string.match(eid, '^%d+')}
     end
+    if limits ~= '' then rec[#rec + 1] = F.LIMITS; rec[#rec + 1] = limits end
+    if keep ~= '' then rec[#rec + 1] = F.KEEP; rec[#rec + 1] = keep end
+    redis.call('HSET', jkey, unpack(rec))
     flags[#flags + 1] = '1'
   end
 end
 out[1] = table.concat(flags)
+if #out == 1 then return out[1] end
 return out

@@ -1,0 +1,135 @@
+"""The producer's fast path: one held connection, and EVALSHA packed from a cached head.
+
+A single-job enqueue is one round trip whose client cost rivals the server's: redis-py
+checks a connection out of the pool (a lock, observability counters) and in again, and
+encodes every argument, per call. :class:`HeldConnection`
+checks one connection out once and reuses it; :class:`ScriptCall` packs the arguments
+that never change (``EVALSHA``, the SHA, the keys, the fixed arguments) once, so a call
+encodes only its own.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+import redis
+from redis.commands.core import Script
+from redis.exceptions import NoScriptError
+
+__all__ = ["HeldConnection", "ScriptCall", "pack"]
+
+
+def _bulk(value: bytes) -> bytes:
+    return b"$%d\r\n%b\r\n" % (len(value), value)
+
+
+def pack(parts: Sequence[bytes]) -> bytes:
+    """``parts`` as one RESP command."""
+    return b"*%d\r\n%b" % (len(parts), b"".join(map(_bulk, parts)))
+
+
+class ScriptCall:
+    """``EVALSHA`` of ``script`` with ``keys`` and leading ``args`` fixed: packed once,
+    completed per call by :meth:`pack` with the call's own arguments."""
+
+    def __init__(self, script: Script, keys: Sequence[str], args: Sequence[str]) -> None:
+        self.script = script
+        fixed = [b"EVALSHA", script.sha.encode(), b"%d" % len(keys)]
+        fixed += [str(a).encode() for a in (*keys, *args)]
+        self._count = len(fixed)
+        self._head = b"".join(map(_bulk, fixed))
+
+    def pack(self, args: Sequence[str]) -> bytes:
+        """The whole command, with ``args`` after the fixed ones (UTF-8, as redis-py)."""
+        out = [b"*%d\r\n" % (self._count + len(args)), self._head]
+        for arg in args:
+            value = arg.encode()
+            out.append(b"$%d\r\n%b\r\n" % (len(value), value))
+        return b"".join(out)
+
+
+class HeldConnection:
+    """A connection of ``client``'s pool, checked out once and reused for every call.
+
+    Thread-safe: one thread at a time uses the held connection; a call that finds it
+    busy takes another from the pool for that call alone (as every call did before), so
+    threads never wait for each other. Failures are handled as redis-py's pool and
+    client handle them: before each call, a connection the server closed while idle
+    (``CLIENT KILL``, a timeout, a restart) is replaced, as a pool checkout does; a call
+    that fails is retried by the connection's ``retry`` policy, reconnecting each time.
+    After a fork, the child forgets the parent's connection and holds its own.
+    """
+
+    def __init__(self, client: redis.Redis) -> None:
+        self._client = client
+        self._pool = client.connection_pool
+        self._lock = threading.Lock()
+        self._conn: Any = None  # a redis-py Connection (untyped: the Any boundary)
+        self._pid = os.getpid()
+
+    def evalsha(self, call: ScriptCall, args: Sequence[str]) -> Any:
+        """Run ``call`` with ``args``; load its script first if the server lost it."""
+        packed = call.pack(args)
+        try:
+            return self.execute(packed)
+        except NoScriptError:  # it did not run: load the script, then run it
+            self._client.script_load(call.script.script)
+            return self.execute(packed)
+
+    def execute(self, packed: bytes) -> Any:
+        """Send one packed command; return its reply (an error reply raises)."""
+        if self._pid != os.getpid():
+            self._forget()
+        if not self._lock.acquire(blocking=False):
+            return self._once(packed)
+        try:
+            if self._conn is None:
+                self._conn = self._pool.get_connection()
+            return _run(self._conn, packed)
+        finally:
+            self._lock.release()
+
+    def _once(self, packed: bytes) -> Any:
+        conn: Any = self._pool.get_connection()
+        try:
+            return _run(conn, packed)
+        finally:
+            self._pool.release(conn)
+
+    def _forget(self) -> None:
+        # A child of a fork: the parent's socket is not ours (the pool resets itself).
+        self._lock = threading.Lock()
+        self._conn = None
+        self._pid = os.getpid()
+
+    def close(self) -> None:
+        """Give the held connection back to the pool (the next call takes it again)."""
+        with self._lock:
+            if self._conn is not None and self._pid == os.getpid():
+                self._pool.release(self._conn)
+            self._conn = None
+
+
+def _run(conn: Any, packed: bytes) -> Any:
+    # What the pool checks at each checkout: a connection the server closed while it sat
+    # idle (a kill, a timeout, a restart) is replaced before the command goes out, so
+    # that needs no retry; a failure during the command is retried by the policy alone.
+    try:
+        stale = conn.can_read()
+    except (redis.ConnectionError, redis.TimeoutError, OSError):
+        stale = True
+    if stale:
+        conn.disconnect()
+
+    def attempt() -> Any:
+        conn.send_packed_command((packed,))
+        return conn.read_response()
+
+    try:
+        return conn.retry.call_with_retry(attempt, lambda _error: conn.disconnect())
+    finally:
+        if conn.should_reconnect():
+            conn.disconnect()

@@ -1,0 +1,163 @@
+"""The producer's held connection and packed EVALSHA (``stem.broker.held``)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator
+
+import pytest
+import redis
+
+from stem.broker import NewJob, RedisBroker
+from stem.broker.held import HeldConnection, ScriptCall, pack
+from stem.envelope import Envelope, new_job_id
+
+Q = "default"
+
+
+@pytest.fixture
+def client(redis_url: str) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(redis_url)
+    yield client
+    client.close()
+
+
+def new_job() -> NewJob:
+    jid = new_job_id()
+    return NewJob(jid, Envelope(jid, "t", [1], {}, Q, 0).encode())
+
+
+def kill_other_clients(redis_url: str) -> None:
+    killer = redis.Redis.from_url(redis_url)
+    try:
+        killer.client_kill_filter(_type="normal", skipme=True)
+    finally:
+        killer.close()
+
+
+def test_a_packed_call_is_byte_identical_to_redis_pys(client: redis.Redis) -> None:
+    script = client.register_script("return ARGV")
+    args = ["plain", "ünïcødé\n{json}", ""]
+    call = ScriptCall(script, ["k{q}"], ["prefix", "group"])
+    conn = client.connection_pool.get_connection()
+    try:
+        expected = b"".join(
+            conn.pack_command(  # type: ignore[no-untyped-call]
+                "EVALSHA", script.sha, 1, "k{q}", "prefix", "group", *args
+            )
+        )
+    finally:
+        client.connection_pool.release(conn)
+    assert call.pack(args) == expected
+    assert pack([b"ECHO", b"x"]) == b"*2\r\n$4\r\nECHO\r\n$1\r\nx\r\n"
+
+
+def test_a_call_after_the_server_lost_its_scripts_loads_the_script_and_runs(
+    client: redis.Redis,
+) -> None:
+    script = client.register_script("return ARGV[2]")
+    held = HeldConnection(client)
+    client.script_flush()
+    assert held.evalsha(ScriptCall(script, [], ["a"]), ["b"]) == b"b"
+    held.close()
+
+
+def test_the_held_connection_is_reused_and_reconnects_after_the_server_drops_it(
+    client: redis.Redis,
+) -> None:
+    held = HeldConnection(client)
+    assert held.execute(pack([b"ECHO", b"one"])) == b"one"
+    first = held.execute(pack([b"CLIENT", b"ID"]))
+    assert held.execute(pack([b"CLIENT", b"ID"])) == first  # one connection, held
+    client.client_kill_filter(_id=first)
+    assert held.execute(pack([b"ECHO", b"two"])) == b"two"  # reconnected, retried
+    assert held.execute(pack([b"CLIENT", b"ID"])) != first
+    held.close()
+    assert len(client.connection_pool._in_use_connections) == 0  # given back on close
+
+
+def test_threads_sharing_one_held_connection_each_get_their_own_replies(
+    client: redis.Redis,
+) -> None:
+    held = HeldConnection(client)
+    wrong: list[tuple[bytes, object]] = []
+    go = threading.Barrier(8)
+
+    def work(n: int) -> None:
+        go.wait()
+        for i in range(300):
+            token = b"%d-%d" % (n, i)
+            reply = held.execute(pack([b"ECHO", token]))
+            if reply != token:
+                wrong.append((token, reply))
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
+    held.close()
+    # Threads that found the held connection busy borrowed pool connections and gave
+    # them back: none stays checked out.
+    assert len(client.connection_pool._in_use_connections) == 0
+
+
+def test_a_broker_enqueues_from_many_threads_and_after_its_connection_is_killed(
+    redis_url: str, namespace: str
+) -> None:
+    broker = RedisBroker(redis_url, namespace=namespace)
+    jobs = [[new_job() for _ in range(100)] for _ in range(6)]
+    got: list[list[tuple[str, bool]]] = [[] for _ in jobs]
+
+    def work(n: int) -> None:
+        for j in jobs[n]:
+            got[n] += broker.enqueue(Q, [j])
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(len(jobs))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert got == [[(j.id, True) for j in batch] for batch in jobs]
+    kill_other_clients(redis_url)
+    last = new_job()
+    assert broker.enqueue(Q, [last]) == [(last.id, True)]
+    assert broker.queue_stats(Q).ready == 601
+    broker.close()
+
+
+def test_a_forked_child_holds_its_own_connection_not_its_parents(client: redis.Redis) -> None:
+    held = HeldConnection(client)
+    parent_id = held.execute(pack([b"CLIENT", b"ID"]))
+    pid = os.fork()
+    if pid == 0:  # the child: a reply on the parent's socket would be a mix-up
+        code = 1
+        try:
+            code = 0 if held.execute(pack([b"CLIENT", b"ID"])) != parent_id else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert held.execute(pack([b"CLIENT", b"ID"])) == parent_id  # the parent's still works
+    held.close()
+
+
+def test_single_enqueues_check_out_one_connection_not_one_per_call(
+    redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broker = RedisBroker(redis_url, namespace=namespace)
+    pool = broker.client.connection_pool
+    checkouts: list[object] = []
+    checkout = pool.get_connection
+
+    def counted() -> object:
+        checkouts.append(checkout())
+        return checkouts[-1]
+
+    monkeypatch.setattr(pool, "get_connection", counted)
+    for _ in range(50):
+        broker.enqueue(Q, [new_job()])
+    assert len(checkouts) <= 2  # the queue registry's SADD, then the held connection
+    broker.close()
