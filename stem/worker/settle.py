@@ -172,9 +172,13 @@ class Settler:
         deliveries = [s.delivery for s in batch]
         self.held.settling(deliveries)
         done = False
+        # After a failure the retry only settles: Redis may have run the lost call's fetch,
+        # whose jobs are then pending here but unknown (the reclaimer takes them back once
+        # their lease lapses); fetching again on every retry would strand a batch per try.
+        failed = False
         try:
             while True:
-                want = self._refill_count(len(batch)) if may_fetch else 0
+                want = self._refill_count(len(batch)) if may_fetch and not failed else 0
                 try:
                     if want:
                         got = await self.call(self._settle_then_fetch, batch, want)
@@ -184,6 +188,7 @@ class Settler:
                     break
                 except BrokerUnavailable as exc:
                     log.warning("settling %d job(s) failed, retrying: %s", len(batch), exc)
+                    failed = True
                     await trio.sleep(RETRY_S)
             done = True
             self.held.remove(deliveries)

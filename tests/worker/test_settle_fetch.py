@@ -10,6 +10,8 @@ import trio
 
 from stem import Stem
 from stem.broker import Delivery, Settlement
+from stem.errors import BrokerUnavailable
+from stem.worker import settle as settle_module
 from stem.worker.core import Worker, WorkerOptions
 from tests.apps import jobs
 
@@ -63,3 +65,37 @@ async def test_a_worker_with_room_settles_without_fetching(
         await Worker(japp, options).serve()
     assert [h.result(timeout_s=0) for h in handles] == [1, 2, 3]
     assert combined == []  # never full: the fetch loop fetches, settles only settle
+
+
+async def test_a_settle_retried_after_a_lost_reply_fetches_nothing(
+    japp: Stem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The combined call's reply may be lost after Redis ran it: the jobs it fetched are
+    # then pending for this worker but unknown to it (the reclaimer takes them back
+    # after their lease). Retrying with another fetch would strand a batch per attempt
+    # for as long as the outage lasts; the retry settles only.
+    handles = jobs.add.enqueue_many([(i, i) for i in range(3)])
+    broker = japp.broker
+    calls: list[str] = []
+    real_settle, real_combined = broker.settle, broker.settle_then_fetch
+
+    def settle(settlements: Sequence[Settlement]) -> list[int]:
+        calls.append("settle")
+        return real_settle(settlements)
+
+    def combined(settlements: Sequence[Settlement], *args: Any, **kwargs: Any) -> Any:
+        if "lost" not in calls:
+            calls.append("lost")
+            raise BrokerUnavailable("connection lost (test)")
+        calls.append("combined")
+        return real_combined(settlements, *args, **kwargs)
+
+    monkeypatch.setattr(broker, "settle", settle)
+    monkeypatch.setattr(broker, "settle_then_fetch", combined)
+    monkeypatch.setattr(settle_module, "RETRY_S", 0.01)
+    options = WorkerOptions(concurrency=1, prefetch=0, burst=True, name="lossy")
+    with trio.fail_after(30):
+        await Worker(japp, options).serve()
+    assert [h.result(timeout_s=0) for h in handles] == [0, 2, 4]
+    assert calls[:2] == ["lost", "settle"]  # the retry of the same batch: no fetch
+    assert "combined" in calls[2:]  # the next full settles fetch again
