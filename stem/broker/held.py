@@ -107,8 +107,11 @@ class HeldConnection:
 
     def close(self) -> None:
         """Give the held connection back to the pool (the next call takes it again)."""
+        if self._pid != os.getpid():
+            self._forget()  # a fork's child: the lock may have been held at the fork
+            return
         with self._lock:
-            if self._conn is not None and self._pid == os.getpid():
+            if self._conn is not None:
                 self._pool.release(self._conn)
             self._conn = None
 

@@ -105,9 +105,11 @@ def _raise_if_refused(
     """Raise ``EnqueueIncomplete`` if Redis refused some chunks (e.g. OOM at maxmemory),
     or the refusal itself (sorted by ``faults``) when it refused every chunk.
 
-    Each chunk's script either ran whole or wrote nothing: its first write is where Redis
-    checks maxmemory, and the script validates before it writes. So the jobs written are
-    exactly those of the chunks that answered.
+    A chunk's script refused by maxmemory wrote nothing (its first write is where Redis
+    checks), so the jobs written are those of the chunks that answered. One exception: a
+    queue key of the wrong type (put there by hand: stem never writes one) fails the
+    script at the first job that needs it, and the jobs before it in that chunk stay
+    written although counted as refused here.
     """
     refused = [r for r in replies if isinstance(r, redis.RedisError)]
     if not refused:

@@ -96,6 +96,21 @@ class WorkerOptions:
             raise ConfigError("stop_timeout_s must be >= 0")
 
 
+def _hand_to_runners(
+    got: list[Delivery], send: trio.MemorySendChannel[Delivery], scope: trio.CancelScope
+) -> bool:
+    """Queue fetched jobs for the runners; False when the worker is stopping.
+
+    A stop can come while a fetch runs (in a thread: it cannot be cancelled) and close
+    the runners' channel: the jobs are held, so the final hand-back returns them.
+    """
+    if got and scope.cancel_called:
+        return False
+    for d in got:
+        send.send_nowait(d)
+    return True
+
+
 def worker_middleware(app: Stem) -> list[Middleware]:
     """The worker's middleware: tracing, job-event logs, job stats and meters, retries, then
     the app's.
@@ -274,8 +289,8 @@ class Worker:
                     # a fetch that would find nothing (a round trip, a thread hop).
                     got = await self._wait_and_fetch(1000, free)
                     drained = bool(got) and self._drained
-                    for d in got:
-                        send.send_nowait(d)
+                    if not _hand_to_runners(got, send, scope):
+                        return
                     continue
                 try:
                     got = await self._call(self._fetch, free)
@@ -298,12 +313,8 @@ class Worker:
                 elif not got:
                     got = await self._wait_and_fetch(1000, free)
                     drained = bool(got) and self._drained
-                if got and scope.cancel_called:
-                    # The stop came while the fetch ran (a thread: it cannot be cancelled)
-                    # and closed the runners' channel: these are held, so handed back.
+                if not _hand_to_runners(got, send, scope):
                     return
-                for d in got:
-                    send.send_nowait(d)
 
     async def _wait_and_fetch(self, timeout_ms: int, free: int) -> list[Delivery]:
         """Block until a job arrives, then fetch up to ``free`` in the same thread call.

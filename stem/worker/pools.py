@@ -121,8 +121,13 @@ def _call(
         try:
             return task.fn(*ctx.args, **ctx.kwargs)
         finally:
-            with running[1]:
-                running[0].clear()
+            try:
+                with running[1]:
+                    running[0].clear()
+            except SoftTimeLimitExceeded:
+                # The alarm took the lock as the function returned, and raised here while
+                # this thread waited for it: the function's result or error stands.
+                pass
     finally:
         reset_current(token)
 

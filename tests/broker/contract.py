@@ -137,11 +137,17 @@ class BrokerContract:
         self, broker: RedisBroker, eta_s: int
     ) -> None:
         qk = broker.keys.queue(Q)
-        broker.client.set(qk.delayed if eta_s else qk.stream(0), "not stem's")
-        new = job(eta_ms=time.time_ns() // 1_000_000 + eta_s * 1000 if eta_s else 0)
+        wrong = qk.delayed if eta_s else qk.stream(0)
+        broker.client.set(wrong, "not stem's")
+        eta_ms = time.time_ns() // 1_000_000 + eta_s * 1000 if eta_s else 0
+        new = job(eta_ms=eta_ms, key="once")
         with pytest.raises(BrokerRefused, match="WRONGTYPE"):
             broker.enqueue(Q, [new])
         assert broker.client.exists(qk.job(new.id)) == 0  # no record without its entry
+        # ... and no idempotency key naming the job that was never written:
+        broker.client.delete(wrong)
+        again = job(eta_ms=eta_ms, key="once")
+        assert broker.enqueue(Q, [again]) == [(again.id, True)]
 
     def test_a_delayed_job_is_promoted_only_when_due(self, broker: RedisBroker) -> None:
         new = job(eta_ms=time.time_ns() // 1_000_000 + 300)

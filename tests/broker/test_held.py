@@ -144,6 +144,28 @@ def test_a_forked_child_holds_its_own_connection_not_its_parents(client: redis.R
     held.close()
 
 
+def test_a_forked_child_can_close_while_the_parent_was_mid_call(client: redis.Redis) -> None:
+    held = HeldConnection(client)
+    held.execute(pack([b"PING"]))
+    held._lock.acquire()  # another thread of the parent is mid-call at the fork
+    try:
+        pid = os.fork()
+        if pid == 0:  # the child: close must not wait for a lock nobody will release
+            code = 1
+            try:
+                alarm = threading.Timer(10, lambda: os._exit(2))
+                alarm.start()
+                held.close()
+                code = 0 if held.execute(pack([b"PING"])) else 1
+            finally:
+                os._exit(code)
+    finally:
+        held._lock.release()
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    held.close()
+
+
 def test_single_enqueues_check_out_one_connection_not_one_per_call(
     redis_url: str, namespace: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import AsyncIterator
+from types import SimpleNamespace
 
 import pytest
 import trio
 
 from stem import JobFailed, JobState, Stem
 from stem.broker import Delivery
-from stem.worker import Worker, WorkerOptions, serve_worker
+from stem.errors import SoftTimeLimitExceeded
+from stem.worker import Worker, WorkerOptions, pools, serve_worker
 from tests.apps import jobs
-from tests.worker.conftest import APP_SPEC
+from tests.worker.conftest import APP_SPEC, wait_until
 
 
 @pytest.fixture
@@ -166,3 +169,36 @@ async def test_jobs_fetched_as_the_worker_stops_are_handed_back_not_lost(japp: S
         options = WorkerOptions(concurrency=2, app_spec=APP_SPEC, burst=True)
         nursery.start_soon(lambda: serve_worker(japp, options))
         assert await result(handle) == 5
+
+
+def test_a_soft_limit_that_fires_as_a_thread_task_returns_leaves_its_result() -> None:
+    # The alarm holds the lock while the function returns; the job thread then waits for
+    # that lock to clear its ident, and the alarm's exception lands there: it must not
+    # replace a result the task already produced (Retries would run the job again).
+    lock, running = threading.Lock(), list[int]()
+    go = threading.Event()
+    task = SimpleNamespace(fn=lambda: go.wait(30) and "done")
+    ctx = SimpleNamespace(args=(), kwargs={})
+    out: dict[str, object] = {}
+
+    def job() -> None:
+        try:
+            out["result"] = pools._call(task, ctx, (running, lock))  # type: ignore[arg-type]
+        except BaseException as exc:  # what reached the caller is the point
+            out["error"] = exc
+
+    thread = threading.Thread(target=job)
+    thread.start()
+    wait_until(lambda: bool(running), what="the task to start")
+    with lock:
+        go.set()  # the function returns now, and its thread blocks on the lock
+        wait_until(lambda: _waiting_to_clear(thread), what="the thread to wait for the lock")
+        pools._raise_in_thread(running[0], SoftTimeLimitExceeded)
+    thread.join(timeout=30)
+    assert out == {"result": "done"}
+
+
+def _waiting_to_clear(thread: threading.Thread) -> bool:
+    """Whether ``thread`` has left the task's function and sits in ``_call`` itself."""
+    frame = sys._current_frames().get(thread.ident or 0)
+    return frame is not None and frame.f_code is pools._call.__code__

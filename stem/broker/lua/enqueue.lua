@@ -30,8 +30,10 @@
 -- server's clock, as TIME would give); TIME is read only when a job has an ETA. XADD
 -- NOMKSTREAM finds a missing stream without an EXISTS: the stream and its group are then
 -- created together, and the job added again. Writes come in the order that cannot fail
--- half-way: XADD first (a key of the wrong type fails the script before any write),
--- then the record, whose key is new (or checked missing).
+-- half-way for one job: XADD (or ZADD) first (a key of the wrong type fails the script
+-- before any write of that job), then the record, whose key is new (or checked missing),
+-- then the idempotency key. Jobs before a failing one in the same call stay written: the
+-- client reports the chunk as refused (EnqueueIncomplete) and says so.
 local prefix, group = ARGV[1], ARGV[2]
 local flags, out = {}, {''}
 local now_ms = false
@@ -39,13 +41,10 @@ local PARTS = '^([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\n]*)\n([^\
 for i = 3, #ARGV do
   local jid, prio, eta, idem_ttl, idem, chosen, limits, keep, env = string.match(ARGV[i], PARTS)
   eta = tonumber(eta)
-  local existing = false
+  local existing, ikey = false, false
   if idem ~= '' then
-    local ikey = prefix .. K.IDEM .. idem
+    ikey = prefix .. K.IDEM .. idem
     existing = redis.call('GET', ikey)
-    if not existing then
-      redis.call('SET', ikey, jid, 'EX', idem_ttl)
-    end
   end
   local jkey = prefix .. K.JOB .. jid
   if not existing and chosen == '1' and redis.call('EXISTS', jkey) == 1 then
@@ -75,6 +74,9 @@ for i = 3, #ARGV do
     if limits ~= '' then rec[#rec + 1] = F.LIMITS; rec[#rec + 1] = limits end
     if keep ~= '' then rec[#rec + 1] = F.KEEP; rec[#rec + 1] = keep end
     redis.call('HSET', jkey, unpack(rec))
+    if ikey then  -- last: a key of the wrong type above leaves no key naming a lost job
+      redis.call('SET', ikey, jid, 'EX', idem_ttl)
+    end
     flags[#flags + 1] = '1'
   end
 end
