@@ -22,6 +22,8 @@ from stem.states import TERMINAL_STATES, JobState
 
 #: Keys in a namespace that are not per-job (streams, sets, stats, schedules...): a few.
 MAX_QUEUE_KEYS = 40
+#: Beyond a lease, how long entries of settled jobs may stay pending (reclaimer rounds).
+STRANDED_MARGIN_S = 3.0
 
 
 @dataclass
@@ -129,11 +131,29 @@ def _check_dead_have_reasons(stack: Stack, dead: list[str], verdict: Verdict) ->
 
 
 def _check_drained(stack: Stack, verdict: Verdict, keys_before: int, jobs: int) -> None:
-    stats = stack.direct.broker.queue_stats("default")
+    # Every job has settled here, but entries may still be pending for a while: a worker
+    # cut off in the partition still settles its copies of jobs the others already
+    # finished (its settle is on its way), and a fetch whose reply was lost left entries
+    # with a worker that never saw them, which the reclaimer acks once their lease lapses.
+    # An entry still pending after a lease is held by a worker that renews it without
+    # settling it: stuck, a problem.
+    broker = stack.direct.broker
+    started = time.monotonic()
+    deadline = started + stack.lease_s + STRANDED_MARGIN_S
+    stats = broker.queue_stats("default")
+    first_pending = stats.pending
+    while stats.pending and not (stats.ready or stats.delayed) and time.monotonic() < deadline:
+        time.sleep(0.1)
+        stats = broker.queue_stats("default")
     if stats.ready or stats.pending or stats.delayed:
         verdict.problems.append(
             f"queue not drained: ready={stats.ready} pending={stats.pending} "
             f"delayed={stats.delayed}"
+        )
+    elif first_pending:
+        verdict.notes.append(
+            f"{first_pending} entries of settled jobs were still pending; they cleared within "
+            f"{time.monotonic() - started:.1f} s (a lease: {stack.lease_s:.0f} s)"
         )
     keys = count_keys(stack)
     # Per job: a record, a done latch, maybe an idempotency key; the rest stays a handful.

@@ -114,6 +114,12 @@ class Settler:
         #: drained, so the fetch loop may wait for new jobs at once.
         self.drained = False
         self.fetched_with_settles = 0  # jobs that came back with a settle (statistics)
+        #: Set by a settle that failed, cleared by one that reached Redis: meanwhile
+        #: settles only settle. A lost reply may hide a fetch Redis ran, whose jobs are
+        #: then pending here but unknown (the reclaimer takes them back once their lease
+        #: lapses, counting a delivery): fetching with every settle of an outage would
+        #: strand a batch per call, so at most the calls already under way can.
+        self.failing = False
         self._in_flight = AsyncValue(0)
 
     def submit(self, settlement: Settlement) -> int:
@@ -172,13 +178,10 @@ class Settler:
         deliveries = [s.delivery for s in batch]
         self.held.settling(deliveries)
         done = False
-        # After a failure the retry only settles: Redis may have run the lost call's fetch,
-        # whose jobs are then pending here but unknown (the reclaimer takes them back once
-        # their lease lapses); fetching again on every retry would strand a batch per try.
-        failed = False
         try:
             while True:
-                want = self._refill_count(len(batch)) if may_fetch and not failed else 0
+                fetch_ok = may_fetch and not self.failing
+                want = self._refill_count(len(batch)) if fetch_ok else 0
                 try:
                     if want:
                         got = await self.call(self._settle_then_fetch, batch, want)
@@ -188,9 +191,10 @@ class Settler:
                     break
                 except BrokerUnavailable as exc:
                     log.warning("settling %d job(s) failed, retrying: %s", len(batch), exc)
-                    failed = True
+                    self.failing = True
                     await trio.sleep(RETRY_S)
             done = True
+            self.failing = False
             self.held.remove(deliveries)
             if want:
                 self._deliver(got, want)
