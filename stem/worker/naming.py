@@ -40,5 +40,14 @@ def live_holder(workers: Iterable[Mapping[str, Any]], name: str) -> int | None:
 
 
 def _pid_alive(pid: object) -> bool:
-    """Whether ``pid`` (from a heartbeat record: may be anything) is a live process."""
-    return isinstance(pid, int) and 0 < pid < 2**31 and psutil.pid_exists(pid)
+    """Whether ``pid`` (from a heartbeat record: may be anything) is a live process.
+
+    A zombie is not: a worker killed with its supervisor stays one until something reaps
+    it, and its successor must be able to take its name meanwhile.
+    """
+    if not (isinstance(pid, int) and 0 < pid < 2**31):
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:  # gone (NoSuchProcess), or not ours to look at: as before
+        return psutil.pid_exists(pid)
