@@ -18,10 +18,11 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from stem.broker.base import Delivery, LimitSpec, Settlement
-from stem.broker.connection import Faults, mapped
-from stem.broker.keys import GROUP, READ_ORDER, Keys
+from stem.broker.connection import mapped
+from stem.broker.keys import GROUP, READ_ORDER
 from stem.broker.limits import limits_json
-from stem.broker.scripts import ScriptBatch, Scripts
+from stem.broker.parts import BrokerParts
+from stem.broker.scripts import ScriptBatch
 from stem.broker.values import text as _s
 from stem.broker.values import utf8 as _utf8
 from stem.outcome import Verdict
@@ -31,14 +32,9 @@ from stem.outcome import Verdict
 _ACK_ONLY = frozenset({Verdict.COMPLETE, Verdict.REVOKED})
 
 
-class ConsumeMixin:
+class ConsumeMixin(BrokerParts):
     """fetch, settle, settle_then_fetch (needs ``client``, ``keys``, ``scripts``)."""
 
-    url: str
-    faults: Faults
-    client: Any  # redis.Redis: the Any boundary
-    keys: Keys
-    scripts: Scripts
     result_ttl_s: int
     dlq_maxlen: int
     dlq_retention_ms: int

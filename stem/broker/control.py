@@ -13,12 +13,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from typing import Any
 
 from stem.broker.base import Delivery
-from stem.broker.connection import Faults, mapped
-from stem.broker.keys import JobField, Keys
-from stem.broker.scripts import Scripts
+from stem.broker.connection import mapped
+from stem.broker.keys import JobField
+from stem.broker.parts import BrokerParts
 from stem.broker.values import text
 from stem.states import JobState
 
@@ -29,14 +28,9 @@ COMMAND_TTL_S = 60
 REVOKED_ERROR = json.dumps({"type": "JobRevoked", "message": "revoked by an operator"})
 
 
-class ControlMixin:
+class ControlMixin(BrokerParts):
     """Pause, resume and revoke (needs ``client``, ``keys``, ``scripts``)."""
 
-    url: str
-    faults: Faults
-    client: Any  # redis.Redis: the Any boundary
-    keys: Keys
-    scripts: Scripts
     result_ttl_s: int
 
     @mapped

@@ -18,8 +18,9 @@ import redis
 from stem.broker.base import NewJob
 from stem.broker.connection import Faults, mapped, redact
 from stem.broker.held import HeldConnection, ScriptCall
-from stem.broker.keys import GROUP, Keys
-from stem.broker.scripts import ScriptBatch, Scripts
+from stem.broker.keys import GROUP
+from stem.broker.parts import BrokerParts
+from stem.broker.scripts import ScriptBatch
 from stem.broker.values import text as _s
 from stem.errors import EnqueueIncomplete, EnqueueNotReplicated
 
@@ -34,15 +35,10 @@ def _chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield chunk
 
 
-class ProducerMixin:
+class ProducerMixin(BrokerParts):
     """``enqueue`` (needs ``client``, ``keys``, ``scripts``, ``faults`` and the replica
     settings; ``_held`` is None on a cluster)."""
 
-    url: str
-    faults: Faults
-    client: Any  # redis.Redis: the Any boundary
-    keys: Keys
-    scripts: Scripts
     enqueue_replicas: int
     enqueue_wait_ms: int
     _register: Callable[[str], None]  # the queue registry's (ConsumeMixin)
