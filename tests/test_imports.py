@@ -42,7 +42,11 @@ def _loaded(code: str, tmp_path: Path, *, env: dict[str, str] | None = None) -> 
         _names = {m.split(".")[0] for m in _sys.modules} | set(_sys.modules)
         print("\\nMODULES " + _json.dumps(sorted(_names)))
         """)
-    base = {k: v for k, v in os.environ.items() if not k.startswith("OTEL_")}
+    # Without OTel settings, and without pytest-cov's subprocess hook (COV_CORE_*,
+    # COVERAGE_*): under `--cov` it starts coverage in the child, which imports socket
+    # and hashlib itself.
+    dropped = ("OTEL_", "COV_CORE_", "COVERAGE_")
+    base = {k: v for k, v in os.environ.items() if not k.startswith(dropped)}
     full_env = {**base, "PYTHONPATH": f"{ROOT}{os.pathsep}{tmp_path}", **(env or {})}
     out = subprocess.run(
         [sys.executable, "-c", script],
