@@ -177,7 +177,6 @@ class Worker:
             self.broker, self.name, self.held, self._call, capacity=self.capacity,
             queues=options.queues, limits=lambda: self.limits.current, gate=self._fetch_gate,
         )  # fmt: skip
-        self._settled = self.settler.settled
         self._drained = False  # whether the last _fetch emptied every queue it read
 
     def _register_meters(self) -> None:
@@ -281,7 +280,7 @@ class Worker:
                 free = self.capacity - len(self.held)
                 if free <= 0:
                     self.settler.drained = False
-                    await self._settled.wait_transition()  # a settle makes room
+                    await self.settler.settled.wait_transition()  # a settle makes room
                     drained = self.settler.drained  # its fetch emptied the queue
                     continue
                 if drained and not self.options.burst:
@@ -303,7 +302,7 @@ class Worker:
                 if not got and self.options.burst:
                     if len(self.held):  # let the last jobs settle, then look again
                         with trio.move_on_after(1):
-                            await self._settled.wait_transition()
+                            await self.settler.settled.wait_transition()
                         continue
                     if await self._call(self._idle_or_unknown):
                         log.info("burst: queues are empty, stopping")

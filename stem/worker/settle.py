@@ -113,7 +113,6 @@ class Settler:
         #: Set when a settle's fetch got fewer jobs than it asked for: the queue was
         #: drained, so the fetch loop may wait for new jobs at once.
         self.drained = False
-        self.fetched_with_settles = 0  # jobs that came back with a settle (statistics)
         #: Set by a settle that failed, cleared by one that reached Redis: meanwhile
         #: settles only settle. A lost reply may hide a fetch Redis ran, whose jobs are
         #: then pending here but unknown (the reclaimer takes them back once their lease
@@ -209,9 +208,10 @@ class Settler:
         when the worker is full (its fetch loop waits for room), else none."""
         if self.queue is None or self.refill is None:
             return 0
-        if self.capacity - len(self.held) > 0:
+        room = self.capacity - len(self.held)
+        if room > 0:
             return 0  # not full: the fetch loop is fetching or waiting for new jobs
-        return max(0, min(freed, self.capacity - len(self.held) + freed))
+        return max(0, room + freed)  # the slots this batch frees, less any overdraw
 
     def _settle_then_fetch(self, batch: list[Settlement], want: int) -> list[Delivery]:
         # Runs in a thread; the jobs are recorded as held before it returns (the gate
@@ -228,7 +228,6 @@ class Settler:
             return got
 
     def _deliver(self, got: list[Delivery], want: int) -> None:
-        self.fetched_with_settles += len(got)
         self.drained = len(got) < want
         for d in got:
             if self.refill is None:
