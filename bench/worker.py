@@ -197,9 +197,12 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--rate", type=int, default=200)
     parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument(
+        "--cpu", default="auto", help="every worker's --cpu (auto, off): A/B of Change 10"
+    )
     args = parser.parse_args()
-    async_opts = ["--concurrency", "50", "--prefetch", "500"]
-    sync_opts = ["--concurrency", "2", "--prefetch", "50"]
+    async_opts = ["--concurrency", "50", "--prefetch", "500", "--cpu", args.cpu]
+    sync_opts = ["--concurrency", "2", "--prefetch", "50", "--cpu", args.cpu]
     rows = []
     with private_redis() as server:
         ceiling = statistics.median(bare_ceiling(server.url, args.jobs) for _ in range(args.runs))
@@ -216,11 +219,13 @@ def main() -> None:
             jobs_s = statistics.median(r[0] for r in results)
             rss = max(r[1] for r in results)
             rows.append((label, f"{jobs_s:,.0f}/s", f"{jobs_s / ceiling:.2f}x", f"{rss:.0f} MB"))
-        lat = latency(server.url, args.rate, args.seconds)
+        lat = latency(
+            server.url, args.rate, args.seconds, ("--concurrency", "10", "--cpu", args.cpu)
+        )
         hops = thread_hops(server.url, args.rate)
     print(
         f"redis: {server.binary}; {args.jobs:,} async / {args.jobs // 4:,} sync jobs; "
-        f"medians of {args.runs} runs; RSS = worker + pool children, peak"
+        f"medians of {args.runs} runs; RSS = worker + pool children, peak; --cpu {args.cpu}"
     )
     print(table(rows, ("case", "rate", "of ceiling", "peak RSS")))
     print(

@@ -63,6 +63,7 @@ class SuperviseOptions:
     prefetch: int = 10
     queues: str = "default"
     pool: str | None = None
+    cpu: str = "auto"  # per worker, as `stem worker --cpu` (auto: each claims its own CPU)
     beat: bool = True
     reclaimer: bool = True
     ratelimiter: bool | None = None  # None: when the app defines limits (the CLI decides)
@@ -82,6 +83,8 @@ class SuperviseOptions:
             raise ConfigError(f"workers must be >= 0, got {self.workers}")
         if self.heartbeat_timeout_s <= 0 or self.stop_timeout_s < 0:
             raise ConfigError("heartbeat_timeout_s must be > 0 and stop_timeout_s >= 0")
+        if self.cpu not in ("auto", "off"):  # one CPU number would pin every worker there
+            raise ConfigError(f"cpu must be 'auto' or 'off' (per worker), got {self.cpu!r}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
             raise ConfigError(f"metrics_port must be 0..65535, got {self.metrics_port}")
 
@@ -131,6 +134,8 @@ def build_specs(options: SuperviseOptions, redis_url: str | None) -> tuple[list[
         worker += ["--stop-timeout-s", str(options.stop_timeout_s)]
         if options.pool:
             worker += ["--pool", options.pool]
+        if options.cpu != "auto":
+            worker += ["--cpu", options.cpu]
         specs.append(
             ChildSpec(
                 "worker",

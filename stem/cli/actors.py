@@ -86,6 +86,7 @@ def _log_options(command: Callable[..., Any]) -> Callable[..., Any]:
   stem --app myapp.jobs:app worker --queues high,default --concurrency 20
   stem --app myapp.jobs:app worker --queues high:3,low:1 --pool threads
   stem --app myapp.jobs:app worker --burst     # drain the queues, then exit 0
+  stem --app myapp.jobs:app worker --cpu off   # let the kernel move its threads
   stem worker list                             # live workers
   stem worker stop host1/worker.1              # the same graceful stop as SIGTERM
 
@@ -119,6 +120,12 @@ to running workers instead of running one.
     metavar="S", help="On SIGTERM, how long running jobs may finish.",
 )  # fmt: skip
 @click.option("--name", help="Consumer name.", show_default="<host>/<pid>, or <host>/worker.<n>")
+@click.option(
+    "--cpu",
+    metavar="auto|off|N",
+    default="auto",
+    help="Keep the worker's threads on one CPU: auto claims one no other worker holds.",
+)
 @_log_options
 @click.pass_context
 def worker(ctx: click.Context, /, queues: str | None, **options: Any) -> None:
@@ -212,6 +219,13 @@ an embedded redis-server. Flags (and their env vars) win over the [supervise] ta
     type=click.Choice(["threads", "processes"]),
     help="Per worker.",
     show_default="each task's own",
+)
+@click.option(
+    "--cpu",
+    metavar="auto|off",
+    type=click.Choice(["auto", "off"]),
+    default="auto",
+    help="Per worker: auto keeps each on a CPU of its own.",
 )
 @click.option("--beat/--no-beat", default=True, help="Run a beat.")
 @click.option("--reclaimer/--no-reclaimer", default=True, help="Run a reclaimer.")

@@ -19,6 +19,7 @@ from stem.observe.logs import configure_logging
 from stem.runtime import run_actor, wait_for_redis
 from stem.task import Pool
 from stem.worker.core import Worker, WorkerOptions
+from stem.worker.cpu import parse_cpu, pin_worker
 
 if TYPE_CHECKING:
     from stem.app import Stem
@@ -74,12 +75,15 @@ def run(
     burst: bool = False,
     stop_timeout_s: float = 25.0,
     name: str | None = None,
+    cpu: str = "auto",
 ) -> int:
     """Run a worker in this process until it stops; return the exit code (0).
 
     SIGTERM or SIGINT: graceful stop (running jobs get ``stop_timeout_s``); a second
-    SIGINT: immediate stop (running jobs are handed back).
+    SIGINT: immediate stop (running jobs are handed back). ``cpu``: ``"auto"``, ``"off"``
+    or a CPU number (``stem.worker.cpu``); applied here, before trio starts.
     """
+    cpu_spec = parse_cpu(cpu)
     options = WorkerOptions(
         queues=tuple(queues),
         weights=tuple(weights) if weights else None,
@@ -95,6 +99,7 @@ def run(
     # needs every master it names, so a master failing over would fail it outside any
     # retry (exit 3). Wait for Redis first, as every actor does, and build it then.
     configure_logging("worker")
+    placed = pin_worker(cpu_spec)
     if not wait_for_redis(app):
         return 0  # stopped before it started: nothing fetched, nothing to hand back
     worker = Worker(app, options)
@@ -111,6 +116,7 @@ def run(
         "prefetch": prefetch,
         "pool": pools,
         "burst": burst,
+        "cpu": str(placed),
     }
     return run_actor(
         "worker",

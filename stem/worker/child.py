@@ -33,6 +33,7 @@ from stem.envelope import dumps
 from stem.errors import Retry, SoftTimeLimitExceeded, describe, type_names
 from stem.observe.logs import configure_logging, set_job_fields
 from stem.observe.tracing import trace_id_from_headers
+from stem.worker.cpu import unpin_child
 
 
 def _on_alarm(signum: int, frame: FrameType | None) -> None:
@@ -121,6 +122,7 @@ def main() -> None:
     # Dying with the worker is armed by the worker itself, between fork and exec (see
     # process_pool._Proc): by the time this runs, imports are done and the worker may be
     # gone already, so os.getppid() here could name init instead of the worker.
+    unpin_child()  # the worker keeps to one CPU (--cpu); its children use them all
     protocol = os.fdopen(os.dup(1), "w", buffering=1)
     os.dup2(2, 1)  # output below Python (C extensions) goes to stderr, the worker's log
     configure_logging("worker")
