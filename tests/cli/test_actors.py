@@ -35,7 +35,8 @@ def test_worker_passes_its_options_and_exits_with_the_code_of_run(
     stem: Invoke, calls: list[Any], namespace: str
 ) -> None:
     argv = ["worker", "--queues", "high:3,low:1", "--concurrency", "4", "--prefetch", "0"]
-    result = stem("--app", APP, *argv, "--pool", "threads", "--burst", "--name", "w1")
+    argv += ["--pool", "threads", "--burst", "--name", "w1", "--cpu", "off"]
+    result = stem("--app", APP, *argv)
     assert result.exit_code == 7, result.stderr
     [(module, (app, spec), kwargs)] = calls
     assert (module, spec, app.namespace) == ("stem.worker", APP, namespace)
@@ -48,6 +49,7 @@ def test_worker_passes_its_options_and_exits_with_the_code_of_run(
         "burst": True,
         "stop_timeout_s": 25.0,
         "name": "w1",
+        "cpu": "off",
     }
 
 
