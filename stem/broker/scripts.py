@@ -1,10 +1,14 @@
 """The Lua scripts of the broker, loaded from ``lua/*.lua`` beside this module.
 
 Each script is registered as a redis-py ``Script`` (EVALSHA, reloading itself after a
-``NOSCRIPT`` reply, e.g. after a Redis restart or ``SCRIPT FLUSH``). Every script is sent
-as three parts: the constants :func:`lua_constants` generates from the Python ones, then
-``lib.lua`` (helpers), then the script; so each stays self-contained on the server while
-states, key suffixes, field names and dead-letter reasons are spelled once, in Python:
+``NOSCRIPT`` reply, e.g. after a Redis restart or ``SCRIPT FLUSH``). Scripts and
+``lib.lua`` (helpers) name states, key suffixes, field names and dead-letter reasons
+through tables generated from the Python constants, so each is spelled once, in Python.
+What is sent (:func:`source`) is the script with only the ``lib.lua`` helpers it uses
+(directly or through other helpers), each constant it names (``K.JOB``) inlined as its
+value, and only the tables it uses as a whole (``TERMINAL[state]``): Redis runs every
+definition on every call, so every unused helper and table would cost every call
+(docs/performance.md, Change 11).
 
 ======== ============================================ ==========================
 Lua      what                                         Python
@@ -21,15 +25,14 @@ Lua      what                                         Python
 ``tests/test_keys.py`` fails when a script spells one of these values as a literal.
 
 A script whose header says ``-- standalone:`` (``enqueue.lua``, the producer's hot path)
-is sent without ``lib.lua`` and without the tables, each constant it names replaced by
-its value: Redis runs the whole source on every call, so every table and helper defined
-there costs every enqueue.
+must need no helper and no table at all: :func:`inline_constants` refuses it otherwise.
 """
 
 from __future__ import annotations
 
 import contextlib
 import enum
+import itertools
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -112,22 +115,71 @@ def inline_constants(script: str) -> str:
     if whole:
         raise ValueError(f"a standalone script cannot use the table {whole.group(1)}")
 
-    def value(match: re.Match[str]) -> str:
-        return _lua_string(str(LUA_TABLES[match.group(1)][match.group(2)].value))
+    return "-- Constants inlined by stem/broker/scripts.py.\n" + _CONSTANT.sub(
+        _constant_value, script
+    )
 
-    return "-- Constants inlined by stem/broker/scripts.py.\n" + _CONSTANT.sub(value, script)
+
+def _constant_value(match: re.Match[str]) -> str:
+    return _lua_string(str(LUA_TABLES[match.group(1)][match.group(2)].value))
+
+
+_TOP = re.compile(r"^local (?:function )?([A-Za-z_][A-Za-z0-9_]*)", re.MULTILINE)
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _code_words(code: str) -> set[str]:
+    """The identifiers ``code`` uses outside comments (a string's words count too: at
+    worst a helper is sent that the script does not call)."""
+    return set(_WORD.findall("\n".join(line.split("--", 1)[0] for line in code.splitlines())))
+
+
+@cache
+def _lib_parts() -> tuple[tuple[str, str], ...]:
+    """lib.lua as (name, text) per top-level definition (``local function f``,
+    ``local X =``), in order; the text runs to the next definition."""
+    lib = (resources.files("stem.broker") / "lua" / "lib.lua").read_text()
+    starts = [m.start() for m in _TOP.finditer(lib)] + [len(lib)]
+    return tuple(
+        (_TOP.match(lib, a).group(1), lib[a:b])  # type: ignore[union-attr]
+        for a, b in itertools.pairwise(starts)
+    )
+
+
+def shaken_lib(script: str) -> str:
+    """The parts of lib.lua that ``script`` needs, directly or through other parts, in
+    lib.lua's order: Redis runs every definition on every call, used or not."""
+    parts = _lib_parts()
+    known = {name for name, _ in parts}
+    need: set[str] = set()
+    todo = _code_words(script) & known
+    while todo:
+        need |= todo
+        todo = set().union(*(_code_words(t) for n, t in parts if n in todo)) & known - need
+    return "".join(text for name, text in parts if name in need)
+
+
+def _whole_tables(code: str) -> list[str]:
+    """The constant tables ``code`` still names as a whole once constants are inlined."""
+    words = _code_words(code)
+    return [t for t in ALL_TABLES if t in words]
 
 
 @cache
 def source(name: str) -> str:
-    """The full source of script ``name`` as sent to Redis: constants, lib.lua, script;
-    for a standalone script, the script alone with its constants inlined."""
+    """The source of script ``name`` as sent to Redis: the lib.lua helpers it uses and the
+    script, each constant it names (``K.JOB``) inlined as its value, and only the tables
+    it uses whole (``TERMINAL[state]``). A ``-- standalone:`` script takes no helpers and
+    no tables at all (enforced)."""
     folder = resources.files("stem.broker") / "lua"
     script = (folder / f"{name}.lua").read_text()
     if STANDALONE in script.split("\n\n", 1)[0]:
         return inline_constants(script)
-    lib = (folder / "lib.lua").read_text()
-    return lua_constants() + lib + "\n" + script
+    code = _CONSTANT.sub(_constant_value, shaken_lib(script) + "\n" + script)
+    tables = _whole_tables(code)
+    prelude = [line for line in lua_constants().splitlines()[1:] if line.split()[1] in tables]
+    head = "-- Sent by stem/broker/scripts.py: the lib.lua helpers it uses, constants inlined.\n"
+    return head + "".join(line + "\n" for line in prelude) + code
 
 
 class Scripts:

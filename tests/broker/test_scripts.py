@@ -1,5 +1,6 @@
-"""How scripts are sent (``stem.broker.scripts``): a standalone script goes without
-lib.lua and with its constants inlined, and still round-trips the Python constants."""
+"""How scripts are sent (``stem.broker.scripts``): each with only the lib.lua helpers and
+tables it uses and its constants inlined (a standalone script with neither), and it still
+round-trips the Python constants."""
 
 from __future__ import annotations
 
@@ -16,7 +17,17 @@ def test_the_enqueue_script_is_sent_alone_with_its_constants_inlined() -> None:
     assert "local function" not in sent  # no lib.lua helpers
     assert "local K =" not in sent and "K.JOB" not in sent  # no tables to build per call
     assert f"'{Suffix.JOB.value}'" in sent
-    assert "local K =" in source("fetch") and "local function" in source("fetch")
+
+
+
+def test_a_script_is_sent_with_only_the_helpers_and_tables_it_uses() -> None:
+    fetch, renew = source("fetch"), source("renew")
+    assert "local function read_record(" in fetch  # it calls it
+    assert "local function take_limits(" in fetch and "local function rate_state(" in fetch
+    assert "local function requeue(" not in fetch  # nothing it calls does
+    assert "local TERMINAL =" in fetch  # used as a whole: TERMINAL[state]
+    assert "local K =" not in fetch and "K.JOB" not in fetch  # inlined instead
+    assert "local function read_record(" not in renew and "local TERMINAL" not in renew
 
 
 def test_inlining_spells_each_constant_as_its_python_value() -> None:

@@ -23,13 +23,16 @@ local prefix, group, ttl = ARGV[1], ARGV[2], ARGV[3]
 local dead = prefix .. K.DEAD
 check_type(dead, 'stream')
 local now = now_ms()
-local flags, ids, states, limits, lost = {}, {}, {}, {}, {}
+local flags, ids, states, limits, lost, recs = {}, {}, {}, {}, {}, {}
 for i = 6, #ARGV, 3 do
   ids[#ids + 1] = ARGV[i]
-  local rec = read_record(prefix .. K.JOB .. ARGV[i + 1], F.STATE, F.LIMITS, F.KEEP)
+  -- One read per job: the state and limits, then what settle_record keeps (its order).
+  local rec = read_record(prefix .. K.JOB .. ARGV[i + 1], F.STATE, F.LIMITS, F.KEEP, F.WAITED,
+    F.ENQ_MS, F.START_MS, F.ATTEMPT, F.ENV, F.TASK, F.DELIVERIES, F.GRANTED_MS)
   if rec then states[#states + 1] = rec[1] else states[#states + 1] = 'not-a-hash' end
   limits[#limits + 1] = rec and rec[2]
   lost[#ids] = rec and (rec[3] or ttl) == '0'  -- this job keeps nothing once settled
+  recs[#ids] = rec and {unpack(rec, 3, 11)}
 end
 -- Keeping nothing is safe only if this delivery still held the entry: ack those alone.
 for n = 1, #ids do
@@ -54,7 +57,7 @@ for n = 1, #ids do
     flags[n] = '0'
   else
     settle_record(prefix .. K.JOB .. jid, prefix .. K.DONE .. jid, ttl, now, S.SUCCEEDED,
-      {F.RESULT, ARGV[i + 2]}, lost[n])
+      {F.RESULT, ARGV[i + 2]}, lost[n], recs[n])
     flags[n] = '1'
   end
 end

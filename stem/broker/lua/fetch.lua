@@ -34,11 +34,15 @@
 --             or, when nothing was ready, {0, last-id-per-stream...} so the caller can
 --             block with XREAD from exactly there without missing a new entry.
 -- The "nothing ready" reply: {0, last entry id of each stream} (see Returns).
+-- Which ready streams exist, each asked once per call (most queues use one priority).
+local live = {}
+for i = 1, #KEYS do live[i] = redis.call('EXISTS', KEYS[i]) == 1 end
+
 local function nothing_ready()
   local lasts = {0}
   for i = 1, #KEYS do
-    local last = redis.call('XREVRANGE', KEYS[i], '+', '-', 'COUNT', 1)
-    if last[1] then lasts[#lasts + 1] = last[1][1] else lasts[#lasts + 1] = '0-0' end
+    local last = live[i] and redis.call('XREVRANGE', KEYS[i], '+', '-', 'COUNT', 1)
+    if last and last[1] then lasts[#lasts + 1] = last[1][1] else lasts[#lasts + 1] = '0-0' end
   end
   return lasts
 end
@@ -50,7 +54,7 @@ local want = tonumber(ARGV[4])
 if ARGV[9] and ARGV[9] ~= '' then
   local held = 0
   for i = 1, #KEYS do
-    if redis.call('EXISTS', KEYS[i]) == 1 then
+    if live[i] then
       local summary = redis.call('XPENDING', KEYS[i], group)
       for _, pair in ipairs(summary[4] or {}) do
         if pair[1] == consumer then held = held + tonumber(pair[2]) end
@@ -70,7 +74,7 @@ local dups, throttled = 0, 0
 local scan = want * 8  -- entries this call may read (throttled ones do not count in want)
 for i = 1, #KEYS do
   local stream = KEYS[i]
-  local more = want > 0 and scan > 0 and redis.call('EXISTS', stream) == 1
+  local more = want > 0 and scan > 0 and live[i]
   while more do
     local ask = math.min(want, scan)
     local reply = redis.call('XREADGROUP', 'GROUP', group, consumer, 'COUNT', ask,

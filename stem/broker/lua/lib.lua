@@ -84,9 +84,11 @@ local WAKE_KEEP_S = 60
 -- not. It is kept for the record's F.KEEP seconds (the task's keep_result_s) if it has
 -- them, else `ttl`; at 0 nothing stays, unless a waiter registered (F.WAITED, wait.lua)
 -- or `keep_anyway` (a stale copy of the job may still be delivered: it must find the
--- terminal state). Only a registered waiter gets the done latch pushed.
-local function settle_record(jkey, latch, ttl, now, state, more, keep_anyway)
-  local rec = redis.call('HMGET', jkey, F.KEEP, F.WAITED, F.ENQ_MS, F.START_MS, F.ATTEMPT,
+-- terminal state). Only a registered waiter gets the done latch pushed. `rec`: the nine
+-- fields read below, in that order, when the caller read them already (with its own, in one
+-- HMGET); nil to read them here.
+local function settle_record(jkey, latch, ttl, now, state, more, keep_anyway, rec)
+  rec = rec or redis.call('HMGET', jkey, F.KEEP, F.WAITED, F.ENQ_MS, F.START_MS, F.ATTEMPT,
     F.ENV, F.TASK, F.DELIVERIES, F.GRANTED_MS)
   local keep = rec[1] and counter(rec[1])
   if not keep then keep = counter(ttl) or 0 end
