@@ -12,7 +12,9 @@ connection each for their duration. Connection failures raise ``BrokerUnavailabl
 
 from __future__ import annotations
 
+import contextlib
 import math
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -20,7 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 import redis
-from redis.exceptions import RedisClusterException
+from redis.exceptions import NoScriptError, RedisClusterException
 
 from stem.broker.admin import AdminMixin
 from stem.broker.base import (
@@ -28,6 +30,7 @@ from stem.broker.base import (
     RESULT_TTL_S,
     Delivery,
     JobRecord,
+    LimitSpec,
     ReclaimedJob,
     ReclaimStats,
     Renewal,
@@ -99,6 +102,8 @@ class RedisBroker(ProducerMixin, ConsumeMixin, AdminMixin, LimitsMixin, ControlM
             self._held = HeldConnection(self.client)
         self._enqueue_calls: dict[str, ScriptCall] = {}
         self._positions: dict[str, dict[str, bytes]] = {}
+        self._waiting: set[int] = set()  # client ids of connections blocked in wait_and_fetch
+        self._waiting_lock = threading.Lock()
 
     def close(self) -> None:
         """Disconnect every pooled connection."""
@@ -132,6 +137,80 @@ class RedisBroker(ProducerMixin, ConsumeMixin, AdminMixin, LimitsMixin, ControlM
         streams = {stream: pos for known in per_queue for stream, pos in known.items()}
         reply = self.client.xread(streams, count=1, block=max(1, timeout_ms))
         return bool(reply)
+
+    @mapped
+    def wait_and_fetch(
+        self,
+        queue: str,
+        consumer: str,
+        count: int,
+        limits: Sequence[LimitSpec] = (),
+        timeout_ms: int = 1000,
+    ) -> list[Delivery] | None:
+        """``wait_ready`` on ``queue`` and then ``fetch``, in one round trip.
+
+        ``XREAD BLOCK`` and the fetch script go out pipelined on one connection: Redis
+        runs the fetch as soon as the read returns (an entry landed, the timeout passed,
+        or :meth:`interrupt_waits`), with no reply to the client and request back in
+        between. The fetch is what :meth:`fetch` does, so ``count`` (the caller's free
+        capacity, counted before the wait) bounds what it delivers. ``None`` when this
+        cannot be one call: no empty fetch of ``queue`` yet (nothing to wait from), or a
+        Redis Cluster (whose pipelines refuse ``EVALSHA``); the caller then waits and
+        fetches in two calls.
+        """
+        known = self._positions.get(queue)
+        if known is None or not isinstance(self.client, redis.Redis):
+            return None
+        self._register(queue)
+        keys, args = self._fetch_call(queue, consumer, count, limits, 0)
+        script = self.scripts.fetch
+        read = (
+            "XREAD",
+            "COUNT",
+            1,
+            "BLOCK",
+            max(1, timeout_ms),
+            "STREAMS",
+            *known,
+            *known.values(),
+        )
+        pool = self.client.connection_pool
+        conn: Any = pool.get_connection()  # redis-py's Connection is untyped
+        reply: Any = None
+        try:
+            client_id = getattr(conn, "stem_client_id", None)
+            if client_id is None:  # once per connection: interrupt_waits names it
+                conn.send_command("CLIENT", "ID")
+                client_id = conn.stem_client_id = int(conn.read_response())
+            with self._waiting_lock:
+                self._waiting.add(client_id)
+            try:
+                conn.send_packed_command(
+                    conn.pack_commands([read, ("EVALSHA", script.sha, len(keys), *keys, *args)])
+                )
+                conn.read_response()  # woken (or timed out): the fetch's reply tells
+                with contextlib.suppress(NoScriptError):  # Redis lost the script: below
+                    reply = conn.read_response()
+            finally:
+                with self._waiting_lock:
+                    self._waiting.discard(client_id)
+        except BaseException:
+            conn.disconnect()  # a reply may be left unread: the connection is spent
+            raise
+        finally:
+            pool.release(conn)
+        if reply is None:
+            reply = script(keys=keys, args=args)  # loads it again, then fetches
+        return self._fetched(queue, count, reply)
+
+    def interrupt_waits(self) -> None:
+        """End every :meth:`wait_and_fetch` still blocked (``CLIENT UNBLOCK``), so its
+        fetch runs now: a stopping worker does not wait out the block to hand back."""
+        with self._waiting_lock:
+            waiting = list(self._waiting)
+        for client_id in waiting:
+            with contextlib.suppress(redis.RedisError):
+                self.client.client_unblock(client_id)
 
     def _wait_each_queue(self, per_queue: list[dict[str, bytes]], timeout_ms: int) -> bool:
         """``wait_ready`` on a cluster: one ``XREAD`` cannot span hash slots, and each

@@ -84,6 +84,17 @@ class WorkerBroker(Promoter, Protocol):
 
     def wait_ready(self, queues: Sequence[str], timeout_ms: int) -> bool: ...
 
+    def wait_and_fetch(
+        self,
+        queue: str,
+        consumer: str,
+        count: int,
+        limits: Sequence[LimitSpec] = (),
+        timeout_ms: int = 1000,
+    ) -> list[Delivery] | None: ...
+
+    def interrupt_waits(self) -> None: ...
+
     def settle(self, settlements: Sequence[Settlement]) -> list[int]: ...
 
     def settle_then_fetch(

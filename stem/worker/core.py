@@ -319,7 +319,8 @@ class Worker:
         """Block until a job arrives, then fetch up to ``free`` in the same thread call.
 
         One thread hop instead of two between a job landing and its start (the latency
-        path of an idle worker). ``free`` was counted before the wait and only settles
+        path of an idle worker), and with one queue one round trip: the broker pipelines
+        the blocking read and the fetch (``wait_and_fetch``). ``free`` was counted before the wait and only settles
         happen meanwhile, so the bound on held jobs stays exact. The wait is abandoned on
         a cancel; a fetch that thread would still make is refused by the fetch gate once
         the worker hands everything back (``_close_fetching``).
@@ -332,6 +333,17 @@ class Worker:
             return []
 
     def _wait_then_fetch(self, timeout_ms: int, free: int) -> list[Delivery]:
+        if len(self.options.queues) == 1:  # wait and fetch in one round trip if it can
+            with self._fetch_gate.fetching() as open_:
+                if not open_:
+                    return []
+                got = self.broker.wait_and_fetch(
+                    self.options.queues[0], self.name, free, self.limits.current, timeout_ms
+                )
+                if got is not None:
+                    self.held.add(got)
+                    self._drained = len(got) < free
+                    return got
         if not self.broker.wait_ready(self.options.queues, timeout_ms):
             return []
         with self._fetch_gate.fetching() as open_:  # held jobs are recorded inside
@@ -412,7 +424,7 @@ class Worker:
         await self.settler.flush()
 
     async def _hand_back_all(self) -> None:
-        await self._call(self._fetch_gate.close)
+        await self._call(self._fetch_gate.close, self.broker.interrupt_waits)
         if self.settler.pending:
             with trio.move_on_after(10):
                 await self._flush()

@@ -73,11 +73,21 @@ class FetchGate:
                 self._running -= open_
                 self._cond.notify_all()
 
-    def close(self) -> None:
-        """No fetch starts after this returns; those under way have recorded their jobs."""
+    def close(self, interrupt: Callable[[], None] | None = None) -> None:
+        """No fetch starts after this returns; those under way have recorded their jobs.
+
+        ``interrupt`` cuts short a fetch still blocked waiting for work (the broker's
+        ``interrupt_waits``); it is called again every 0.1 s while one runs, since a
+        wait may start blocking just after a call.
+        """
         with self._cond:
             self._closed = True
-            self._cond.wait_for(lambda: self._running == 0)
+        while True:
+            if interrupt is not None:
+                interrupt()
+            with self._cond:
+                if self._cond.wait_for(lambda: self._running == 0, timeout=0.1):
+                    return
 
 
 class Settler:

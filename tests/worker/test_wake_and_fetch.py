@@ -1,6 +1,10 @@
-"""An idle worker wakes and fetches in one thread call; a late fetch never outlives the stop."""
+"""An idle worker wakes and fetches in one thread call (one round trip when it serves one
+queue); a late fetch never outlives the stop, and a stop does not wait out a blocked wait."""
 
 from __future__ import annotations
+
+import threading
+import time
 
 from stem import Stem
 from stem.worker.core import Worker, WorkerOptions
@@ -28,5 +32,53 @@ def test_a_wait_abandoned_by_a_stop_fetches_nothing_once_fetching_is_closed(japp
         assert worker._wait_then_fetch(30_000, 10) == []
         assert len(worker.held) == 0
         assert japp.broker.queue_stats("default").ready == 1  # still there for another worker
+    finally:
+        worker.lease.stop()
+
+
+def test_one_queue_waits_and_fetches_in_one_call_whose_fetch_runs_when_the_job_lands(
+    japp: Stem,
+) -> None:
+    broker = japp.broker
+    assert broker.wait_and_fetch("default", "solo", 10) is None  # nothing to wait from yet
+    assert broker.fetch("default", "solo", 10) == []
+    landed: list[str] = []
+    enqueuer = threading.Timer(0.2, lambda: landed.append(jobs.add.enqueue(1, 2).id))
+    enqueuer.start()
+    got = broker.wait_and_fetch("default", "solo", 10, timeout_ms=30_000)
+    enqueuer.join()
+    assert got is not None
+    assert [d.job_id for d in got] == landed  # the call that waited delivered it
+
+
+def test_a_wait_and_fetch_after_redis_lost_its_scripts_still_fetches(japp: Stem) -> None:
+    broker = japp.broker
+    assert broker.fetch("default", "solo", 10) == []
+    handle = jobs.add.enqueue(1, 2)
+    broker.client.script_flush()
+    got = broker.wait_and_fetch("default", "solo", 10, timeout_ms=30_000)
+    assert got is not None and [d.job_id for d in got] == [handle.id]
+
+
+def test_closing_fetching_cuts_a_blocked_wait_short_instead_of_waiting_it_out(
+    japp: Stem,
+) -> None:
+    worker = Worker(japp, WorkerOptions(queues=("default",), name="stopper"))
+    try:
+        assert worker._fetch(10) == []
+        results: list[list[object]] = []
+        waiter = threading.Thread(
+            target=lambda: results.append(worker._wait_then_fetch(60_000, 10))
+        )
+        waiter.start()
+        deadline = time.monotonic() + 30
+        while not japp.broker._waiting:  # blocked in Redis
+            assert time.monotonic() < deadline, "the wait never blocked"
+            time.sleep(0.01)
+        closed_at = time.monotonic()
+        worker._fetch_gate.close(japp.broker.interrupt_waits)  # what a stop does first
+        assert time.monotonic() - closed_at < 30  # far from the 60 s the wait asked for
+        waiter.join(timeout=30)
+        assert results == [[]] and len(worker.held) == 0
     finally:
         worker.lease.stop()
