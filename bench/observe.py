@@ -1,6 +1,6 @@
 """The cost of observability on the worker's drain rate, as ratios to a baseline.
 
-    .venv/bin/python -m bench.observe [--jobs 5000] [--runs 3] [--job noop|incr]
+    .venv/bin/python -m bench.observe [--jobs 5000] [--runs 3] [--job noop|incr] [--cpu auto|off]
 
 One in-process worker drains ``--jobs`` jobs (enqueued first) in each setup, interleaved
 run by run, median of ``--runs`` (the machine is noisy). ``--job noop`` (the default) is
@@ -46,6 +46,7 @@ from stem.observe.metrics import JobStats, Meters
 from stem.observe.metrics import meter_provider as sdk_meter_provider
 from stem.observe.tracing import Tracing
 from stem.worker import WorkerOptions, serve_worker
+from stem.worker.cpu import parse_cpu, pin_worker
 
 SETUPS = ("bare", "quiet", "logs", "traces", "traces+metrics")
 
@@ -117,17 +118,22 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--job", choices=("noop", "incr"), default="noop")
+    parser.add_argument(
+        "--cpu", default="auto", help="pin this process as `stem worker --cpu` does (auto, off)"
+    )
     args = parser.parse_args()
     wall: dict[str, list[float]] = {s: [] for s in SETUPS}
     cpu: dict[str, list[float]] = {s: [] for s in SETUPS}
     gc.freeze()  # as every actor does once started (stem.runtime)
     with private_redis() as server:
+        placed = pin_worker(parse_cpu(args.cpu))  # after Redis started: it stays unpinned
         for run in range(args.runs):
             for setup in SETUPS:
                 per_s, per_cpu_s = drain(server.url, setup, args.jobs, run, args.job)
                 wall[setup].append(per_s)
                 cpu[setup].append(per_cpu_s)
-    print(f"job: {args.job}; load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+    load = " ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"job: {args.job}; cpu: {placed}; load average: {load}")
     base, base_cpu = statistics.median(wall["quiet"]), statistics.median(cpu["quiet"])
     rows = []
     for s in SETUPS:

@@ -135,28 +135,29 @@ def _code_words(code: str) -> set[str]:
 
 
 @cache
-def _lib_parts() -> tuple[tuple[str, str], ...]:
-    """lib.lua as (name, text) per top-level definition (``local function f``,
-    ``local X =``), in order; the text runs to the next definition."""
+def _lib_parts() -> tuple[tuple[str, str, frozenset[str]], ...]:
+    """lib.lua as (name, text, identifiers used) per top-level definition (``local
+    function f``, ``local X =``), in order; the text runs to the next definition."""
     lib = (resources.files("stem.broker") / "lua" / "lib.lua").read_text()
     starts = [m.start() for m in _TOP.finditer(lib)] + [len(lib)]
-    return tuple(
-        (_TOP.match(lib, a).group(1), lib[a:b])  # type: ignore[union-attr]
-        for a, b in itertools.pairwise(starts)
-    )
+    parts = []
+    for a, b in itertools.pairwise(starts):
+        name = _TOP.match(lib, a).group(1)  # type: ignore[union-attr]
+        parts.append((name, lib[a:b], frozenset(_code_words(lib[a:b]))))
+    return tuple(parts)
 
 
 def shaken_lib(script: str) -> str:
     """The parts of lib.lua that ``script`` needs, directly or through other parts, in
     lib.lua's order: Redis runs every definition on every call, used or not."""
     parts = _lib_parts()
-    known = {name for name, _ in parts}
+    uses = {name: words for name, _, words in parts}
     need: set[str] = set()
-    todo = _code_words(script) & known
+    todo = _code_words(script) & uses.keys()
     while todo:
         need |= todo
-        todo = set().union(*(_code_words(t) for n, t in parts if n in todo)) & known - need
-    return "".join(text for name, text in parts if name in need)
+        todo = set().union(*(uses[n] for n in todo)) & uses.keys() - need
+    return "".join(text for name, text, _ in parts if name in need)
 
 
 def _whole_tables(code: str) -> list[str]:

@@ -26,6 +26,11 @@ def run(enqueued_at: float) -> None:
 class Producer:
     def __init__(self) -> None:
         app.connect(job.redis_url(), namespace=NAMESPACE)
+        # Open the broker now (its module, the scripts, a connection), as a producer that
+        # has run for a while has: stem opens it on first use, and that one-time ~40 ms
+        # would otherwise land in the first timed call (a 1,000-job bulk enqueue takes
+        # ~15 ms warm). No job is sent.
+        app.broker.ping()
 
     def send(self, enqueued_at: float) -> None:
         app.enqueue("peers.job", (enqueued_at,))
