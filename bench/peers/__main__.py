@@ -87,6 +87,7 @@ def run(args: argparse.Namespace, systems: list[System]) -> list[Result]:
     by = {s.name: s for s in systems}
     with private_redis() as server, tempfile.TemporaryDirectory() as tmp:
         logs = args.logs or tmp
+        Path(logs).mkdir(parents=True, exist_ok=True)  # a --logs folder that is not there yet
         args.redis = f"{server.binary} {redis_version(server.binary)}"
         for rep, order in enumerate(shuffled_orders(list(by), args.reps, args.seed), 1):
             print(f"rep {rep}/{args.reps}: {', '.join(order)}", flush=True)
