@@ -13,7 +13,9 @@ can use; its process-pool children are other processes and go back to every CPU.
 ``--cpu auto`` (the default) claims a CPU no other stem worker of this user on this
 machine holds: an exclusive ``flock`` on ``<tmp>/stem-cpus-<uid>/cpu<N>.lock`` (or under
 ``$STEM_CPU_LOCK_DIR``), held for
-the life of the process (the kernel drops it when the process ends, however it ends).
+the life of the process (the kernel drops it when the process ends, however it ends),
+trying the CPUs least busy over 50 ms first (so workers in containers, which do not see
+each other's claims, still tend to spread out).
 When every CPU the process may use is claimed (more workers than CPUs), or it may use
 only one, the worker is not pinned: the kernel balances oversubscribed processes better
 than a fixed choice would. ``--cpu N`` pins to CPU ``N`` without a claim; ``--cpu off``
@@ -81,14 +83,13 @@ def lock_dir() -> Path:
     return Path(tempfile.gettempdir()) / f"stem-cpus-{os.getuid()}"
 
 
-def claim_cpu(cpus: list[int], folder: Path, start: int) -> int | None:
-    """Claim the first CPU of ``cpus`` (tried from index ``start`` round) that no other
-    process holds; ``None`` when all are held. The claim lasts while this process lives."""
+def claim_cpu(cpus: list[int], folder: Path) -> int | None:
+    """Claim the first CPU of ``cpus``, in that order, that no other process holds;
+    ``None`` when all are held. The claim lasts while this process lives."""
     import fcntl
 
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    for i in range(len(cpus)):
-        cpu = cpus[(start + i) % len(cpus)]
+    for cpu in cpus:
         fd = os.open(folder / f"cpu{cpu}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -98,6 +99,22 @@ def claim_cpu(cpus: list[int], folder: Path, start: int) -> int | None:
         _held.append(fd)
         return cpu
     return None
+
+
+def idlest_first(cpus: list[int], sample_s: float = 0.05) -> list[int]:
+    """``cpus`` from the least busy over the next ``sample_s`` seconds (ties in random
+    order): workers that cannot see each other's claims (containers with their own
+    temporary directory) then still tend to spread over the machine's CPUs."""
+    import random
+
+    import psutil
+
+    try:
+        busy = psutil.cpu_percent(interval=sample_s, percpu=True)
+    except (OSError, RuntimeError):  # no /proc/stat to read: keep a random order
+        busy = []
+    order = random.sample(cpus, len(cpus))
+    return sorted(order, key=lambda c: busy[c] if c < len(busy) else 0.0)
 
 
 def _pin_process(cpu: int) -> None:
@@ -129,7 +146,7 @@ def pin_worker(spec: str | int, folder: Path | None = None) -> CpuChoice:
     if len(allowed) < 2:
         return CpuChoice(None, "not pinned: one CPU")
     try:
-        cpu = claim_cpu(allowed, folder or lock_dir(), start=os.getpid() % len(allowed))
+        cpu = claim_cpu(idlest_first(allowed), folder or lock_dir())
     except OSError as exc:
         return CpuChoice(None, f"not pinned: cannot claim a CPU ({exc.strerror or exc})")
     if cpu is None:

@@ -22,12 +22,13 @@ from tests.worker.test_pool_children import pool_children
 
 ALLOWED = sorted(os.sched_getaffinity(0))
 
-#: Holds a claim from ``cpus`` and prints the CPU (or None) until its stdin closes.
+#: Holds a claim from ``cpus`` (tried in order) and prints the CPU (or None) until its
+#: stdin closes.
 HOLDER = """
 import sys
 from pathlib import Path
 from stem.worker.cpu import claim_cpu
-print(claim_cpu([int(c) for c in sys.argv[1].split(",")], Path(sys.argv[2]), 0), flush=True)
+print(claim_cpu([int(c) for c in sys.argv[1].split(",")], Path(sys.argv[2])), flush=True)
 sys.stdin.read()
 """
 
@@ -200,3 +201,13 @@ def test_supervise_passes_cpu_off_to_its_workers_and_refuses_one_cpu_for_them_al
     assert off.argv[-2:] == ("--cpu", "off")
     with pytest.raises(ConfigError, match="cpu must be 'auto' or 'off'"):
         SuperviseOptions("a:b", cpu="3")
+
+
+def test_auto_tries_the_least_busy_cpus_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    import psutil
+
+    from stem.worker.cpu import idlest_first
+
+    monkeypatch.setattr(psutil, "cpu_percent", lambda **_: [90.0, 5.0, 50.0, 0.0])
+    assert idlest_first([0, 1, 2, 3]) == [3, 1, 2, 0]
+    assert idlest_first([0, 2]) == [2, 0]
