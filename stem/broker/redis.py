@@ -12,7 +12,6 @@ connection each for their duration. Connection failures raise ``BrokerUnavailabl
 
 from __future__ import annotations
 
-import contextlib
 import math
 import threading
 import time
@@ -104,11 +103,15 @@ class RedisBroker(ProducerMixin, ConsumeMixin, AdminMixin, LimitsMixin, ControlM
         self._positions: dict[str, dict[str, bytes]] = {}
         self._waiting: set[int] = set()  # client ids of connections blocked in wait_and_fetch
         self._waiting_lock = threading.Lock()
+        self._unblockable = True  # False once the ACL refused CLIENT ID or CLIENT UNBLOCK
+        self._unblocker: Any = None  # a quick-timeout client for interrupt_waits
 
     def close(self) -> None:
         """Disconnect every pooled connection."""
         if self._held is not None:
             self._held.close()
+        if self._unblocker is not None:
+            self._unblocker.close()
         self.client.close()
 
     @mapped
@@ -176,41 +179,63 @@ class RedisBroker(ProducerMixin, ConsumeMixin, AdminMixin, LimitsMixin, ControlM
         )
         pool = self.client.connection_pool
         conn: Any = pool.get_connection()  # redis-py's Connection is untyped
-        reply: Any = None
+        fetch = ("EVALSHA", script.sha, len(keys), *keys, *args)
+        client_id: int | None = None
         try:
-            client_id = getattr(conn, "stem_client_id", None)
-            if client_id is None:  # once per connection: interrupt_waits names it
-                conn.send_command("CLIENT", "ID")
-                client_id = conn.stem_client_id = int(conn.read_response())
-            with self._waiting_lock:
-                self._waiting.add(client_id)
+            # CLIENT ID rides in front, so its reply arrives before the read blocks and
+            # names this connection as it is now (a reconnect gets a new id).
+            conn.send_packed_command(conn.pack_commands([("CLIENT", "ID"), read, fetch]))
             try:
-                conn.send_packed_command(
-                    conn.pack_commands([read, ("EVALSHA", script.sha, len(keys), *keys, *args)])
-                )
-                conn.read_response()  # woken (or timed out): the fetch's reply tells
-                with contextlib.suppress(NoScriptError):  # Redis lost the script: below
-                    reply = conn.read_response()
-            finally:
+                client_id = int(conn.read_response())
+            except redis.ResponseError:  # an ACL without client|id: the wait still works,
+                self._unblockable = False  # only a stop cannot cut it short
+            if client_id is not None:
                 with self._waiting_lock:
-                    self._waiting.discard(client_id)
+                    self._waiting.add(client_id)
+            # Every reply is read, errors included, so the connection stays in step and
+            # jobs the fetch delivered are never left unrecorded.
+            replies: list[Any] = []
+            for _ in range(2):
+                try:
+                    replies.append(conn.read_response())
+                except redis.ResponseError as exc:
+                    replies.append(exc)
         except BaseException:
             conn.disconnect()  # a reply may be left unread: the connection is spent
             raise
         finally:
+            if client_id is not None:
+                with self._waiting_lock:
+                    self._waiting.discard(client_id)
             pool.release(conn)
-        if reply is None:
+        woke, reply = replies
+        if isinstance(reply, NoScriptError):
             reply = script(keys=keys, args=args)  # loads it again, then fetches
-        return self._fetched(queue, count, reply)
+        elif isinstance(reply, Exception):
+            raise reply  # the fetch was refused (mapped to one line by @mapped)
+        got = self._fetched(queue, count, reply)
+        if isinstance(woke, Exception) and not got:
+            raise woke  # the read was refused and the fetch found nothing to hand over
+        return got
 
     def interrupt_waits(self) -> None:
         """End every :meth:`wait_and_fetch` still blocked (``CLIENT UNBLOCK``), so its
-        fetch runs now: a stopping worker does not wait out the block to hand back."""
+        fetch runs now: a stopping worker does not wait out the block to hand back.
+        Best effort and quick: it gives up on a Redis that does not answer in 0.5 s."""
         with self._waiting_lock:
             waiting = list(self._waiting)
+        if not waiting or not self._unblockable:
+            return
+        if self._unblocker is None:  # its own connection: the pool's may all be busy
+            self._unblocker = open_client(self.url, max_connections=1, deadline_s=0.5)
         for client_id in waiting:
-            with contextlib.suppress(redis.RedisError):
-                self.client.client_unblock(client_id)
+            try:
+                self._unblocker.client_unblock(client_id)
+            except redis.ResponseError:  # an ACL without client|unblock
+                self._unblockable = False
+                return
+            except redis.RedisError:
+                return  # Redis is out of reach: the blocked read fails on its own
 
     def _wait_each_queue(self, per_queue: list[dict[str, bytes]], timeout_ms: int) -> bool:
         """``wait_ready`` on a cluster: one ``XREAD`` cannot span hash slots, and each

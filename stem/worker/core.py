@@ -96,6 +96,10 @@ class WorkerOptions:
             raise ConfigError("stop_timeout_s must be >= 0")
 
 
+#: How long a stop waits for a fetch under way (blocked on a dead connection, at worst).
+FETCH_CLOSE_DEADLINE_S = 3.0
+
+
 def _hand_to_runners(
     got: list[Delivery], send: trio.MemorySendChannel[Delivery], scope: trio.CancelScope
 ) -> bool:
@@ -320,10 +324,10 @@ class Worker:
 
         One thread hop instead of two between a job landing and its start (the latency
         path of an idle worker), and with one queue one round trip: the broker pipelines
-        the blocking read and the fetch (``wait_and_fetch``). ``free`` was counted before the wait and only settles
-        happen meanwhile, so the bound on held jobs stays exact. The wait is abandoned on
-        a cancel; a fetch that thread would still make is refused by the fetch gate once
-        the worker hands everything back (``_close_fetching``).
+        the blocking read and the fetch (``wait_and_fetch``). ``free`` was counted
+        before the wait and only settles happen meanwhile, so the bound on held jobs
+        stays exact. A stop cuts the wait short (the fetch gate's close interrupts it);
+        a fetch that would start after the final hand-back is refused by the gate.
         """
         try:
             return await self._call_abandoning(self._wait_then_fetch, timeout_ms, free)
@@ -424,7 +428,15 @@ class Worker:
         await self.settler.flush()
 
     async def _hand_back_all(self) -> None:
-        await self._call(self._fetch_gate.close, self.broker.interrupt_waits)
+        closed = await self._call(
+            self._fetch_gate.close, self.broker.interrupt_waits, FETCH_CLOSE_DEADLINE_S
+        )
+        if not closed:  # a fetch hangs on a dead connection: do not let it hold the stop
+            log.warning(
+                "a fetch did not return within %.0f s of the stop; jobs it may still "
+                "deliver stay pending for the reclaimer",
+                FETCH_CLOSE_DEADLINE_S,
+            )
         if self.settler.pending:
             with trio.move_on_after(10):
                 await self._flush()

@@ -11,7 +11,7 @@ one thread can run Python at a time anyway, so one CPU is what the worker's own 
 can use; its process-pool children are other processes and go back to every CPU.
 
 ``--cpu auto`` (the default) claims a CPU no other stem worker of this user on this
-machine holds: an exclusive ``flock`` on ``<tmp>/stem-cpus-<uid>/cpu<N>.lock`` (or under
+machine holds: an exclusive lock (``lockf``) on ``<tmp>/stem-cpus-<uid>/cpu<N>.lock`` (or under
 ``$STEM_CPU_LOCK_DIR``), held for
 the life of the process (the kernel drops it when the process ends, however it ends),
 trying the CPUs least busy over 50 ms first (so workers in containers, which do not see
@@ -24,12 +24,15 @@ refused.
 
 Trade-off, documented in docs/reference/cli.md: a pinned worker cannot move away from a
 CPU another busy process shares with it, and thread-pool jobs that compute outside the
-GIL (compression, numpy) share one CPU; use ``--cpu off`` for those, or the process pool.
+GIL (compression, numpy) share one CPU, and so do programs a thread-pool task starts
+(``subprocess``: they inherit the worker's CPU); use ``--cpu off`` for those, or the
+process pool, whose children go back to every CPU.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 from pathlib import Path
 from typing import NamedTuple
@@ -92,10 +95,14 @@ def claim_cpu(cpus: list[int], folder: Path) -> int | None:
     for cpu in cpus:
         fd = os.open(folder / f"cpu{cpu}.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
+            # A POSIX record lock: held by this process alone, so a child it forks (a
+            # task calling os.fork) does not keep the CPU claimed after the worker ends.
+            fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
             os.close(fd)
-            continue
+            if exc.errno in (errno.EACCES, errno.EAGAIN):  # another process holds it
+                continue
+            raise
         _held.append(fd)
         return cpu
     return None
@@ -141,7 +148,10 @@ def pin_worker(spec: str | int, folder: Path | None = None) -> CpuChoice:
         if spec not in allowed:
             listed = ",".join(map(str, allowed))
             raise ConfigError(f"--cpu {spec}: this process may only run on CPUs {listed}")
-        _pin_process(int(spec))
+        try:
+            _pin_process(int(spec))
+        except OSError as exc:
+            raise ConfigError(f"--cpu {spec}: cannot pin to it: {exc.strerror or exc}") from None
         return CpuChoice(int(spec), f"pinned to CPU {spec}")
     if len(allowed) < 2:
         return CpuChoice(None, "not pinned: one CPU")
@@ -151,7 +161,10 @@ def pin_worker(spec: str | int, folder: Path | None = None) -> CpuChoice:
         return CpuChoice(None, f"not pinned: cannot claim a CPU ({exc.strerror or exc})")
     if cpu is None:
         return CpuChoice(None, f"not pinned: all {len(allowed)} CPUs claimed by other workers")
-    _pin_process(cpu)
+    try:
+        _pin_process(cpu)
+    except OSError as exc:  # e.g. a seccomp or cgroup refusal: run unpinned, say why
+        return CpuChoice(None, f"not pinned: cannot pin to CPU {cpu} ({exc.strerror or exc})")
     return CpuChoice(cpu, f"pinned to CPU {cpu}")
 
 

@@ -30,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from typing import Any
 
@@ -73,8 +74,12 @@ class FetchGate:
                 self._running -= open_
                 self._cond.notify_all()
 
-    def close(self, interrupt: Callable[[], None] | None = None) -> None:
-        """No fetch starts after this returns; those under way have recorded their jobs.
+    def close(
+        self, interrupt: Callable[[], None] | None = None, deadline_s: float | None = None
+    ) -> bool:
+        """No fetch starts after this returns; those under way have recorded their jobs
+        (True), or ``deadline_s`` passed first (False: a fetch stuck on a dead connection;
+        jobs it may still deliver stay pending in Redis for the reclaimer).
 
         ``interrupt`` cuts short a fetch still blocked waiting for work (the broker's
         ``interrupt_waits``); it is called again every 0.1 s while one runs, since a
@@ -82,12 +87,15 @@ class FetchGate:
         """
         with self._cond:
             self._closed = True
+        give_up = None if deadline_s is None else time.monotonic() + deadline_s
         while True:
             if interrupt is not None:
                 interrupt()
             with self._cond:
                 if self._cond.wait_for(lambda: self._running == 0, timeout=0.1):
-                    return
+                    return True
+            if give_up is not None and time.monotonic() > give_up:
+                return False
 
 
 class Settler:

