@@ -19,7 +19,6 @@ def test_the_enqueue_script_is_sent_alone_with_its_constants_inlined() -> None:
     assert f"'{Suffix.JOB.value}'" in sent
 
 
-
 def test_a_script_is_sent_with_only_the_helpers_and_tables_it_uses() -> None:
     fetch, renew = source("fetch"), source("renew")
     assert "local function read_record(" in fetch  # it calls it
