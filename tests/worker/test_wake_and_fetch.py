@@ -9,6 +9,7 @@ import time
 import redis
 
 from stem import Stem
+from stem.broker import Delivery
 from stem.worker.core import Worker, WorkerOptions
 from tests.apps import jobs
 
@@ -68,7 +69,7 @@ def test_closing_fetching_cuts_a_blocked_wait_short_instead_of_waiting_it_out(
     worker = Worker(japp, WorkerOptions(queues=("default",), name="stopper"))
     try:
         assert worker._fetch(10) == []
-        results: list[list[object]] = []
+        results: list[list[Delivery]] = []
         waiter = threading.Thread(
             target=lambda: results.append(worker._wait_then_fetch(60_000, 10))
         )
