@@ -151,9 +151,14 @@ def open_client(
     if scheme in CLUSTER_SCHEMES:
         return _cluster_client(url, options)
     try:
-        return redis.Redis.from_url(url, **options)
+        client = redis.Redis.from_url(url, **options)
     except ValueError as exc:
         raise ConfigError(f"invalid Redis URL {redact(url)!r}: {exc}") from None
+    if deadline_s is not None:  # a URL's ?socket_timeout= must not stretch the deadline
+        client.connection_pool.connection_kwargs.update(
+            socket_timeout=deadline_s, socket_connect_timeout=deadline_s
+        )
+    return client
 
 
 def _sentinel_client(url: str, options: dict[str, object]) -> redis.Redis:

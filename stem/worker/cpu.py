@@ -164,6 +164,10 @@ def pin_worker(spec: str | int, folder: Path | None = None) -> CpuChoice:
     try:
         _pin_process(cpu)
     except OSError as exc:  # e.g. a seccomp or cgroup refusal: run unpinned, say why
+        with contextlib.suppress(OSError):  # threads pinned before the refusal go back
+            for tid in os.listdir("/proc/self/task"):
+                os.sched_setaffinity(int(tid), set(allowed))
+        os.close(_held.pop())  # and the CPU is not kept from other workers
         return CpuChoice(None, f"not pinned: cannot pin to CPU {cpu} ({exc.strerror or exc})")
     return CpuChoice(cpu, f"pinned to CPU {cpu}")
 

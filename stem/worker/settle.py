@@ -89,7 +89,7 @@ class FetchGate:
             self._closed = True
         give_up = None if deadline_s is None else time.monotonic() + deadline_s
         while True:
-            if interrupt is not None:
+            if interrupt is not None and not (give_up and time.monotonic() > give_up):
                 interrupt()
             with self._cond:
                 if self._cond.wait_for(lambda: self._running == 0, timeout=0.1):

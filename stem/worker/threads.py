@@ -75,6 +75,12 @@ class ThreadPool:
         self._closed = False
 
     @property
+    def queued(self) -> int:
+        """Calls handed to the pool that no thread has taken yet (read without the lock:
+        a hint, e.g. whether a job thread is about to want the GIL)."""
+        return self._backlog
+
+    @property
     def threads(self) -> int:
         """Threads started and not yet stopped."""
         return sum(t.is_alive() for t in self._threads)

@@ -52,3 +52,15 @@ def test_the_enqueue_script_runs_on_the_server_as_sent(redis_url: str) -> None:
         assert [g["name"] for g in client.xinfo_groups("s:{q}:p0")] == [b"workers"]
     finally:
         client.close()
+
+
+def test_a_deadline_client_keeps_its_deadline_whatever_the_url_asks() -> None:
+    from stem.broker.connection import open_client
+
+    client = open_client("redis://127.0.0.1:1/0?socket_timeout=5", deadline_s=0.5)
+    assert isinstance(client, redis.Redis)
+    try:
+        kwargs = client.connection_pool.connection_kwargs
+        assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (0.5, 0.5)
+    finally:
+        client.close()

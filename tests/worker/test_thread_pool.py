@@ -188,3 +188,16 @@ async def test_a_worker_runs_thread_jobs_in_its_pool_with_the_job_context_then_j
     assert worker.job_threads.threads == 0  # joined before serve() returned
     # The broker threads too, but for an abandoned wait for jobs: it ends within its 1 s.
     await _until(lambda: worker.threads.threads == 0, "the broker threads ended")
+
+
+async def test_queued_counts_the_calls_no_thread_has_taken_yet() -> None:
+    release = threading.Event()
+    async with ThreadPool("q", 1) as pool, trio.open_nursery() as nursery:
+        assert pool.queued == 0
+        nursery.start_soon(pool.run, release.wait)
+        nursery.start_soon(pool.run, lambda: None)
+        while pool.queued != 1:  # the one thread holds the first; the second waits
+            await trio.sleep(0.001)
+        release.set()
+        while pool.queued:
+            await trio.sleep(0.001)
