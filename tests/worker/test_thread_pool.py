@@ -191,13 +191,22 @@ async def test_a_worker_runs_thread_jobs_in_its_pool_with_the_job_context_then_j
 
 
 async def test_queued_counts_the_calls_no_thread_has_taken_yet() -> None:
-    release = threading.Event()
-    async with ThreadPool("q", 1) as pool, trio.open_nursery() as nursery:
-        assert pool.queued == 0
-        nursery.start_soon(pool.run, release.wait)
-        nursery.start_soon(pool.run, lambda: None)
-        while pool.queued != 1:  # the one thread holds the first; the second waits
-            await trio.sleep(0.001)
-        release.set()
-        while pool.queued:
-            await trio.sleep(0.001)
+    taken, release = threading.Event(), threading.Event()
+
+    def hold() -> None:
+        taken.set()
+        release.wait()
+
+    with trio.fail_after(30):
+        async with ThreadPool("q", 1) as pool, trio.open_nursery() as nursery:
+            assert pool.queued == 0
+            nursery.start_soon(pool.run, hold)
+            while not taken.is_set():  # the one thread holds it
+                await trio.sleep(0.001)
+            assert pool.queued == 0
+            nursery.start_soon(pool.run, lambda: None)
+            while pool.queued != 1:  # no thread is free to take this one
+                await trio.sleep(0.001)
+            release.set()
+            while pool.queued:
+                await trio.sleep(0.001)
