@@ -195,6 +195,7 @@ def reclaim(state: State, queues: str | None, interval_s: float | None) -> None:
   stem supervise --app myapp.jobs:app --no-ratelimiter     # limiters run elsewhere
   STEM_REDIS_URL=redis://redis.internal:6379/0 stem supervise --app myapp.jobs:app
   stem supervise --app myapp.jobs:app --metrics-port 9808  # Prometheus /metrics
+  stem supervise --app myapp.jobs:app --cpu off            # workers not pinned to CPUs
 
 Without a Redis URL (--redis-url, STEM_REDIS_URL or redis_url in [supervise]) it starts
 an embedded redis-server. Flags (and their env vars) win over the [supervise] table of

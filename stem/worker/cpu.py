@@ -124,14 +124,14 @@ def idlest_first(cpus: list[int], sample_s: float = 0.05) -> list[int]:
     return sorted(order, key=lambda c: busy[c] if c < len(busy) else 0.0)
 
 
-def _pin_process(cpu: int) -> None:
-    """Move every thread of this process to ``cpu`` (threads made later inherit it)."""
+def _pin_process(cpus: set[int]) -> None:
+    """Move every thread of this process to ``cpus`` (threads made later inherit it)."""
     tids = (
         [int(t) for t in os.listdir("/proc/self/task")] if os.path.isdir("/proc/self/task") else [0]
     )
     for tid in tids:
         with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
-            os.sched_setaffinity(tid, {cpu})
+            os.sched_setaffinity(tid, cpus)
 
 
 def pin_worker(spec: str | int, folder: Path | None = None) -> CpuChoice:
@@ -149,7 +149,7 @@ def pin_worker(spec: str | int, folder: Path | None = None) -> CpuChoice:
             listed = ",".join(map(str, allowed))
             raise ConfigError(f"--cpu {spec}: this process may only run on CPUs {listed}")
         try:
-            _pin_process(int(spec))
+            _pin_process({int(spec)})
         except OSError as exc:
             raise ConfigError(f"--cpu {spec}: cannot pin to it: {exc.strerror or exc}") from None
         return CpuChoice(int(spec), f"pinned to CPU {spec}")
@@ -162,11 +162,10 @@ def pin_worker(spec: str | int, folder: Path | None = None) -> CpuChoice:
     if cpu is None:
         return CpuChoice(None, f"not pinned: all {len(allowed)} CPUs claimed by other workers")
     try:
-        _pin_process(cpu)
+        _pin_process({cpu})
     except OSError as exc:  # e.g. a seccomp or cgroup refusal: run unpinned, say why
         with contextlib.suppress(OSError):  # threads pinned before the refusal go back
-            for tid in os.listdir("/proc/self/task"):
-                os.sched_setaffinity(int(tid), set(allowed))
+            _pin_process(set(allowed))
         os.close(_held.pop())  # and the CPU is not kept from other workers
         return CpuChoice(None, f"not pinned: cannot pin to CPU {cpu} ({exc.strerror or exc})")
     return CpuChoice(cpu, f"pinned to CPU {cpu}")

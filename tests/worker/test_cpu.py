@@ -17,6 +17,7 @@ import pytest
 
 from stem import Stem
 from tests.apps import jobs
+from tests.security.servers import run_stem
 from tests.worker.conftest import start_worker, wait_until
 from tests.worker.test_pool_children import pool_children
 
@@ -49,6 +50,13 @@ def holder(cpus: str, folder: Path, root: Path) -> tuple[subprocess.Popen[str], 
 def release(proc: subprocess.Popen[str]) -> None:
     """End a holder: close its stdin (or reap it if it was killed) and its pipes."""
     proc.communicate(timeout=30)
+
+
+@pytest.fixture
+def claims(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This test's own claims directory, for the workers it starts."""
+    monkeypatch.setenv("STEM_CPU_LOCK_DIR", str(tmp_path))
+    return tmp_path
 
 
 def thread_cpus(pid: int) -> set[frozenset[int]]:
@@ -90,11 +98,9 @@ def test_a_worker_runs_every_thread_on_one_cpu_and_its_pool_children_on_them_all
     redis_url: str,
     namespace: str,
     repo_root: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    claims: Path,
     strays: list[psutil.Process],
 ) -> None:
-    monkeypatch.setenv("STEM_CPU_LOCK_DIR", str(tmp_path))
     worker = start_worker(redis_url, namespace, repo_root, "--pool", "processes", "-c", "2")
     try:
         handles = [jobs.sync_add.enqueue(i, 1) for i in range(4)]
@@ -107,7 +113,7 @@ def test_a_worker_runs_every_thread_on_one_cpu_and_its_pool_children_on_them_all
             assert len(pinned) == 1
             (cpus,) = pinned
             assert len(cpus) == 1 and next(iter(cpus)) in ALLOWED
-            assert [p.name for p in tmp_path.iterdir()] == [f"cpu{next(iter(cpus))}.lock"]
+            assert [p.name for p in claims.iterdir()] == [f"cpu{next(iter(cpus))}.lock"]
         else:  # nothing to choose from: left where it was
             assert pinned == {frozenset(ALLOWED)}
         for child in children:
@@ -121,16 +127,14 @@ def test_two_workers_on_one_machine_claim_different_cpus(
     redis_url: str,
     namespace: str,
     repo_root: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    claims: Path,
 ) -> None:
-    monkeypatch.setenv("STEM_CPU_LOCK_DIR", str(tmp_path))
     workers = [start_worker(redis_url, namespace, repo_root, name=f"w{i}") for i in range(2)]
     try:
         handles = [jobs.add.enqueue(i, 1) for i in range(20)]
         assert [h.result(timeout_s=60) for h in handles] == list(range(1, 21))
         if len(ALLOWED) >= 2:  # both have claimed (pinning comes before they fetch)
-            wait_until(lambda: len(list(tmp_path.iterdir())) == 2, what="two claims")
+            wait_until(lambda: len(list(claims.iterdir())) == 2, what="two claims")
         seen = [thread_cpus(w.pid) for w in workers]
         if len(ALLOWED) >= 2:
             assert all(len(s) == 1 and len(next(iter(s))) == 1 for s in seen)
@@ -150,19 +154,10 @@ def test_two_workers_on_one_machine_claim_different_cpus(
     ],
 )
 def test_a_bad_cpu_is_one_line_and_a_nonzero_exit(
-    redis_url: str, namespace: str, repo_root: Path, value: str, message: str
+    redis_url: str, namespace: str, value: str, message: str
 ) -> None:
-    argv = [sys.executable, "-m", "stem", "--redis-url", redis_url, "--namespace", namespace]
-    argv += ["--app", "tests.apps.jobs:app", "worker", "--cpu", value]
-    done = subprocess.run(
-        argv,
-        cwd=repo_root,
-        env={**os.environ, "PYTHONPATH": str(repo_root)},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    done = run_stem("--redis-url", redis_url, "--namespace", namespace,
+                    "--app", "tests.apps.jobs:app", "worker", "--cpu", value)  # fmt: skip
     assert done.returncode != 0
     assert done.stderr.strip().splitlines() == [f"stem: error: {message}"]
 
@@ -172,15 +167,13 @@ def test_cpu_off_leaves_the_worker_where_the_kernel_puts_it(
     redis_url: str,
     namespace: str,
     repo_root: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
+    claims: Path,
 ) -> None:
-    monkeypatch.setenv("STEM_CPU_LOCK_DIR", str(tmp_path))
     worker = start_worker(redis_url, namespace, repo_root, "--cpu", "off")
     try:
         assert jobs.add.enqueue(1, 2).result(timeout_s=60) == 3
         assert thread_cpus(worker.pid) == {frozenset(ALLOWED)}
-        assert list(tmp_path.iterdir()) == []
+        assert list(claims.iterdir()) == []
     finally:
         stop(worker)
 
