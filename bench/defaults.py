@@ -1,7 +1,7 @@
 """Which ``--concurrency`` / ``--prefetch`` a worker should default to, measured.
 
     .venv/bin/python -m bench.defaults [--runs 2] [--jobs 4000] [--seconds 4]
-    .venv/bin/python -m bench.defaults --concurrency 10 --prefetch 10 20 40 100
+    .venv/bin/python -m bench.defaults --concurrency 10 --prefetch 10 20 40 100 auto
 
 For each pair of values in the grid, one ``stem worker`` process (the real CLI) is timed on
 three workloads, with the grid's cells interleaved within each run so that the machine's
@@ -28,7 +28,7 @@ from bench.peers import job
 from bench.worker import drain, latency
 
 CONCURRENCY = (1, 10, 50)
-PREFETCH = (0, 10, 100)
+PREFETCH = ("0", "10", "100", "auto")
 
 
 def main() -> None:
@@ -39,12 +39,12 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=4000)
     parser.add_argument("--seconds", type=float, default=4.0)
     parser.add_argument("--concurrency", type=int, nargs="+", default=list(CONCURRENCY))
-    parser.add_argument("--prefetch", type=int, nargs="+", default=list(PREFETCH))
+    parser.add_argument("--prefetch", nargs="+", default=list(PREFETCH), help="numbers or auto")
     args = parser.parse_args()
     grid = list(itertools.product(args.concurrency, args.prefetch))
-    noop: dict[tuple[int, int], list[float]] = {cell: [] for cell in grid}
-    incr: dict[tuple[int, int], list[float]] = {cell: [] for cell in grid}
-    lat: dict[tuple[int, int], list[float]] = {cell: [] for cell in grid}
+    noop: dict[tuple[int, str], list[float]] = {cell: [] for cell in grid}
+    incr: dict[tuple[int, str], list[float]] = {cell: [] for cell in grid}
+    lat: dict[tuple[int, str], list[float]] = {cell: [] for cell in grid}
     loads = []
     with private_redis() as server:
         os.environ[job.URL_ENV] = server.url  # the INCR job's Redis, inherited by workers

@@ -79,7 +79,7 @@ def drain(url: str, setup: str, jobs: int, run: int, job: str = "noop") -> tuple
         else:
             client = redis.Redis.from_url(url)
             app.task(name="bench.job", pool="threads")(lambda: client.incr("bench:observe"))
-            options = WorkerOptions(concurrency=10, prefetch=10, burst=True)  # the defaults
+            options = WorkerOptions(concurrency=10, burst=True)  # the defaults
         app.enqueue_many("bench.job", [() for _ in range(jobs)])
         started, cpu = time.perf_counter(), time.process_time()
         trio.run(serve_worker, app, options)

@@ -165,7 +165,7 @@ def thread_hops(url: str, per_s: int, n: int = 400) -> float:
         app.enqueue("bench.noop_async").result(timeout_s=30)
 
     async def run() -> float:
-        worker = Worker(app, WorkerOptions(concurrency=10, prefetch=10))
+        worker = Worker(app, WorkerOptions(concurrency=10))  # the defaults
         async with trio.open_nursery() as nursery:
             await nursery.start(worker.serve)
             await trio.sleep(0.5)  # settled in: heartbeat, first empty fetch

@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from stem.errors import ConfigError
 
@@ -84,3 +84,20 @@ def load_app(spec: str) -> Stem:
     if not isinstance(app, Stem):
         raise ConfigError(f"--app {spec!r}: {module_name}.{attr} is not a stem.Stem app")
     return app
+
+
+#: ``--prefetch``: a number of jobs, or ``"auto"`` (``stem.worker.prefetch``).
+PrefetchSetting = int | Literal["auto"]
+
+
+def parse_prefetch(value: str | int) -> PrefetchSetting:
+    """``"auto"`` or a number of jobs >= 0 (a ``ConfigError`` names what was wrong)."""
+    if value == "auto":
+        return "auto"
+    try:
+        n = int(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"prefetch must be 'auto' or a number >= 0, got {value!r}") from None
+    if n < 0 or isinstance(value, bool):
+        raise ConfigError(f"prefetch must be 'auto' or a number >= 0, got {value!r}")
+    return n

@@ -34,6 +34,7 @@ from typing import Any
 
 import trio
 
+from stem.config import parse_prefetch
 from stem.embedded import find_redis_server, free_port, server_argv, wait_until_serving
 from stem.errors import ConfigError
 from supervisor import (
@@ -60,7 +61,7 @@ class SuperviseOptions:
     namespace: str | None = None
     workers: int = 1
     concurrency: int = 10
-    prefetch: int = 10
+    prefetch: str | int = "auto"  # per worker, as `stem worker --prefetch`
     queues: str = "default"
     pool: str | None = None
     cpu: str = "auto"  # per worker, as `stem worker --cpu` (auto: each claims its own CPU)
@@ -83,6 +84,7 @@ class SuperviseOptions:
             raise ConfigError(f"workers must be >= 0, got {self.workers}")
         if self.heartbeat_timeout_s <= 0 or self.stop_timeout_s < 0:
             raise ConfigError("heartbeat_timeout_s must be > 0 and stop_timeout_s >= 0")
+        parse_prefetch(self.prefetch)
         if self.cpu not in ("auto", "off"):  # one CPU number would pin every worker there
             raise ConfigError(f"cpu must be 'auto' or 'off' (per worker), got {self.cpu!r}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:

@@ -87,6 +87,7 @@ def _log_options(command: Callable[..., Any]) -> Callable[..., Any]:
   stem --app myapp.jobs:app worker --queues high:3,low:1 --pool threads
   stem --app myapp.jobs:app worker --burst     # drain the queues, then exit 0
   stem --app myapp.jobs:app worker --cpu off   # let the kernel move its threads
+  stem --app myapp.jobs:app worker --prefetch 0  # long jobs: hold none ahead
   stem worker list                             # live workers
   stem worker stop host1/worker.1              # the same graceful stop as SIGTERM
 
@@ -106,7 +107,11 @@ to running workers instead of running one.
     "-c", "--concurrency", type=click.IntRange(min=1), default=10, help="Jobs run at once."
 )
 @click.option(
-    "--prefetch", type=click.IntRange(min=0), default=10, help="Jobs fetched ahead of a free slot."
+    "--prefetch",
+    metavar="auto|N",
+    default="auto",
+    show_default=True,
+    help="Jobs held ahead of a free slot; auto: what starts within 50 ms at the measured pace.",
 )
 @click.option(
     "--pool",
@@ -211,7 +216,7 @@ an embedded redis-server. Flags (and their env vars) win over the [supervise] ta
 )
 @click.option("--workers", type=click.IntRange(min=0), default=1, help="Worker processes.")
 @click.option("-c", "--concurrency", type=click.IntRange(min=1), default=10, help="Per worker.")
-@click.option("--prefetch", type=click.IntRange(min=0), default=10, help="Per worker.")
+@click.option("--prefetch", metavar="auto|N", default="auto", help="Per worker.")
 @click.option(
     "-Q", "--queues", metavar="SPEC", default="default", help="Per worker, as `stem worker -Q`."
 )

@@ -20,6 +20,7 @@ from stem.runtime import run_actor, wait_for_redis
 from stem.task import Pool
 from stem.worker.core import Worker, WorkerOptions
 from stem.worker.cpu import parse_cpu, pin_worker
+from stem.worker.prefetch import parse_prefetch
 
 if TYPE_CHECKING:
     from stem.app import Stem
@@ -70,7 +71,7 @@ def run(
     queues: Sequence[str] = ("default",),
     weights: Sequence[int] | None = None,
     concurrency: int = 10,
-    prefetch: int = 10,
+    prefetch: str | int = "auto",
     pool: str | None = None,
     burst: bool = False,
     stop_timeout_s: float = 25.0,
@@ -88,7 +89,7 @@ def run(
         queues=tuple(queues),
         weights=tuple(weights) if weights else None,
         concurrency=concurrency,
-        prefetch=prefetch,
+        prefetch=parse_prefetch(prefetch),
         pool=Pool(pool) if pool else None,
         burst=burst,
         stop_timeout_s=stop_timeout_s,
@@ -113,7 +114,7 @@ def run(
         "name": worker.name,
         "queues": options.queues,
         "concurrency": concurrency,
-        "prefetch": prefetch,
+        "prefetch": options.prefetch,
         "pool": pools,
         "burst": burst,
         "cpu": str(placed),

@@ -47,6 +47,8 @@ from stem.worker.lease import HeldJobs, LeaseKeeper
 from stem.worker.limits import LimitBook
 from stem.worker.naming import default_name, live_holder
 from stem.worker.pools import ProcessPool, pool_runners
+from stem.worker.prefetch import Prefetch, parse_prefetch
+from stem.worker.prefetch import Setting as PrefetchSetting
 from stem.worker.revoke import RunningJobs
 from stem.worker.settle import FetchGate, Settler
 from stem.worker.threads import ThreadPool
@@ -74,7 +76,7 @@ class WorkerOptions:
     queues: tuple[str, ...] = ("default",)
     weights: tuple[int, ...] | None = None  # None: strict priority in queue order
     concurrency: int = 10
-    prefetch: int = 10
+    prefetch: PrefetchSetting = "auto"  # or a number of jobs (prefetch.py)
     pool: Pool | None = None  # None: each task's own pool
     burst: bool = False
     stop_timeout_s: float = 25.0
@@ -84,8 +86,9 @@ class WorkerOptions:
     max_memory_mb: float = 512.0
 
     def __post_init__(self) -> None:
-        if self.concurrency < 1 or self.prefetch < 0:
-            raise ConfigError("concurrency must be >= 1 and prefetch >= 0")
+        if self.concurrency < 1:
+            raise ConfigError("concurrency must be >= 1")
+        parse_prefetch(self.prefetch)  # a ConfigError when it is neither auto nor >= 0
         if not self.queues:
             raise ConfigError("a worker needs at least one queue")
         if self.weights is not None and (
@@ -147,7 +150,7 @@ class Worker:
         self.options = options
         self.broker: WorkerBroker = app.broker
         self.name = options.name or default_name()
-        self.capacity = options.concurrency + options.prefetch
+        self.prefetch = Prefetch(options.concurrency, options.prefetch)
         self.held = HeldJobs()
         self.lease = LeaseKeeper(self.broker, self.name, self.held, app.lease_s)
         #: The process pool when the worker has an app spec to start children with.
@@ -181,7 +184,7 @@ class Worker:
         self._fetch_gate = FetchGate()
         # Settling: runners and recovery submit; the settle loop sends batches.
         self.settler = Settler(
-            self.broker, self.name, self.held, self._call, capacity=self.capacity,
+            self.broker, self.name, self.held, self._call, capacity=self.prefetch.capacity,
             queues=options.queues, limits=lambda: self.limits.current, gate=self._fetch_gate,
         )  # fmt: skip
         self._drained = False  # whether the last _fetch emptied every queue it read
@@ -255,8 +258,8 @@ class Worker:
                 fetch_scope = trio.CancelScope()
                 nursery.start_soon(self._fetch_loop, send, fetch_scope)
                 self.settler.refill = send  # a full worker's settles refill it
-                for _ in range(self.options.concurrency):
-                    nursery.start_soon(self._runner, recv.clone())
+                for slot in range(self.options.concurrency):
+                    nursery.start_soon(self._runner, recv.clone(), slot)
                 recv.close()
                 nursery.start_soon(self._stopper, send, fetch_scope, work_scope)
                 task_status.started()
@@ -284,7 +287,7 @@ class Worker:
         with scope:
             drained = False  # the last fetch got jobs, but fewer than it asked for
             while True:
-                free = self.capacity - len(self.held)
+                free = self.prefetch.capacity() - len(self.held)
                 if free <= 0:
                     self.settler.drained = False
                     await self.settler.settled.wait_transition()  # a settle makes room
@@ -417,7 +420,7 @@ class Worker:
         s = self.broker.queue_stats(queue)
         return s.ready + s.delayed + s.pending == 0 and self.limits.waiting(queue) == 0
 
-    async def _runner(self, recv: trio.MemoryReceiveChannel[Delivery]) -> None:
+    async def _runner(self, recv: trio.MemoryReceiveChannel[Delivery], slot: int) -> None:
         try:
             async with recv:
                 async for d in recv:
@@ -425,11 +428,13 @@ class Worker:
                         self.settler.hand_back(d)  # prefetched, not started: hand back now
                         continue
                     self._running += 1
+                    self.prefetch.start(slot)
                     try:
                         with self.revocations.running(d) as scope:
                             settlement = await self.executor.execute(d)
                     finally:
                         self._running -= 1
+                        self.prefetch.finish(slot)
                     if scope.cancelled_caught:  # revoked while it ran
                         settlement = self.executor.revoked(d)
                     self.settler.submit(settlement)
@@ -577,7 +582,8 @@ class Worker:
             "pid": os.getpid(),
             "queues": list(self.options.queues),
             "concurrency": self.options.concurrency,
-            "prefetch": self.options.prefetch,
+            "prefetch": self.prefetch.value(),
+            "prefetch_setting": self.options.prefetch,
             "in_flight": len(self.held),
             "running": self._running,
             "processed": self.executor.processed,

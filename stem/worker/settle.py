@@ -108,7 +108,7 @@ class Settler:
         held: HeldJobs,
         call: Call,
         *,
-        capacity: int,
+        capacity: Callable[[], int],
         queues: Sequence[str],
         limits: Callable[[], Sequence[LimitSpec]],
         gate: FetchGate,
@@ -117,7 +117,7 @@ class Settler:
         self.consumer = consumer
         self.held = held
         self.call = call  # the worker's thread hop (``Worker._call``)
-        self.capacity = capacity
+        self.capacity = capacity  # jobs the worker may hold now (it varies: prefetch.py)
         self.queue = queues[0] if len(queues) == 1 else None  # fetch with settles: one queue
         self.limits = limits
         self.gate = gate
@@ -198,10 +198,11 @@ class Settler:
         try:
             while True:
                 fetch_ok = may_fetch and not self.failing
-                want = self._refill_count(len(batch)) if fetch_ok else 0
+                cap = self.capacity()
+                want = self._refill_count(len(batch), cap) if fetch_ok else 0
                 try:
                     if want:
-                        got = await self.call(self._settle_then_fetch, batch, want)
+                        got = await self.call(self._settle_then_fetch, batch, want, cap)
                     else:
                         await self.call(self.broker.settle, batch)
                         got = []
@@ -221,17 +222,17 @@ class Settler:
             if not done:  # cancelled before Redis confirmed it: the next flush sends it
                 self.pending = batch + self.pending
 
-    def _refill_count(self, freed: int) -> int:
+    def _refill_count(self, freed: int, cap: int) -> int:
         """How many jobs to fetch with a settle that frees ``freed`` slots: that many
-        when the worker is full (its fetch loop waits for room), else none."""
+        when the worker is full (``cap`` held; its fetch loop waits for room), else none."""
         if self.queue is None or self.refill is None:
             return 0
-        room = self.capacity - len(self.held)
+        room = cap - len(self.held)
         if room > 0:
             return 0  # not full: the fetch loop is fetching or waiting for new jobs
         return max(0, room + freed)  # the slots this batch frees, less any overdraw
 
-    def _settle_then_fetch(self, batch: list[Settlement], want: int) -> list[Delivery]:
+    def _settle_then_fetch(self, batch: list[Settlement], want: int, cap: int) -> list[Delivery]:
         # Runs in a thread; the jobs are recorded as held before it returns (the gate
         # makes the final hand-back wait for that, or refuses the fetch).
         assert self.queue is not None  # noqa: S101  (_refill_count checked it)
@@ -240,7 +241,7 @@ class Settler:
                 self.broker.settle(batch)
                 return []
             _, got = self.broker.settle_then_fetch(
-                batch, self.queue, self.consumer, want, self.limits(), cap=self.capacity
+                batch, self.queue, self.consumer, want, self.limits(), cap=cap
             )
             self.held.add(got)
             return got

@@ -44,7 +44,7 @@ def test_worker_passes_its_options_and_exits_with_the_code_of_run(
         "queues": ["high", "low"],
         "weights": (3, 1),
         "concurrency": 4,
-        "prefetch": 0,
+        "prefetch": "0",
         "pool": "threads",
         "burst": True,
         "stop_timeout_s": 25.0,

@@ -3,7 +3,7 @@
 The job makes a blocking Redis call, and stem's task guide says sync code that mostly
 waits on I/O goes to ``pool="threads"`` (blocking calls must not run on the trio loop).
 Worker: ``python -m stem --redis-url URL --namespace peers --app
-bench.peers.apps.stem_app:app worker`` at its defaults (concurrency 10, prefetch 10).
+bench.peers.apps.stem_app:app worker`` at its defaults (concurrency 10, prefetch auto).
 """
 
 from __future__ import annotations
