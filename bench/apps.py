@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from stem import Stem
 
 app = Stem()
@@ -10,6 +12,13 @@ app = Stem()
 @app.task(name="bench.noop_async")
 async def noop_async() -> None:
     return None
+
+
+@app.task(name="bench.stamp")
+async def stamp() -> float:
+    """The worker's clock when the job runs: latency to the microsecond (a record's
+    ``end_ms`` is whole milliseconds, too coarse for sub-millisecond latencies)."""
+    return time.time()
 
 
 @app.task(name="bench.noop_sync")

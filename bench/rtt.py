@@ -1,12 +1,13 @@
 """Worker drain rate with 1 ms added round-trip time, beside the rate without it.
 
-    .venv/bin/python -m bench.rtt [--jobs 5000] [--runs 3] [--latency-ms 1]
+    .venv/bin/python -m bench.rtt [--jobs 5000] [--runs 3] [--latency-ms 1] [--prefetch auto 10]
 
 A private redis-server, and the project's Toxiproxy-compatible proxy (``chaos.proxy``,
 driven through the ``toxiproxy-python`` client like the chaos suite) in front of it with
 a latency toxic on the replies. A ping loop first shows what the toxic adds per round
 trip (the proxy's own hop is measured too: it is a Python process). Then the drain of
-``bench.worker`` (one worker process at its defaults, concurrency 10, prefetch 10) runs
+``bench.worker`` (one worker process at its defaults, concurrency 10, prefetch auto; or
+at each ``--prefetch`` given, interleaved) runs
 directly and through the proxy, interleaved, ``--runs`` pairs: no-op async jobs and the
 peers benchmark's job (one blocking ``INCR``, on the same link as the worker). Each pair
 gives a ratio (with / without the latency); the table has their median. Issue 17's
@@ -106,10 +107,11 @@ async def _noop() -> None:
     return None
 
 
-def run_drain(url: str, task: str, jobs: int) -> float:
-    """jobs/s of one worker process at its defaults, every call on ``url``."""
+def run_drain(url: str, task: str, jobs: int, prefetch: str | None = None) -> float:
+    """jobs/s of one worker process at its defaults (or ``prefetch``), every call on
+    ``url``."""
     os.environ[URL_ENV] = url  # the INCR job's own Redis calls take the same link
-    return drain(url, task, jobs, 1, [])[0]
+    return drain(url, task, jobs, 1, [] if prefetch is None else ["--prefetch", prefetch])[0]
 
 
 def main() -> None:
@@ -119,6 +121,9 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=5000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--latency-ms", type=int, default=1)
+    parser.add_argument(
+        "--prefetch", nargs="+", help="worker --prefetch values to compare (default: its own)"
+    )
     args = parser.parse_args()
 
     rows = []
@@ -140,21 +145,26 @@ def main() -> None:
         )
         trips = round_trips(url, args.jobs // 5)
         print(f"round trips to Redis per job (no-op async, in-process, +RTT): {trips:.2f}")
+        settings: list[str | None] = args.prefetch or [None]
         for label, task, divide in CASES:
             jobs = args.jobs // divide
-            pairs = []
-            for _ in range(args.runs):  # interleaved: without, with
-                pairs.append((run_drain(server.url, task, jobs), run_drain(url, task, jobs)))
-            ratios = [w / wo for wo, w in pairs]
-            rows.append(
-                (
-                    f"{label}, {jobs:,} jobs",
-                    f"{statistics.median(p[0] for p in pairs):,.0f}/s",
-                    f"{statistics.median(p[1] for p in pairs):,.0f}/s",
-                    f"{statistics.median(ratios):.2f}x",
-                    " ".join(f"{r:.2f}" for r in ratios),
+            runs: dict[str | None, list[tuple[float, float]]] = {p: [] for p in settings}
+            for _ in range(args.runs):  # interleaved: without, with; setting by setting
+                for p in settings:
+                    without = run_drain(server.url, task, jobs, p)
+                    runs[p].append((without, run_drain(url, task, jobs, p)))
+            for p, pairs in runs.items():
+                ratios = [w / wo for wo, w in pairs]
+                at = "" if p is None else f", --prefetch {p}"
+                rows.append(
+                    (
+                        f"{label}, {jobs:,} jobs{at}",
+                        f"{statistics.median(x[0] for x in pairs):,.0f}/s",
+                        f"{statistics.median(x[1] for x in pairs):,.0f}/s",
+                        f"{statistics.median(ratios):.2f}x",
+                        " ".join(f"{r:.2f}" for r in ratios),
+                    )
                 )
-            )
     print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     header = ("drain, 1 worker at defaults", "direct", f"+{args.latency_ms} ms RTT")
     print(table(rows, (*header, "ratio (median)", "each pair")))
