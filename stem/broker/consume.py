@@ -132,6 +132,14 @@ class ConsumeMixin(BrokerParts):
         return [self.result_ttl_s, self.dlq_maxlen, self.dlq_retention_ms]
 
     @mapped
+    def queue_drained(self, queue: str) -> bool:
+        """Whether ``queue`` has nothing ready, held, delayed or waiting for a limit, read
+        in one snapshot (``drained.lua``): what a burst worker checks before it exits."""
+        qk = self.keys.queue(queue)
+        keys = [*qk.streams(), qk.delayed, qk.stats]
+        return bool(self.scripts.drained(keys=keys, args=[]))
+
+    @mapped
     def settle(self, settlements: Sequence[Settlement]) -> list[int]:
         """Settle many deliveries in one pipelined round trip.
 

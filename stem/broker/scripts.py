@@ -203,6 +203,7 @@ class Scripts:
         self.limits = self._load(client, "limits")
         self.revoke = self._load(client, "revoke")
         self.wait = self._load(client, "wait")
+        self.drained = self._load(client, "drained")
 
     @staticmethod
     def _load(client: redis.Redis | RedisCluster, name: str) -> Script:

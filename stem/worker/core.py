@@ -411,14 +411,9 @@ class Worker:
         return all(self._queue_idle(q) for q in self.options.queues)
 
     def _queue_idle(self, queue: str) -> bool:
-        # Throttled jobs still need this worker. The reads are not one snapshot, so they
-        # follow a job's moves: waiting first (the limiter releases a job from waiting
-        # to ready, so a job released meanwhile is seen ready), then the queue, then
-        # waiting again (a fetch that throttled a ready job meanwhile).
-        if self.limits.waiting(queue):
-            return False
-        s = self.broker.queue_stats(queue)
-        return s.ready + s.delayed + s.pending == 0 and self.limits.waiting(queue) == 0
+        # Throttled jobs still need this worker; one snapshot, so a job that moves between
+        # ready, waiting, delayed and held while it is read is seen in one of them.
+        return self.broker.queue_drained(queue)
 
     async def _runner(self, recv: trio.MemoryReceiveChannel[Delivery], slot: int) -> None:
         try:

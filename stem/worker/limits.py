@@ -35,10 +35,6 @@ class LimitBook:
         """Read the run-time overrides once (blocking; run in a thread)."""
         self.current = effective(self.code, self.broker.limit_overrides())
 
-    def waiting(self, queue: str) -> int:
-        """Jobs of ``queue`` waiting for a limit (blocking); 0 without limits, unread."""
-        return self.broker.limit_waiting(queue) if self.code else 0
-
     async def serve_refresh(self) -> None:
         """Refresh every ``REFRESH_S`` until cancelled; returns at once without limits."""
         if not self.code:

@@ -169,6 +169,19 @@ class BrokerContract:
         assert rec is not None and (rec.state, rec.result) == (JobState.SUCCEEDED, '{"ok":1}')
         assert broker.queue_stats(Q).ready + broker.queue_stats(Q).pending == 0
 
+    def test_a_queue_is_drained_only_with_nothing_ready_held_or_delayed(
+        self, broker: RedisBroker
+    ) -> None:
+        assert broker.queue_drained(Q) is True  # never used
+        broker.enqueue(Q, [job(priority=7)])
+        assert broker.queue_drained(Q) is False  # ready, in a stream other than 0
+        [d] = broker.fetch(Q, "c1", 1)
+        assert broker.queue_drained(Q) is False  # held
+        settle(broker, d, Verdict.COMPLETE)
+        assert broker.queue_drained(Q) is True
+        broker.enqueue(Q, [job(eta_ms=int(time.time() * 1000) + 60_000)])
+        assert broker.queue_drained(Q) is False  # delayed
+
     def test_a_waiter_wakes_when_the_job_settles(self, broker: RedisBroker) -> None:
         new = job()
         broker.enqueue(Q, [new])

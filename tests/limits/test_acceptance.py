@@ -13,8 +13,6 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-import pytest
-
 from stem import Stem
 from stem.handle import JobHandle
 from stem.states import JobState
@@ -239,28 +237,3 @@ def test_a_burst_worker_waits_for_throttled_jobs_before_it_exits(
     assert burst.wait(timeout=60) == 0
     records = [lapp.broker.job("default", h.id) for h in handles]
     assert [r.state for r in records if r] == [JobState.SUCCEEDED] * 6
-
-
-def test_a_burst_worker_is_not_idle_while_a_job_moves_from_waiting_to_ready(
-    lapp: Stem, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    # The idle check is several reads; the limiter may release a job between two of
-    # them. Here the release lands right after the queue is read: the job was waiting
-    # then, and is ready (not waiting) by the next read.
-    from stem.broker import QueueStats
-    from stem.worker.core import Worker, WorkerOptions
-
-    worker = Worker(lapp, WorkerOptions(queues=("default",), name="idle-check", burst=True))
-    try:
-        where = {"waiting": 1, "ready": 0}
-
-        def queue_stats(queue: str) -> QueueStats:
-            seen = QueueStats(queue, where["ready"], 0, 0, 0)
-            where.update(waiting=0, ready=1)  # the limiter releases it now
-            return seen
-
-        monkeypatch.setattr(worker.broker, "queue_stats", queue_stats)
-        monkeypatch.setattr(worker.limits, "waiting", lambda queue: where["waiting"])
-        assert worker._idle() is False
-    finally:
-        worker.lease.stop()

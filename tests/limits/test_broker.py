@@ -141,3 +141,23 @@ def test_a_waiting_job_whose_record_vanished_goes_to_the_workers_to_be_dead_lett
     [raw] = broker.fetch("default", "c1", 10, specs)
 
     assert (raw.job_id, raw.envelope, raw.raw) == (lost.id, None, {"id": lost.id})
+
+
+def test_a_queue_is_not_drained_while_a_job_waits_for_a_limit(
+    app: Stem, broker: RedisBroker
+) -> None:
+    one_slot_app(app)
+    specs = tuple(app.limit_specs().values())
+    app.enqueue("one", (1,))
+    app.enqueue("one", (2,))
+    [held] = broker.fetch("default", "c1", 10, specs)  # the second is throttled
+    broker.settle([Settlement(held, Verdict.COMPLETE, "1")])
+    assert broker.queue_stats("default").ready + broker.queue_stats("default").pending == 0
+
+    assert broker.queue_drained("default") is False  # waiting for the slot
+    assert broker.limit_round("default", specs).released == 1
+    assert broker.queue_drained("default") is False  # ready again
+    [run] = broker.fetch("default", "c1", 10, specs)
+    assert broker.queue_drained("default") is False  # held
+    broker.settle([Settlement(run, Verdict.COMPLETE, "2")])
+    assert broker.queue_drained("default") is True
