@@ -147,7 +147,7 @@ def open_client(
     if scheme != "unix":  # TCP keepalive; a Unix socket connection refuses the argument
         options["socket_keepalive"] = True
     if scheme == SENTINEL_SCHEME:
-        return _sentinel_client(url, options)
+        return _sentinel_client(url, options, deadline_s)
     if scheme in CLUSTER_SCHEMES:
         return _cluster_client(url, options)
     try:
@@ -161,13 +161,24 @@ def open_client(
     return client
 
 
-def _sentinel_client(url: str, options: dict[str, object]) -> redis.Redis:
+def _sentinel_client(url: str, options: dict[str, object], deadline_s: float | None) -> redis.Redis:
     try:
         parsed = parse_sentinel_url(url)
     except ValueError as exc:
         raise ConfigError(f"invalid Redis URL {redact(url)!r}: {exc}") from None
-    timeouts = {k: options[k] for k in ("socket_connect_timeout", "socket_timeout")}
-    sentinel_kwargs = {**timeouts, **parsed.sentinel}
+    sentinel_kwargs: dict[str, object] = {
+        k: options[k] for k in ("socket_connect_timeout", "socket_timeout")
+    }
+    if deadline_s is not None:
+        # Finding the master asks the sentinels one after another, each with redis-py's
+        # default retries: with sentinels that accept but never answer (a half-open
+        # network) a 0.5 s deadline took 30 s. Each sentinel gets one try and its share
+        # of the deadline, so the lookup as a whole keeps to it.
+        share_s = deadline_s / len(parsed.sentinels)
+        sentinel_kwargs.update(
+            socket_connect_timeout=share_s, socket_timeout=share_s, retry=Retry(NoBackoff(), 0)
+        )
+    sentinel_kwargs.update(parsed.sentinel)
     sentinel = Sentinel(parsed.sentinels, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
     master_options = {**options, **parsed.master, "db": parsed.db}
     if master_options.get("max_connections") is None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -183,6 +184,29 @@ def test_no_reachable_sentinel_is_one_line_and_exit_3() -> None:
     assert done.returncode == 3
     [line] = done.stderr.splitlines()
     assert line.startswith(f"stem: error: cannot reach Redis at {url}: No master found for ")
+
+
+def test_a_deadline_client_keeps_its_deadline_when_the_sentinels_never_answer() -> None:
+    # Sentinels that accept connections and never reply (a half-open network): finding
+    # the master must not take each sentinel's timeout times redis-py's retries (a 0.5 s
+    # lease-renewal client took 30 s), or a worker's leases lapse while it waits.
+    mute = []
+    for _ in range(3):
+        listener = socket.socket()
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)  # connections complete in the backlog; nothing reads them
+        mute.append(listener)
+    hosts = ",".join(f"127.0.0.1:{s.getsockname()[1]}" for s in mute)
+    client = open_client(f"redis+sentinel://{hosts}/{SERVICE}", deadline_s=0.5)
+    try:
+        start = time.monotonic()
+        with pytest.raises(redis.RedisError, match="No master found"):
+            client.ping()
+        assert time.monotonic() - start < 0.5 + 1.0  # the deadline, and slack for a slow CI
+    finally:
+        client.close()
+        for listener in mute:
+            listener.close()
 
 
 @pytest.mark.parametrize(
