@@ -94,10 +94,9 @@ def parse_prefetch(value: str | int) -> PrefetchSetting:
     """``"auto"`` or a number of jobs >= 0 (a ``ConfigError`` names what was wrong)."""
     if value == "auto":
         return "auto"
-    try:
-        n = int(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"prefetch must be 'auto' or a number >= 0, got {value!r}") from None
-    if n < 0 or isinstance(value, bool):
-        raise ConfigError(f"prefetch must be 'auto' or a number >= 0, got {value!r}")
-    return n
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return value
+    if isinstance(value, str) and value.strip().isdecimal():
+        return int(value)
+    # A float (2.5, from a TOML file) is refused too: a worker is handed its str().
+    raise ConfigError(f"prefetch must be 'auto' or a number >= 0, got {value!r}")

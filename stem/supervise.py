@@ -84,7 +84,7 @@ class SuperviseOptions:
             raise ConfigError(f"workers must be >= 0, got {self.workers}")
         if self.heartbeat_timeout_s <= 0 or self.stop_timeout_s < 0:
             raise ConfigError("heartbeat_timeout_s must be > 0 and stop_timeout_s >= 0")
-        parse_prefetch(self.prefetch)
+        object.__setattr__(self, "prefetch", parse_prefetch(self.prefetch))  # as workers read it
         if self.cpu not in ("auto", "off"):  # one CPU number would pin every worker there
             raise ConfigError(f"cpu must be 'auto' or 'off' (per worker), got {self.cpu!r}")
         if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:

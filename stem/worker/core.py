@@ -88,7 +88,8 @@ class WorkerOptions:
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ConfigError("concurrency must be >= 1")
-        parse_prefetch(self.prefetch)  # a ConfigError when it is neither auto nor >= 0
+        # "5" becomes 5; a ConfigError when it is neither auto nor a number >= 0.
+        object.__setattr__(self, "prefetch", parse_prefetch(self.prefetch))
         if not self.queues:
             raise ConfigError("a worker needs at least one queue")
         if self.weights is not None and (
@@ -349,21 +350,27 @@ class Worker:
         # to hand over, a yield would give the CPU to another busy process for its slice.
         if self.job_threads.queued:
             _yield_cpu()
-        if len(self.options.queues) == 1:  # wait and fetch in one round trip if it can
+        # The fetch sent with the wait runs when a job arrives, up to a second from now,
+        # and the prefetch may shrink meanwhile (slots busy with jobs growing old): it
+        # takes only jobs for the slots free now, which start at once; the jobs held
+        # ahead are fetched after it, at the prefetch of that moment.
+        start_now = min(free, self.options.concurrency - len(self.held))
+        if len(self.options.queues) == 1 and start_now > 0:  # wait and fetch in one trip
             with self._fetch_gate.fetching() as open_:
                 if not open_:
                     return []
                 got = self.broker.wait_and_fetch(
-                    self.options.queues[0], self.name, free, self.limits.current, timeout_ms
+                    self.options.queues[0], self.name, start_now, self.limits.current, timeout_ms
                 )
                 if got is not None:
                     self.held.add(got)
-                    self._drained = len(got) < free
+                    self._drained = len(got) < start_now
                     return got
         if not self.broker.wait_ready(self.options.queues, timeout_ms):
             return []
         with self._fetch_gate.fetching() as open_:  # held jobs are recorded inside
-            return self._fetch(free) if open_ else []
+            free = self.prefetch.capacity() - len(self.held)  # counted now, after the wait
+            return self._fetch(free) if open_ and free > 0 else []
 
     def _fetch(self, free: int) -> list[Delivery]:
         # Runs in a thread; held jobs are recorded here, before returning, so a fetch

@@ -23,7 +23,8 @@ behind the long ones (at most ``MOST_PER_SLOT * concurrency`` of them, once).
 A fixed number holds that many ahead whatever the jobs are (the default was 10 before
 ``auto``). Whatever the
 setting, a worker never holds more than ``concurrency + prefetch`` at the moment it
-fetches (Redis checks the cap with each fetch a settle carries).
+fetches (Redis checks the cap with each fetch a settle carries; the fetch sent along with
+a blocking wait, which runs only when a job arrives, takes jobs for free slots only).
 """
 
 from __future__ import annotations

@@ -112,8 +112,8 @@ def test_a_prefetch_setting_is_auto_or_a_count(text: str | int) -> None:
     assert parse_prefetch(text) == ("auto" if text == "auto" else int(text))
 
 
-@pytest.mark.parametrize("text", ["-1", "lots", "2.5", ""])
-def test_a_bad_prefetch_setting_is_a_config_error_naming_it(text: str) -> None:
+@pytest.mark.parametrize("text", ["-1", "lots", "2.5", "", 2.5, -1, True])
+def test_a_bad_prefetch_setting_is_a_config_error_naming_it(text: Any) -> None:
     with pytest.raises(ConfigError, match=r"prefetch must be 'auto' or a number >= 0, got"):
         parse_prefetch(text)
 
@@ -137,6 +137,40 @@ async def test_an_auto_worker_holds_more_ahead_once_its_jobs_prove_short_and_sta
     assert all(h.status() is JobState.SUCCEEDED for h in handles)
     assert held[0] <= 2  # nothing finished yet: no job held ahead
     assert 2 < max(held) <= 2 + MOST_PER_SLOT * 2
+
+
+async def test_a_worker_whose_slots_fill_with_long_jobs_while_it_waits_takes_none_ahead(
+    japp: Stem,
+) -> None:
+    # The wait for new jobs blocks up to a second with a fetch sent along; the prefetch
+    # counted before it (20 here) must not be what that fetch takes once both slots run
+    # long jobs (found in review: it took 20 short jobs and parked them behind the two).
+    worker = Worker(japp, WorkerOptions(concurrency=2, name="fills-up"))
+    stream = japp.broker.keys.queue("default").stream(0)
+
+    def held_in_redis() -> int:
+        return int(japp.broker.client.xpending(stream, "workers")["pending"])
+
+    async def until(condition: Any, what: str) -> None:
+        with trio.fail_after(30):
+            while not condition():
+                await trio.sleep(0.01)  # polling the worker that runs in this trio run
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.serve)
+        short = await trio.to_thread.run_sync(lambda: jobs.noop.enqueue_many([()] * 50))
+        await until(lambda: all(h.status() is JobState.SUCCEEDED for h in short), "short")
+        assert worker.prefetch.value() == 20  # short jobs: the most, 10 per slot
+        long = await trio.to_thread.run_sync(
+            lambda: jobs.arecord.enqueue_many([("/dev/null", str(i), 3.0) for i in range(2)])
+        )
+        await until(lambda: worker._running == 2 and worker.prefetch.capacity() == 2, "long")
+        more = await trio.to_thread.run_sync(lambda: jobs.noop.enqueue_many([()] * 30))
+        while long[0].status() is not JobState.SUCCEEDED:
+            assert await trio.to_thread.run_sync(held_in_redis) <= 2
+            await trio.sleep(0.01)
+        await until(lambda: all(h.status() is JobState.SUCCEEDED for h in more), "the rest")
+        worker.request_stop()
 
 
 def test_an_auto_worker_holds_no_long_jobs_ahead_so_a_second_worker_gets_them(
@@ -184,10 +218,19 @@ def test_supervise_passes_its_prefetch_to_each_worker(
     assert worker.argv[worker.argv.index("--prefetch") + 1] == passed
 
 
-def test_supervise_refuses_a_bad_prefetch_in_its_config(tmp_path: Path) -> None:
+@pytest.mark.parametrize("value", ['"lots"', "2.5", "-1"])
+def test_supervise_refuses_a_bad_prefetch_in_its_config(tmp_path: Path, value: str) -> None:
+    # 2.5 included: it must not pass here and then fail in every worker it starts.
     from stem.supervise import options_from_file
 
     config = tmp_path / "stem.toml"
-    config.write_text('[supervise]\napp_spec = "a:b"\nprefetch = "lots"\n')
-    with pytest.raises(ConfigError, match="prefetch must be 'auto' or a number >= 0, got 'lots'"):
+    config.write_text(f'[supervise]\napp_spec = "a:b"\nprefetch = {value}\n')
+    with pytest.raises(ConfigError, match="prefetch must be 'auto' or a number >= 0, got "):
         options_from_file(config, {})
+
+
+def test_worker_options_read_a_prefetch_given_as_text(japp: Stem) -> None:
+    # As it comes from text (a form, an environment variable): read as the number.
+    options = WorkerOptions(prefetch="5")  # type: ignore[arg-type]
+    assert options.prefetch == 5
+    assert Worker(japp, options).prefetch.capacity() == 15
