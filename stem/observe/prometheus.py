@@ -15,6 +15,7 @@ Families (``docs/reference/metrics.md`` explains each)::
     stem_worker_jobs_held{worker}             running + prefetched
     stem_worker_jobs_running{worker}
     stem_worker_concurrency{worker}
+    stem_worker_prefetch{worker}              jobs it may hold ahead now (auto: follows the pace)
     stem_jobs_processed_total{queue,worker}   jobs completed (from heartbeats, every 2 s)
     stem_jobs_failed_total{queue,worker}      jobs dead-lettered (jobs, not attempts)
     stem_jobs_retried_total{queue,worker}     attempts that were scheduled again
@@ -147,6 +148,7 @@ class DeploymentCollector(Collector):
                 ("in_flight", "jobs_held", "Jobs a worker holds (running and prefetched)."),
                 ("running", "jobs_running", "Jobs a worker is running now."),
                 ("concurrency", "concurrency", "Jobs a worker runs at once at most."),
+                ("prefetch", "prefetch", "Jobs a worker may hold ahead of free slots now."),
             )
         }
         counters = {

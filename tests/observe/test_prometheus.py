@@ -25,6 +25,7 @@ FAMILIES = {
     "stem_worker_jobs_held",
     "stem_worker_jobs_running",
     "stem_worker_concurrency",
+    "stem_worker_prefetch",
     "stem_jobs_processed",
     "stem_jobs_failed",
     "stem_jobs_retried",
@@ -87,6 +88,7 @@ async def test_after_100_jobs_the_exposition_holds_every_family_with_the_right_v
     assert got[("stem_workers_alive", ())] == 1
     assert got[("stem_actors_alive", (("actor", "worker"),))] == 1
     assert got[("stem_worker_concurrency", (w,))] == 4
+    assert got[("stem_worker_prefetch", (w,))] == 4
     assert got[("stem_queue_oldest_ready_age_seconds", (q,))] == 0
     assert got[("stem_queue_paused", (q,))] == 0
     assert got[("stem_queue_lease_expired_jobs", (q,))] == 0
