@@ -161,3 +161,25 @@ def test_a_queue_is_not_drained_while_a_job_waits_for_a_limit(
     assert broker.queue_drained("default") is False  # held
     broker.settle([Settlement(run, Verdict.COMPLETE, "2")])
     assert broker.queue_drained("default") is True
+
+
+def test_a_waiting_job_whose_record_expired_reaches_the_workers_and_the_queue_keeps_working(
+    app: Stem, broker: RedisBroker
+) -> None:
+    # Found in review: the limiter handed such a job to p0 with a bare XADD; when p0 did
+    # not exist yet that made a stream without the consumer group, and every fetch of the
+    # queue failed (NOGROUP) from then on.
+    one_slot_app(app)
+    specs = tuple(app.limit_specs().values())
+    app.enqueue("one", (1,), priority=5)
+    revoked = app.enqueue("one", (2,), priority=5)
+    [held] = broker.fetch("default", "c1", 10, specs)  # the second waits for the slot
+    assert broker.revoke("default", revoked.id)[0] == 1
+    broker.client.delete(broker.keys.queue("default").job(revoked.id))  # as its TTL would
+    broker.settle([Settlement(held, Verdict.COMPLETE, "1")])
+
+    broker.limit_round("default", specs)  # hands it to p0, which did not exist
+    later = app.enqueue("one", (3,))
+    got = broker.fetch("default", "c1", 10, specs)
+
+    assert {(d.job_id, d.envelope is None) for d in got} == {(revoked.id, True), (later.id, False)}

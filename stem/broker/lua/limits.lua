@@ -80,6 +80,7 @@ while progress and released < budget do
           -- A record stem cannot use: hand the job to the workers, whose fetch
           -- dead-letters it with its reason (never dropped silently).
           local stream = prefix .. K.STREAM .. (prio or 0)
+          ensure_group(stream, group)  -- a bare XADD would make a stream no fetch can read
           if redis.pcall('XADD', stream, '*', E.ID, jid).err then open[n] = false else
             redis.pcall('ZREM', wait, jid)
             dropped = dropped + 1
@@ -93,9 +94,7 @@ while progress and released < budget do
             if due and (next_ms < 0 or due < next_ms) then next_ms = due end
           else
             local stream = prefix .. K.STREAM .. prio
-            if redis.call('EXISTS', stream) == 0 then
-              redis.pcall('XGROUP', 'CREATE', stream, group, '0', 'MKSTREAM')
-            end
+            ensure_group(stream, group)
             local eid = redis.pcall('XADD', stream, '*', E.ID, jid)
             if type(eid) ~= 'string' then  -- the stream is not a stream: leave the job
               open[n] = false
