@@ -149,16 +149,21 @@ def open_client(
     if scheme == SENTINEL_SCHEME:
         return _sentinel_client(url, options, deadline_s)
     if scheme in CLUSTER_SCHEMES:
-        return _cluster_client(url, options)
+        return _cluster_client(url, options, deadline_s)
     try:
         client = redis.Redis.from_url(url, **options)
     except ValueError as exc:
         raise ConfigError(f"invalid Redis URL {redact(url)!r}: {exc}") from None
-    if deadline_s is not None:  # a URL's ?socket_timeout= must not stretch the deadline
-        client.connection_pool.connection_kwargs.update(
-            socket_timeout=deadline_s, socket_connect_timeout=deadline_s
-        )
+    client.connection_pool.connection_kwargs.update(_deadline(deadline_s))
     return client
+
+
+def _deadline(deadline_s: float | None) -> dict[str, object]:
+    """The timeouts a deadline client's connections keep whatever its URL's query asks
+    (a URL's ``?socket_timeout=`` must not stretch the deadline); none without one."""
+    if deadline_s is None:
+        return {}
+    return {"socket_timeout": deadline_s, "socket_connect_timeout": deadline_s}
 
 
 def _sentinel_client(url: str, options: dict[str, object], deadline_s: float | None) -> redis.Redis:
@@ -180,7 +185,7 @@ def _sentinel_client(url: str, options: dict[str, object], deadline_s: float | N
         )
     sentinel_kwargs.update(parsed.sentinel)
     sentinel = Sentinel(parsed.sentinels, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]
-    master_options = {**options, **parsed.master, "db": parsed.db}
+    master_options = {**options, **parsed.master, "db": parsed.db, **_deadline(deadline_s)}
     if master_options.get("max_connections") is None:
         master_options.pop("max_connections")
     client = sentinel.master_for(  # type: ignore[no-untyped-call]
@@ -189,9 +194,9 @@ def _sentinel_client(url: str, options: dict[str, object], deadline_s: float | N
     return cast(redis.Redis, client)
 
 
-def _cluster_client(url: str, options: dict[str, object]) -> RedisCluster:
+def _cluster_client(url: str, options: dict[str, object], deadline_s: float | None) -> RedisCluster:
     parsed = parse_cluster_url(url)
-    node_options = {**options, **parsed.options}
+    node_options = {**options, **parsed.options, **_deadline(deadline_s)}
     if node_options.get("max_connections") is None:
         node_options.pop("max_connections")
     nodes = [ClusterNode(host, port) for host, port in parsed.nodes]  # type: ignore[no-untyped-call]

@@ -17,7 +17,7 @@ from stem.broker import RedisBroker
 from stem.broker.connection import Faults
 from stem.broker.urls import parse_cluster_url
 from stem.errors import BrokerRefused, BrokerUnavailable, ConfigError
-from tests.cluster import cluster_port
+from tests.cluster import LocalCluster, cluster_port
 
 CLUSTER = "redis+cluster://u:secret@h:1,h:2/"
 
@@ -77,3 +77,19 @@ def test_a_redirection_seen_through_a_plain_url_names_the_cluster_url_to_use() -
 def test_a_cluster_nobody_answers_for_is_unavailable_not_a_traceback() -> None:
     with pytest.raises(BrokerUnavailable):
         RedisBroker(f"redis+cluster://127.0.0.1:{cluster_port()}/")
+
+
+def test_a_cluster_deadline_client_keeps_its_deadline_whatever_the_url_asks(
+    cluster: LocalCluster,
+) -> None:
+    # Found in review: the URL's ?socket_timeout= replaced the deadline on every node.
+    from stem.broker.connection import open_client
+
+    client = open_client(f"{cluster.url.rstrip('/')}/?socket_timeout=5", deadline_s=0.5)
+    assert isinstance(client, redis.RedisCluster)
+    try:
+        for node in client.get_nodes():  # type: ignore[no-untyped-call]
+            kwargs = client.get_redis_connection(node).connection_pool.connection_kwargs
+            assert (kwargs["socket_timeout"], kwargs["socket_connect_timeout"]) == (0.5, 0.5)
+    finally:
+        client.close()

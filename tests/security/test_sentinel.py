@@ -209,6 +209,25 @@ def test_a_deadline_client_keeps_its_deadline_when_the_sentinels_never_answer() 
             listener.close()
 
 
+def test_a_deadline_client_keeps_its_deadline_on_the_master_whatever_the_url_asks(
+    deployment: Deployment,
+) -> None:
+    # Found in review: ?socket_timeout= in a Sentinel URL replaced the deadline on the
+    # master's connections (a renewal then waited 5 s on a master that answered nothing).
+    client = open_client(f"{deployment.url}?socket_timeout=5", deadline_s=0.5)
+    master = redis.Redis(*deployment.master_addr())
+    try:
+        client.ping()  # connected to the master
+        master.client_pause(3000)  # it answers nothing for 3 s
+        start = time.monotonic()
+        with pytest.raises(redis.RedisError):
+            client.ping()
+        assert time.monotonic() - start < 0.5 + 1.0  # the deadline, and slack for a slow CI
+    finally:
+        client.close()
+        master.close()
+
+
 @pytest.mark.parametrize(
     ("url", "message"),
     [
