@@ -262,7 +262,7 @@ def replay(
     if skipped:
         click.echo(
             f"stem: note: {skipped} entr{'y' if skipped == 1 else 'ies'} not replayed "
-            "(no decodable envelope, or already gone): see `stem dlq show`",
+            "(no usable envelope, or already gone): see `stem dlq show`",
             err=True,
         )
     elif not replayed:

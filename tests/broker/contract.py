@@ -362,6 +362,20 @@ class BrokerContract:
         envelopes = {d.job_id: d.envelope for d in broker.fetch(Q, "c1", 2)}
         assert envelopes == {kept.id: kept.envelope.encode(), changed.id: resigned.encode()}
 
+    def test_a_replay_leaves_an_entry_whose_envelope_names_no_priority_stream(
+        self, broker: RedisBroker
+    ) -> None:
+        # Priority 42 has no stream a worker reads: replayed there, the job would be lost.
+        new = job()
+        broker.enqueue(Q, [new])
+        [d] = broker.fetch(Q, "c1", 1)
+        settle(broker, d, Verdict.BURY, "{}", reason="corrupt-record")
+        [dead] = broker.dead_entries(Q)
+        odd = new.envelope.replace('"priority":0', '"priority":42')
+        assert odd != new.envelope
+        assert broker.replay(Q, [dead.entry_id], {dead.entry_id: odd}) == []
+        assert [e.job_id for e in broker.dead_entries(Q)] == [new.id]  # still there
+
     def test_envelopes_are_counted_by_label_where_they_wait(self, broker: RedisBroker) -> None:
         later = time.time_ns() // 1_000_000 + 60_000
         broker.enqueue(Q, [job("a"), job("a"), job("b"), job("b", eta_ms=later), job("a")])

@@ -9,7 +9,8 @@
 --         {q}:p<prio>), ARGV[2] group, then DLQ entry ids, each optionally followed by
 --         "\n" and an envelope that replaces the kept one (an operator's re-signed copy,
 --         `stem dlq replay --resign`; entry ids hold no newline)
--- Returns the job ids replayed; entries without an envelope (raw payloads) stay put.
+-- Returns the job ids replayed; entries without a usable envelope (raw payloads, or a
+-- priority outside 0-9, whose stream no worker reads) stay put.
 -- The job's limits and retention (E.LIMITS, E.KEEP, kept by lib.lua's bury) go back
 -- into the record.
 local prefix, group = ARGV[1], ARGV[2]
@@ -25,9 +26,9 @@ for i = 3, #ARGV do
     if newenv then env = newenv end
     local ok, decoded = pcall(cjson.decode, env or '')
     -- (the envelope's key "task" is spelled as the record's field F.TASK)
-    if jid and jid ~= '' and ok and type(decoded) == 'table' and decoded[F.TASK] then
+    local prio = ok and type(decoded) == 'table' and priority(decoded['priority'] or 0)
+    if jid and jid ~= '' and prio and decoded[F.TASK] then
       local jkey = prefix .. K.JOB .. jid
-      local prio = tonumber(decoded['priority']) or 0
       local stream = prefix .. K.STREAM .. prio
       redis.call('DEL', jkey, prefix .. K.DONE .. jid)
       redis.call('HSET', jkey, F.ENV, env, F.STATE, S.QUEUED, F.PRIO, prio, F.ATTEMPT, 0,
