@@ -116,7 +116,7 @@ def section(args: argparse.Namespace, systems: list[System], table: str) -> str:
     lines = [
         f"Measured {when} with `{command}` (harness: "
         "[bench/peers/](../bench/peers/), method in "
-        "[bench/README.md](../bench/README.md#peers)).",
+        "[bench/README.md](../bench/README.md#benchpeers-stem-beside-its-peers-one-job-one-run)).",
         "",
         f"- Machine: {args.machine}; Python {platform.python_version()}; "
         f"redis-server {args.redis.split()[-1]} (private, one per run).",

@@ -2,7 +2,7 @@
 
 A prefetched job is fetched before a slot frees, so the slot starts its next job at once
 instead of a fetch round trip later. How many that takes depends on the pace: ten slots
-of 50 µs jobs free 200 slots a millisecond, so across a 1 ms round trip they need about
+of 0.1 ms jobs free 100 slots a millisecond, so across a 1 ms round trip they need about
 a hundred jobs ahead; ten slots of one-minute jobs need none, and every job held ahead is
 one that another, idle worker cannot start (Celery's users meet this as the
 prefetch-multiplier problem). No fixed number is right for both.
