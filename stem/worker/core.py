@@ -431,13 +431,15 @@ class Worker:
                         continue
                     self._running += 1
                     self.prefetch.start(slot)
+                    revoked = False
                     try:
                         with self.revocations.running(d) as scope:
                             settlement = await self.executor.execute(d)
+                        revoked = scope.cancelled_caught
                     finally:
                         self._running -= 1
-                        self.prefetch.finish(slot)
-                    if scope.cancelled_caught:  # revoked while it ran
+                        self.prefetch.finish(slot, counted=not revoked)
+                    if revoked:  # revoked while it ran
                         settlement = self.executor.revoked(d)
                     self.settler.submit(settlement)
         finally:

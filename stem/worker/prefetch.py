@@ -66,11 +66,14 @@ class Prefetch:
         self._started[slot] = self._clock()
         self._busy += 1
 
-    def finish(self, slot: int) -> None:
-        """Runner ``slot`` is done with its job (whatever the outcome)."""
+    def finish(self, slot: int, *, counted: bool = True) -> None:
+        """Runner ``slot`` is done with its job (whatever the outcome); ``counted=False``
+        leaves its time out of the average (a revoked job, cut short: not the pace)."""
         took_s = self._clock() - self._started[slot]
         self._started[slot] = 0.0
         self._busy -= 1
+        if not counted:
+            return
         mean = self.mean_s
         self.mean_s = took_s if mean is None else mean + WEIGHT * (took_s - mean)
 

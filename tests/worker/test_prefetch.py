@@ -107,6 +107,16 @@ def test_auto_stops_prefetching_while_every_slot_runs_a_job_older_than_the_pace(
     assert p.value() == 4  # 2 slots * 50 ms / 20 ms
 
 
+def test_a_run_left_uncounted_does_not_move_the_average(clock: Clock) -> None:
+    p = Prefetch(10, "auto", clock)
+    run_jobs(p, clock, 5, 0.2)
+    p.start(3)
+    clock.now_s += 0.0001  # a revoked job, cancelled at once
+    p.finish(3, counted=False)
+    assert p.mean_s == pytest.approx(0.2)
+    assert p.value() == 2
+
+
 @pytest.mark.parametrize("text", ["auto", "0", "25", 25])
 def test_a_prefetch_setting_is_auto_or_a_count(text: str | int) -> None:
     assert parse_prefetch(text) == ("auto" if text == "auto" else int(text))
