@@ -103,6 +103,10 @@ class WorkerOptions:
 #: Give up the GIL and the CPU to another runnable thread (a no-op where unsupported).
 _yield_cpu: Callable[[], None] = getattr(os, "sched_yield", lambda: None)
 
+#: Under --prefetch auto: when every slot has run one job this long, the jobs held ahead
+#: beyond the prefetch now go back to the queue for other workers (``_shed_loop``).
+SHED_AFTER_S = 1.0
+
 #: How long a stop waits for a fetch under way (blocked on a dead connection, at worst).
 FETCH_CLOSE_DEADLINE_S = 3.0
 
@@ -261,6 +265,8 @@ class Worker:
                 self.settler.refill = send  # a full worker's settles refill it
                 for slot in range(self.options.concurrency):
                     nursery.start_soon(self._runner, recv.clone(), slot)
+                if self.options.prefetch == "auto":
+                    nursery.start_soon(self._shed_loop, recv.clone(), send)
                 recv.close()
                 nursery.start_soon(self._stopper, send, fetch_scope, work_scope)
                 task_status.started()
@@ -421,6 +427,35 @@ class Worker:
         # Throttled jobs still need this worker; one snapshot, so a job that moves between
         # ready, waiting, delayed and held while it is read is seen in one of them.
         return self.broker.queue_drained(queue)
+
+    async def _shed_loop(
+        self, recv: trio.MemoryReceiveChannel[Delivery], send: trio.MemorySendChannel[Delivery]
+    ) -> None:
+        """Under ``--prefetch auto``: once every slot has run its job for ``SHED_AFTER_S``,
+        hand back the jobs held ahead beyond the prefetch now, so that idle workers can
+        start them (those fetched just before a queue turned to long jobs; prefetch.py).
+        Every slot is busy then, so no runner is taking from the channel meanwhile."""
+        with recv:
+            while not self._stop.is_set():
+                with trio.move_on_after(SHED_AFTER_S / 2):
+                    await self._stop.wait()
+                if self._stop.is_set() or self.prefetch.busy_for_s() < SHED_AFTER_S:
+                    continue
+                waiting = recv.statistics().current_buffer_used
+                keep = min(waiting, self.prefetch.value())
+                if waiting <= keep:
+                    continue
+                ahead = [recv.receive_nowait() for _ in range(waiting)]  # oldest first
+                for d in ahead[:keep]:
+                    send.send_nowait(d)  # back in the same order; the buffer is unbounded
+                for d in ahead[keep:]:
+                    self.settler.hand_back(d)  # prefetched, not started
+                log.info(
+                    "every slot has run one job for over %.0f s: handed %d job(s) held "
+                    "ahead back to the queue",
+                    SHED_AFTER_S,
+                    len(ahead) - keep,
+                )
 
     async def _runner(self, recv: trio.MemoryReceiveChannel[Delivery], slot: int) -> None:
         try:

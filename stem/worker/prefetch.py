@@ -18,13 +18,15 @@ once the first has finished. Until a job has finished it holds none ahead (``STA
 first jobs show the pace before any job waits behind them.
 
 What it bounds: a prefetched job waits about ``BUDGET_S`` on this worker before it starts,
-if the pace holds; the jobs fetched just before a switch from short to long jobs wait
-behind the long ones (at most ``MOST_PER_SLOT * concurrency`` of them, once).
-A fixed number holds that many ahead whatever the jobs are (the default was 10 before
-``auto``). Whatever the
-setting, a worker never holds more than ``concurrency + prefetch`` at the moment it
-fetches (Redis checks the cap with each fetch a settle carries; the fetch sent along with
-a blocking wait, which runs only when a job arrives, takes jobs for free slots only).
+if the pace holds. The jobs fetched just before a switch from short to long jobs would
+wait behind the long ones: once every slot has run its job for ``SHED_AFTER_S`` (1 s,
+``stem.worker.core``), the worker hands back those beyond its prefetch then (0 for such
+jobs) so that idle workers can start them (they go to the tail of their stream, as a
+stop's hand-back does). A fixed number holds that many ahead whatever the jobs are, and
+keeps them (the default was 10 before ``auto``). Whatever the setting, a worker never
+holds more than ``concurrency + prefetch`` at the moment it fetches (Redis checks the cap
+with each fetch a settle carries; the fetch sent along with a blocking wait, which runs
+only when a job arrives, takes jobs for free slots only).
 """
 
 from __future__ import annotations
@@ -76,6 +78,13 @@ class Prefetch:
             return
         mean = self.mean_s
         self.mean_s = took_s if mean is None else mean + WEIGHT * (took_s - mean)
+
+    def busy_for_s(self) -> float:
+        """How long every slot has been busy (the youngest running job's age); 0 while a
+        slot is free."""
+        if self._busy < self.concurrency:
+            return 0.0
+        return self._clock() - max(self._started)
 
     def value(self) -> int:
         """Jobs to hold beyond the running ones, now."""

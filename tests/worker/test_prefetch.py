@@ -183,6 +183,50 @@ async def test_a_worker_whose_slots_fill_with_long_jobs_while_it_waits_takes_non
         worker.request_stop()
 
 
+async def test_jobs_held_ahead_of_slots_that_turned_long_go_back_to_the_queue(
+    japp: Stem,
+) -> None:
+    # The jobs fetched just before a queue turns to long jobs: the pace said short, so
+    # the worker took 20 ahead; its slots then run 3 s jobs. After SHED_AFTER_S it hands
+    # those 20 back for other workers instead of keeping them until a slot frees.
+    worker = Worker(japp, WorkerOptions(concurrency=2, name="sheds"))
+    streams = [japp.broker.keys.queue("default").stream(p) for p in (0, 9)]
+
+    def held_in_redis() -> int:
+        client = japp.broker.client
+        return sum(int(client.xpending(s, "workers")["pending"]) for s in streams)
+
+    async def until(condition: Any, what: str, timeout_s: float = 30) -> None:
+        with trio.fail_after(timeout_s):
+            while not condition():
+                await trio.sleep(0.01)  # polling the worker that runs in this trio run
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.serve)
+        short = await trio.to_thread.run_sync(lambda: jobs.noop.enqueue_many([()] * 50))
+        await until(lambda: all(h.status() is JobState.SUCCEEDED for h in short), "short")
+        assert worker.prefetch.value() == 20
+
+        def enqueue_long_then_short() -> list[Any]:
+            # Paused, so that one fetch takes them all once resumed: the long ones first
+            # (priority 9), then 20 short ones, held ahead at the pace measured so far.
+            japp.broker.pause("default")
+            first = jobs.arecord.enqueue_with(priority=9)
+            handles = [first("/dev/null", str(i), 3.0) for i in range(2)]
+            handles += jobs.noop.enqueue_many([()] * 20)
+            japp.broker.resume("default")
+            return handles
+
+        handles = await trio.to_thread.run_sync(enqueue_long_then_short)
+        await until(lambda: worker._running == 2, "both slots on the long jobs")
+        started = trio.current_time()
+        await until(lambda: held_in_redis() == 2, "the jobs held ahead handed back", 10)
+        assert worker._running == 2  # the long jobs still run: the others went back
+        assert trio.current_time() - started < 3.0
+        await until(lambda: all(h.status() is JobState.SUCCEEDED for h in handles), "all")
+        worker.request_stop()
+
+
 def test_an_auto_worker_holds_no_long_jobs_ahead_so_a_second_worker_gets_them(
     japp: Stem, redis_url: str, namespace: str, repo_root: Path, procs: Procs
 ) -> None:
