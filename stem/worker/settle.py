@@ -162,7 +162,7 @@ class Settler:
                 await self.wanted.wait_value(True)
                 await self._in_flight.wait_value(lambda n: n < MAX_IN_FLIGHT)
                 self.wanted.value = False
-                await self._hand_back_released()
+                await self._hand_back_released(retry=True)
                 if self.pending:
                     batch, self.pending = self.pending, []
                     self._in_flight.value += 1
@@ -178,7 +178,10 @@ class Settler:
             await self._settle(batch, False)
         await self._in_flight.wait_value(0)
 
-    async def _hand_back_released(self) -> None:
+    async def _hand_back_released(self, *, retry: bool = False) -> None:
+        """Release the jobs handed back. With ``retry`` (while the worker runs: a shed,
+        see ``Worker._shed_loop``) a failure keeps them for the next try, 0.5 s later;
+        without (the final flush) they stay held and ``_hand_back_all`` returns them."""
         if not self.released:
             return
         back, self.released = self.released, []
@@ -186,8 +189,16 @@ class Settler:
         try:
             await self.call(self.broker.release, back, undo_delivery=True)
             self.held.remove(back)
-        except BrokerUnavailable as exc:  # still held: handed back at the end
-            log.warning("handing %d job(s) back failed: %s", len(back), exc)
+        except BrokerUnavailable as exc:
+            if not retry:
+                log.warning("handing %d job(s) back failed: %s", len(back), exc)
+                return
+            # Held (leases renewed) but in no runner's channel: dropped here, they would
+            # wait for the worker's stop, and fill its capacity until then.
+            log.warning("handing %d job(s) back failed, retrying: %s", len(back), exc)
+            self.released = back + self.released
+            self.wanted.value = True
+            await trio.sleep(RETRY_S)
 
     async def _settle(self, batch: list[Settlement], may_fetch: bool) -> None:
         """Settle ``batch`` (retried while Redis is unreachable); with ``may_fetch`` and

@@ -227,6 +227,48 @@ async def test_jobs_held_ahead_of_slots_that_turned_long_go_back_to_the_queue(
         worker.request_stop()
 
 
+async def test_jobs_whose_hand_back_meets_a_redis_blip_are_handed_back_again_and_run(
+    japp: Stem, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Found in review: a failed hand-back only logged, so the 20 jobs stayed held (leases
+    # renewed) in no runner's channel until the worker stopped, and filled its capacity.
+    from stem.errors import BrokerUnavailable
+
+    worker = Worker(japp, WorkerOptions(concurrency=2, name="sheds-blip"))
+    real_release = japp.broker.release
+    failed: list[int] = []
+
+    def release_once_failing(deliveries: Any, **kwargs: Any) -> int:
+        if not failed:
+            failed.append(len(deliveries))
+            raise BrokerUnavailable("connection reset (injected)")
+        return real_release(deliveries, **kwargs)
+
+    async def until(condition: Any, timeout_s: float = 30) -> None:
+        with trio.fail_after(timeout_s):
+            while not condition():
+                await trio.sleep(0.01)  # polling the worker that runs in this trio run
+
+    async with trio.open_nursery() as nursery:
+        await nursery.start(worker.serve)
+        short = await trio.to_thread.run_sync(lambda: jobs.noop.enqueue_many([()] * 50))
+        await until(lambda: all(h.status() is JobState.SUCCEEDED for h in short))
+        monkeypatch.setattr(japp.broker, "release", release_once_failing)
+
+        def enqueue_long_then_short() -> list[Any]:
+            japp.broker.pause("default")
+            first = jobs.arecord.enqueue_with(priority=9)
+            handles = [first("/dev/null", str(i), 3.0) for i in range(2)]
+            handles += jobs.noop.enqueue_many([()] * 20)
+            japp.broker.resume("default")
+            return handles
+
+        handles = await trio.to_thread.run_sync(enqueue_long_then_short)
+        await until(lambda: failed == [20] and len(worker.held) == 2, 10)  # retried
+        await until(lambda: all(h.status() is JobState.SUCCEEDED for h in handles))
+        worker.request_stop()
+
+
 def test_an_auto_worker_holds_no_long_jobs_ahead_so_a_second_worker_gets_them(
     japp: Stem, redis_url: str, namespace: str, repo_root: Path, procs: Procs
 ) -> None:
