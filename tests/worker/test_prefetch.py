@@ -14,6 +14,7 @@ import trio
 
 from stem import JobState, Stem
 from stem.errors import ConfigError
+from stem.handle import JobHandle
 from stem.worker.core import Worker, WorkerOptions
 from stem.worker.prefetch import BUDGET_S, MOST_PER_SLOT, START, Prefetch, parse_prefetch
 from tests.apps import jobs
@@ -149,6 +150,32 @@ async def test_an_auto_worker_holds_more_ahead_once_its_jobs_prove_short_and_sta
     assert 2 < max(held) <= 2 + MOST_PER_SLOT * 2
 
 
+async def until(condition: Any, timeout_s: float = 30) -> None:
+    """Poll ``condition`` (the worker runs in the same trio run) until true, or fail."""
+    with trio.fail_after(timeout_s):
+        while not condition():
+            await trio.sleep(0.01)
+
+
+async def run_short_jobs(worker: Worker) -> None:
+    """50 no-op jobs through ``worker``: its measured pace is then short (prefetch 20)."""
+    short = await trio.to_thread.run_sync(lambda: jobs.noop.enqueue_many([()] * 50))
+    await until(lambda: all(h.status() is JobState.SUCCEEDED for h in short))
+    assert worker.prefetch.value() == 10 * worker.options.concurrency
+
+
+def enqueue_long_then_short(app: Stem) -> list[JobHandle]:
+    """Two 3 s jobs (priority 9) and 20 no-op ones, enqueued while the queue is paused,
+    so that one fetch takes them all once resumed: the long ones first, the short ones
+    held ahead at the pace measured before."""
+    app.broker.pause("default")
+    first = jobs.arecord.enqueue_with(priority=9)
+    handles: list[JobHandle] = [first("/dev/null", str(i), 3.0) for i in range(2)]
+    handles += jobs.noop.enqueue_many([()] * 20)
+    app.broker.resume("default")
+    return handles
+
+
 async def test_a_worker_whose_slots_fill_with_long_jobs_while_it_waits_takes_none_ahead(
     japp: Stem,
 ) -> None:
@@ -161,25 +188,18 @@ async def test_a_worker_whose_slots_fill_with_long_jobs_while_it_waits_takes_non
     def held_in_redis() -> int:
         return int(japp.broker.client.xpending(stream, "workers")["pending"])
 
-    async def until(condition: Any, what: str) -> None:
-        with trio.fail_after(30):
-            while not condition():
-                await trio.sleep(0.01)  # polling the worker that runs in this trio run
-
     async with trio.open_nursery() as nursery:
         await nursery.start(worker.serve)
-        short = await trio.to_thread.run_sync(lambda: jobs.noop.enqueue_many([()] * 50))
-        await until(lambda: all(h.status() is JobState.SUCCEEDED for h in short), "short")
-        assert worker.prefetch.value() == 20  # short jobs: the most, 10 per slot
+        await run_short_jobs(worker)
         long = await trio.to_thread.run_sync(
             lambda: jobs.arecord.enqueue_many([("/dev/null", str(i), 3.0) for i in range(2)])
         )
-        await until(lambda: worker._running == 2 and worker.prefetch.capacity() == 2, "long")
+        await until(lambda: worker._running == 2 and worker.prefetch.capacity() == 2)
         more = await trio.to_thread.run_sync(lambda: jobs.noop.enqueue_many([()] * 30))
         while long[0].status() is not JobState.SUCCEEDED:
             assert await trio.to_thread.run_sync(held_in_redis) <= 2
             await trio.sleep(0.01)
-        await until(lambda: all(h.status() is JobState.SUCCEEDED for h in more), "the rest")
+        await until(lambda: all(h.status() is JobState.SUCCEEDED for h in more))
         worker.request_stop()
 
 
@@ -196,34 +216,16 @@ async def test_jobs_held_ahead_of_slots_that_turned_long_go_back_to_the_queue(
         client = japp.broker.client
         return sum(int(client.xpending(s, "workers")["pending"]) for s in streams)
 
-    async def until(condition: Any, what: str, timeout_s: float = 30) -> None:
-        with trio.fail_after(timeout_s):
-            while not condition():
-                await trio.sleep(0.01)  # polling the worker that runs in this trio run
-
     async with trio.open_nursery() as nursery:
         await nursery.start(worker.serve)
-        short = await trio.to_thread.run_sync(lambda: jobs.noop.enqueue_many([()] * 50))
-        await until(lambda: all(h.status() is JobState.SUCCEEDED for h in short), "short")
-        assert worker.prefetch.value() == 20
-
-        def enqueue_long_then_short() -> list[Any]:
-            # Paused, so that one fetch takes them all once resumed: the long ones first
-            # (priority 9), then 20 short ones, held ahead at the pace measured so far.
-            japp.broker.pause("default")
-            first = jobs.arecord.enqueue_with(priority=9)
-            handles = [first("/dev/null", str(i), 3.0) for i in range(2)]
-            handles += jobs.noop.enqueue_many([()] * 20)
-            japp.broker.resume("default")
-            return handles
-
-        handles = await trio.to_thread.run_sync(enqueue_long_then_short)
-        await until(lambda: worker._running == 2, "both slots on the long jobs")
+        await run_short_jobs(worker)
+        handles = await trio.to_thread.run_sync(enqueue_long_then_short, japp)
+        await until(lambda: worker._running == 2)  # both slots on the long jobs
         started = trio.current_time()
-        await until(lambda: held_in_redis() == 2, "the jobs held ahead handed back", 10)
+        await until(lambda: held_in_redis() == 2, 10)  # the jobs held ahead handed back
         assert worker._running == 2  # the long jobs still run: the others went back
         assert trio.current_time() - started < 3.0
-        await until(lambda: all(h.status() is JobState.SUCCEEDED for h in handles), "all")
+        await until(lambda: all(h.status() is JobState.SUCCEEDED for h in handles))
         worker.request_stop()
 
 
@@ -244,26 +246,11 @@ async def test_jobs_whose_hand_back_meets_a_redis_blip_are_handed_back_again_and
             raise BrokerUnavailable("connection reset (injected)")
         return real_release(deliveries, **kwargs)
 
-    async def until(condition: Any, timeout_s: float = 30) -> None:
-        with trio.fail_after(timeout_s):
-            while not condition():
-                await trio.sleep(0.01)  # polling the worker that runs in this trio run
-
     async with trio.open_nursery() as nursery:
         await nursery.start(worker.serve)
-        short = await trio.to_thread.run_sync(lambda: jobs.noop.enqueue_many([()] * 50))
-        await until(lambda: all(h.status() is JobState.SUCCEEDED for h in short))
+        await run_short_jobs(worker)
         monkeypatch.setattr(japp.broker, "release", release_once_failing)
-
-        def enqueue_long_then_short() -> list[Any]:
-            japp.broker.pause("default")
-            first = jobs.arecord.enqueue_with(priority=9)
-            handles = [first("/dev/null", str(i), 3.0) for i in range(2)]
-            handles += jobs.noop.enqueue_many([()] * 20)
-            japp.broker.resume("default")
-            return handles
-
-        handles = await trio.to_thread.run_sync(enqueue_long_then_short)
+        handles = await trio.to_thread.run_sync(enqueue_long_then_short, japp)
         await until(lambda: failed == [20] and len(worker.held) == 2, 10)  # retried
         await until(lambda: all(h.status() is JobState.SUCCEEDED for h in handles))
         worker.request_stop()
