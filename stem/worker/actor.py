@@ -15,12 +15,12 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from stem.config import parse_prefetch
 from stem.observe.logs import configure_logging
 from stem.runtime import run_actor, wait_for_redis
 from stem.task import Pool
 from stem.worker.core import Worker, WorkerOptions
 from stem.worker.cpu import parse_cpu, pin_worker
-from stem.worker.prefetch import parse_prefetch
 
 if TYPE_CHECKING:
     from stem.app import Stem

@@ -34,6 +34,7 @@ import trio
 from trio_util import AsyncValue
 
 from stem.broker import Delivery, Settlement, WorkerBroker
+from stem.config import PrefetchSetting, parse_prefetch
 from stem.delays import promote_round
 from stem.errors import BrokerUnavailable, ConfigError
 from stem.middleware.base import Middleware
@@ -47,8 +48,7 @@ from stem.worker.lease import HeldJobs, LeaseKeeper
 from stem.worker.limits import LimitBook
 from stem.worker.naming import default_name, live_holder
 from stem.worker.pools import ProcessPool, pool_runners
-from stem.worker.prefetch import Prefetch, parse_prefetch
-from stem.worker.prefetch import Setting as PrefetchSetting
+from stem.worker.prefetch import Prefetch
 from stem.worker.revoke import RunningJobs
 from stem.worker.settle import FetchGate, Settler
 from stem.worker.threads import ThreadPool
@@ -180,7 +180,6 @@ class Worker:
         self._stop = trio.Event()
         self._immediate = False
         self._work_scope: trio.CancelScope | None = None  # cancelled by an immediate stop
-        self._running = 0  # jobs executing now (statistics, stop-timeout log)
         self.revocations = RunningJobs()  # cancels running jobs that get revoked
         self._pong = ""  # the nonce of the last `stem worker ping`, shown in the heartbeat
         self._live_runners = AsyncValue(0)  # runner tasks not yet finished
@@ -421,12 +420,9 @@ class Worker:
             return False  # cannot tell: keep going, the next fetch retries
 
     def _idle(self) -> bool:
-        return all(self._queue_idle(q) for q in self.options.queues)
-
-    def _queue_idle(self, queue: str) -> bool:
-        # Throttled jobs still need this worker; one snapshot, so a job that moves between
-        # ready, waiting, delayed and held while it is read is seen in one of them.
-        return self.broker.queue_drained(queue)
+        # Throttled jobs still need this worker; one snapshot per queue, so a job that
+        # moves between ready, waiting, delayed and held while it is read is seen.
+        return all(self.broker.queue_drained(q) for q in self.options.queues)
 
     async def _shed_loop(
         self, recv: trio.MemoryReceiveChannel[Delivery], send: trio.MemorySendChannel[Delivery]
@@ -442,7 +438,7 @@ class Worker:
                 if self._stop.is_set() or self.prefetch.busy_for_s() < SHED_AFTER_S:
                     continue
                 waiting = recv.statistics().current_buffer_used
-                keep = min(waiting, self.prefetch.value())
+                keep = self.prefetch.value()
                 if waiting <= keep:
                     continue
                 ahead = [recv.receive_nowait() for _ in range(waiting)]  # oldest first
@@ -464,7 +460,6 @@ class Worker:
                     if self._stop.is_set():
                         self.settler.hand_back(d)  # prefetched, not started: hand back now
                         continue
-                    self._running += 1
                     self.prefetch.start(slot)
                     revoked = False
                     try:
@@ -472,7 +467,6 @@ class Worker:
                             settlement = await self.executor.execute(d)
                         revoked = scope.cancelled_caught
                     finally:
-                        self._running -= 1
                         self.prefetch.finish(slot, counted=not revoked)
                     if revoked:  # revoked while it ran
                         settlement = self.executor.revoked(d)
@@ -612,6 +606,11 @@ class Worker:
             self.held.remove([held])
             return None
         return await self.executor.execute(run)
+
+    @property
+    def _running(self) -> int:
+        """Jobs executing now (statistics, the stop-timeout log): the busy runner slots."""
+        return self.prefetch.busy
 
     def statistics(self) -> dict[str, Any]:
         """The heartbeat record: who this worker is and what it has done."""

@@ -35,9 +35,6 @@ import time
 from collections.abc import Callable
 
 from stem.config import PrefetchSetting as Setting
-from stem.config import parse_prefetch
-
-__all__ = ["BUDGET_S", "MOST_PER_SLOT", "START", "WEIGHT", "Prefetch", "Setting", "parse_prefetch"]
 
 #: How long, at the measured pace, the jobs held ahead take to start (``auto``).
 BUDGET_S = 0.05
@@ -60,20 +57,20 @@ class Prefetch:
         self.most = MOST_PER_SLOT * concurrency if setting == "auto" else setting
         self.mean_s: float | None = None  # time per job, moving average
         self._started = [0.0] * concurrency  # per runner slot: when its job started; 0: idle
-        self._busy = 0
+        self.busy = 0  # runner slots running a job now
         self._clock = clock
 
     def start(self, slot: int) -> None:
         """Runner ``slot`` starts a job."""
         self._started[slot] = self._clock()
-        self._busy += 1
+        self.busy += 1
 
     def finish(self, slot: int, *, counted: bool = True) -> None:
         """Runner ``slot`` is done with its job (whatever the outcome); ``counted=False``
         leaves its time out of the average (a revoked job, cut short: not the pace)."""
         took_s = self._clock() - self._started[slot]
         self._started[slot] = 0.0
-        self._busy -= 1
+        self.busy -= 1
         if not counted:
             return
         mean = self.mean_s
@@ -82,7 +79,7 @@ class Prefetch:
     def busy_for_s(self) -> float:
         """How long every slot has been busy (the youngest running job's age); 0 while a
         slot is free."""
-        if self._busy < self.concurrency:
+        if self.busy < self.concurrency:
             return 0.0
         return self._clock() - max(self._started)
 
@@ -90,9 +87,8 @@ class Prefetch:
         """Jobs to hold beyond the running ones, now."""
         if self.setting != "auto":
             return self.setting
-        mean_s = self.mean_s or 0.0
-        if self._busy == self.concurrency:  # every slot busy: at least the youngest's age
-            mean_s = max(mean_s, self._clock() - max(self._started))
+        # While every slot is busy, the pace is at least the youngest running job's age.
+        mean_s = max(self.mean_s or 0.0, self.busy_for_s())
         if mean_s * self.most <= self.concurrency * BUDGET_S:
             ahead = self.most
         else:

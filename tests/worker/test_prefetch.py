@@ -13,10 +13,11 @@ import pytest
 import trio
 
 from stem import JobState, Stem
+from stem.config import parse_prefetch
 from stem.errors import ConfigError
 from stem.handle import JobHandle
 from stem.worker.core import Worker, WorkerOptions
-from stem.worker.prefetch import BUDGET_S, MOST_PER_SLOT, START, Prefetch, parse_prefetch
+from stem.worker.prefetch import BUDGET_S, MOST_PER_SLOT, START, Prefetch
 from tests.apps import jobs
 from tests.security.servers import run_stem
 from tests.worker.conftest import start_worker
