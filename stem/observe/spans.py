@@ -30,9 +30,11 @@ tests/observe/test_spans.py holds the exported spans of both paths side by side.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 import traceback
 from collections.abc import Mapping, Sequence
+from types import TracebackType
 from typing import Any, Protocol
 
 from opentelemetry import context as otel_context
@@ -41,6 +43,7 @@ from opentelemetry.attributes import BoundedAttributes
 from opentelemetry.sdk.trace import Event, ReadableSpan, SpanLimits
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.sampling import DEFAULT_ON
+from opentelemetry.sdk.util import BoundedList
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 from opentelemetry.trace import Link, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
@@ -88,10 +91,10 @@ class FastSpans:
     """Starts :class:`JobSpan` s for one SDK tracer; see the module docstring."""
 
     def __init__(self, tracer: SdkTracer) -> None:
+        self.tracer = tracer  # its resource is read per span: the SDK renews it in a fork
         self.sampler = tracer.sampler
         self.id_generator = tracer.id_generator
         self.processor = tracer.span_processor
-        self.resource = tracer.resource
         self.instrumentation_info = tracer.instrumentation_info
         # Private in the SDK: read when present, else what the SDK would have made.
         self.scope = getattr(tracer, "_instrumentation_scope", None) or InstrumentationScope(
@@ -101,10 +104,10 @@ class FastSpans:
         is_random = getattr(self.id_generator, "is_trace_id_random", None)
         self._random_ids = bool(is_random()) if is_random is not None else False
         self._on_ending = getattr(self.processor, "_on_ending", None)
-        # ParentBased(ALWAYS_ON), the SDK's default: sample what the parent sampled, and
-        # every root (its description names each delegate, so equal means the same rule).
-        described = self.sampler.get_description()
-        self._default_sampler = described == DEFAULT_ON.get_description()  # type: ignore[no-untyped-call]
+        # The SDK's default (what TracerProvider() and OTEL_TRACES_SAMPLER unset or
+        # ``parentbased_always_on`` give: this very object): sample what the parent
+        # sampled, and every root.
+        self._default_sampler = self.sampler is DEFAULT_ON
 
     def start(
         self,
@@ -125,13 +128,13 @@ class FastSpans:
         if self._default_sampler:  # its decision, without building a SamplingResult
             recording = is_sampled = parent_or_none is None or parent_span.trace_flags.sampled
             state = None if parent_or_none is None else parent_span.trace_state
-            own = attributes  # the caller's own dict: no copy
+            own = attributes if self.fits(attributes) else self.bounded(attributes)
         else:
             sampled = self.sampler.should_sample(parent, trace_id, name, kind, attributes, links)
             recording = sampled.decision.is_recording()  # type: ignore[no-untyped-call]
             is_sampled = sampled.decision.is_sampled()  # type: ignore[no-untyped-call]
             state = sampled.trace_state
-            own = dict(sampled.attributes) if sampled.attributes else {}
+            own = self.bounded(sampled.attributes)  # a sampler's own: checked, as the SDK
         flags = TraceFlags.SAMPLED if is_sampled else TraceFlags.DEFAULT
         if random_id:
             flags |= _RANDOM_TRACE_ID
@@ -139,9 +142,7 @@ class FastSpans:
         context = trace.SpanContext(trace_id, span_id, False, TraceFlags(flags), state)
         if not recording:
             return trace.NonRecordingSpan(context)
-        if not self.fits(own):
-            own = self.bounded(own)
-        span = JobSpan(self, name, kind, context, parent_or_none, own, links)
+        span = JobSpan(self, name, kind, context, parent_or_none, own, self._links(links))
         self.processor.on_start(span, parent_context=parent)  # type: ignore[arg-type]
         return span
 
@@ -154,7 +155,7 @@ class FastSpans:
             return False
         return count is None or len(attributes) + more <= count
 
-    def bounded(self, attributes: Attributes) -> BoundedAttributes:
+    def bounded(self, attributes: Mapping[str, Any] | None) -> BoundedAttributes:
         """``attributes`` under the span limits, as the SDK keeps a span's."""
         limits = self.limits
         return BoundedAttributes(
@@ -164,30 +165,40 @@ class FastSpans:
             max_value_len=limits.max_span_attribute_length,
         )
 
+    def link(self, context: trace.SpanContext, attributes: Any) -> Link | None:
+        """A link as the SDK keeps one (its attributes under the limits), or None for one
+        the SDK drops (no valid context, and neither attributes nor trace state)."""
+        if not (context and (context.is_valid or attributes or context.trace_state)):
+            return None
+        limits = self.limits
+        checked = BoundedAttributes(
+            limits.max_link_attributes,
+            attributes,
+            max_value_len=limits.max_attribute_length,
+            immutable=True,
+        )
+        return Link(context, checked)
+
+    def _links(self, links: Sequence[Link]) -> Sequence[Link]:
+        if not links:
+            return ()
+        kept = [made for k in links if k and (made := self.link(k.context, k.attributes))]
+        return BoundedList.from_seq(self.limits.max_links, kept)
+
     def finish(self, span: JobSpan) -> None:
-        """Hand an ended span to the processors, frozen."""
+        """Hand an ended span to the processors, frozen (as the SDK's ``Span.end``)."""
         if self._on_ending is not None:
             self._on_ending(span)
         self.processor.on_end(span.frozen())
 
 
-class JobSpan(trace.Span):
-    """A recording span for one enqueue or one run (see the module docstring); its end
-    hands a frozen copy to the tracer's processors. Not shared between threads."""
+class JobSpan(ReadableSpan, trace.Span):
+    """A recording span for one enqueue or one run (see the module docstring).
 
-    __slots__ = (
-        "_attributes",
-        "_context",
-        "_end_ns",
-        "_events",
-        "_kind",
-        "_links",
-        "_name",
-        "_parent",
-        "_spans",
-        "_start_ns",
-        "_status",
-    )  # fmt: skip
+    Readable like the SDK's span (processors' ``on_start`` may read it); changed under a
+    lock, as the SDK's (a sync task's thread and span processors may share it); its end
+    hands a frozen ``ReadableSpan`` to the tracer's processors.
+    """
 
     def __init__(
         self,
@@ -199,48 +210,57 @@ class JobSpan(trace.Span):
         attributes: Attributes,
         links: Sequence[Link],
     ) -> None:
+        super().__init__(
+            name=name,
+            context=context,
+            parent=parent,
+            resource=spans.tracer.resource,
+            attributes=attributes,
+            links=links,
+            kind=kind,
+            instrumentation_info=spans.instrumentation_info,
+            status=_UNSET,
+            start_time=time.time_ns(),
+            instrumentation_scope=spans.scope,
+        )
         self._spans = spans
-        self._name = name
-        self._kind = kind
-        self._context = context
-        self._parent = parent
-        self._attributes: Attributes = attributes
-        self._links = tuple(links)
-        self._events: list[Event] = []
-        self._status: Status = _UNSET
-        self._start_ns = time.time_ns()
-        self._end_ns: int | None = None
+        self._lock = threading.Lock()
+        self._attributes: Attributes
+        self._events: Sequence[Event]
+        self._links: Sequence[Link]
 
     # -- what stem itself sets (known to be clean) ------------------------------------
 
     def set_own(self, key: str, value: str | int) -> None:
         """Set one of stem's own attributes (a string or an int: no clean needed while
         the span limits cannot apply)."""
-        if type(self._attributes) is dict and self._spans.fits(self._attributes, 1):
-            if self._end_ns is None:
-                self._attributes[key] = value
-        else:
-            self.set_attribute(key, value)
+        with self._lock:
+            if type(self._attributes) is dict and self._spans.fits(self._attributes, 1):
+                if self._end_time is None:
+                    self._attributes[key] = value
+                return
+        self.set_attribute(key, value)
 
     # -- the Span API -----------------------------------------------------------------
 
     def get_span_context(self) -> trace.SpanContext:
-        return self._context
+        return self._context  # type: ignore[return-value]  # always set: see FastSpans.start
 
     def is_recording(self) -> bool:
-        return self._end_ns is None
+        return self._end_time is None
 
     def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
         for key, value in attributes.items():
             self.set_attribute(key, value)
 
     def set_attribute(self, key: str, value: AttributeValue) -> None:
-        if self._end_ns is not None:
-            log.warning("Setting attribute on ended span.")
-            return
-        if type(self._attributes) is dict:  # first one from outside: checked from now on
-            self._attributes = self._spans.bounded(self._attributes)
-        self._attributes[key] = value
+        with self._lock:
+            if self._end_time is not None:
+                log.warning("Setting attribute on ended span.")
+                return
+            if type(self._attributes) is dict:  # first one from outside: checked from now on
+                self._attributes = self._spans.bounded(self._attributes)
+            self._attributes[key] = value
 
     def add_event(
         self,
@@ -248,39 +268,51 @@ class JobSpan(trace.Span):
         attributes: Mapping[str, AttributeValue] | None = None,
         timestamp: int | None = None,
     ) -> None:
-        if self._end_ns is not None:
-            log.warning("Calling add_event() on an ended span.")
-            return
         limits = self._spans.limits
-        if limits.max_events is not None and len(self._events) >= limits.max_events:
-            return
         checked = BoundedAttributes(
             limits.max_event_attributes,
             attributes,
             immutable=True,
             max_value_len=limits.max_attribute_length,
         )
-        self._events.append(Event(name, checked, timestamp or time.time_ns()))
+        event = Event(name, checked, timestamp)
+        with self._lock:
+            if self._end_time is not None:
+                log.warning("Calling add_event() on an ended span.")
+                return
+            if type(self._events) is not BoundedList:
+                self._events = BoundedList(limits.max_events)
+            self._events.append(event)
 
     def add_link(
         self, context: trace.SpanContext, attributes: Mapping[str, AttributeValue] | None = None
     ) -> None:
-        if self._end_ns is None and context.is_valid:
-            self._links = (*self._links, trace.Link(context, attributes))
+        link = self._spans.link(context, attributes)
+        if link is None:
+            return
+        with self._lock:
+            if self._end_time is not None:
+                log.warning("Calling add_link() on an ended span.")
+                return
+            if type(self._links) is not BoundedList:
+                self._links = BoundedList(self._spans.limits.max_links)
+            self._links.append(link)
 
     def update_name(self, name: str) -> None:
-        if self._end_ns is None:
-            self._name = name
+        with self._lock:
+            if self._end_time is None:
+                self._name = name
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
         # As the SDK: an OK status is final, and UNSET never replaces anything.
-        if self._end_ns is not None or self._status.status_code is StatusCode.OK:
-            return
-        if isinstance(status, Status):
-            if status.status_code is not StatusCode.UNSET:
-                self._status = status
-        elif status is not StatusCode.UNSET:
-            self._status = Status(status, description)
+        with self._lock:
+            if self._end_time is not None or self._status.status_code is StatusCode.OK:
+                return
+            if isinstance(status, Status):
+                if status.status_code is not StatusCode.UNSET:
+                    self._status = status
+            elif status is not StatusCode.UNSET:
+                self._status = Status(status, description)
 
     def record_exception(
         self,
@@ -303,32 +335,46 @@ class JobSpan(trace.Span):
             described.update(attributes)
         self.add_event("exception", described, timestamp)
 
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc_val: BaseException | None,
+        exc_tb: TracebackType | None,
+    ) -> None:
+        """As the SDK's span used as a context manager: an exception leaving the block
+        is recorded and sets the status to ERROR; the span ends."""
+        if exc_val is not None and self.is_recording():
+            self.record_exception(exception=exc_val, escaped=True)
+            self.set_status(Status(StatusCode.ERROR, f"{type(exc_val).__name__}: {exc_val}"))
+        super().__exit__(exc_type, exc_val, exc_tb)
+
     def end(self, end_time: int | None = None) -> None:
-        if self._end_ns is not None:
-            log.warning("Calling end() on an ended span.")
-            return
-        self._end_ns = end_time or time.time_ns()
+        with self._lock:
+            if self._end_time is not None:
+                log.warning("Calling end() on an ended span.")
+                return
+            self._end_time = end_time if end_time is not None else time.time_ns()
         self._spans.finish(self)
 
     # -- what the processors get --------------------------------------------------------
 
-    def frozen(self) -> Any:
-        """The ended span as the SDK's ``ReadableSpan`` (what exporters take)."""
-        spans = self._spans
+    def frozen(self) -> ReadableSpan:
+        """The ended span as the SDK hands it to ``on_end`` (what exporters take); nothing
+        changes an ended span, so the two share their attributes, events and links."""
         return ReadableSpan(
             name=self._name,
             context=self._context,
             parent=self._parent,
-            resource=spans.resource,
+            resource=self._resource,
             attributes=self._attributes,
-            events=tuple(self._events),
+            events=self._events,
             links=self._links,
             kind=self._kind,
-            instrumentation_info=spans.instrumentation_info,
+            instrumentation_info=self._spans.instrumentation_info,
             status=self._status,
-            start_time=self._start_ns,
-            end_time=self._end_ns,
-            instrumentation_scope=spans.scope,
+            start_time=self._start_time,
+            end_time=self._end_time,
+            instrumentation_scope=self._instrumentation_scope,
         )
 
 
@@ -339,6 +385,5 @@ def _random_flag(flags: int) -> bool:
 #: The W3C trace-context level 2 flag (the SDK sets it when its ids are random; older
 #: SDKs have no name for it, nor ``IdGenerator.is_trace_id_random``).
 _RANDOM_TRACE_ID = 0x02
-
 
 _UNSET = Status(StatusCode.UNSET)

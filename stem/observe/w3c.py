@@ -8,8 +8,8 @@ anchored match and hands everything else to the global propagator:
 
 * the fast path is taken only while ``propagate.get_global_textmap()`` is the SDK's
   default (``tracecontext,baggage``, or ``tracecontext`` alone) and, on extract, the
-  headers hold no ``baggage`` and a ``traceparent`` of version ``00`` exactly as stem
-  writes it; on inject, while the context carries no baggage;
+  headers hold no ``baggage`` and no ``tracestate`` and a ``traceparent`` of version
+  ``00`` exactly as stem writes it; on inject, while the context carries no baggage;
 * anything else (another ``OTEL_PROPAGATORS``, a textmap the app set, baggage, a header
   in any other shape, valid or not) goes through the global propagator, so the result is
   the propagator's by construction. tests/observe/test_spans.py compares the two.
@@ -24,7 +24,7 @@ from opentelemetry.baggage.propagation import W3CBaggagePropagator
 from opentelemetry.context import Context
 from opentelemetry.propagators.composite import CompositePropagator
 from opentelemetry.propagators.textmap import TextMapPropagator
-from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags, TraceState
+from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
 
 _CANONICAL = re.compile(r"00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})")
@@ -47,19 +47,22 @@ class Propagation:
     """Reads and writes trace context in job headers (see the module docstring)."""
 
     def __init__(self) -> None:
-        self._textmap: TextMapPropagator | None = None
-        self._fast = False
+        #: The global textmap last seen and whether it is the default: one tuple, so a
+        #: thread never pairs one textmap with another's verdict.
+        self._seen: tuple[TextMapPropagator | None, bool] = (None, False)
 
     def _is_fast(self) -> bool:
         textmap = propagate.get_global_textmap()
-        if textmap is not self._textmap:  # one identity check per job; re-read on change
-            self._textmap, self._fast = textmap, is_default(textmap)
-        return self._fast
+        seen, fast = self._seen
+        if textmap is not seen:  # one identity check per job; re-read on change
+            fast = is_default(textmap)
+            self._seen = (textmap, fast)
+        return fast
 
     def extract(self, headers: dict[str, str]) -> Context:
         """The context a job's headers carry (its parent span), as ``propagate.extract``."""
-        if not self._is_fast() or "baggage" in headers:
-            return propagate.extract(headers)
+        if not self._is_fast() or "baggage" in headers or "tracestate" in headers:
+            return propagate.extract(headers)  # (a trace state has limits to check)
         parent = headers.get("traceparent")
         if parent is None:
             return Context()
@@ -69,14 +72,8 @@ class Propagation:
         trace_id, span_id = int(found[1], 16), int(found[2], 16)
         if not trace_id or not span_id:
             return Context()
-        state = headers.get("tracestate")
-        span = SpanContext(
-            trace_id,
-            span_id,
-            is_remote=True,
-            trace_flags=TraceFlags(int(found[3], 16)),
-            trace_state=TraceState.from_header([state]) if state is not None else None,
-        )
+        flags = TraceFlags(int(found[3], 16))
+        span = SpanContext(trace_id, span_id, is_remote=True, trace_flags=flags)
         return trace.set_span_in_context(NonRecordingSpan(span), Context())
 
     def inject(self, headers: dict[str, str], span: trace.Span) -> None:
