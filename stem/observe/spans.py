@@ -20,10 +20,10 @@ figures), doing what the SDK's tracer does, through the tracer's public attribut
   processor) goes through ``BoundedAttributes`` under the span limits, as in the SDK.
   Events (``record_exception`` included) follow the SDK's shape and limits.
 
-What it does not do: the SDK's experimental tracer configurator (a tracer turned off by
-rule) and its experimental self-metrics (``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``)
-are not consulted. :func:`span_starter` uses it only for the SDK's own ``Tracer``; any
-other tracer (an app's own provider, a vendor's distribution) gets ``start_span``.
+What it does not do: the SDK's experimental self-metrics
+(``OTEL_PYTHON_SDK_INTERNAL_METRICS_ENABLED``) are not recorded. :func:`span_starter`
+uses it only for the SDK's own ``Tracer``; any other tracer (an app's own provider, a
+vendor's distribution) gets ``start_span``.
 tests/observe/test_spans.py holds the exported spans of both paths side by side.
 """
 
@@ -33,7 +33,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Any, Protocol
 
@@ -104,6 +104,8 @@ class FastSpans:
         is_random = getattr(self.id_generator, "is_trace_id_random", None)
         self._random_ids = bool(is_random()) if is_random is not None else False
         self._on_ending = getattr(self.processor, "_on_ending", None)
+        # The SDK's (experimental, private) tracer configurator can turn a tracer off.
+        self._is_enabled: Callable[[], bool] | None = getattr(tracer, "_is_enabled", None)
         # The SDK's default (what TracerProvider() and OTEL_TRACES_SAMPLER unset or
         # ``parentbased_always_on`` give: this very object): sample what the parent
         # sampled, and every root.
@@ -119,6 +121,8 @@ class FastSpans:
     ) -> trace.Span:
         """A recording :class:`JobSpan`, or a non-recording span if the sampler drops it."""
         parent_span = trace.get_current_span(parent).get_span_context()
+        if self._is_enabled is not None and not self._is_enabled():
+            return trace.NonRecordingSpan(parent_span)  # a tracer turned off, as the SDK
         if parent_span.is_valid:
             trace_id, random_id = parent_span.trace_id, _random_flag(parent_span.trace_flags)
             parent_or_none: trace.SpanContext | None = parent_span
@@ -233,15 +237,19 @@ class JobSpan(ReadableSpan, trace.Span):
 
     def set_own(self, key: str, value: str | int) -> None:
         """Set one of stem's own attributes (a string or an int: no clean needed while
-        the span limits cannot apply)."""
+        the span limits cannot apply). The plain dict is replaced, not changed: a reader
+        of ``attributes`` holds a view of the old one."""
         with self._lock:
             if type(self._attributes) is dict and self._spans.fits(self._attributes, 1):
                 if self._end_time is None:
-                    self._attributes[key] = value
+                    self._attributes = {**self._attributes, key: value}
                 return
         self.set_attribute(key, value)
 
     # -- the Span API -----------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        return f'{type(self).__name__}(name="{self._name}", context={self._context})'
 
     def get_span_context(self) -> trace.SpanContext:
         return self._context  # type: ignore[return-value]  # always set: see FastSpans.start
@@ -249,18 +257,27 @@ class JobSpan(ReadableSpan, trace.Span):
     def is_recording(self) -> bool:
         return self._end_time is None
 
+    def _change(self, change: Callable[[], None], what: str) -> None:
+        """Run ``change`` under the lock unless the span has ended; a warning (outside
+        the lock: a logging handler may touch the span) if it had, as the SDK's span."""
+        with self._lock:
+            ended = self._end_time is not None
+            if not ended:
+                change()
+        if ended:
+            log.warning("Tried calling %s on an ended span.", what)
+
     def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
-        for key, value in attributes.items():
-            self.set_attribute(key, value)
+        def change() -> None:
+            if type(self._attributes) is dict:  # the first from outside: checked from now on
+                self._attributes = self._spans.bounded(self._attributes)
+            for key, value in attributes.items():
+                self._attributes[key] = value
+
+        self._change(change, "set_attributes")
 
     def set_attribute(self, key: str, value: AttributeValue) -> None:
-        with self._lock:
-            if self._end_time is not None:
-                log.warning("Setting attribute on ended span.")
-                return
-            if type(self._attributes) is dict:  # first one from outside: checked from now on
-                self._attributes = self._spans.bounded(self._attributes)
-            self._attributes[key] = value
+        self.set_attributes({key: value})
 
     def add_event(
         self,
@@ -276,13 +293,13 @@ class JobSpan(ReadableSpan, trace.Span):
             max_value_len=limits.max_attribute_length,
         )
         event = Event(name, checked, timestamp)
-        with self._lock:
-            if self._end_time is not None:
-                log.warning("Calling add_event() on an ended span.")
-                return
+
+        def change() -> None:
             if type(self._events) is not BoundedList:
                 self._events = BoundedList(limits.max_events)
             self._events.append(event)
+
+        self._change(change, "add_event")
 
     def add_link(
         self, context: trace.SpanContext, attributes: Mapping[str, AttributeValue] | None = None
@@ -290,29 +307,33 @@ class JobSpan(ReadableSpan, trace.Span):
         link = self._spans.link(context, attributes)
         if link is None:
             return
-        with self._lock:
-            if self._end_time is not None:
-                log.warning("Calling add_link() on an ended span.")
-                return
+
+        def change() -> None:
             if type(self._links) is not BoundedList:
                 self._links = BoundedList(self._spans.limits.max_links)
             self._links.append(link)
 
+        self._change(change, "add_link")
+
     def update_name(self, name: str) -> None:
-        with self._lock:
-            if self._end_time is None:
-                self._name = name
+        def change() -> None:
+            self._name = name
+
+        self._change(change, "update_name")
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
-        # As the SDK: an OK status is final, and UNSET never replaces anything.
-        with self._lock:
-            if self._end_time is not None or self._status.status_code is StatusCode.OK:
+        def change() -> None:
+            # As the SDK: an OK status is final, UNSET replaces nothing, and anything
+            # that is neither a Status nor a StatusCode is ignored.
+            if self._status.status_code is StatusCode.OK:
                 return
             if isinstance(status, Status):
                 if status.status_code is not StatusCode.UNSET:
                     self._status = status
-            elif status is not StatusCode.UNSET:
+            elif isinstance(status, StatusCode) and status is not StatusCode.UNSET:
                 self._status = Status(status, description)
+
+        self._change(change, "set_status")
 
     def record_exception(
         self,

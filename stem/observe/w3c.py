@@ -66,6 +66,8 @@ class Propagation:
         parent = headers.get("traceparent")
         if parent is None:
             return Context()
+        if type(parent) is not str:  # headers are the envelope's: any JSON value
+            return propagate.extract(headers)
         found = _CANONICAL.fullmatch(parent)
         if found is None:
             return propagate.extract(headers)

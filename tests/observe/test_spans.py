@@ -7,6 +7,7 @@ Each test runs the same span through ``Tracer.start_span`` (the SDK) and through
 
 from __future__ import annotations
 
+import logging
 import sys
 import threading
 from collections.abc import Callable, Iterator
@@ -450,3 +451,69 @@ def test_a_trace_state_over_the_w3c_limit_is_read_as_the_propagator_reads_it() -
     state = ",".join(f"vendor{i}={'x' * 250}" for i in range(32))
     headers = {"traceparent": PARENT, "tracestate": state}
     assert read(Propagation().extract(headers)) == read(propagate.extract(headers))
+
+
+# -- what the second review found ----------------------------------------------------------
+
+
+def test_a_warning_about_an_ended_span_may_touch_the_span_again() -> None:
+    """A logging handler that adds log lines to the current span as events gets the
+    span's "ended" warning; the span must not hold its lock while it logs it."""
+    made, _ = provider()
+    span = FastSpans(sdk_tracer(made.get_tracer("stem"))).start(
+        "p", SpanKind.CONSUMER, None, {}, []
+    )
+    span.end()
+    busy = threading.local()
+
+    class SpanEvents(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            if not getattr(busy, "on", False):
+                busy.on = True
+                try:
+                    span.add_event("log", {"msg": record.getMessage()})
+                finally:
+                    busy.on = False
+
+    handler = SpanEvents()
+    handler.lock = None  # if the span deadlocks, logging.shutdown must not wait on it at exit
+    logging.getLogger("stem.observe.spans").addHandler(handler)
+    try:
+        late = threading.Thread(target=span.add_event, args=("late",), daemon=True)
+        late.start()
+        late.join(timeout=10)
+    finally:
+        logging.getLogger("stem.observe.spans").removeHandler(handler)
+    assert not late.is_alive()
+
+
+def test_a_status_that_is_neither_a_status_nor_a_code_is_ignored() -> None:
+    def body(span: Any) -> None:
+        span.set_status("ERROR")
+
+    sdk, fast = run_both(body=body)
+    assert [shape(s) for s in fast] == [shape(s) for s in sdk]
+    assert fast[0].status.status_code is StatusCode.UNSET
+
+
+def test_a_traceparent_that_is_not_text_is_read_by_the_propagator() -> None:
+    headers: dict[str, Any] = {"traceparent": [PARENT]}
+    assert read(Propagation().extract(headers)) == read(propagate.extract(headers))
+
+
+def test_a_tracer_turned_off_by_the_sdks_configurator_records_nothing() -> None:
+    from opentelemetry.sdk.trace import _disable_tracer_configurator  # experimental
+
+    exported = []
+    for fast in (False, True):
+        made, exporter = provider()
+        tracer = made.get_tracer("stem")
+        spans = FastSpans(sdk_tracer(tracer))
+        made._set_tracer_configurator(tracer_configurator=_disable_tracer_configurator)
+        if fast:
+            span = spans.start("p", SpanKind.CONSUMER, None, {}, [])
+        else:
+            span = tracer.start_span("p", None, SpanKind.CONSUMER, {})
+        span.end()
+        exported.append((type(span).__name__, len(exporter.get_finished_spans())))
+    assert exported[1] == exported[0] == ("NonRecordingSpan", 0)
