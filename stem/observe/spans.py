@@ -49,7 +49,9 @@ from opentelemetry.trace import Link, SpanKind, TraceFlags
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
-log = logging.getLogger("stem.observe.spans")
+#: The SDK's own logger, and below its own messages: a filter an app set on the SDK's
+#: "ended span" warnings applies to job spans too.
+log = logging.getLogger("opentelemetry.sdk.trace")
 
 #: A mutable attribute mapping (a dict of stem's own values, or ``BoundedAttributes``).
 Attributes = dict[str, Any] | BoundedAttributes
@@ -240,11 +242,11 @@ class JobSpan(ReadableSpan, trace.Span):
         the span limits cannot apply). The plain dict is replaced, not changed: a reader
         of ``attributes`` holds a view of the old one."""
         with self._lock:
-            if type(self._attributes) is dict and self._spans.fits(self._attributes, 1):
-                if self._end_time is None:
-                    self._attributes = {**self._attributes, key: value}
+            fast = self._end_time is None and type(self._attributes) is dict
+            if fast and self._spans.fits(self._attributes, 1):
+                self._attributes = {**self._attributes, key: value}
                 return
-        self.set_attribute(key, value)
+        self.set_attribute(key, value)  # (on an ended span: its warning)
 
     # -- the Span API -----------------------------------------------------------------
 
@@ -257,15 +259,15 @@ class JobSpan(ReadableSpan, trace.Span):
     def is_recording(self) -> bool:
         return self._end_time is None
 
-    def _change(self, change: Callable[[], None], what: str) -> None:
-        """Run ``change`` under the lock unless the span has ended; a warning (outside
-        the lock: a logging handler may touch the span) if it had, as the SDK's span."""
+    def _change(self, change: Callable[[], None], warning: str) -> None:
+        """Run ``change`` under the lock unless the span has ended; the SDK's warning
+        (outside the lock: a logging handler may touch the span) if it had."""
         with self._lock:
             ended = self._end_time is not None
             if not ended:
                 change()
         if ended:
-            log.warning("Tried calling %s on an ended span.", what)
+            log.warning(warning)
 
     def set_attributes(self, attributes: Mapping[str, AttributeValue]) -> None:
         def change() -> None:
@@ -274,7 +276,7 @@ class JobSpan(ReadableSpan, trace.Span):
             for key, value in attributes.items():
                 self._attributes[key] = value
 
-        self._change(change, "set_attributes")
+        self._change(change, "Setting attribute on ended span.")
 
     def set_attribute(self, key: str, value: AttributeValue) -> None:
         self.set_attributes({key: value})
@@ -299,7 +301,7 @@ class JobSpan(ReadableSpan, trace.Span):
                 self._events = BoundedList(limits.max_events)
             self._events.append(event)
 
-        self._change(change, "add_event")
+        self._change(change, _ENDED % "_add_event")
 
     def add_link(
         self, context: trace.SpanContext, attributes: Mapping[str, AttributeValue] | None = None
@@ -313,13 +315,13 @@ class JobSpan(ReadableSpan, trace.Span):
                 self._links = BoundedList(self._spans.limits.max_links)
             self._links.append(link)
 
-        self._change(change, "add_link")
+        self._change(change, _ENDED % "_add_link")
 
     def update_name(self, name: str) -> None:
         def change() -> None:
             self._name = name
 
-        self._change(change, "update_name")
+        self._change(change, _ENDED % "update_name")
 
     def set_status(self, status: Status | StatusCode, description: str | None = None) -> None:
         def change() -> None:
@@ -333,7 +335,7 @@ class JobSpan(ReadableSpan, trace.Span):
             elif isinstance(status, StatusCode) and status is not StatusCode.UNSET:
                 self._status = Status(status, description)
 
-        self._change(change, "set_status")
+        self._change(change, _ENDED % "set_status")
 
     def record_exception(
         self,
@@ -371,11 +373,13 @@ class JobSpan(ReadableSpan, trace.Span):
 
     def end(self, end_time: int | None = None) -> None:
         with self._lock:
-            if self._end_time is not None:
-                log.warning("Calling end() on an ended span.")
-                return
-            self._end_time = end_time if end_time is not None else time.time_ns()
-        self._spans.finish(self)
+            ended = self._end_time is not None
+            if not ended:
+                self._end_time = end_time if end_time is not None else time.time_ns()
+        if ended:
+            log.warning("Calling end() on an ended span.")
+        else:
+            self._spans.finish(self)
 
     # -- what the processors get --------------------------------------------------------
 
@@ -408,3 +412,4 @@ def _random_flag(flags: int) -> bool:
 _RANDOM_TRACE_ID = 0x02
 
 _UNSET = Status(StatusCode.UNSET)
+_ENDED = "Tried calling %s on an ended span."  # the SDK's words (its method names too)

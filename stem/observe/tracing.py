@@ -265,12 +265,14 @@ class Tracing(Middleware):
         if opened is None:
             return
         span, token = opened
-        _set_own(span, "stem.outcome", outcome.verdict.value)
-        if outcome.error is not None:
-            span.record_exception(outcome.error)
-            span.set_status(Status(StatusCode.ERROR, type(outcome.error).__name__))
-        span.end()
-        otel_context.detach(token)
+        try:
+            _set_own(span, "stem.outcome", outcome.verdict.value)
+            if outcome.error is not None:
+                span.record_exception(outcome.error)
+                span.set_status(Status(StatusCode.ERROR, type(outcome.error).__name__))
+            span.end()
+        finally:  # a span processor that raises must not leave the span current
+            otel_context.detach(token)
 
 
 @contextlib.contextmanager

@@ -44,8 +44,11 @@ from opentelemetry.sdk.trace.sampling import (
 )
 from opentelemetry.trace import Link, SpanContext, SpanKind, Status, StatusCode
 
+from stem.context import JobContext
 from stem.observe.spans import FastSpans, JobSpan, span_starter
+from stem.observe.tracing import Tracing
 from stem.observe.w3c import Propagation
+from stem.outcome import Outcome
 
 
 def sdk_tracer(tracer: trace.Tracer) -> SdkTracer:
@@ -477,13 +480,13 @@ def test_a_warning_about_an_ended_span_may_touch_the_span_again() -> None:
 
     handler = SpanEvents()
     handler.lock = None  # if the span deadlocks, logging.shutdown must not wait on it at exit
-    logging.getLogger("stem.observe.spans").addHandler(handler)
+    logging.getLogger("opentelemetry.sdk.trace").addHandler(handler)
     try:
         late = threading.Thread(target=span.add_event, args=("late",), daemon=True)
         late.start()
         late.join(timeout=10)
     finally:
-        logging.getLogger("stem.observe.spans").removeHandler(handler)
+        logging.getLogger("opentelemetry.sdk.trace").removeHandler(handler)
     assert not late.is_alive()
 
 
@@ -517,3 +520,49 @@ def test_a_tracer_turned_off_by_the_sdks_configurator_records_nothing() -> None:
         span.end()
         exported.append((type(span).__name__, len(exporter.get_finished_spans())))
     assert exported[1] == exported[0] == ("NonRecordingSpan", 0)
+
+
+# -- what the third review found (end to end) ---------------------------------------------
+
+
+def test_changes_to_an_ended_job_span_warn_as_the_sdks_span_does(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    warned = []
+    for fast in (False, True):
+        made, _ = provider()
+        tracer = made.get_tracer("stem")
+        if fast:
+            span: Any = FastSpans(sdk_tracer(tracer)).start("p", SpanKind.CONSUMER, None, {}, [])
+        else:
+            span = tracer.start_span("p", None, SpanKind.CONSUMER, {})
+        span.end()
+        caplog.clear()
+        with caplog.at_level(logging.WARNING):
+            getattr(span, "set_own", span.set_attribute)("stem.outcome", "complete")
+            span.set_attribute("k", 1)
+            span.add_event("e")
+            span.add_link(SpanContext(1, 1, True))
+            span.update_name("q")
+            span.set_status(StatusCode.ERROR)
+            span.end()
+        warned.append([(r.name, r.getMessage()) for r in caplog.records])
+    assert warned[1] == warned[0] and len(warned[0]) == 7
+
+
+class Raises(SpanProcessor):
+    def on_end(self, span: ReadableSpan) -> None:
+        raise RuntimeError("an exporter's processor failed")
+
+
+def test_a_processor_that_raises_at_the_end_leaves_no_span_current() -> None:
+    made = TracerProvider()
+    made.add_span_processor(Raises())
+    tracing = Tracing(made)
+    job = JobContext("j1", "t", "q", 0, 1, [], {}, {"traceparent": PARENT})
+    before = trace.get_current_span()
+    tracing.before_process(job)
+    assert trace.get_current_span() is not before
+    with pytest.raises(RuntimeError):
+        tracing.after_process(job, Outcome.complete("null"))
+    assert trace.get_current_span() is before
