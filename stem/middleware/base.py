@@ -48,6 +48,11 @@ class Middleware:
         """Called after the task ran (or failed); may turn ``outcome`` into another one
         (``stem.outcome.Outcome``: ``outcome.retry(...)``, ``outcome.bury(...)``)."""
 
+    def on_cancelled(self, ctx: JobContext) -> None:
+        """Called instead of ``after_process`` when the run was cancelled before it
+        returned (revoked while running, or the worker stopping without waiting): there
+        is no outcome; the job is acked as revoked, or handed back to run again."""
+
     def on_retry(self, ctx: JobContext, outcome: Outcome) -> None:
         """Called when a job is about to be scheduled for another attempt."""
 

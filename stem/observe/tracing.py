@@ -54,6 +54,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("stem.observe.tracing")
 
 EXPORTER_ENV = "OTEL_TRACES_EXPORTER"
+#: ``stem.outcome`` of a run cancelled before it returned (revoked, or a hard stop).
+CANCELLED = "cancelled"
 
 T = TypeVar("T")
 
@@ -261,15 +263,23 @@ class Tracing(Middleware):
         ctx.state["otel"] = (span, token)
 
     def after_process(self, ctx: JobContext, outcome: Outcome) -> None:
+        self._end(ctx, outcome.verdict.value, outcome.error)
+
+    def on_cancelled(self, ctx: JobContext) -> None:
+        # Revoked while running, or a hard stop: the span still ends (and is exported),
+        # and the job's context leaves the runner, which goes on to other jobs.
+        self._end(ctx, CANCELLED, None)
+
+    def _end(self, ctx: JobContext, verdict: str, error: BaseException | None) -> None:
         opened = ctx.state.pop("otel", None)
         if opened is None:
             return
         span, token = opened
         try:
-            _set_own(span, "stem.outcome", outcome.verdict.value)
-            if outcome.error is not None:
-                span.record_exception(outcome.error)
-                span.set_status(Status(StatusCode.ERROR, type(outcome.error).__name__))
+            _set_own(span, "stem.outcome", verdict)
+            if error is not None:
+                span.record_exception(error)
+                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
             span.end()
         finally:  # a span processor that raises must not leave the span current
             otel_context.detach(token)

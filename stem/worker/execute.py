@@ -58,7 +58,13 @@ class Executor:
         # Per hook, only the middleware that override it: the base no-ops cost nothing then.
         self._hooked = {
             name: [getattr(m, name) for m in self.middleware if _overrides(m, name)]
-            for name in ("before_process", "after_process", "on_retry", "on_dead_letter")
+            for name in (
+                "before_process",
+                "after_process",
+                "on_cancelled",
+                "on_retry",
+                "on_dead_letter",
+            )
         }
         #: Jobs, not attempts: ``processed`` completed, ``failed`` dead-lettered (at the
         #: end of their retries or refused), ``retried`` attempts that will run again.
@@ -82,6 +88,10 @@ class Executor:
             outcome = Outcome.complete(dumps(result, f"the result of task {task.name!r}"))
         except Exception as exc:
             outcome = Outcome.failed(exc)
+        except BaseException:  # cancelled (revoked, a hard stop): no outcome, hooks still end
+            for hook in reversed(self._hooked["on_cancelled"]):
+                _guarded(hook, ctx)
+            raise
         for hook in reversed(self._hooked["after_process"]):
             _guarded(hook, ctx, outcome)
         return self._settlement(d, ctx, outcome)

@@ -566,3 +566,15 @@ def test_a_processor_that_raises_at_the_end_leaves_no_span_current() -> None:
     with pytest.raises(RuntimeError):
         tracing.after_process(job, Outcome.complete("null"))
     assert trace.get_current_span() is before
+
+
+def test_a_run_cancelled_before_it_returns_still_ends_and_exports_its_span() -> None:
+    made, exporter = provider()
+    tracing = Tracing(made)
+    job = JobContext("j1", "t", "q", 0, 1, [], {}, {"traceparent": PARENT})
+    before = trace.get_current_span()
+    tracing.before_process(job)
+    tracing.on_cancelled(job)  # revoked while it ran, or a hard stop
+    assert trace.get_current_span() is before
+    [span] = exporter.get_finished_spans()
+    assert (span.name, dict(span.attributes or {})["stem.outcome"]) == ("process q", "cancelled")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import trio
+
 from stem import RetryPolicy, Stem
 from stem.broker import Delivery
 from stem.context import JobContext
@@ -143,3 +145,32 @@ async def test_a_retry_delay_beyond_ten_years_is_capped() -> None:
         delivery(add.name, [1, 2])
     )
     assert settlement.delay_ms == 10 * 365 * 86_400 * 1000
+
+
+class Blocks(FakeRunner):
+    """A run that never returns on its own (until it is cancelled)."""
+
+    async def run(
+        self, task: Task[Any, Any], ctx: JobContext, soft_s: float | None, hard_s: float | None
+    ) -> Any:
+        await trio.sleep_forever()
+
+
+class Records(Middleware):
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str]] = []
+
+    def after_process(self, ctx: JobContext, outcome: Outcome) -> None:
+        self.seen.append(("after_process", ctx.job_id))
+
+    def on_cancelled(self, ctx: JobContext) -> None:
+        self.seen.append(("on_cancelled", ctx.job_id))
+
+
+async def test_a_run_cancelled_before_it_returns_tells_the_middleware_and_stays_cancelled() -> None:
+    records = Records()
+    runs = executor(Blocks(), records)
+    with trio.move_on_after(0) as scope:  # a revoke, or a hard stop
+        await runs.execute(delivery(add.name, [1, 2]))
+    assert scope.cancelled_caught
+    assert records.seen == [("on_cancelled", "J1")]
