@@ -29,3 +29,11 @@ def fails() -> None:
 def quiet() -> int:
     """A chatty task whose job events are not logged."""
     return 1
+
+
+@app.task
+async def waits() -> None:
+    """Runs until it is revoked (or a minute passes)."""
+    import trio
+
+    await trio.sleep(60)

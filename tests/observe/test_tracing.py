@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from stem import Stem
+from stem import JobState, Stem
 from stem.observe.tracing import Tracing
 
 
@@ -81,3 +82,33 @@ def test_without_a_tracer_provider_enqueue_adds_no_trace_headers(app: Stem) -> N
     record = app.broker.job("default", job.id)
     assert record is not None
     assert "traceparent" not in (record.envelope or "")
+
+
+def test_a_job_revoked_while_it_runs_still_exports_its_process_span(
+    redis_url: str, namespace: str, repo_root: Path
+) -> None:
+    producer = Stem(redis_url, namespace=namespace)
+    job = producer.enqueue("tests.apps.observed.waits")
+    env = {**os.environ, "PYTHONPATH": str(repo_root), "OTEL_TRACES_EXPORTER": "console"}
+    env.pop("STEM_REDIS_URL", None)
+    argv = [sys.executable, "-m", "stem.cli", "--redis-url", redis_url, "--namespace"]
+    argv += [namespace, "--app", "tests.apps.observed:app", "worker", "--burst"]
+    worker = subprocess.Popen(
+        argv, cwd=repo_root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while job.status() is not JobState.STARTED:
+            assert time.monotonic() < deadline, "the job never started"
+            time.sleep(0.02)
+        producer.broker.revoke("default", job.id, terminate=True)
+        out, err = worker.communicate(timeout=60)  # --burst: exits once nothing is left
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+        producer.close()
+    assert worker.returncode == 0, err
+    [span] = [s for s in json_objects(out) if s.get("name") == "process default"]
+    assert span["attributes"]["stem.outcome"] == "cancelled"
+    assert span["attributes"]["messaging.message.id"] == job.id
