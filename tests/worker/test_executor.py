@@ -9,7 +9,11 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 import trio
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from stem import RetryPolicy, Stem
 from stem.broker import Delivery
@@ -17,6 +21,7 @@ from stem.context import JobContext
 from stem.envelope import Envelope
 from stem.middleware.base import Middleware
 from stem.middleware.retries import Retries
+from stem.observe.tracing import Tracing
 from stem.outcome import Outcome, Verdict
 from stem.states import DeadReason, JobState
 from stem.task import Pool, Task
@@ -174,3 +179,20 @@ async def test_a_run_cancelled_before_it_returns_tells_the_middleware_and_stays_
         await runs.execute(delivery(add.name, [1, 2]))
     assert scope.cancelled_caught
     assert records.seen == [("on_cancelled", "J1")]
+
+
+@pytest.mark.parametrize(
+    "traceparent", [12345, None, {"a": 1}, "x" * 100_000], ids=["int", "null", "object", "huge"]
+)
+async def test_a_trace_header_stem_did_not_write_costs_the_job_its_span_only(
+    traceparent: object,
+) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    doc = json.loads(Envelope("J1", add.name, [1, 2], {}, "default", 0).encode())
+    doc["headers"] = {"traceparent": traceparent}
+    d = Delivery("default", 0, "1-0", "J1", json.dumps(doc).encode(), 0, 1)
+    settlement = await executor(FakeRunner(result=3), Tracing(provider)).execute(d)
+    assert (settlement.verdict, settlement.payload) == (Verdict.COMPLETE, "3")
+    provider.shutdown()
