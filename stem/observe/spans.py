@@ -35,7 +35,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Protocol
+from typing import Any
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -57,36 +57,20 @@ log = logging.getLogger("opentelemetry.sdk.trace")
 Attributes = dict[str, Any] | BoundedAttributes
 
 
-class SpanStarter(Protocol):
-    """Starts a span (not made current) as ``Tracer.start_span`` would."""
-
-    def __call__(
-        self,
-        name: str,
-        kind: SpanKind,
-        parent: otel_context.Context | None,
-        attributes: Attributes,
-        links: Sequence[Link],
-    ) -> trace.Span: ...
+#: Starts a span, not made current, as ``Tracer.start_span`` would:
+#: ``(name, kind, parent context, attributes, links) -> span``.
+SpanStarter = Callable[
+    [str, SpanKind, otel_context.Context | None, Attributes, Sequence[Link]], trace.Span
+]
 
 
 def span_starter(tracer: trace.Tracer) -> SpanStarter:
     """:class:`FastSpans` for the SDK's tracer, ``tracer.start_span`` for any other."""
     if type(tracer) is SdkTracer:
         return FastSpans(tracer).start
-
-    def start(
-        name: str,
-        kind: SpanKind,
-        parent: otel_context.Context | None,
-        attributes: Attributes,
-        links: Sequence[Link],
-    ) -> trace.Span:
-        return tracer.start_span(
-            name, context=parent, kind=kind, attributes=attributes, links=links
-        )
-
-    return start
+    return lambda name, kind, parent, attributes, links: tracer.start_span(
+        name, context=parent, kind=kind, attributes=attributes, links=links
+    )
 
 
 class FastSpans:
