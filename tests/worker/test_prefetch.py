@@ -20,7 +20,7 @@ from stem.worker.core import Worker, WorkerOptions
 from stem.worker.prefetch import BUDGET_S, MOST_PER_SLOT, START, Prefetch
 from tests.apps import jobs
 from tests.security.servers import run_stem
-from tests.worker.conftest import start_worker
+from tests.worker.conftest import start_worker, wait_until
 
 Procs = list[subprocess.Popen[bytes]]
 
@@ -262,12 +262,15 @@ def test_an_auto_worker_holds_no_long_jobs_ahead_so_a_second_worker_gets_them(
 ) -> None:
     # With a fixed prefetch the first worker would take every job (1 running, 5 ahead)
     # and the second would start none until the first had run them all.
-    handles = jobs.arecord.enqueue_many([("/dev/null", str(i), 0.3) for i in range(6)])
     broker = japp.broker
-    stream = broker.keys.queue("default").stream(0)
-    peak: Counter[str] = Counter()
     for name in ("a", "b"):
         procs.append(start_worker(redis_url, namespace, repo_root, "--concurrency", "1", name=name))
+    # Both up before the jobs exist: on a slow machine one worker could otherwise run all
+    # six before the other has started, which says nothing about what either held.
+    wait_until(lambda: len(broker.workers()) == 2, what="both workers' first heartbeat")
+    handles = jobs.arecord.enqueue_many([("/dev/null", str(i), 0.3) for i in range(6)])
+    stream = broker.keys.queue("default").stream(0)
+    peak: Counter[str] = Counter()
     deadline = time.monotonic() + 60
     while not all(h.status() is JobState.SUCCEEDED for h in handles):
         for c in broker.client.xinfo_consumers(stream, "workers"):
