@@ -57,9 +57,23 @@ local function corrupt_error(why)
   return cjson.encode({type = 'CorruptRecord', message = 'stem cannot use this job: ' .. why})
 end
 
+-- The server's time in fractional ms, read once per script call: every time one call
+-- writes (a record's start_ms or granted_ms, a rate limit's grant in its window guard)
+-- is the same instant. Two TIME reads disagreed by the script's own run time (a few ms
+-- for a big fetch on a loaded server), so a record's time could be earlier than the grant
+-- the guard counted, and the records showed one start too many in a 1-second window.
+local script_clock = false
+local function limit_now()
+  if not script_clock then
+    local t = redis.call('TIME')
+    script_clock = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+  end
+  return script_clock
+end
+
+-- The same instant in whole ms (what records keep).
 local function now_ms()
-  local t = redis.call('TIME')
-  return t[1] * 1000 + math.floor(t[2] / 1000)
+  return math.floor(limit_now())
 end
 
 -- The value of field `name` in a flat stream-entry field list, or false.
@@ -197,15 +211,6 @@ end
 -- The most lag a rate limit makes up for (ms): see above.
 local CARRY_MS = 250
 
--- The server's time in fractional ms, read once per script call.
-local limit_clock = false
-local function limit_now()
-  if not limit_clock then
-    local t = redis.call('TIME')
-    limit_clock = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
-  end
-  return limit_clock
-end
 
 -- Rate states read in this script call, by key (written through by take_limits), so a
 -- fetch of many jobs of one limit reads its hash once, not twice per job.
