@@ -110,7 +110,15 @@ def test_two_workers_serving_three_queues_on_three_masters_run_every_job_once(
         "a beat tick on every queue",
     )
 
-    for p in procs:
+    # Beat first: a tick it fires while the workers stop would stay ready. Then the
+    # workers, once they have run what beat left.
+    beat = procs[-1]
+    os.killpg(beat.pid, signal.SIGTERM)
+    assert beat.wait(timeout=30) == 0
+    wait_until(
+        lambda: all(_settled(capp.broker.queue_stats(q)) for q in queues), 30, "the last ticks"
+    )
+    for p in procs[:-1]:
         os.killpg(p.pid, signal.SIGTERM)
     assert [p.wait(timeout=30) for p in procs] == [0, 0, 0, 0]
     runs = _runs(ledger)
@@ -372,3 +380,7 @@ def test_a_worker_started_while_a_master_is_down_waits_and_then_serves_every_que
 def _cluster_ok(cluster: LocalCluster) -> bool:
     live = [n for n in cluster.nodes if n.proc is not None]
     return all(n.client().cluster("INFO")["cluster_state"] == "ok" for n in live)
+
+
+def _settled(stats: QueueStats) -> bool:
+    return stats.ready + stats.pending + stats.delayed == 0
