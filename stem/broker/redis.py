@@ -13,6 +13,7 @@ connection each for their duration. Connection failures raise ``BrokerUnavailabl
 from __future__ import annotations
 
 import math
+import select
 import threading
 import time
 from collections import defaultdict
@@ -21,7 +22,7 @@ from dataclasses import replace
 from typing import Any
 
 import redis
-from redis.exceptions import NoScriptError, RedisClusterException
+from redis.exceptions import RedisClusterException
 
 from stem.broker.admin import AdminMixin
 from stem.broker.base import (
@@ -54,6 +55,7 @@ from stem.broker.values import integer as _int
 from stem.broker.values import job_state as _state
 from stem.broker.values import text as _s
 from stem.broker.values import utf8 as _utf8
+from stem.broker.wait import RedisPendingFetch
 from stem.states import TERMINAL_STATES, JobState
 
 #: The longest wait ``promote_due`` reports (a score beyond it was not written by stem).
@@ -157,66 +159,76 @@ class RedisBroker(ProducerMixin, ConsumeMixin, AdminMixin, LimitsMixin, ControlM
         or :meth:`interrupt_waits`), with no reply to the client and request back in
         between. The fetch is what :meth:`fetch` does, so ``count`` (the caller's free
         capacity, counted before the wait) bounds what it delivers. ``None`` when this
-        cannot be one call: no empty fetch of ``queue`` yet (nothing to wait from), or a
-        Redis Cluster (whose pipelines refuse ``EVALSHA``); the caller then waits and
-        fetches in two calls.
+        cannot be one call (see :meth:`begin_wait_and_fetch`); the caller then waits and
+        fetches in two calls. The blocking form of :meth:`begin_wait_and_fetch`.
+        """
+        pending = self.begin_wait_and_fetch(queue, consumer, count, limits, timeout_ms)
+        if pending is None:
+            return None
+        try:
+            poller = select.poll()
+            poller.register(pending.fileno(), select.POLLIN)
+            while not pending.poll():
+                poller.poll(1000)  # poll() gives up on a connection that stays silent
+        except BaseException:
+            pending.abandon()
+            raise
+        got = pending.result()
+        if got is None:  # Redis had lost the script: this call loads it, then fetches
+            got = self.fetch(queue, consumer, count, limits)
+        return got
+
+    @mapped
+    def begin_wait_and_fetch(
+        self,
+        queue: str,
+        consumer: str,
+        count: int,
+        limits: Sequence[LimitSpec] = (),
+        timeout_ms: int = 1000,
+    ) -> RedisPendingFetch | None:
+        """Send :meth:`wait_and_fetch`'s commands and return without waiting for a reply:
+        the caller polls the :class:`RedisPendingFetch` (stem/broker/wait.py) from its own
+        thread, a worker's trio thread included. May block only to (re)connect.
+
+        ``None`` when this cannot be one call: no empty fetch of ``queue`` yet (nothing to
+        wait from), a Redis Cluster (whose pipelines refuse ``EVALSHA``), or a RESP3
+        connection (which may carry replies nobody asked for).
         """
         known = self._positions.get(queue)
         if known is None or not isinstance(self.client, redis.Redis):
             return None
+        pool = self.client.connection_pool
+        if str(pool.connection_kwargs.get("protocol") or 2) != "2":
+            return None
         self._register(queue)
         keys, args = self._fetch_call(queue, consumer, count, limits, 0)
-        script = self.scripts.fetch
-        read = (
-            "XREAD",
-            "COUNT",
-            1,
-            "BLOCK",
-            max(1, timeout_ms),
-            "STREAMS",
-            *known,
-            *known.values(),
-        )
-        pool = self.client.connection_pool
+        read = ("XREAD", "COUNT", 1, "BLOCK", max(1, timeout_ms), "STREAMS", *known)
+        read += tuple(known.values())
+        fetch = ("EVALSHA", self.scripts.fetch.sha, len(keys), *keys, *args)
         conn: Any = pool.get_connection()  # redis-py's Connection is untyped
-        fetch = ("EVALSHA", script.sha, len(keys), *keys, *args)
-        client_id: int | None = None
         try:
             # CLIENT ID rides in front, so its reply arrives before the read blocks and
             # names this connection as it is now (a reconnect gets a new id).
             conn.send_packed_command(conn.pack_commands([("CLIENT", "ID"), read, fetch]))
-            try:
-                client_id = int(conn.read_response())
-            except redis.ResponseError:  # an ACL without client|id: the wait still works,
-                self._unblockable = False  # only a stop cannot cut it short
-            if client_id is not None:
-                with self._waiting_lock:
-                    self._waiting.add(client_id)
-            # Every reply is read, errors included, so the connection stays in step and
-            # jobs the fetch delivered are never left unrecorded.
-            replies: list[Any] = []
-            for _ in range(2):
-                try:
-                    replies.append(conn.read_response())
-                except redis.ResponseError as exc:
-                    replies.append(exc)
         except BaseException:
-            conn.disconnect()  # a reply may be left unread: the connection is spent
-            raise
-        finally:
-            if client_id is not None:
-                with self._waiting_lock:
-                    self._waiting.discard(client_id)
+            conn.disconnect()
             pool.release(conn)
-        woke, reply = replies
-        if isinstance(reply, NoScriptError):
-            reply = script(keys=keys, args=args)  # loads it again, then fetches
-        elif isinstance(reply, Exception):
-            raise reply  # the fetch was refused (mapped to one line by @mapped)
-        got = self._fetched(queue, count, reply)
-        if isinstance(woke, Exception) and not got:
-            raise woke  # the read was refused and the fetch found nothing to hand over
-        return got
+            raise
+
+        def refused_id() -> None:
+            self._unblockable = False
+
+        return RedisPendingFetch(
+            conn,
+            pool=pool,
+            faults=self.faults,
+            read_timeout_ms=timeout_ms,
+            waiting=self._waiting,
+            waiting_lock=self._waiting_lock,
+            on_refused_id=refused_id,
+            finish=lambda reply: self._fetched(queue, count, reply),
+        )
 
     def interrupt_waits(self) -> None:
         """End every :meth:`wait_and_fetch` still blocked (``CLIENT UNBLOCK``), so its

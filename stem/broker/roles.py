@@ -18,8 +18,9 @@ backend must provide to whom, and a method no role lists is visibly the backend'
 ``Broker`` is all of them: what a backend implements. ``RedisBroker`` is the one there
 is; ``tests/broker/test_roles.py`` checks statically (mypy) that it satisfies every role,
 and ``tests/broker/contract.py`` is the behaviour every backend must pass. Every method
-blocks; actors call them through ``trio.to_thread.run_sync``. Connection failures raise
-``BrokerUnavailable``, permanent refusals ``BrokerRefused``.
+blocks; actors call them from threads (``trio.to_thread.run_sync`` or a worker's own
+``ThreadPool``); only a ``PendingFetch`` is polled on a worker's trio thread. Connection
+failures raise ``BrokerUnavailable``, permanent refusals ``BrokerRefused``.
 """
 
 from __future__ import annotations
@@ -71,6 +72,23 @@ class LeaseRenewer(Protocol):
     def close(self) -> None: ...
 
 
+class PendingFetch(Protocol):
+    """A ``wait_and_fetch`` sent and not yet answered (``begin_wait_and_fetch``): the one
+    broker object whose calls never block, so a worker can wait for it on its own trio
+    thread. Wait until ``fileno()`` is readable, ``poll()`` until it returns True, then
+    take ``result()`` (None: the fetch did not run, fetch again); or ``abandon()`` it."""
+
+    client_id: int | None
+
+    def fileno(self) -> int: ...
+
+    def poll(self) -> bool: ...
+
+    def result(self) -> list[Delivery] | None: ...
+
+    def abandon(self) -> None: ...
+
+
 class WorkerBroker(Promoter, Protocol):
     """Everything a worker does: fetch, settle, hand back, recover, renew, heartbeat."""
 
@@ -90,6 +108,15 @@ class WorkerBroker(Promoter, Protocol):
         limits: Sequence[LimitSpec] = (),
         timeout_ms: int = 1000,
     ) -> list[Delivery] | None: ...
+
+    def begin_wait_and_fetch(
+        self,
+        queue: str,
+        consumer: str,
+        count: int,
+        limits: Sequence[LimitSpec] = (),
+        timeout_ms: int = 1000,
+    ) -> PendingFetch | None: ...
 
     def interrupt_waits(self) -> None: ...
 

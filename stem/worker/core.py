@@ -33,10 +33,10 @@ from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 import trio
 from trio_util import AsyncValue
 
-from stem.broker import Delivery, Settlement, WorkerBroker
+from stem.broker import Delivery, PendingFetch, Settlement, WorkerBroker
 from stem.config import PrefetchSetting, parse_prefetch
 from stem.delays import promote_round
-from stem.errors import BrokerUnavailable, ConfigError
+from stem.errors import BrokerUnavailable, ConfigError, OutsideError
 from stem.middleware.base import Middleware
 from stem.middleware.retries import Retries
 from stem.observe.events import QUIET_TASKS_ENV, JobEvents
@@ -124,6 +124,16 @@ def _hand_to_runners(
     for d in got:
         send.send_nowait(d)
     return True
+
+
+async def _let_runners_start(got: list[Delivery]) -> None:
+    """After a wait handed jobs to idle runners, let them start before the next wait is
+    sent: its thread hop would otherwise compete with them for the GIL (latency p50
+    -0.2 ms at 200 jobs/s, docs/performance.md). Two passes, since trio runs each batch
+    of tasks in either order."""
+    if got:
+        await trio.lowlevel.cancel_shielded_checkpoint()
+        await trio.lowlevel.cancel_shielded_checkpoint()
 
 
 def worker_middleware(app: Stem) -> list[Middleware]:
@@ -306,6 +316,7 @@ class Worker:
                     drained = bool(got) and self._drained
                     if not _hand_to_runners(got, send, scope):
                         return
+                    await _let_runners_start(got)
                     continue
                 try:
                     got = await self._call(self._fetch, free)
@@ -328,6 +339,10 @@ class Worker:
                 elif not got:
                     got = await self._wait_and_fetch(1000, free)
                     drained = bool(got) and self._drained
+                    if not _hand_to_runners(got, send, scope):
+                        return
+                    await _let_runners_start(got)
+                    continue
                 if not _hand_to_runners(got, send, scope):
                     return
 
@@ -342,11 +357,79 @@ class Worker:
         a fetch that would start after the final hand-back is refused by the gate.
         """
         try:
-            return await self._call_abandoning(self._wait_then_fetch, timeout_ms, free)
+            got = await self._wait_here_then_fetch(timeout_ms, free)
+            if got is None:
+                got = await self._call_abandoning(self._wait_then_fetch, timeout_ms, free)
+            return got
         except BrokerUnavailable as exc:
             log.warning("waiting for jobs failed, retrying in 1 s: %s", exc)
             await trio.sleep(1)
             return []
+
+    async def _wait_here_then_fetch(self, timeout_ms: int, free: int) -> list[Delivery] | None:
+        """With one queue: send the wait and its fetch (a thread call that returns at
+        once), then read their replies on this trio thread as they arrive, so the job
+        that ends the wait wakes only this thread (docs/performance.md, "Latency at 200
+        jobs/s"). None when the broker cannot do this: ``_wait_then_fetch`` then does.
+
+        A wait sent is always read to its end or abandoned: a stop cuts it short and
+        records what its fetch delivered (``_cut_short``), for the final hand-back.
+        """
+        start_now = min(free, self.options.concurrency - len(self.held))  # as below
+        if len(self.options.queues) != 1 or start_now <= 0:
+            return None
+        with self._fetch_gate.fetching() as open_:
+            if not open_:
+                return []
+            with trio.CancelScope(shield=True):  # sent, it must be read or abandoned
+                pending = await self._call(
+                    self.broker.begin_wait_and_fetch,
+                    self.options.queues[0],
+                    self.name,
+                    start_now,
+                    self.limits.current,
+                    timeout_ms,
+                )
+            if pending is None:
+                return None
+            try:
+                while not pending.poll():  # poll gives up on a silent connection
+                    with trio.move_on_after(1):
+                        await trio.lowlevel.wait_readable(pending.fileno())
+            except trio.Cancelled:
+                with trio.CancelScope(shield=True):
+                    await self._cut_short(pending)
+                raise
+            except BaseException:
+                pending.abandon()
+                raise
+            got = pending.result()
+            if got is None:  # Redis had lost the script: the next fetch loads it
+                return []
+            self.held.add(got)
+            self._drained = len(got) < start_now
+            return got
+
+    async def _cut_short(self, pending: PendingFetch) -> None:
+        """A stop came during a wait: end it now (``interrupt_waits``) and record what its
+        fetch delivered as held, so the final hand-back returns it at once."""
+        with trio.move_on_after(FETCH_CLOSE_DEADLINE_S):
+            try:
+                while not pending.poll():
+                    if pending.client_id is not None:
+                        await self._call(self.broker.interrupt_waits)
+                    with trio.move_on_after(0.1):  # the read may block after the call
+                        await trio.lowlevel.wait_readable(pending.fileno())
+                self.held.add(pending.result() or [])
+            except OutsideError as exc:
+                log.warning("a wait cut short by the stop failed: %s", exc)
+            return
+        pending.abandon()
+        log.warning(
+            "a wait did not end within %.0f s of the stop; jobs its fetch may still "
+            "deliver stay pending for the reclaimer",
+            FETCH_CLOSE_DEADLINE_S,
+        )
 
     def _wait_then_fetch(self, timeout_ms: int, free: int) -> list[Delivery]:
         # A job thread just handed a job (queued, not yet taken) goes first: it is runnable

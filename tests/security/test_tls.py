@@ -7,6 +7,7 @@ this module makes (see ``certs.py``). The ``ssl_*`` URL parameters tested here a
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
@@ -64,6 +65,9 @@ def misnamed_url(pki: Pki, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         yield f"{url}?ssl_ca_certs={quote(str(other.ca))}"
 
 
+_ADD = "tests.apps.jobs.add"
+
+
 def _drain_with_a_worker(url: str, namespace: str) -> None:
     """Enqueue through ``url``, run a real burst worker on it, read the result back."""
     app = Stem(url, namespace=namespace)
@@ -90,6 +94,26 @@ def test_a_worker_runs_jobs_over_mutual_tls_with_a_client_certificate(
 ) -> None:
     query = f"ssl_ca_certs={pki.ca}&ssl_certfile={pki.client_cert}&ssl_keyfile={pki.client_key}"
     _drain_with_a_worker(f"{mtls_url}?{query}&ssl_cert_reqs=required", namespace)
+
+
+def test_a_wait_over_tls_reads_a_fetch_reply_many_tls_records_long(
+    tls_url: str, pki: Pki, namespace: str
+) -> None:
+    # The worker reads a wait's replies from the TLS socket without blocking: a job of
+    # 300 KB arrives in many 16 KB records, some read before the rest are there.
+    app = Stem(f"{tls_url}?ssl_ca_certs={pki.ca}", namespace=namespace)
+    try:
+        assert app.broker.fetch("default", "w", 10) == []
+        big = "x" * 300_000
+        landed: list[str] = []
+        enqueuer = threading.Timer(0.2, lambda: landed.append(app.enqueue(_ADD, [big, ""]).id))
+        enqueuer.start()
+        got = app.broker.wait_and_fetch("default", "w", 10, timeout_ms=30_000)
+        enqueuer.join()
+        assert got is not None and [d.job_id for d in got] == landed
+        assert got[0].envelope is not None and big.encode() in got[0].envelope
+    finally:
+        app.close()
 
 
 def test_a_server_that_requires_a_client_certificate_refuses_a_client_without_one(

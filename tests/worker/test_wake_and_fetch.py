@@ -1,15 +1,22 @@
 """An idle worker wakes and fetches in one thread call (one round trip when it serves one
-queue); a late fetch never outlives the stop, and a stop does not wait out a blocked wait."""
+queue); a late fetch never outlives the stop, and a stop does not wait out a blocked wait.
+
+With one queue the wait's replies are read on the worker's trio thread
+(``Worker._wait_here_then_fetch``, a ``PendingFetch``): the same guarantees, tested here
+through that path too."""
 
 from __future__ import annotations
 
 import threading
 import time
 
+import pytest
 import redis
+import trio
 
 from stem import Stem
 from stem.broker import Delivery
+from stem.errors import BrokerUnavailable
 from stem.worker.core import Worker, WorkerOptions
 from tests.apps import jobs
 
@@ -112,3 +119,100 @@ def test_a_wait_on_a_connection_redis_dropped_and_reopened_is_still_cut_short(
         waiter.join(timeout=0.1)
     assert not waiter.is_alive(), "interrupt_waits named a stale connection"
     assert results == [[]]
+
+
+async def test_a_wait_read_on_the_trio_thread_hands_over_the_job_that_ended_it(
+    japp: Stem,
+) -> None:
+    worker = Worker(japp, WorkerOptions(queues=("default",), name="trio-waker"))
+    try:
+        assert await worker._call(worker._fetch, 10) == []
+        got: list[list[Delivery] | None] = []
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(lambda: _append(got, worker._wait_here_then_fetch(30_000, 10)))
+            await _until_blocked(japp)
+            handle = await trio.to_thread.run_sync(jobs.add.enqueue, 1, 2)
+        [delivered] = got
+        assert delivered is not None and [d.job_id for d in delivered] == [handle.id]
+        assert len(worker.held) == 1  # held (renewed, handed back) before it is returned
+        assert not japp.broker._waiting  # the connection is no longer named as waiting
+    finally:
+        worker.lease.stop()
+
+
+async def test_a_stop_during_a_wait_on_the_trio_thread_keeps_what_its_fetch_delivered(
+    japp: Stem,
+) -> None:
+    # The read cannot be cut short here (as with an ACL without client|unblock), so the
+    # stopped wait only ends when a job lands: the fetch delivers it after the cancel, and
+    # the job must be held for the final hand-back, not pending in Redis unknown to all.
+    worker = Worker(japp, WorkerOptions(queues=("default",), name="trio-stopped"))
+    try:
+        assert await worker._call(worker._fetch, 10) == []
+        got: list[list[Delivery] | None] = []
+        stop = trio.CancelScope()
+
+        async def wait() -> None:
+            with stop:
+                await _append(got, worker._wait_here_then_fetch(60_000, 10))
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(wait)
+            await _until_blocked(japp)
+            japp.broker._unblockable = False
+            stop.cancel()
+            handle = await trio.to_thread.run_sync(jobs.add.enqueue, 1, 2)
+        assert got == []  # cancelled: nothing handed to runners
+        assert [d.job_id for d in worker.held.snapshot()] == [handle.id]
+    finally:
+        worker.lease.stop()
+
+
+async def test_a_stop_cuts_a_wait_on_the_trio_thread_short_instead_of_waiting_it_out(
+    japp: Stem,
+) -> None:
+    worker = Worker(japp, WorkerOptions(queues=("default",), name="trio-cut"))
+    try:
+        assert await worker._call(worker._fetch, 10) == []
+        with trio.fail_after(30):  # far from the 60 s the wait asked for
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(worker._wait_here_then_fetch, 60_000, 10)
+                await _until_blocked(japp)
+                nursery.cancel_scope.cancel()
+        assert len(worker.held) == 0 and not japp.broker._waiting
+        assert japp.broker.ping() is None  # the pool still serves
+    finally:
+        worker.lease.stop()
+
+
+def test_a_pending_fetch_whose_connection_redis_killed_fails_as_unavailable(
+    japp: Stem, redis_url: str
+) -> None:
+    broker = japp.broker
+    assert broker.fetch("default", "solo", 10) == []
+    pending = broker.begin_wait_and_fetch("default", "solo", 10, (), 60_000)
+    assert pending is not None
+    deadline = time.monotonic() + 30
+    while pending.client_id is None:
+        assert not pending.poll()
+        assert time.monotonic() < deadline, "CLIENT ID never answered"
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        admin.client_kill_filter(_id=str(pending.client_id))
+    finally:
+        admin.close()
+    with pytest.raises(BrokerUnavailable, match="cannot reach Redis"):
+        while not pending.poll():
+            assert time.monotonic() < deadline, "the killed connection was never noticed"
+    assert not broker._waiting
+    assert broker.fetch("default", "solo", 10) == []  # the pool opens a fresh connection
+
+
+async def _append(out: list[list[Delivery] | None], call: object) -> None:
+    out.append(await call)  # type: ignore[misc]
+
+
+async def _until_blocked(app: Stem) -> None:
+    with trio.fail_after(30):
+        while not app.broker._waiting:  # CLIENT ID read: the read is blocked in Redis
+            await trio.sleep(0.01)
