@@ -192,15 +192,12 @@ class RedisBroker(ProducerMixin, ConsumeMixin, AdminMixin, LimitsMixin, ControlM
         thread, a worker's trio thread included. May block only to (re)connect.
 
         ``None`` when this cannot be one call: no empty fetch of ``queue`` yet (nothing to
-        wait from), a Redis Cluster (whose pipelines refuse ``EVALSHA``), or a RESP3
-        connection (which may carry replies nobody asked for).
+        wait from), or a Redis Cluster (whose pipelines refuse ``EVALSHA``).
         """
         known = self._positions.get(queue)
         if known is None or not isinstance(self.client, redis.Redis):
             return None
         pool = self.client.connection_pool
-        if str(pool.connection_kwargs.get("protocol") or 2) != "2":
-            return None
         self._register(queue)
         keys, args = self._fetch_call(queue, consumer, count, limits, 0)
         read = ("XREAD", "COUNT", 1, "BLOCK", max(1, timeout_ms), "STREAMS", *known)

@@ -15,7 +15,9 @@ reads whatever has arrived and never blocks, so the caller chooses how to wait f
 The replies are parsed by a ``hiredis.Reader`` of our own, fed from the connection's
 socket in non-blocking mode (TLS included: a TLS socket is read until it wants more).
 redis-py's own reader is not used for them: it can only block until a reply is whole.
-Used only with RESP2 connections, where nothing arrives that was not asked for.
+It decodes replies as redis-py's hiredis reader does; a RESP3 push frame (client-side
+caching invalidations, maintenance notices) is no reply and is skipped. A connection
+whose replies included an error, or that has bytes left over, is not reused.
 """
 
 from __future__ import annotations
@@ -71,7 +73,9 @@ class RedisPendingFetch:
         self._on_refused_id = on_refused_id
         self._finish = finish
         parse_error = getattr(getattr(conn, "_parser", None), "parse_error", None)
-        self._reader = hiredis.Reader(replyError=parse_error or redis.ResponseError)
+        self._reader = hiredis.Reader(
+            protocolError=redis.ConnectionError, replyError=parse_error or redis.ResponseError
+        )
         self._replies: list[Any] = []
         socket_timeout_s = getattr(conn, "socket_timeout", None) or _SOCKET_TIMEOUT_S
         self._give_up_at = time.monotonic() + read_timeout_ms / 1000 + socket_timeout_s
@@ -80,9 +84,14 @@ class RedisPendingFetch:
         #: needs); None before, or when the ACL refuses ``CLIENT ID``.
         self.client_id: int | None = None
 
+    @mapped
     def fileno(self) -> int:
         """The socket to wait on; readable once a reply (or a part of one) arrives."""
-        return int(self._sock.fileno())
+        fd = int(self._sock.fileno())
+        if self._conn._sock is not self._sock or fd < 0:
+            self._close(spent=True)
+            raise redis.ConnectionError("the connection was closed during a wait")
+        return fd
 
     @mapped
     def poll(self) -> bool:
@@ -107,7 +116,8 @@ class RedisPendingFetch:
             self._close(spent=True)
             raise
         if len(self._replies) == _REPLIES:
-            self._close(spent=False)
+            failed = any(isinstance(r, Exception) for r in self._replies)
+            self._close(spent=failed or bool(self._reader.has_data()))
             return True
         return False
 
@@ -121,7 +131,7 @@ class RedisPendingFetch:
             while True:
                 try:
                     data = sock.recv(_CHUNK)
-                except (BlockingIOError, ssl.SSLWantReadError):
+                except (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError):
                     return
                 if not data:
                     raise redis.ConnectionError("Redis closed the connection")
@@ -132,9 +142,13 @@ class RedisPendingFetch:
             sock.settimeout(timeout)
 
     def _took(self, reply: Any) -> None:
+        if isinstance(reply, hiredis.PushNotification):
+            return  # RESP3 sends these unasked: not one of the replies
+        if isinstance(reply, redis.ConnectionError):  # LOADING, NOAUTH, max clients...
+            raise reply
         if not self._replies:  # CLIENT ID
-            if isinstance(reply, redis.ResponseError):  # an ACL without client|id: the
-                self._on_refused_id()  # wait still works, only a stop cannot cut it short
+            if isinstance(reply, Exception):  # an ACL without client|id: the wait still
+                self._on_refused_id()  # works, only a stop cannot cut it short
             else:
                 self.client_id = int(reply)
                 with self._waiting_lock:

@@ -14,10 +14,13 @@ from urllib.parse import quote
 
 import pytest
 import redis
+import trio
 
 from stem import JobState, Stem
+from stem.broker import Delivery
 from stem.embedded import free_port
 from stem.errors import BrokerRefused
+from stem.worker.core import Worker, WorkerOptions
 from tests.security.certs import Pki, make_pki
 from tests.security.servers import answers, run_stem, start_redis
 
@@ -113,6 +116,33 @@ def test_a_wait_over_tls_reads_a_fetch_reply_many_tls_records_long(
         assert got is not None and [d.job_id for d in got] == landed
         assert got[0].envelope is not None and big.encode() in got[0].envelope
     finally:
+        app.close()
+
+
+async def test_a_worker_reads_its_wait_on_the_trio_thread_over_tls(
+    tls_url: str, pki: Pki, namespace: str
+) -> None:
+    app = Stem(f"{tls_url}?ssl_ca_certs={pki.ca}", namespace=namespace)
+    worker = Worker(app, WorkerOptions(queues=("default",), name="tls-waiter"))
+    try:
+        assert await worker._call(worker._fetch, 10) == []
+        big = "x" * 300_000
+        got: list[list[Delivery] | None] = []
+
+        async def wait() -> None:
+            got.append(await worker._wait_here_then_fetch(30_000, 10))
+
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(wait)
+                while not app.broker._waiting:  # blocked in Redis
+                    await trio.sleep(0.01)
+                job = await trio.to_thread.run_sync(app.enqueue, _ADD, [big, ""])
+        [delivered] = got
+        assert delivered is not None and [d.job_id for d in delivered] == [job.id]
+        assert delivered[0].envelope is not None and big.encode() in delivered[0].envelope
+    finally:
+        worker.lease.stop()
         app.close()
 
 

@@ -15,7 +15,7 @@ import redis
 import trio
 
 from stem import Stem
-from stem.broker import Delivery
+from stem.broker import Delivery, RedisBroker
 from stem.errors import BrokerUnavailable
 from stem.worker.core import Worker, WorkerOptions
 from tests.apps import jobs
@@ -169,7 +169,7 @@ async def test_a_stop_during_a_wait_on_the_trio_thread_keeps_what_its_fetch_deli
 
 
 async def test_a_stop_cuts_a_wait_on_the_trio_thread_short_instead_of_waiting_it_out(
-    japp: Stem,
+    japp: Stem, caplog: pytest.LogCaptureFixture
 ) -> None:
     worker = Worker(japp, WorkerOptions(queues=("default",), name="trio-cut"))
     try:
@@ -179,6 +179,8 @@ async def test_a_stop_cuts_a_wait_on_the_trio_thread_short_instead_of_waiting_it
                 nursery.start_soon(worker._wait_here_then_fetch, 60_000, 10)
                 await _until_blocked(japp)
                 nursery.cancel_scope.cancel()
+        # Ended by CLIENT UNBLOCK and read to its end, not given up on at the deadline.
+        assert "did not end" not in caplog.text
         assert len(worker.held) == 0 and not japp.broker._waiting
         assert japp.broker.ping() is None  # the pool still serves
     finally:
@@ -216,3 +218,37 @@ async def _until_blocked(app: Stem) -> None:
     with trio.fail_after(30):
         while not app.broker._waiting:  # CLIENT ID read: the read is blocked in Redis
             await trio.sleep(0.01)
+
+
+def test_a_resp3_push_during_a_wait_is_not_taken_for_one_of_its_replies(
+    japp: Stem, redis_url: str, namespace: str
+) -> None:
+    # Client-side caching: an invalidation pushed to the waiting connection (RESP3) must
+    # be skipped, or the replies shift and the fetch's jobs are read as something else.
+    broker = RedisBroker(
+        redis_url, namespace=namespace, client=redis.Redis.from_url(redis_url, protocol=3)
+    )
+    other = redis.Redis.from_url(redis_url)
+    try:
+        assert broker.fetch("default", "w", 10) == []
+        pool = broker.client.connection_pool
+        conn = pool.get_connection()
+        conn.send_command("CLIENT", "TRACKING", "ON")
+        assert conn.read_response() == b"OK"
+        conn.send_command("GET", f"{namespace}:tracked")
+        conn.read_response()
+        pool.release(conn)
+        pending = broker.begin_wait_and_fetch("default", "w", 10, (), 30_000)
+        assert pending is not None and pending._conn is conn  # the tracking connection
+        other.set(f"{namespace}:tracked", "1")  # its invalidation is pushed to the wait
+        deadline = time.monotonic() + 30
+        while pending.client_id is None or not other.get(f"{namespace}:tracked"):
+            assert not pending.poll() and time.monotonic() < deadline
+        handle = jobs.add.enqueue(1, 2)
+        while not pending.poll():
+            assert time.monotonic() < deadline, "the wait never ended"
+        got = pending.result()
+        assert got is not None and [d.job_id for d in got] == [handle.id]
+    finally:
+        other.close()
+        broker.close()
