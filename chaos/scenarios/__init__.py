@@ -47,6 +47,7 @@ class Scenario:
     body: Body
     appendonly: bool = False
     lease_s: float = 12.0
+    appendfsync: str = "everysec"
 
 
 REGISTRY: dict[str, Scenario] = {}
@@ -55,14 +56,20 @@ FAMILIES = ("network", "processes", "actors", "data")
 
 
 def scenario(
-    name: str, description: str, proves: str, *, appendonly: bool = False, lease_s: float = 12.0
+    name: str,
+    description: str,
+    proves: str,
+    *,
+    appendonly: bool = False,
+    lease_s: float = 12.0,
+    appendfsync: str = "everysec",
 ) -> Callable[[Body], Body]:
     """Register the decorated body under ``name``."""
 
     def register(body: Body) -> Body:
         if name in REGISTRY:
             raise ValueError(f"scenario {name!r} is registered twice")
-        REGISTRY[name] = Scenario(name, description, proves, body, appendonly, lease_s)
+        REGISTRY[name] = Scenario(name, description, proves, body, appendonly, lease_s, appendfsync)
         return body
 
     return register
@@ -73,7 +80,11 @@ def run_scenario(sc: Scenario, opts: Options) -> Verdict:
     verdict = Verdict(sc.name)
     try:
         with open_stack(
-            sc.name, appendonly=sc.appendonly, lease_s=sc.lease_s, toxiproxy_url=opts.toxiproxy_url
+            sc.name,
+            appendonly=sc.appendonly,
+            appendfsync=sc.appendfsync,
+            lease_s=sc.lease_s,
+            toxiproxy_url=opts.toxiproxy_url,
         ) as stack:
             try:
                 sc.body(stack, opts, verdict)

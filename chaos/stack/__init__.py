@@ -14,7 +14,8 @@
 What a :class:`Stack` holds (the interface the scenarios and the soak mode use):
 
 - ``redis``: :class:`~chaos.stack.redis.ChaosRedis`, a private ``redis-server`` in the
-  stack's temp folder (AOF ``appendfsync everysec`` with ``appendonly=True``);
+  stack's temp folder (AOF with ``appendonly=True``: ``appendfsync everysec`` unless the
+  scenario asks for ``always``);
   ``redis.client()`` is a *direct* redis-py client, ``redis.restart(sig)`` kills it.
 - ``toxiproxy``: a ``toxiproxy.Toxiproxy`` client (``$TOXIPROXY_URL``, the URL given, or
   a private ``python -m chaos.proxy``). ``stack.proxy(name)`` creates a proxy in front of
@@ -176,6 +177,7 @@ def open_stack(
     name: str,
     *,
     appendonly: bool = False,
+    appendfsync: str = "everysec",
     lease_s: float = 12.0,
     toxiproxy_url: str | None = None,
     keep: bool = bool(os.environ.get("CHAOS_KEEP")),
@@ -187,7 +189,7 @@ def open_stack(
     before = {p.pid for p in _descendants()}
     folder = Path(tempfile.mkdtemp(prefix=f"chaos-{name}-"))
     namespace = f"chaos-{name}-{os.urandom(3).hex()}"
-    redis = ChaosRedis(folder / "redis", appendonly=appendonly)
+    redis = ChaosRedis(folder / "redis", appendonly=appendonly, appendfsync=appendfsync)
     stack: Stack | None = None
     try:
         with open_toxiproxy(toxiproxy_url) as api:

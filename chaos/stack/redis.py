@@ -1,9 +1,10 @@
 """The Redis under test: a private ``redis-server`` that scenarios can kill and restart.
 
 Unlike :class:`stem.embedded.EmbeddedRedis` it can be stopped with SIGKILL as well as
-SIGTERM and started again on the same port and data folder (AOF ``appendfsync everysec``,
-Redis' default, when ``appendonly``), and it hands out a *direct* client: the checker,
-the fuzzer and ``CONFIG SET`` use it, never the proxied path the actors use.
+SIGTERM and started again on the same port and data folder (AOF when ``appendonly``, with
+``appendfsync`` Redis' default ``everysec`` or ``always``), and it hands out a *direct*
+client: the checker, the fuzzer and ``CONFIG SET`` use it, never the proxied path the
+actors use.
 """
 
 from __future__ import annotations
@@ -23,9 +24,12 @@ _STOP_TIMEOUT_S = 10.0
 class ChaosRedis:
     """One ``redis-server`` on 127.0.0.1; ``start``/``kill``/``restart`` it; ``client()``."""
 
-    def __init__(self, data_dir: Path, *, appendonly: bool = False) -> None:
+    def __init__(
+        self, data_dir: Path, *, appendonly: bool = False, appendfsync: str = "everysec"
+    ) -> None:
         self.data_dir = data_dir
         self.appendonly = appendonly
+        self.appendfsync = appendfsync
         self.port = free_port()
         self.binary = find_redis_server()
         self._proc: subprocess.Popen[bytes] | None = None
@@ -45,7 +49,7 @@ class ChaosRedis:
         argv = server_argv(self.binary, self.port, self.data_dir, appendonly=self.appendonly)
         if self.appendonly:
             with (self.data_dir / "redis.conf").open("a") as conf:
-                conf.write("appendfsync everysec\n")
+                conf.write(f"appendfsync {self.appendfsync}\n")
         self._proc = subprocess.Popen(
             argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
         )
