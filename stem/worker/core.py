@@ -126,14 +126,19 @@ def _hand_to_runners(
     return True
 
 
-async def _let_runners_start(got: list[Delivery]) -> None:
-    """After a wait handed jobs to idle runners, let them start before the next wait is
-    sent: its thread hop would otherwise compete with them for the GIL (latency p50
-    -0.2 ms at 200 jobs/s, docs/performance.md). Two passes, since trio runs each batch
-    of tasks in either order."""
+async def _hand_woken(
+    got: list[Delivery], send: trio.MemorySendChannel[Delivery], scope: trio.CancelScope
+) -> bool:
+    """``_hand_to_runners`` for the jobs a wait brought to idle runners, which then start
+    before the next wait is sent: its thread hop would otherwise compete with them for
+    the GIL (latency p50 -0.3 ms at 200 jobs/s, docs/performance.md, Change 14). Two
+    scheduling passes, since trio runs each batch of tasks in either order."""
+    if not _hand_to_runners(got, send, scope):
+        return False
     if got:
         await trio.lowlevel.cancel_shielded_checkpoint()
         await trio.lowlevel.cancel_shielded_checkpoint()
+    return True
 
 
 def worker_middleware(app: Stem) -> list[Middleware]:
@@ -314,9 +319,8 @@ class Worker:
                     # a fetch that would find nothing (a round trip, a thread hop).
                     got = await self._wait_and_fetch(1000, free)
                     drained = bool(got) and self._drained
-                    if not _hand_to_runners(got, send, scope):
+                    if not await _hand_woken(got, send, scope):
                         return
-                    await _let_runners_start(got)
                     continue
                 try:
                     got = await self._call(self._fetch, free)
@@ -339,19 +343,19 @@ class Worker:
                 elif not got:
                     got = await self._wait_and_fetch(1000, free)
                     drained = bool(got) and self._drained
-                    if not _hand_to_runners(got, send, scope):
+                    if not await _hand_woken(got, send, scope):
                         return
-                    await _let_runners_start(got)
                     continue
                 if not _hand_to_runners(got, send, scope):
                     return
 
     async def _wait_and_fetch(self, timeout_ms: int, free: int) -> list[Delivery]:
-        """Block until a job arrives, then fetch up to ``free`` in the same thread call.
+        """Block until a job arrives, then fetch up to ``free`` with it.
 
-        One thread hop instead of two between a job landing and its start (the latency
-        path of an idle worker), and with one queue one round trip: the broker pipelines
-        the blocking read and the fetch (``wait_and_fetch``). ``free`` was counted
+        With one queue, one round trip read on this trio thread: the broker pipelines the
+        blocking read and the fetch, and the replies wake no other thread
+        (``_wait_here_then_fetch``). With several, one thread call that waits and then
+        fetches (``_wait_then_fetch``): one thread hop, not two. ``free`` was counted
         before the wait and only settles happen meanwhile, so the bound on held jobs
         stays exact. A stop cuts the wait short (the fetch gate's close interrupts it);
         a fetch that would start after the final hand-back is refused by the gate.
