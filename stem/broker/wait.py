@@ -17,11 +17,13 @@ socket in non-blocking mode (TLS included: a TLS socket is read until it wants m
 redis-py's own reader is not used for them: it can only block until a reply is whole.
 It decodes replies as redis-py's hiredis reader does; a RESP3 push frame (client-side
 caching invalidations, maintenance notices) is no reply and is skipped. A connection
-whose replies included an error, or that has bytes left over, is not reused.
+that answered with a connection error or from a replica, or that has bytes left over, is
+not reused.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ssl
 import threading
 import time
@@ -41,6 +43,9 @@ _REPLIES = 3
 _CHUNK = 65_536
 #: No reply this long after the read's own timeout: the connection is given up.
 _SOCKET_TIMEOUT_S = 30.0
+#: Replies after which the connection is not reused: it is broken (LOADING, NOAUTH...), or
+#: it reached a replica (a Sentinel pool then looks the master up again on reconnect).
+_CONNECTION_SPENT = (redis.ConnectionError, redis.ReadOnlyError)
 
 
 class RedisPendingFetch:
@@ -116,8 +121,8 @@ class RedisPendingFetch:
             self._close(spent=True)
             raise
         if len(self._replies) == _REPLIES:
-            failed = any(isinstance(r, Exception) for r in self._replies)
-            self._close(spent=failed or bool(self._reader.has_data()))
+            broken = any(isinstance(r, _CONNECTION_SPENT) for r in self._replies)
+            self._close(spent=broken or bool(self._reader.has_data()))
             return True
         return False
 
@@ -126,8 +131,8 @@ class RedisPendingFetch:
         if self._conn._sock is not sock:  # disconnected meanwhile (pool.disconnect)
             raise redis.ConnectionError("the connection was closed during a wait")
         timeout = sock.gettimeout()
-        sock.settimeout(0)
         try:
+            sock.settimeout(0)
             while True:
                 try:
                     data = sock.recv(_CHUNK)
@@ -139,16 +144,17 @@ class RedisPendingFetch:
         except OSError as exc:
             raise redis.ConnectionError(f"reading a wait's replies failed: {exc}") from exc
         finally:
-            sock.settimeout(timeout)
+            with contextlib.suppress(OSError):  # closed meanwhile: nothing to restore
+                sock.settimeout(timeout)
 
     def _took(self, reply: Any) -> None:
         if isinstance(reply, hiredis.PushNotification):
             return  # RESP3 sends these unasked: not one of the replies
-        if isinstance(reply, redis.ConnectionError):  # LOADING, NOAUTH, max clients...
-            raise reply
         if not self._replies:  # CLIENT ID
-            if isinstance(reply, Exception):  # an ACL without client|id: the wait still
-                self._on_refused_id()  # works, only a stop cannot cut it short
+            if isinstance(reply, redis.ConnectionError):  # LOADING, NOAUTH...: the other
+                pass  # two replies are errors too, and result() raises theirs
+            elif isinstance(reply, Exception):  # an ACL without client|id: the wait
+                self._on_refused_id()  # still works, only a stop cannot cut it short
             else:
                 self.client_id = int(reply)
                 with self._waiting_lock:

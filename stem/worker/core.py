@@ -385,6 +385,7 @@ class Worker:
         with self._fetch_gate.fetching() as open_:
             if not open_:
                 return []
+            await trio.lowlevel.checkpoint_if_cancelled()  # a stop came: send no wait
             with trio.CancelScope(shield=True):  # sent, it must be read or abandoned
                 pending = await self._call(
                     self.broker.begin_wait_and_fetch,
