@@ -252,3 +252,63 @@ def test_a_resp3_push_during_a_wait_is_not_taken_for_one_of_its_replies(
     finally:
         other.close()
         broker.close()
+
+
+def test_a_pending_fetch_whose_connection_was_closed_under_it_fails_as_unavailable(
+    japp: Stem,
+) -> None:
+    broker = japp.broker
+    assert broker.fetch("default", "solo", 10) == []
+    pending = broker.begin_wait_and_fetch("default", "solo", 10, (), 60_000)
+    assert pending is not None
+    broker.client.connection_pool.disconnect()  # what closing the app does to a wait
+    with pytest.raises(BrokerUnavailable, match="closed during a wait"):
+        pending.fileno()
+    assert broker.fetch("default", "solo", 10) == []  # the pool opens a fresh connection
+
+
+def test_a_pending_fetch_that_redis_never_answers_gives_up_after_the_socket_timeout(
+    redis_url: str, namespace: str
+) -> None:
+    # A Redis that takes the commands and answers nothing (paused here; a half-open
+    # connection in production): the wait gives up once its read timeout and the
+    # client's socket timeout have passed, instead of waiting for ever.
+    client = redis.Redis.from_url(redis_url, socket_timeout=0.5)
+    broker = RedisBroker(redis_url, namespace=namespace, client=client)
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        assert broker.fetch("default", "solo", 10) == []
+        admin.client_pause(2_000, all=True)  # longer than the 0.5 s socket timeout
+        pending = broker.begin_wait_and_fetch("default", "solo", 10, (), 1)
+        assert pending is not None
+        deadline = time.monotonic() + 15
+        with pytest.raises(BrokerUnavailable, match="no reply"):
+            while not pending.poll():
+                assert time.monotonic() < deadline, "the silent wait was never given up"
+                time.sleep(0.05)
+    finally:
+        admin.ping()  # answered once the pause is over (CLIENT UNPAUSE would wait too)
+        admin.close()
+        broker.close()
+
+
+async def test_a_stop_during_a_wait_redis_does_not_answer_gives_up_at_the_deadline(
+    japp: Stem, redis_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    worker = Worker(japp, WorkerOptions(queues=("default",), name="trio-silent"))
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        assert await worker._call(worker._fetch, 10) == []
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(worker._wait_here_then_fetch, 60_000, 10)
+                await _until_blocked(japp)
+                # Past the stop's 3 s deadline; the unblock goes unanswered too.
+                admin.client_pause(5_000, all=True)
+                nursery.cancel_scope.cancel()
+        assert "did not end within" in caplog.text  # abandoned: its jobs, if any, wait
+        assert len(worker.held) == 0 and not japp.broker._waiting  # for the reclaimer
+    finally:
+        admin.ping()  # answered once the pause is over
+        admin.close()
+        worker.lease.stop()
