@@ -15,6 +15,7 @@ import time
 import pytest
 
 from stem.broker import Delivery, NewJob, RedisBroker, Renewal, Settlement
+from stem.broker.connection import is_cluster
 from stem.envelope import Envelope, decode, new_job_id
 from stem.errors import BrokerRefused, BrokerUnavailable
 from stem.outcome import Verdict
@@ -415,6 +416,24 @@ class BrokerContract:
         assert broker.wait_ready([Q], 10_000) is True
         timer.join()
         assert len(broker.fetch(Q, "c1", 5)) == 1
+
+    def test_a_pending_fetch_never_blocks_and_delivers_within_its_count_what_ended_its_wait(
+        self, broker: RedisBroker
+    ) -> None:
+        assert broker.fetch(Q, "c1", 1) == []
+        pending = broker.begin_wait_and_fetch(Q, "c1", 1, (), 10_000)
+        if is_cluster(broker.client):
+            assert pending is None  # a cluster's pipelines refuse EVALSHA: two calls there
+            return
+        assert pending is not None
+        polled_at = time.monotonic()
+        assert pending.poll() is False  # nothing has landed: it says so without waiting
+        assert time.monotonic() - polled_at < 5  # far from the 10 s the read may block
+        broker.enqueue(Q, [job(), job()])
+        wait_for(pending.poll)
+        got = pending.result()
+        assert got is not None and len(got) == 1  # the count it was sent with
+        assert broker.queue_stats(Q).ready == 1
 
     def test_queue_stats_count_ready_pending_delayed_and_dead(self, broker: RedisBroker) -> None:
         broker.enqueue(Q, [job() for _ in range(5)])
