@@ -13,7 +13,6 @@ connection each for their duration. Connection failures raise ``BrokerUnavailabl
 from __future__ import annotations
 
 import math
-import select
 import threading
 import time
 from collections import defaultdict
@@ -166,10 +165,7 @@ class RedisBroker(ProducerMixin, ConsumeMixin, AdminMixin, LimitsMixin, ControlM
         if pending is None:
             return None
         try:
-            poller = select.poll()
-            poller.register(pending.fileno(), select.POLLIN)
-            while not pending.poll():
-                poller.poll(1000)  # poll() gives up on a connection that stays silent
+            pending.wait()
         except BaseException:
             pending.abandon()
             raise

@@ -19,7 +19,7 @@ backend must provide to whom, and a method no role lists is visibly the backend'
 is; ``tests/broker/test_roles.py`` checks statically (mypy) that it satisfies every role,
 and ``tests/broker/contract.py`` is the behaviour every backend must pass. Every method
 blocks; actors call them from threads (``trio.to_thread.run_sync`` or a worker's own
-``ThreadPool``); only a ``PendingFetch`` is polled on a worker's trio thread. Connection
+``ThreadPool``); only a ``PendingFetch`` is also polled on a worker's trio thread. Connection
 failures raise ``BrokerUnavailable``, permanent refusals ``BrokerRefused``.
 """
 
@@ -73,16 +73,19 @@ class LeaseRenewer(Protocol):
 
 
 class PendingFetch(Protocol):
-    """A ``wait_and_fetch`` sent and not yet answered (``begin_wait_and_fetch``): the one
-    broker object whose calls never block, so a worker can wait for it on its own trio
-    thread. Wait until ``fileno()`` is readable, ``poll()`` until it returns True, then
-    take ``result()`` (None: the fetch did not run, fetch again); or ``abandon()`` it."""
+    """A ``wait_and_fetch`` sent and not yet answered (``begin_wait_and_fetch``), whose
+    calls never block except ``wait``, so a worker can wait for it on its own trio thread.
+    Wait until ``fileno()`` is readable, ``poll()`` until it returns True (or, in a thread,
+    ``wait()``), then take ``result()`` (None: the fetch did not run, fetch again); or
+    ``abandon()`` it."""
 
     client_id: int | None
 
     def fileno(self) -> int: ...
 
     def poll(self) -> bool: ...
+
+    def wait(self, timeout_s: float | None = None) -> bool: ...
 
     def result(self) -> list[Delivery] | None: ...
 

@@ -10,7 +10,8 @@ reads whatever has arrived and never blocks, so the caller chooses how to wait f
 * a worker waits on its trio thread (``trio.lowlevel.wait_readable``): the job that wakes
   it is read by the thread that runs it, one wake-up instead of a broker thread's and then
   trio's (docs/performance.md, "Latency at 200 jobs/s");
-* ``RedisBroker.wait_and_fetch`` waits in ``select.poll`` for blocking callers.
+* a thread calls :meth:`RedisPendingFetch.wait`, which blocks in ``select.poll``
+  (``RedisBroker.wait_and_fetch``, and a worker ending a wait at a stop).
 
 The replies are parsed by a ``hiredis.Reader`` of our own, fed from the connection's
 socket in non-blocking mode (TLS included: a TLS socket is read until it wants more).
@@ -24,6 +25,7 @@ not reused.
 from __future__ import annotations
 
 import contextlib
+import select
 import ssl
 import threading
 import time
@@ -97,6 +99,19 @@ class RedisPendingFetch:
             self._close(spent=True)
             raise redis.ConnectionError("the connection was closed during a wait")
         return fd
+
+    def wait(self, timeout_s: float | None = None) -> bool:
+        """Block until every reply is in (True) or ``timeout_s`` passes (False); for
+        threads. Raises as :meth:`poll` does, which gives up on a silent connection."""
+        end = None if timeout_s is None else time.monotonic() + timeout_s
+        poller = select.poll()
+        poller.register(self.fileno(), select.POLLIN)
+        while not self.poll():
+            left_s = 1.0 if end is None else min(1.0, end - time.monotonic())
+            if left_s <= 0:
+                return False
+            poller.poll(left_s * 1000)
+        return True
 
     @mapped
     def poll(self) -> bool:

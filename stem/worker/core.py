@@ -25,6 +25,7 @@ import math
 import os
 import random
 import socket
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -139,6 +140,28 @@ async def _hand_woken(
         await trio.lowlevel.cancel_shielded_checkpoint()
         await trio.lowlevel.cancel_shielded_checkpoint()
     return True
+
+
+class _Handoff:
+    """Hands a wait sent in a broker thread to the trio task that asked for it, unless
+    that task gave up first (a stop): then the thread ends the wait itself."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._gave_up = False
+        self._sent: PendingFetch | None = None
+
+    def hand(self, pending: PendingFetch) -> bool:
+        """In the thread: False when the task gave up (the thread keeps ``pending``)."""
+        with self._lock:
+            self._sent = pending
+            return not self._gave_up
+
+    def give_up(self) -> PendingFetch | None:
+        """In the task: what the thread handed already (its result is dropped), if any."""
+        with self._lock:
+            self._gave_up = True
+            return self._sent
 
 
 def worker_middleware(app: Stem) -> list[Middleware]:
@@ -373,11 +396,13 @@ class Worker:
     async def _wait_here_then_fetch(self, timeout_ms: int, free: int) -> list[Delivery] | None:
         """With one queue: send the wait and its fetch (a thread call that returns at
         once), then read their replies on this trio thread as they arrive, so the job
-        that ends the wait wakes only this thread (docs/performance.md, "Latency at 200
-        jobs/s"). None when the broker cannot do this: ``_wait_then_fetch`` then does.
+        that ends the wait wakes only this thread (docs/performance.md, Change 14).
+        None when the broker cannot do this: ``_wait_then_fetch`` then does.
 
-        A wait sent is always read to its end or abandoned: a stop cuts it short and
-        records what its fetch delivered (``_cut_short``), for the final hand-back.
+        A wait sent is always read to its end, or given up on for the reclaimer: a stop
+        ends it and records what its fetch delivered as held (``_end_wait``), for the
+        final hand-back. A stop while the wait is being sent (which can take a socket
+        timeout on a Redis that does not answer) does not wait for the send.
         """
         start_now = min(free, self.options.concurrency - len(self.held))  # as below
         if len(self.options.queues) != 1 or start_now <= 0:
@@ -385,16 +410,17 @@ class Worker:
         with self._fetch_gate.fetching() as open_:
             if not open_:
                 return []
-            await trio.lowlevel.checkpoint_if_cancelled()  # a stop came: send no wait
-            with trio.CancelScope(shield=True):  # sent, it must be read or abandoned
-                pending = await self._call(
-                    self.broker.begin_wait_and_fetch,
-                    self.options.queues[0],
-                    self.name,
-                    start_now,
-                    self.limits.current,
-                    timeout_ms,
+            handoff = _Handoff()
+            try:
+                pending = await self._call_abandoning(
+                    self._begin_wait, handoff, start_now, timeout_ms
                 )
+            except trio.Cancelled:
+                sent = handoff.give_up()  # sent, but the stop came before it was handed
+                if sent is not None:
+                    with trio.CancelScope(shield=True):
+                        await self._call(self._end_wait, sent)
+                raise
             if pending is None:
                 return None
             try:
@@ -403,7 +429,7 @@ class Worker:
                         await trio.lowlevel.wait_readable(pending.fileno())
             except trio.Cancelled:
                 with trio.CancelScope(shield=True):
-                    await self._cut_short(pending)
+                    await self._call(self._end_wait, pending)
                 raise
             except BaseException:
                 pending.abandon()
@@ -415,26 +441,42 @@ class Worker:
             self._drained = len(got) < start_now
             return got
 
-    async def _cut_short(self, pending: PendingFetch) -> None:
-        """A stop came during a wait: end it now (``interrupt_waits``) and record what its
-        fetch delivered as held, so the final hand-back returns it at once."""
-        with trio.move_on_after(FETCH_CLOSE_DEADLINE_S):
-            try:
-                while not pending.poll():
-                    if pending.client_id is not None:
-                        await self._call(self.broker.interrupt_waits)
-                    with trio.move_on_after(0.1):  # the read may block after the call
-                        await trio.lowlevel.wait_readable(pending.fileno())
-                self.held.add(pending.result() or [])
-            except OutsideError as exc:
-                log.warning("a wait cut short by the stop failed: %s", exc)
-            return
-        pending.abandon()
-        log.warning(
-            "a wait did not end within %.0f s of the stop; jobs its fetch may still "
-            "deliver stay pending for the reclaimer",
-            FETCH_CLOSE_DEADLINE_S,
-        )
+    def _begin_wait(self, handoff: _Handoff, count: int, timeout_ms: int) -> PendingFetch | None:
+        # In a broker thread, inside the fetch gate: the final hand-back waits for it.
+        with self._fetch_gate.fetching() as open_:
+            if not open_:
+                return None
+            pending = self.broker.begin_wait_and_fetch(
+                self.options.queues[0], self.name, count, self.limits.current, timeout_ms
+            )
+            if pending is None or handoff.hand(pending):
+                return pending
+            self._end_wait(pending)  # a stop came meanwhile and nobody will read it
+            return None
+
+    def _end_wait(self, pending: PendingFetch) -> None:
+        """End a wait a stop came during (``interrupt_waits``) and record what its fetch
+        delivered as held, so the final hand-back returns it at once; past
+        ``FETCH_CLOSE_DEADLINE_S`` give up on it (its jobs, if any, are the reclaimer's).
+        In a broker thread."""
+        give_up = time.monotonic() + FETCH_CLOSE_DEADLINE_S
+        try:
+            while True:
+                if pending.client_id is not None:
+                    self.broker.interrupt_waits()
+                if pending.wait(0.1):  # the read may start to block after the call
+                    break
+                if time.monotonic() > give_up:
+                    pending.abandon()
+                    log.warning(
+                        "a wait did not end within %.0f s of the stop; jobs its fetch may "
+                        "still deliver stay pending for the reclaimer",
+                        FETCH_CLOSE_DEADLINE_S,
+                    )
+                    return
+            self.held.add(pending.result() or [])
+        except OutsideError as exc:
+            log.warning("a wait cut short by the stop failed: %s", exc)
 
     def _wait_then_fetch(self, timeout_ms: int, free: int) -> list[Delivery]:
         # A job thread just handed a job (queued, not yet taken) goes first: it is runnable

@@ -312,3 +312,33 @@ async def test_a_stop_during_a_wait_redis_does_not_answer_gives_up_at_the_deadli
         admin.ping()  # answered once the pause is over
         admin.close()
         worker.lease.stop()
+
+
+async def test_a_stop_while_the_wait_is_being_sent_to_a_silent_redis_does_not_wait_for_it(
+    japp: Stem, redis_url: str
+) -> None:
+    # Sending the wait may have to connect first; against a Redis that does not answer
+    # that takes a socket timeout. A stop then returns at once, and the send, when it
+    # ends, is ended by its own thread, inside the fetch gate, holding nothing.
+    worker = Worker(japp, WorkerOptions(queues=("default",), name="trio-sending"))
+    admin = redis.Redis.from_url(redis_url)
+    try:
+        assert await worker._call(worker._fetch, 10) == []
+        japp.broker.client.connection_pool.disconnect()  # the send must reconnect
+        admin.client_pause(6_000, all=True)  # and its handshake goes unanswered
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(worker._wait_here_then_fetch, 60_000, 10)
+                while not worker.threads._busy:  # the send is under way in its thread
+                    await trio.sleep(0.01)
+                cancelled_at = trio.current_time()
+                nursery.cancel_scope.cancel()
+        assert trio.current_time() - cancelled_at < 3  # the pause had seconds to go
+        with trio.fail_after(30):  # the pause ends, the thread sends, then ends the wait
+            while worker.threads._busy:
+                await trio.sleep(0.05)
+        assert len(worker.held) == 0 and not japp.broker._waiting
+    finally:
+        admin.ping()  # answered once the pause is over
+        admin.close()
+        worker.lease.stop()
