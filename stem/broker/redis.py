@@ -16,7 +16,7 @@ import math
 import threading
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -182,13 +182,17 @@ class RedisBroker(ProducerMixin, ConsumeMixin, AdminMixin, LimitsMixin, ControlM
         count: int,
         limits: Sequence[LimitSpec] = (),
         timeout_ms: int = 1000,
+        send_if: Callable[[], bool] | None = None,
     ) -> RedisPendingFetch | None:
         """Send :meth:`wait_and_fetch`'s commands and return without waiting for a reply:
         the caller polls the :class:`RedisPendingFetch` (stem/broker/wait.py) from its own
-        thread, a worker's trio thread included. May block only to (re)connect.
+        thread, a worker's trio thread included. May block only to (re)connect;
+        ``send_if``, asked once the connection is ready, can then still send nothing
+        (a worker stopped meanwhile).
 
         ``None`` when this cannot be one call: no empty fetch of ``queue`` yet (nothing to
-        wait from), or a Redis Cluster (whose pipelines refuse ``EVALSHA``).
+        wait from), or a Redis Cluster (whose pipelines refuse ``EVALSHA``); or when
+        ``send_if`` said no.
         """
         known = self._positions.get(queue)
         if known is None or not isinstance(self.client, redis.Redis):
@@ -200,6 +204,9 @@ class RedisBroker(ProducerMixin, ConsumeMixin, AdminMixin, LimitsMixin, ControlM
         read += tuple(known.values())
         fetch = ("EVALSHA", self.scripts.fetch.sha, len(keys), *keys, *args)
         conn: Any = pool.get_connection()  # redis-py's Connection is untyped
+        if send_if is not None and not send_if():
+            pool.release(conn)
+            return None
         try:
             # CLIENT ID rides in front, so its reply arrives before the read blocks and
             # names this connection as it is now (a reconnect gets a new id).
@@ -231,8 +238,9 @@ class RedisBroker(ProducerMixin, ConsumeMixin, AdminMixin, LimitsMixin, ControlM
             waiting = list(self._waiting)
         if not waiting or not self._unblockable:
             return
-        if self._unblocker is None:  # its own connection: the pool's may all be busy
-            self._unblocker = open_client(self.url, max_connections=1, deadline_s=0.5)
+        with self._waiting_lock:  # a stop's gate and a stopped wait's thread may both call
+            if self._unblocker is None:  # its own connection: the pool's may all be busy
+                self._unblocker = open_client(self.url, max_connections=1, deadline_s=0.5)
         for client_id in waiting:
             try:
                 self._unblocker.client_unblock(client_id)

@@ -119,6 +119,7 @@ class WorkerBroker(Promoter, Protocol):
         count: int,
         limits: Sequence[LimitSpec] = (),
         timeout_ms: int = 1000,
+        send_if: Callable[[], bool] | None = None,
     ) -> PendingFetch | None: ...
 
     def interrupt_waits(self) -> None: ...

@@ -151,6 +151,11 @@ class _Handoff:
         self._gave_up = False
         self._sent: PendingFetch | None = None
 
+    def wanted(self) -> bool:
+        """In the thread, before sending: False once the task gave up."""
+        with self._lock:
+            return not self._gave_up
+
     def hand(self, pending: PendingFetch) -> bool:
         """In the thread: False when the task gave up (the thread keeps ``pending``)."""
         with self._lock:
@@ -447,11 +452,16 @@ class Worker:
             if not open_:
                 return None
             pending = self.broker.begin_wait_and_fetch(
-                self.options.queues[0], self.name, count, self.limits.current, timeout_ms
+                self.options.queues[0],
+                self.name,
+                count,
+                self.limits.current,
+                timeout_ms,
+                send_if=handoff.wanted,  # a stop during a slow (re)connect: send nothing
             )
             if pending is None or handoff.hand(pending):
                 return pending
-            self._end_wait(pending)  # a stop came meanwhile and nobody will read it
+            self._end_wait(pending)  # a stop came during the send: nobody will read it
             return None
 
     def _end_wait(self, pending: PendingFetch) -> None:

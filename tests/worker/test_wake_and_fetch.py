@@ -318,12 +318,14 @@ async def test_a_stop_while_the_wait_is_being_sent_to_a_silent_redis_does_not_wa
     japp: Stem, redis_url: str
 ) -> None:
     # Sending the wait may have to connect first; against a Redis that does not answer
-    # that takes a socket timeout. A stop then returns at once, and the send, when it
-    # ends, is ended by its own thread, inside the fetch gate, holding nothing.
+    # that takes a socket timeout. A stop then returns at once, and once connected the
+    # thread sends nothing: the job ready all along stays ready for another worker (a
+    # wait sent then would fetch it after the stop's hand-back, for the reclaimer).
     worker = Worker(japp, WorkerOptions(queues=("default",), name="trio-sending"))
     admin = redis.Redis.from_url(redis_url)
     try:
         assert await worker._call(worker._fetch, 10) == []
+        await trio.to_thread.run_sync(jobs.add.enqueue, 1, 2)  # past the wait's positions
         japp.broker.client.connection_pool.disconnect()  # the send must reconnect
         admin.client_pause(6_000, all=True)  # and its handshake goes unanswered
         with trio.fail_after(30):
@@ -334,10 +336,12 @@ async def test_a_stop_while_the_wait_is_being_sent_to_a_silent_redis_does_not_wa
                 cancelled_at = trio.current_time()
                 nursery.cancel_scope.cancel()
         assert trio.current_time() - cancelled_at < 3  # the pause had seconds to go
-        with trio.fail_after(30):  # the pause ends, the thread sends, then ends the wait
+        with trio.fail_after(30):  # the pause ends and the thread connects
             while worker.threads._busy:
                 await trio.sleep(0.05)
         assert len(worker.held) == 0 and not japp.broker._waiting
+        stats = japp.broker.queue_stats("default")
+        assert (stats.ready, stats.pending) == (1, 0)
     finally:
         admin.ping()  # answered once the pause is over
         admin.close()
