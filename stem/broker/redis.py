@@ -102,7 +102,7 @@ class RedisBroker(ProducerMixin, ConsumeMixin, AdminMixin, LimitsMixin, ControlM
             self._held = HeldConnection(self.client)
         self._enqueue_calls: dict[str, ScriptCall] = {}
         self._positions: dict[str, dict[str, bytes]] = {}
-        self._waiting: set[int] = set()  # client ids of connections blocked in wait_and_fetch
+        self._waiting: set[int] = set()  # client ids of the connections of pending fetches
         self._waiting_lock = threading.Lock()
         self._unblockable = True  # False once the ACL refused CLIENT ID or CLIENT UNBLOCK
         self._unblocker: Any = None  # a quick-timeout client for interrupt_waits
@@ -231,8 +231,9 @@ class RedisBroker(ProducerMixin, ConsumeMixin, AdminMixin, LimitsMixin, ControlM
         )
 
     def interrupt_waits(self) -> None:
-        """End every :meth:`wait_and_fetch` still blocked (``CLIENT UNBLOCK``), so its
-        fetch runs now: a stopping worker does not wait out the block to hand back.
+        """End every pending fetch's blocked read (``CLIENT UNBLOCK``; see
+        :meth:`begin_wait_and_fetch`), so its fetch runs now: a stopping worker does not
+        wait out the block to hand back.
         Best effort and quick: it gives up on a Redis that does not answer in 0.5 s."""
         with self._waiting_lock:
             waiting = list(self._waiting)

@@ -94,11 +94,18 @@ class RedisPendingFetch:
     @mapped
     def fileno(self) -> int:
         """The socket to wait on; readable once a reply (or a part of one) arrives."""
-        fd = int(self._sock.fileno())
-        if self._conn._sock is not self._sock or fd < 0:
+        try:
+            return int(self._live_socket().fileno())
+        except redis.ConnectionError:
             self._close(spent=True)
+            raise
+
+    def _live_socket(self) -> Any:
+        """The connection's socket, unless something closed it meanwhile
+        (``pool.disconnect``, ``broker.close``)."""
+        if self._conn._sock is not self._sock or self._sock.fileno() < 0:
             raise redis.ConnectionError("the connection was closed during a wait")
-        return fd
+        return self._sock
 
     def wait(self, timeout_s: float | None = None) -> bool:
         """Block until every reply is in (True) or ``timeout_s`` passes (False); for
@@ -142,9 +149,7 @@ class RedisPendingFetch:
         return False
 
     def _receive(self) -> None:
-        sock = self._sock
-        if self._conn._sock is not sock:  # disconnected meanwhile (pool.disconnect)
-            raise redis.ConnectionError("the connection was closed during a wait")
+        sock = self._live_socket()
         timeout = sock.gettimeout()
         try:
             sock.settimeout(0)

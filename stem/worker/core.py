@@ -157,7 +157,8 @@ class _Handoff:
             return not self._gave_up
 
     def hand(self, pending: PendingFetch) -> bool:
-        """In the thread: False when the task gave up (the thread keeps ``pending``)."""
+        """In the thread: False when the task gave up (the thread keeps ``pending``);
+        else the task owns it, and a ``give_up`` after this returns it."""
         with self._lock:
             self._sent = pending
             return not self._gave_up
@@ -409,35 +410,33 @@ class Worker:
         final hand-back. A stop while the wait is being sent (which can take a socket
         timeout on a Redis that does not answer) does not wait for the send.
         """
-        start_now = min(free, self.options.concurrency - len(self.held))  # as below
+        start_now = self._start_now(free)
         if len(self.options.queues) != 1 or start_now <= 0:
             return None
         with self._fetch_gate.fetching() as open_:
             if not open_:
                 return []
             handoff = _Handoff()
+            pending: PendingFetch | None = None
             try:
                 pending = await self._call_abandoning(
                     self._begin_wait, handoff, start_now, timeout_ms
                 )
-            except trio.Cancelled:
-                sent = handoff.give_up()  # sent, but the stop came before it was handed
-                if sent is not None:
-                    with trio.CancelScope(shield=True):
-                        await self._call(self._end_wait, sent)
-                raise
-            if pending is None:
-                return None
-            try:
+                if pending is None:
+                    return None
                 while not pending.poll():  # poll gives up on a silent connection
                     with trio.move_on_after(1):
                         await trio.lowlevel.wait_readable(pending.fileno())
             except trio.Cancelled:
-                with trio.CancelScope(shield=True):
-                    await self._call(self._end_wait, pending)
+                # What the thread sent, whether or not its result reached this task.
+                unread = handoff.give_up()
+                if unread is not None:
+                    with trio.CancelScope(shield=True):
+                        await self._call(self._end_wait, unread)
                 raise
             except BaseException:
-                pending.abandon()
+                if pending is not None:
+                    pending.abandon()
                 raise
             got = pending.result()
             if got is None:  # Redis had lost the script: the next fetch loads it
@@ -488,6 +487,11 @@ class Worker:
         except OutsideError as exc:
             log.warning("a wait cut short by the stop failed: %s", exc)
 
+    def _start_now(self, free: int) -> int:
+        """What a wait may fetch: only jobs for the slots free now, which start at once
+        (see ``_wait_then_fetch``)."""
+        return min(free, self.options.concurrency - len(self.held))
+
     def _wait_then_fetch(self, timeout_ms: int, free: int) -> list[Delivery]:
         # A job thread just handed a job (queued, not yet taken) goes first: it is runnable
         # on the same CPU and wants the GIL, and the wait is about to block anyway
@@ -499,7 +503,7 @@ class Worker:
         # and the prefetch may shrink meanwhile (slots busy with jobs growing old): it
         # takes only jobs for the slots free now, which start at once; the jobs held
         # ahead are fetched after it, at the prefetch of that moment.
-        start_now = min(free, self.options.concurrency - len(self.held))
+        start_now = self._start_now(free)
         if len(self.options.queues) == 1 and start_now > 0:  # wait and fetch in one trip
             with self._fetch_gate.fetching() as open_:
                 if not open_:

@@ -63,7 +63,7 @@ end
 -- for a big fetch on a loaded server), so a record's time could be earlier than the grant
 -- the guard counted, and the records showed one start too many in a 1-second window.
 local script_clock = false
-local function limit_now()
+local function script_now()
   if not script_clock then
     local t = redis.call('TIME')
     script_clock = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
@@ -73,7 +73,7 @@ end
 
 -- The same instant in whole ms (what records keep).
 local function now_ms()
-  return math.floor(limit_now())
+  return math.floor(script_now())
 end
 
 -- The value of field `name` in a flat stream-entry field list, or false.
@@ -211,7 +211,6 @@ end
 -- The most lag a rate limit makes up for (ms): see above.
 local CARRY_MS = 250
 
-
 -- Rate states read in this script call, by key (written through by take_limits), so a
 -- fetch of many jobs of one limit reads its hash once, not twice per job.
 local rate_cache = {}
@@ -263,7 +262,7 @@ local function refused_by(prefix, jid, lims, defs, now, prepaid)
       if not prepaid then
         local r = rate_state(prefix, l[2], d)
         if r then
-          local at = limit_now()
+          local at = script_now()
           local due = 0
           if r[6] then due = r[6] - r[3] - at end
           if r[8] then due = math.max(due, r[8] + 1000 - at) end
@@ -288,7 +287,7 @@ local function take_limits(prefix, jid, lims, defs, now, prepaid, holder, since)
       end
       local r = (not prepaid) and rate_state(prefix, l[2], d)
       if r then
-        local at = limit_now()
+        local at = script_now()
         local ready = tonumber(since) or tonumber(string.match(holder, '|(%d+)%-')) or at
         local tat = at  -- no state: the first start (or the first after an idle spell)
         if r[6] then tat = math.max(r[6], math.min(ready, at), at - CARRY_MS) end
