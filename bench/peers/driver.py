@@ -3,6 +3,7 @@
     <env>/bin/python -m bench.peers.driver APP single N
     <env>/bin/python -m bench.peers.driver APP fill N        # bulk API if any, else single
     <env>/bin/python -m bench.peers.driver APP paced RATE SECONDS
+    <env>/bin/python -m bench.peers.driver APP batches RATE SECONDS  # bulk, every 5 ms
 
 ``APP`` is a module of ``bench.peers.apps``. It defines ``producer()``, a context manager
 (sync or async) giving an object with ``send(enqueued_at)`` (sync or async: one job) and
@@ -21,6 +22,8 @@ import sys
 import time
 from contextlib import AsyncExitStack
 from typing import Any
+
+BATCH_EVERY_S = 0.005
 
 
 async def _call(fn: Any, *args: Any) -> None:
@@ -42,6 +45,20 @@ async def _fill(producer: Any, n: int) -> dict[str, Any]:
     start = time.perf_counter()
     await _call(producer.send_many, n)
     return {"seconds": time.perf_counter() - start, "bulk": True}
+
+
+async def _batches(producer: Any, per_s: float, seconds: float) -> dict[str, Any]:
+    """``per_s`` jobs a second as one bulk enqueue (``fill``) every 5 ms, sleeping between:
+    a steady arrival rate from a producer that takes no CPU while it waits."""
+    each = max(1, round(per_s * BATCH_EVERY_S))
+    next_at = time.perf_counter()
+    sent = 0
+    while sent < int(per_s * seconds):
+        await _fill(producer, each)
+        sent += each
+        next_at += each / per_s
+        await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
+    return {"sent": sent}
 
 
 async def _paced(producer: Any, per_s: float, seconds: float) -> dict[str, Any]:
@@ -72,14 +89,17 @@ async def _run(app: str, mode: str, params: list[str]) -> dict[str, Any]:
             return await _single(producer, int(params[0]))
         if mode == "fill":
             return await _fill(producer, int(params[0]))
+        if mode == "batches":
+            return await _batches(producer, float(params[0]), float(params[1]))
         if mode == "paced":
             return await _paced(producer, float(params[0]), float(params[1]))
-    raise SystemExit(f"driver: unknown mode {mode!r} (single, fill, paced)")
+    raise SystemExit(f"driver: unknown mode {mode!r} (single, fill, paced, batches)")
 
 
 def main(argv: list[str]) -> None:
     if len(argv) < 3:
-        raise SystemExit("usage: python -m bench.peers.driver APP single|fill|paced ARGS...")
+        modes = "single|fill|paced|batches"
+        raise SystemExit(f"usage: python -m bench.peers.driver APP {modes} ARGS...")
     print(json.dumps(asyncio.run(_run(argv[0], argv[1], argv[2:]))))
 
 

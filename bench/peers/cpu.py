@@ -1,0 +1,115 @@
+"""CPU per job of a system's worker and of Redis, with the queue full and at a set pace.
+
+    .venv/bin/python -m bench.peers.cpu [--jobs 20000] [--rates 0,3500,1500]
+                                        [--processes 1] [--runs 2] [--only stem ceiling]
+
+Why it exists: on a 2-CPU machine, what two worker processes can drain is bounded by the
+CPU each job costs the workers and Redis together, and a worker's cost per job depends on
+how busy it is (docs/performance.md, "Two processes on two CPUs"). For each system and
+rate, the system's workers are started with its own CLI (as ``bench.peers`` does), take
+one warm-up job, and then ``--jobs`` jobs arrive: all at once through the bulk API (rate
+``0``, "full": the workers are never short of work) or at ``rate`` jobs/s as a bulk
+enqueue every 5 ms (a producer that takes no CPU between its enqueues). Reported, per
+job: the workers' CPU (user and system, the whole process tree) and Redis's (``INFO cpu``,
+which includes the enqueues), medians of ``--runs``, runs interleaved across systems.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psutil
+import redis
+
+from bench.common import private_redis, table
+from bench.peers import job
+from bench.peers.harness import Workers, open_workers, run_driver, unavailable, wait_count
+from bench.peers.systems import System, by_name
+
+
+def _tree_cpu_s(workers: Workers) -> tuple[float, float]:
+    user = system = 0.0
+    for p in workers.procs:
+        root = psutil.Process(p.pid)
+        for proc in [root, *root.children(recursive=True)]:
+            times = proc.cpu_times()
+            user, system = user + times.user, system + times.system
+    return user, system
+
+
+def _redis_cpu_s(client: Any) -> float:
+    info = client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+def measure(
+    system: System, url: str, jobs: int, rate: float, processes: int, log: Path
+) -> dict[str, float]:
+    """One run: jobs/s and CPU microseconds per job (workers' user and system, Redis)."""
+    client: Any = redis.Redis.from_url(url)
+    client.flushall()
+    with open_workers(system, url, processes, log) as workers:
+        run_driver(system, url, "single", "1")
+        wait_count(client, 1, workers)
+        user0, sys0 = _tree_cpu_s(workers)
+        redis0, start = _redis_cpu_s(client), time.perf_counter()
+        if rate > 0:
+            run_driver(system, url, "batches", str(rate), str(jobs / rate))
+        else:
+            run_driver(system, url, "fill", str(jobs))
+        wait_count(client, 1 + jobs, workers)
+        wall_s = time.perf_counter() - start
+        user1, sys1 = _tree_cpu_s(workers)
+        redis1 = _redis_cpu_s(client)
+    client.close()
+    per_job = 1e6 / jobs
+    return {
+        "rate": jobs / wall_s,
+        "user": (user1 - user0) * per_job,
+        "sys": (sys1 - sys0) * per_job,
+        "redis": (redis1 - redis0) * per_job,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--jobs", type=int, default=20_000)
+    parser.add_argument("--rates", default="0,3500,1500", help="jobs/s; 0: all at once")
+    parser.add_argument("--processes", type=int, default=1)
+    parser.add_argument("--runs", type=int, default=2)
+    parser.add_argument("--only", nargs="+", default=["stem", "ceiling"], metavar="SYSTEM")
+    args = parser.parse_args()
+    rates = [float(r) for r in args.rates.split(",")]
+    systems = [s for s in by_name(args.only) if unavailable(s) is None]
+    results: dict[tuple[str, float], list[dict[str, float]]] = {}
+    log = Path(tempfile.mkdtemp(prefix="bench-cpu-")) / "workers.log"
+    with private_redis() as server:
+        for _ in range(args.runs):
+            for rate in rates:
+                for system in systems:
+                    got = measure(system, server.url, args.jobs, rate, args.processes, log)
+                    results.setdefault((system.name, rate), []).append(got)
+    rows = []
+    for (name, rate), runs in results.items():
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        worker = med["user"] + med["sys"]
+        rows.append([
+            name, "full" if rate == 0 else f"{rate:,.0f}/s", f"{med['rate']:,.0f}",
+            f"{worker:.0f} ({med['user']:.0f} + {med['sys']:.0f})", f"{med['redis']:.0f}",
+            f"{worker + med['redis']:.0f}",
+        ])  # fmt: skip
+    print(
+        f"{args.jobs:,} jobs, {args.processes} worker process(es), medians of {args.runs} "
+        f"runs; CPU in microseconds per job (the job: {job.__name__})\n"
+    )
+    header = ["system", "arrivals", "jobs/s", "workers (user + sys)", "redis", "together"]
+    print(table(rows, header))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+"""``python -m bench.peers.cpu`` measures stem and the ceiling, full and paced.
+
+Both run from the repository's ``.venv`` (no peer environment needed). Asserts that every
+row carries figures, never how fast or how costly.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from bench.peers.systems import ROOT
+
+
+@pytest.mark.timeout(300)
+def test_the_cpu_bench_reports_each_system_full_and_paced() -> None:
+    argv = ["--jobs", "300", "--rates", "0,1000", "--runs", "1", "--only", "stem", "ceiling"]
+    run = subprocess.run(
+        [sys.executable, "-m", "bench.peers.cpu", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=280,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr
+    rows = [line.split() for line in run.stdout.splitlines() if line.startswith(("stem", "ceil"))]
+    assert [(r[0], r[1]) for r in rows] == [
+        ("stem", "full"),
+        ("ceiling", "full"),
+        ("stem", "1,000/s"),
+        ("ceiling", "1,000/s"),
+    ], run.stdout
+    for row in rows:
+        rate, workers, user, sys_, redis, together = row[2], row[3], row[4], row[6], row[7], row[8]
+        assert float(rate.replace(",", "")) > 0, row
+        assert abs(int(workers) - int(user.strip("(")) - int(sys_.strip(")"))) <= 1, row  # rounding
+        assert int(redis) >= 0 and int(together) >= int(workers), row
