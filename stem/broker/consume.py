@@ -28,8 +28,9 @@ from stem.broker.values import utf8 as _utf8
 from stem.outcome import Verdict
 
 #: Settled by complete.lua: a revoked job's record is terminal already, so the script
-#: only acks and deletes its entry (and gives back its slots).
-_ACK_ONLY = frozenset({Verdict.COMPLETE, Verdict.REVOKED})
+#: only acks and deletes its entry (and gives back its slots). A tuple: ``in`` compares
+#: by identity, where a set would call ``Enum.__hash__`` (Python code) for every job.
+_ACK_ONLY = (Verdict.COMPLETE, Verdict.REVOKED)
 
 
 class ConsumeMixin(BrokerParts):

@@ -56,16 +56,16 @@ class Executor:
         #: Verifies each envelope before it is decoded; None: unsigned jobs are accepted.
         self.signer = app.signer
         # Per hook, only the middleware that override it: the base no-ops cost nothing then.
+        # The hooks that end a job run in reverse order (the first registered wraps the
+        # others), so they are kept reversed.
         self._hooked = {
             name: [getattr(m, name) for m in self.middleware if _overrides(m, name)]
-            for name in (
-                "before_process",
-                "after_process",
-                "on_cancelled",
-                "on_retry",
-                "on_dead_letter",
-            )
+            for name in ("before_process", "on_retry", "on_dead_letter")
         }
+        for name in ("after_process", "on_cancelled"):
+            self._hooked[name] = [
+                getattr(m, name) for m in reversed(self.middleware) if _overrides(m, name)
+            ]
         #: Jobs, not attempts: ``processed`` completed, ``failed`` dead-lettered (at the
         #: end of their retries or refused), ``retried`` attempts that will run again.
         self.processed = 0
@@ -89,11 +89,9 @@ class Executor:
         except Exception as exc:
             outcome = Outcome.failed(exc)
         except BaseException:  # cancelled (revoked, a hard stop): no outcome, hooks still end
-            for hook in reversed(self._hooked["on_cancelled"]):
-                _guarded(hook, ctx)
+            self._hooks("on_cancelled", ctx)
             raise
-        for hook in reversed(self._hooked["after_process"]):
-            _guarded(hook, ctx, outcome)
+        self._hooks("after_process", ctx, outcome)
         return self._settlement(d, ctx, outcome)
 
     def _admit(self, d: Delivery) -> tuple[Task[Any, Any], JobContext] | Settlement:
@@ -192,8 +190,15 @@ class Executor:
             self.retried += 1
 
     def _hooks(self, name: str, *args: Any) -> None:
+        """Call each middleware's ``name`` hook; one that raises is logged, and the
+        others still run (one loop, no call per hook: this runs several times a job)."""
         for hook in self._hooked[name]:
-            _guarded(hook, *args)
+            try:
+                hook(*args)
+            except Exception:
+                log.exception(
+                    "middleware hook %s failed (ignored)", getattr(hook, "__qualname__", hook)
+                )
 
 
 def _settle(d: Delivery, outcome: Outcome, payload: str) -> Settlement:
@@ -232,13 +237,6 @@ def _entry_ms(entry_id: str) -> int:
 
 def _overrides(m: Middleware, name: str) -> bool:
     return getattr(type(m), name) is not getattr(Middleware, name)
-
-
-def _guarded(hook: Any, *args: Any) -> None:
-    try:
-        hook(*args)
-    except Exception:
-        log.exception("middleware hook %s failed (ignored)", getattr(hook, "__qualname__", hook))
 
 
 __all__ = ["Executor", "Runner", "SerializationError"]

@@ -141,6 +141,29 @@ async def test_a_middleware_may_turn_a_failure_into_a_retry_and_a_failing_hook_i
     assert (settlement.verdict, settlement.delay_ms) == (Verdict.RETRY, 5000)
 
 
+async def test_job_end_hooks_run_last_registered_first_and_one_failing_stops_none() -> None:
+    seen: list[str] = []
+
+    class Named(Middleware):
+        def __init__(self, name: str, fails: bool = False) -> None:
+            self.name, self.fails = name, fails
+
+        def before_process(self, ctx: JobContext) -> None:
+            seen.append(f"before {self.name}")
+            if self.fails:
+                raise RuntimeError("a bug in a hook")
+
+        def after_process(self, ctx: JobContext, outcome: Outcome) -> None:
+            seen.append(f"after {self.name}")
+            if self.fails:
+                raise RuntimeError("a bug in a hook")
+
+    ex = executor(FakeRunner(result=3), Named("a", fails=True), Named("b"), Named("c", fails=True))
+    settlement = await ex.execute(delivery(add.name, [1, 2]))
+    assert settlement.verdict is Verdict.COMPLETE
+    assert seen == ["before a", "before b", "before c", "after c", "after b", "after a"]
+
+
 async def test_a_retry_delay_beyond_ten_years_is_capped() -> None:
     class Forever(Middleware):
         def after_process(self, ctx: JobContext, outcome: Outcome) -> None:
