@@ -10,8 +10,10 @@ rate, the system's workers are started with its own CLI (as ``bench.peers`` does
 one warm-up job, and then ``--jobs`` jobs arrive: all at once through the bulk API (rate
 ``0``, "full": the workers are never short of work) or at ``rate`` jobs/s as a bulk
 enqueue every 5 ms (a producer that takes no CPU between its enqueues). Reported, per
-job: the workers' CPU (user and system, the whole process tree) and Redis's (``INFO cpu``,
-which includes the enqueues), medians of ``--runs``, runs interleaved across systems.
+job: the workers' CPU (user and system, each worker and its live children) and Redis's
+(``INFO cpu``, which includes the enqueues and the counter's polling), medians of
+``--runs``, runs interleaved across systems; jobs/s as in ``bench.peers``, (jobs - 1) /
+(last - first completion), so the producer's start-up is not counted.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -28,18 +31,54 @@ import redis
 
 from bench.common import private_redis, table
 from bench.peers import job
-from bench.peers.harness import Workers, open_workers, run_driver, unavailable, wait_count
+from bench.peers.harness import (
+    STALL_TIMEOUT_S,
+    PeerFailed,
+    Workers,
+    open_workers,
+    run_driver,
+    unavailable,
+    wait_count,
+)
 from bench.peers.systems import System, by_name
 
 
 def _tree_cpu_s(workers: Workers) -> tuple[float, float]:
+    """User and system CPU seconds of the workers and the children alive now (a child
+    that ends between two readings is not counted: stem's and the ceiling's workers keep
+    theirs; a peer that forks per job would be under-counted)."""
     user = system = 0.0
     for p in workers.procs:
         root = psutil.Process(p.pid)
         for proc in [root, *root.children(recursive=True)]:
-            times = proc.cpu_times()
+            try:
+                times = proc.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
             user, system = user + times.user, system + times.system
     return user, system
+
+
+def _window(client: Any, done_before: int, target: int, workers: Workers) -> tuple[float, float]:
+    """Poll the counter from ``done_before`` to ``target``: when the first of the new jobs
+    completed and when the last did (``time.perf_counter``), so that neither the
+    producer's start-up nor the poll after the last completion is counted."""
+    first = last = None
+    deadline = time.monotonic() + STALL_TIMEOUT_S
+    while last is None:
+        now = time.perf_counter()
+        count = int(client.get(job.COUNTER) or 0)
+        if first is None and count > done_before:
+            first = now
+        if count >= target:
+            last = now
+        if count > done_before:
+            deadline = time.monotonic() + STALL_TIMEOUT_S
+        if time.monotonic() > deadline:
+            workers.check_alive()
+            raise PeerFailed(f"stuck at {count:,} of {target:,} jobs")
+        time.sleep(0.0005)
+    return (first if first is not None else last), last
 
 
 def _redis_cpu_s(client: Any) -> float:
@@ -57,19 +96,18 @@ def measure(
         run_driver(system, url, "single", "1")
         wait_count(client, 1, workers)
         user0, sys0 = _tree_cpu_s(workers)
-        redis0, start = _redis_cpu_s(client), time.perf_counter()
-        if rate > 0:
-            run_driver(system, url, "batches", str(rate), str(jobs / rate))
-        else:
-            run_driver(system, url, "fill", str(jobs))
-        wait_count(client, 1 + jobs, workers)
-        wall_s = time.perf_counter() - start
+        redis0 = _redis_cpu_s(client)
+        args = ("batches", str(rate), str(jobs)) if rate > 0 else ("fill", str(jobs))
+        producer = threading.Thread(target=run_driver, args=(system, url, *args), daemon=True)
+        producer.start()
+        first, last = _window(client, 1, 1 + jobs, workers)
+        producer.join()
         user1, sys1 = _tree_cpu_s(workers)
         redis1 = _redis_cpu_s(client)
     client.close()
     per_job = 1e6 / jobs
     return {
-        "rate": jobs / wall_s,
+        "rate": (jobs - 1) / max(last - first, 1e-6),
         "user": (user1 - user0) * per_job,
         "sys": (sys1 - sys0) * per_job,
         "redis": (redis1 - redis0) * per_job,

@@ -3,7 +3,7 @@
     <env>/bin/python -m bench.peers.driver APP single N
     <env>/bin/python -m bench.peers.driver APP fill N        # bulk API if any, else single
     <env>/bin/python -m bench.peers.driver APP paced RATE SECONDS
-    <env>/bin/python -m bench.peers.driver APP batches RATE SECONDS  # bulk, every 5 ms
+    <env>/bin/python -m bench.peers.driver APP batches RATE N     # bulk, every 5 ms
 
 ``APP`` is a module of ``bench.peers.apps``. It defines ``producer()``, a context manager
 (sync or async) giving an object with ``send(enqueued_at)`` (sync or async: one job) and
@@ -47,16 +47,18 @@ async def _fill(producer: Any, n: int) -> dict[str, Any]:
     return {"seconds": time.perf_counter() - start, "bulk": True}
 
 
-async def _batches(producer: Any, per_s: float, seconds: float) -> dict[str, Any]:
-    """``per_s`` jobs a second as one bulk enqueue (``fill``) every 5 ms, sleeping between:
-    a steady arrival rate from a producer that takes no CPU while it waits."""
+async def _batches(producer: Any, per_s: float, n: int) -> dict[str, Any]:
+    """``n`` jobs at ``per_s`` a second, as one bulk enqueue (``fill``) every 5 ms (the
+    last one partial), sleeping between: a steady arrival rate from a producer that
+    takes no CPU while it waits."""
     each = max(1, round(per_s * BATCH_EVERY_S))
     next_at = time.perf_counter()
     sent = 0
-    while sent < int(per_s * seconds):
-        await _fill(producer, each)
-        sent += each
-        next_at += each / per_s
+    while sent < n:
+        batch = min(each, n - sent)
+        await _fill(producer, batch)
+        sent += batch
+        next_at += batch / per_s
         await asyncio.sleep(max(0.0, next_at - time.perf_counter()))
     return {"sent": sent}
 
@@ -90,7 +92,7 @@ async def _run(app: str, mode: str, params: list[str]) -> dict[str, Any]:
         if mode == "fill":
             return await _fill(producer, int(params[0]))
         if mode == "batches":
-            return await _batches(producer, float(params[0]), float(params[1]))
+            return await _batches(producer, float(params[0]), int(params[1]))
         if mode == "paced":
             return await _paced(producer, float(params[0]), float(params[1]))
     raise SystemExit(f"driver: unknown mode {mode!r} (single, fill, paced, batches)")

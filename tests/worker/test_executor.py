@@ -204,6 +204,25 @@ async def test_a_run_cancelled_before_it_returns_tells_the_middleware_and_stays_
     assert records.seen == [("on_cancelled", "J1")]
 
 
+async def test_cancelled_hooks_run_last_registered_first_and_one_failing_stops_none() -> None:
+    seen: list[str] = []
+
+    class Named(Middleware):
+        def __init__(self, name: str, fails: bool = False) -> None:
+            self.name, self.fails = name, fails
+
+        def on_cancelled(self, ctx: JobContext) -> None:
+            seen.append(self.name)
+            if self.fails:
+                raise RuntimeError("a bug in a hook")
+
+    runs = executor(Blocks(), Named("a", fails=True), Named("b"), Named("c", fails=True))
+    with trio.move_on_after(0) as scope:
+        await runs.execute(delivery(add.name, [1, 2]))
+    assert scope.cancelled_caught
+    assert seen == ["c", "b", "a"]
+
+
 @pytest.mark.parametrize(
     "traceparent", [12345, None, {"a": 1}, "x" * 100_000], ids=["int", "null", "object", "huge"]
 )
