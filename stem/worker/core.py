@@ -112,6 +112,24 @@ SHED_AFTER_S = 1.0
 FETCH_CLOSE_DEADLINE_S = 3.0
 
 
+async def _next_job(recv: trio.MemoryReceiveChannel[Delivery]) -> Delivery | None:
+    """A runner's next job, None once the channel is closed and empty: ``receive``
+    without its schedule point when a job is waiting, since ``Executor.execute`` has
+    let trio schedule other tasks already (a thread-pool job then wakes its runner once,
+    not twice: docs/performance.md, Change 16). Cancellation is checked first, as in
+    ``receive``, so a cancelled runner takes no job."""
+    await trio.lowlevel.checkpoint_if_cancelled()
+    try:
+        return recv.receive_nowait()
+    except trio.WouldBlock:
+        try:
+            return await recv.receive()
+        except trio.EndOfChannel:
+            return None
+    except trio.EndOfChannel:
+        return None
+
+
 def _hand_to_runners(
     got: list[Delivery], send: trio.MemorySendChannel[Delivery], scope: trio.CancelScope
 ) -> bool:
@@ -600,7 +618,7 @@ class Worker:
     async def _runner(self, recv: trio.MemoryReceiveChannel[Delivery], slot: int) -> None:
         try:
             async with recv:
-                async for d in recv:
+                while (d := await _next_job(recv)) is not None:
                     if self._stop.is_set():
                         self.settler.hand_back(d)  # prefetched, not started: hand back now
                         continue

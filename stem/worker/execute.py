@@ -39,6 +39,10 @@ log = logging.getLogger("stem.worker")
 class Runner(Protocol):
     """Runs a task's function somewhere (see ``pools``)."""
 
+    #: Every run waits for another thread or process (so it lets trio schedule other
+    #: tasks at least once): the executor then adds no yield of its own after it.
+    hands_over: bool
+
     async def run(
         self, task: Task[Any, Any], ctx: JobContext, soft_s: float | None, hard_s: float | None
     ) -> Any: ...
@@ -75,10 +79,17 @@ class Executor:
         self.by_queue: dict[str, list[int]] = {}
 
     async def execute(self, d: Delivery) -> Settlement:
-        """Run one delivery to its settlement (cancellation propagates: caller releases)."""
+        """Run one delivery to its settlement (cancellation propagates: caller releases).
+
+        Lets trio schedule other tasks at least once, as a channel's ``receive`` would: the
+        worker's runners take their next job with ``receive_nowait``, so a run that does
+        not wait for a thread or a process (an async task that never awaits, a job refused
+        before it runs) ends with a cancel-shielded checkpoint here.
+        """
         admitted = self._admit(d)
         if isinstance(admitted, Settlement):
             self._count(d.queue, 1)
+            await trio.lowlevel.cancel_shielded_checkpoint()
             return admitted
         task, ctx = admitted
         self._hooks("before_process", ctx)
@@ -92,6 +103,8 @@ class Executor:
             self._hooks("on_cancelled", ctx)
             raise
         self._hooks("after_process", ctx, outcome)
+        if not runner.hands_over:
+            await trio.lowlevel.cancel_shielded_checkpoint()
         return self._settlement(d, ctx, outcome)
 
     def _admit(self, d: Delivery) -> tuple[Task[Any, Any], JobContext] | Settlement:

@@ -44,6 +44,8 @@ def _limits(soft_s: float | None, hard_s: float | None) -> tuple[float, float]:
 class AsyncRunner:
     """Runs async tasks as trio tasks in the worker process."""
 
+    hands_over = False  # a task that never awaits runs without a schedule point
+
     async def run(
         self, task: Task[Any, Any], ctx: JobContext, soft_s: float | None, hard_s: float | None
     ) -> Any:
@@ -68,6 +70,8 @@ class AsyncRunner:
 
 class ThreadRunner:
     """Runs sync tasks in the worker's job threads, at most the pool's size at once."""
+
+    hands_over = True  # every run waits for a job thread
 
     def __init__(self, threads: ThreadPool) -> None:
         self.threads = threads

@@ -154,6 +154,8 @@ class _Child:
 class ProcessPool:
     """Runs sync tasks in up to ``size`` reusable child processes."""
 
+    hands_over = True  # every run waits for a child's reply
+
     def __init__(
         self,
         app_spec: str,

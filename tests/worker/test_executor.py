@@ -42,6 +42,8 @@ def limited() -> None: ...
 class FakeRunner:
     """Returns ``result`` or raises ``error``; remembers every call."""
 
+    hands_over = False
+
     def __init__(self, result: Any = None, error: BaseException | None = None) -> None:
         self.result, self.error = result, error
         self.calls: list[tuple[str, list[Any], float | None, float | None]] = []
@@ -139,6 +141,30 @@ async def test_a_middleware_may_turn_a_failure_into_a_retry_and_a_failing_hook_i
     ex = executor(FakeRunner(error=ValueError("x")), Forgiving(), Broken())
     settlement = await ex.execute(delivery(add.name, [1, 2], attempt=2))
     assert (settlement.verdict, settlement.delay_ms) == (Verdict.RETRY, 5000)
+
+
+class Resumed(trio.abc.Instrument):
+    """Counts how often the scheduler resumes one task: each time, it had yielded."""
+
+    def __init__(self, task: trio.lowlevel.Task) -> None:
+        self.task, self.times = task, 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.times += 1
+
+
+@pytest.mark.parametrize("task", [add.name, "no.such.task"], ids=["ran", "refused"])
+async def test_a_run_that_waits_for_nothing_still_yields_to_the_scheduler(task: str) -> None:
+    # The worker's runners take their next job without a schedule point (receive_nowait),
+    # so execute must give one when the job did not wait for a thread or a process.
+    resumed = Resumed(trio.lowlevel.current_task())
+    trio.lowlevel.add_instrument(resumed)
+    try:
+        await executor(FakeRunner(result=3)).execute(delivery(task, [1, 2]))
+    finally:
+        trio.lowlevel.remove_instrument(resumed)
+    assert resumed.times >= 1
 
 
 async def test_job_end_hooks_run_last_registered_first_and_one_failing_stops_none() -> None:
