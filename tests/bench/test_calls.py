@@ -5,24 +5,14 @@ Asserts what is counted (the groups, a job's own ``INCR``), never how many.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from bench.peers.systems import ROOT
+from tests.bench.run import run_bench
 
 
 @pytest.mark.timeout(300)
 def test_the_call_count_names_the_worker_parts_and_the_job_alone() -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.calls", "--jobs", "200", "--runs", "1", "--top", "5"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
+    run = run_bench("bench.calls", "--jobs", "200", "--runs", "1", "--top", "5", timeout_s=280)
     assert run.returncode == 0, run.stderr
     out = run.stdout
     assert "of which the job itself (one INCR called directly):" in out, out

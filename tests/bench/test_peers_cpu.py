@@ -6,25 +6,15 @@ row carries figures, never how fast or how costly.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from bench.peers.systems import ROOT
+from tests.bench.run import run_bench
 
 
 @pytest.mark.timeout(300)
 def test_the_cpu_bench_reports_each_system_full_and_paced() -> None:
     argv = ["--jobs", "300", "--rates", "0,1000", "--runs", "1", "--only", "stem", "ceiling"]
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.peers.cpu", *argv],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=280,
-        check=False,
-    )
+    run = run_bench("bench.peers.cpu", *argv, timeout_s=280)
     assert run.returncode == 0, run.stderr
     rows = [line.split() for line in run.stdout.splitlines() if line.startswith(("stem", "ceil"))]
     assert [(r[0], r[1]) for r in rows] == [

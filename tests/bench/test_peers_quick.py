@@ -7,36 +7,20 @@ Asserts what was measured, never how fast.
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
-from bench.peers.systems import ROOT
+from tests.bench.run import run_bench
 
 
 @pytest.mark.peers
 @pytest.mark.timeout(900)
 def test_the_quick_run_measures_stem_a_peer_and_the_ceiling() -> None:
-    setup = subprocess.run(
-        [sys.executable, "-m", "bench.peers", "setup", "huey"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    setup = run_bench("bench.peers", "setup", "huey")
     assert setup.returncode == 0, f"installing Huey failed: {setup.stdout}{setup.stderr}"
     # A low rate: on a loaded machine a 200/s latency run could find a system saturated,
     # and the cell would then carry no latency to check.
     quick = ["--quick", "--only", "stem", "huey", "ceiling", "--no-write-docs", "--rate", "50"]
-    run = subprocess.run(
-        [sys.executable, "-m", "bench.peers", *quick, "--jobs", "300", "--seconds", "1"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=800,
-        check=False,
-    )
+    run = run_bench("bench.peers", *quick, "--jobs", "300", "--seconds", "1", timeout_s=800)
     assert run.returncode == 0, run.stderr
     rows = {
         line.split(" | ")[0].lstrip("| "): line.split(" | ")

@@ -167,24 +167,35 @@ async def test_a_run_that_waits_for_nothing_still_yields_to_the_scheduler(task: 
     assert resumed.times >= 1
 
 
+class Named(Middleware):
+    """Writes ``<hook> <name>`` into ``seen`` from each hook; with ``fails``, then raises."""
+
+    def __init__(self, seen: list[str], name: str, fails: bool = False) -> None:
+        self.seen, self.name, self.fails = seen, name, fails
+
+    def _saw(self, hook: str) -> None:
+        self.seen.append(f"{hook} {self.name}")
+        if self.fails:
+            raise RuntimeError("a bug in a hook")
+
+    def before_process(self, ctx: JobContext) -> None:
+        self._saw("before")
+
+    def after_process(self, ctx: JobContext, outcome: Outcome) -> None:
+        self._saw("after")
+
+    def on_cancelled(self, ctx: JobContext) -> None:
+        self._saw("cancelled")
+
+
+def named(seen: list[str]) -> list[Middleware]:
+    """a (fails), b, c (fails), registered in that order."""
+    return [Named(seen, "a", fails=True), Named(seen, "b"), Named(seen, "c", fails=True)]
+
+
 async def test_job_end_hooks_run_last_registered_first_and_one_failing_stops_none() -> None:
     seen: list[str] = []
-
-    class Named(Middleware):
-        def __init__(self, name: str, fails: bool = False) -> None:
-            self.name, self.fails = name, fails
-
-        def before_process(self, ctx: JobContext) -> None:
-            seen.append(f"before {self.name}")
-            if self.fails:
-                raise RuntimeError("a bug in a hook")
-
-        def after_process(self, ctx: JobContext, outcome: Outcome) -> None:
-            seen.append(f"after {self.name}")
-            if self.fails:
-                raise RuntimeError("a bug in a hook")
-
-    ex = executor(FakeRunner(result=3), Named("a", fails=True), Named("b"), Named("c", fails=True))
+    ex = executor(FakeRunner(result=3), *named(seen))
     settlement = await ex.execute(delivery(add.name, [1, 2]))
     assert settlement.verdict is Verdict.COMPLETE
     assert seen == ["before a", "before b", "before c", "after c", "after b", "after a"]
@@ -232,21 +243,13 @@ async def test_a_run_cancelled_before_it_returns_tells_the_middleware_and_stays_
 
 async def test_cancelled_hooks_run_last_registered_first_and_one_failing_stops_none() -> None:
     seen: list[str] = []
-
-    class Named(Middleware):
-        def __init__(self, name: str, fails: bool = False) -> None:
-            self.name, self.fails = name, fails
-
-        def on_cancelled(self, ctx: JobContext) -> None:
-            seen.append(self.name)
-            if self.fails:
-                raise RuntimeError("a bug in a hook")
-
-    runs = executor(Blocks(), Named("a", fails=True), Named("b"), Named("c", fails=True))
+    runs = executor(Blocks(), *named(seen))
     with trio.move_on_after(0) as scope:
         await runs.execute(delivery(add.name, [1, 2]))
     assert scope.cancelled_caught
-    assert seen == ["c", "b", "a"]
+    assert seen == [
+        "before a", "before b", "before c", "cancelled c", "cancelled b", "cancelled a"
+    ]  # fmt: skip
 
 
 @pytest.mark.parametrize(
