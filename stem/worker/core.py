@@ -112,12 +112,18 @@ SHED_AFTER_S = 1.0
 FETCH_CLOSE_DEADLINE_S = 3.0
 
 
-async def _next_job(recv: trio.MemoryReceiveChannel[Delivery]) -> Delivery | None:
-    """A runner's next job, None once the channel is closed and empty: ``receive``
-    without its schedule point when a job is waiting, since ``Executor.execute`` has
-    let trio schedule other tasks already (a thread-pool job then wakes its runner once,
-    not twice: docs/performance.md, Change 16). Cancellation is checked first, as in
-    ``receive``, so a cancelled runner takes no job."""
+async def _next_job(recv: trio.MemoryReceiveChannel[Delivery], waited: bool) -> Delivery | None:
+    """A runner's next job, None once the channel is closed and empty.
+
+    ``receive`` ends with a schedule point even when a job is waiting; after a run that
+    ``waited`` for a thread or a process, trio has scheduled the other tasks already, so
+    a waiting job is taken at once (a thread-pool job then wakes its runner once, not
+    twice: docs/performance.md, Change 16). After any other run (an async task, a job
+    refused before it ran) the runner yields first, as ``receive`` would. Cancellation
+    is checked before a job is taken, as in ``receive``, so a cancelled runner takes none.
+    """
+    if not waited:
+        await trio.lowlevel.cancel_shielded_checkpoint()
     await trio.lowlevel.checkpoint_if_cancelled()
     try:
         return recv.receive_nowait()
@@ -618,7 +624,9 @@ class Worker:
     async def _runner(self, recv: trio.MemoryReceiveChannel[Delivery], slot: int) -> None:
         try:
             async with recv:
-                while (d := await _next_job(recv)) is not None:
+                waited = True  # nothing ran yet: no yield owed
+                while (d := await _next_job(recv, waited)) is not None:
+                    waited = False
                     if self._stop.is_set():
                         self.settler.hand_back(d)  # prefetched, not started: hand back now
                         continue
@@ -626,7 +634,7 @@ class Worker:
                     revoked = False
                     try:
                         with self.revocations.running(d) as scope:
-                            settlement = await self.executor.execute(d)
+                            settlement, waited = await self.executor.execute_job(d)
                         revoked = scope.cancelled_caught
                     finally:
                         self.prefetch.finish(slot, counted=not revoked)

@@ -16,7 +16,7 @@ import json
 import logging
 import math
 from collections.abc import Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 import trio
 
@@ -39,13 +39,20 @@ log = logging.getLogger("stem.worker")
 class Runner(Protocol):
     """Runs a task's function somewhere (see ``pools``)."""
 
-    #: Every run waits for another thread or process (so it lets trio schedule other
-    #: tasks at least once): the executor then adds no yield of its own after it.
+    #: A run that returns has waited for another thread or process, so it let trio
+    #: schedule other tasks at least once (``Executed.waited``).
     hands_over: bool
 
     async def run(
         self, task: Task[Any, Any], ctx: JobContext, soft_s: float | None, hard_s: float | None
     ) -> Any: ...
+
+
+class Executed(NamedTuple):
+    """A delivery's settlement, and whether its run waited for another thread or process."""
+
+    settlement: Settlement
+    waited: bool
 
 
 class Executor:
@@ -79,33 +86,33 @@ class Executor:
         self.by_queue: dict[str, list[int]] = {}
 
     async def execute(self, d: Delivery) -> Settlement:
-        """Run one delivery to its settlement (cancellation propagates: caller releases).
+        """Run one delivery to its settlement (cancellation propagates: caller releases)."""
+        return (await self.execute_job(d)).settlement
 
-        Lets trio schedule other tasks at least once, as a channel's ``receive`` would: the
-        worker's runners take their next job with ``receive_nowait``, so a run that does
-        not wait for a thread or a process (an async task that never awaits, a job refused
-        before it runs) ends with a cancel-shielded checkpoint here.
-        """
+    async def execute_job(self, d: Delivery) -> Executed:
+        """``execute``, and whether the run surely let trio schedule other tasks: it
+        returned from a runner that hands jobs to a thread or a process. The worker's
+        runners take their next job without a schedule point after such a run
+        (docs/performance.md, Change 16)."""
         admitted = self._admit(d)
         if isinstance(admitted, Settlement):
             self._count(d.queue, 1)
-            await trio.lowlevel.cancel_shielded_checkpoint()
-            return admitted
+            return Executed(admitted, waited=False)
         task, ctx = admitted
         self._hooks("before_process", ctx)
         runner = self.runners[task.pool]
+        waited = False
         try:
             result = await runner.run(task, ctx, task.soft_time_limit_s, task.time_limit_s)
+            waited = runner.hands_over
             outcome = Outcome.complete(dumps(result, f"the result of task {task.name!r}"))
-        except Exception as exc:
+        except Exception as exc:  # the task's error, or the runner's: no claim to have waited
             outcome = Outcome.failed(exc)
         except BaseException:  # cancelled (revoked, a hard stop): no outcome, hooks still end
             self._hooks("on_cancelled", ctx)
             raise
         self._hooks("after_process", ctx, outcome)
-        if not runner.hands_over:
-            await trio.lowlevel.cancel_shielded_checkpoint()
-        return self._settlement(d, ctx, outcome)
+        return Executed(self._settlement(d, ctx, outcome), waited)
 
     def _admit(self, d: Delivery) -> tuple[Task[Any, Any], JobContext] | Settlement:
         if d.envelope is None:
@@ -252,4 +259,4 @@ def _overrides(m: Middleware, name: str) -> bool:
     return getattr(type(m), name) is not getattr(Middleware, name)
 
 
-__all__ = ["Executor", "Runner", "SerializationError"]
+__all__ = ["Executed", "Executor", "Runner", "SerializationError"]

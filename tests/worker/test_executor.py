@@ -143,28 +143,27 @@ async def test_a_middleware_may_turn_a_failure_into_a_retry_and_a_failing_hook_i
     assert (settlement.verdict, settlement.delay_ms) == (Verdict.RETRY, 5000)
 
 
-class Resumed(trio.abc.Instrument):
-    """Counts how often the scheduler resumes one task: each time, it had yielded."""
+class HandsOver(FakeRunner):
+    """A runner that, like the thread and process pools, waits for another thread."""
 
-    def __init__(self, task: trio.lowlevel.Task) -> None:
-        self.task, self.times = task, 0
-
-    def before_task_step(self, task: trio.lowlevel.Task) -> None:
-        if task is self.task:
-            self.times += 1
+    hands_over = True
 
 
-@pytest.mark.parametrize("task", [add.name, "no.such.task"], ids=["ran", "refused"])
-async def test_a_run_that_waits_for_nothing_still_yields_to_the_scheduler(task: str) -> None:
-    # The worker's runners take their next job without a schedule point (receive_nowait),
-    # so execute must give one when the job did not wait for a thread or a process.
-    resumed = Resumed(trio.lowlevel.current_task())
-    trio.lowlevel.add_instrument(resumed)
-    try:
-        await executor(FakeRunner(result=3)).execute(delivery(task, [1, 2]))
-    finally:
-        trio.lowlevel.remove_instrument(resumed)
-    assert resumed.times >= 1
+@pytest.mark.parametrize(
+    ("runner", "task", "waited"),
+    [
+        (FakeRunner(result=3), add.name, False),  # an async task: it may never have awaited
+        (HandsOver(result=3), add.name, True),
+        (HandsOver(error=ValueError("x")), add.name, False),  # a raise claims nothing
+        (HandsOver(result=3), "no.such.task", False),  # refused before it ran
+    ],
+    ids=["async", "handed-over", "handed-over-raised", "refused"],
+)
+async def test_a_run_says_whether_it_surely_waited_for_another_thread(
+    runner: FakeRunner, task: str, waited: bool
+) -> None:
+    executed = await executor(runner).execute_job(delivery(task, [1, 2]))
+    assert executed.waited is waited
 
 
 class Named(Middleware):
