@@ -104,9 +104,9 @@ class Executor:
         waited = False
         try:
             result = await runner.run(task, ctx, task.soft_time_limit_s, task.time_limit_s)
-            waited = runner.hands_over
+            waited = runner.hands_over  # it returned (a raise claims no wait)
             outcome = Outcome.complete(dumps(result, f"the result of task {task.name!r}"))
-        except Exception as exc:  # the task's error, or the runner's: no claim to have waited
+        except Exception as exc:  # the task's, the runner's, or a result that is not JSON
             outcome = Outcome.failed(exc)
         except BaseException:  # cancelled (revoked, a hard stop): no outcome, hooks still end
             self._hooks("on_cancelled", ctx)

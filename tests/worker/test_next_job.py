@@ -60,6 +60,31 @@ async def test_a_cancelled_runner_takes_no_job() -> None:
     assert recv.statistics().current_buffer_used == 1  # still there for another runner
 
 
+class CancelOnResume(trio.abc.Instrument):
+    """Cancels ``scope`` just as the scheduler resumes ``task`` (after it yielded)."""
+
+    def __init__(self, task: trio.lowlevel.Task, scope: trio.CancelScope) -> None:
+        self.task, self.scope = task, scope
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.scope.cancel()
+
+
+async def test_a_runner_cancelled_while_it_yields_takes_no_job() -> None:
+    send, recv = trio.open_memory_channel[Delivery](10)
+    send.send_nowait(job(1))
+    with trio.CancelScope() as scope:
+        instrument = CancelOnResume(trio.lowlevel.current_task(), scope)
+        trio.lowlevel.add_instrument(instrument)
+        try:
+            await _next_job(recv, waited=False)  # yields first: the cancel comes meanwhile
+        finally:
+            trio.lowlevel.remove_instrument(instrument)
+    assert scope.cancelled_caught
+    assert recv.statistics().current_buffer_used == 1
+
+
 async def test_a_closed_and_empty_channel_ends_the_runner() -> None:
     send, recv = trio.open_memory_channel[Delivery](10)
     send.send_nowait(job(1))

@@ -202,3 +202,36 @@ def _waiting_to_clear(thread: threading.Thread) -> bool:
     """Whether ``thread`` has left the task's function and sits in ``_call`` itself."""
     frame = sys._current_frames().get(thread.ident or 0)
     return frame is not None and frame.f_code is pools._call.__code__
+
+
+@pytest.mark.parametrize("stopping", [False, True], ids=["refused", "handed-back"])
+async def test_a_runner_yields_for_each_job_that_waited_for_nothing(
+    japp: Stem, stopping: bool
+) -> None:
+    # Jobs refused before they run (here: no record), or handed back as the worker stops,
+    # wait for no thread, so the runner's next take must yield each time, or one runner
+    # would go through its channel without letting the settler or the renewals run.
+    worker = Worker(japp, WorkerOptions(concurrency=1, app_spec=APP_SPEC))
+    if stopping:
+        worker._stop.set()
+    send, recv = trio.open_memory_channel[Delivery](100)
+    for n in range(40):
+        send.send_nowait(Delivery("default", 0, f"{n + 1}-0", None, None, 0, 1))
+    send.close()
+    me, steps = trio.lowlevel.current_task(), [0]
+
+    class Steps(trio.abc.Instrument):
+        def before_task_step(self, task: trio.lowlevel.Task) -> None:
+            steps[0] += task is me
+
+    counter = Steps()
+    trio.lowlevel.add_instrument(counter)
+    try:
+        await worker._runner(recv, 0)
+    finally:
+        trio.lowlevel.remove_instrument(counter)
+    if stopping:
+        assert len(worker.settler.released) == 40  # none run, all handed back
+    else:
+        assert worker.executor.failed == 40  # every one refused (dead-lettered)
+    assert steps[0] >= 39  # a yield before each take after the first
