@@ -71,7 +71,7 @@ class AsyncRunner:
 class ThreadRunner:
     """Runs sync tasks in the worker's job threads, at most the pool's size at once."""
 
-    hands_over = True  # every run waits for a job thread
+    hands_over = True  # a run that returns has waited for a job thread
 
     def __init__(self, threads: ThreadPool) -> None:
         self.threads = threads

@@ -154,7 +154,7 @@ class _Child:
 class ProcessPool:
     """Runs sync tasks in up to ``size`` reusable child processes."""
 
-    hands_over = True  # every run waits for a child's reply
+    hands_over = True  # a run that returns has waited for a child's reply
 
     def __init__(
         self,
