@@ -625,22 +625,32 @@ class Worker:
         try:
             async with recv:
                 waited = True  # nothing ran yet: no yield owed
-                while (d := await _next_job(recv, waited)) is not None:
-                    waited = False
-                    if self._stop.is_set():
-                        self.settler.hand_back(d)  # prefetched, not started: hand back now
-                        continue
-                    self.prefetch.start(slot)
-                    revoked = False
-                    try:
-                        with self.revocations.running(d) as scope:
-                            settlement, waited = await self.executor.execute_job(d)
-                        revoked = scope.cancelled_caught
-                    finally:
-                        self.prefetch.finish(slot, counted=not revoked)
-                    if revoked:  # revoked while it ran
-                        settlement = self.executor.revoked(d)
-                    self.settler.submit(settlement)
+                while True:
+                    # One cancel scope for this runner's jobs, replaced only after a
+                    # revocation cancelled it: a scope per job cost an async no-op job
+                    # 13% of its Python calls (docs/performance.md, Change 17).
+                    running: Delivery | None = None
+                    with trio.CancelScope() as scope:
+                        while (d := await _next_job(recv, waited)) is not None:
+                            waited = False
+                            if self._stop.is_set():
+                                self.settler.hand_back(d)  # prefetched, not started
+                                continue
+                            self.prefetch.start(slot)
+                            self.revocations.add(d, scope)
+                            running = d
+                            try:
+                                settlement, waited = await self.executor.execute_job(d)
+                                running = None  # it returned: not revoked
+                            finally:
+                                self.revocations.discard(d)
+                                self.prefetch.finish(slot, counted=running is None)
+                            self.settler.submit(settlement)
+                        return  # the channel is closed and empty
+                    # The scope caught a revocation: of the job running then, if any (a
+                    # cancel that came as the job returned ended only the next take).
+                    if running is not None:
+                        self.settler.submit(self.executor.revoked(running))
         finally:
             self._live_runners.value -= 1
 

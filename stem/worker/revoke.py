@@ -12,9 +12,7 @@ the next second; the loop never ends on an error (it is cancelled with the worke
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
 from typing import TYPE_CHECKING
 
 import trio
@@ -38,16 +36,17 @@ class RunningJobs:
     def __init__(self) -> None:
         self._running: dict[_Key, tuple[Delivery, trio.CancelScope]] = {}
 
-    @contextlib.contextmanager
-    def running(self, d: Delivery) -> Iterator[trio.CancelScope]:
-        """Run the body as job ``d``; its scope's ``cancelled_caught`` says it was revoked."""
-        key = (d.queue, d.priority, d.entry_id)
-        with trio.CancelScope() as scope:
-            self._running[key] = (d, scope)
-            try:
-                yield scope
-            finally:
-                self._running.pop(key, None)
+    def add(self, d: Delivery, scope: trio.CancelScope) -> None:
+        """Job ``d`` runs now inside ``scope``: a revocation of ``d`` cancels that scope.
+
+        The scope may hold many jobs one after the other (a runner keeps one until a
+        revocation has used it: docs/performance.md, Change 17), so ``d`` must be
+        ``discard``-ed before the runner waits for its next job."""
+        self._running[(d.queue, d.priority, d.entry_id)] = (d, scope)
+
+    def discard(self, d: Delivery) -> None:
+        """Job ``d`` no longer runs."""
+        self._running.pop((d.queue, d.priority, d.entry_id), None)
 
     def cancel(self, revoked: list[Delivery]) -> None:
         """Cancel the jobs of ``revoked`` that still run."""

@@ -6,13 +6,18 @@ import sys
 import threading
 from collections.abc import AsyncIterator
 from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import trio
+import trio.testing
 
 from stem import JobFailed, JobState, Stem
 from stem.broker import Delivery
+from stem.envelope import Envelope
 from stem.errors import SoftTimeLimitExceeded
+from stem.outcome import Verdict
+from stem.task import Pool
 from stem.worker import Worker, WorkerOptions, pools, serve_worker
 from tests.apps import jobs
 from tests.worker.conftest import APP_SPEC, wait_until
@@ -235,3 +240,73 @@ async def test_a_runner_yields_for_each_job_that_waited_for_nothing(
     else:
         assert worker.executor.failed == 40  # every one refused (dead-lettered)
     assert steps[0] >= 39  # a yield before each take after the first
+
+
+class Controlled:
+    """An async-pool runner for ``Worker._runner`` tests: each run does what ``plan`` says
+    for its job id (``block``: wait until cancelled; ``self-revoke``: have its own job
+    revoked as it returns, with no checkpoint after; else return 3)."""
+
+    hands_over = False
+
+    def __init__(self, worker: Worker, plan: dict[str, str]) -> None:
+        self.worker, self.plan = worker, plan
+        self.started: list[str] = []
+
+    async def run(self, task: object, ctx: Any, soft_s: object, hard_s: object) -> Any:
+        self.started.append(ctx.job_id)
+        what = self.plan.get(ctx.job_id)
+        if what == "block":
+            await trio.sleep_forever()
+        if what == "self-revoke":
+            self.worker.revocations.cancel([self.worker_delivery(ctx.job_id)])
+        return 3
+
+    def worker_delivery(self, job_id: str) -> Delivery:
+        return next(d for d, _ in self.worker.revocations._running.values() if d.job_id == job_id)
+
+
+def add_job(job_id: str, n: int) -> Delivery:
+    envelope = Envelope(job_id, jobs.add.name, [1, 2], {}, "default", 0).encode()
+    return Delivery("default", 0, f"{n}-0", job_id, envelope.encode(), 0, 1)
+
+
+async def test_a_revoked_job_ends_as_revoked_and_its_runner_goes_on_with_a_fresh_scope(
+    japp: Stem,
+) -> None:
+    worker = Worker(japp, WorkerOptions(concurrency=1, app_spec=APP_SPEC))
+    runner = Controlled(worker, {"A": "block"})
+    worker.executor.runners[Pool.ASYNC] = runner  # type: ignore[index]
+    send, recv = trio.open_memory_channel[Delivery](10)
+    a = add_job("A", 1)
+    send.send_nowait(a)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(worker._runner, recv, 0)
+        await trio.testing.wait_all_tasks_blocked()
+        assert runner.started == ["A"]
+        worker.revocations.cancel([a])  # what the revocation poll does
+        send.send_nowait(add_job("B", 2))
+        send.send_nowait(add_job("C", 3))
+        send.close()
+    verdicts = [(s.delivery.job_id, s.verdict) for s in worker.settler.pending]
+    assert verdicts == [("A", Verdict.REVOKED), ("B", Verdict.COMPLETE), ("C", Verdict.COMPLETE)]
+    assert runner.started == ["A", "B", "C"]
+    assert worker.revocations._running == {}
+
+
+async def test_a_revocation_that_lands_as_its_job_returns_leaves_the_job_settled(
+    japp: Stem,
+) -> None:
+    # The job's own run cancels its scope and returns without another checkpoint: it
+    # completed, so it settles as complete, and the cancel ends only the runner's next
+    # take (a fresh scope then takes the next job).
+    worker = Worker(japp, WorkerOptions(concurrency=1, app_spec=APP_SPEC))
+    runner = Controlled(worker, {"A": "self-revoke"})
+    worker.executor.runners[Pool.ASYNC] = runner  # type: ignore[index]
+    send, recv = trio.open_memory_channel[Delivery](10)
+    for n, job_id in enumerate("AB", 1):
+        send.send_nowait(add_job(job_id, n))
+    send.close()
+    await worker._runner(recv, 0)
+    verdicts = [(s.delivery.job_id, s.verdict) for s in worker.settler.pending]
+    assert verdicts == [("A", Verdict.COMPLETE), ("B", Verdict.COMPLETE)]
