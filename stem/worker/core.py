@@ -120,7 +120,9 @@ async def _next_job(recv: trio.MemoryReceiveChannel[Delivery], waited: bool) -> 
     a waiting job is taken at once (a thread-pool job then wakes its runner once, not
     twice: docs/performance.md, Change 16). After any other run (an async task, a job
     refused before it ran) the runner yields first, as ``receive`` would. Cancellation
-    is checked before a job is taken, as in ``receive``, so a cancelled runner takes none.
+    is checked before a job is taken, as in ``receive``, so a cancelled runner takes none;
+    the runner's scope relies on it (Change 17): a revocation that landed as the last
+    job returned must end the take, not the next job.
     """
     if not waited:
         await trio.lowlevel.cancel_shielded_checkpoint()

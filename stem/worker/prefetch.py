@@ -67,7 +67,8 @@ class Prefetch:
 
     def finish(self, slot: int, *, counted: bool = True) -> None:
         """Runner ``slot`` is done with its job (whatever the outcome); ``counted=False``
-        leaves its time out of the average (a revoked job, cut short: not the pace)."""
+        leaves its time out of the average (a job that did not return: revoked, or cut short
+        by a stop; not the pace)."""
         took_s = self._clock() - self._started[slot]
         self._started[slot] = 0.0
         self.busy -= 1

@@ -245,7 +245,8 @@ async def test_a_runner_yields_for_each_job_that_waited_for_nothing(
 class Controlled:
     """An async-pool runner for ``Worker._runner`` tests: each run does what ``plan`` says
     for its job id (``block``: wait until cancelled; ``self-revoke``: have its own job
-    revoked as it returns, with no checkpoint after; else return 3)."""
+    revoked as it returns, with no checkpoint after), then passes one checkpoint (where a
+    cancel meant for an earlier job would land) and returns 3."""
 
     hands_over = False
 
@@ -260,6 +261,8 @@ class Controlled:
             await trio.sleep_forever()
         if what == "self-revoke":
             self.worker.revocations.cancel([self.worker_delivery(ctx.job_id)])
+            return 3
+        await trio.lowlevel.checkpoint()
         return 3
 
     def worker_delivery(self, job_id: str) -> Delivery:
