@@ -274,13 +274,26 @@ def add_job(job_id: str, n: int) -> Delivery:
     return Delivery("default", 0, f"{n}-0", job_id, envelope.encode(), 0, 1)
 
 
+Channel = tuple[trio.MemorySendChannel[Delivery], trio.MemoryReceiveChannel[Delivery]]
+
+
+def one_runner(japp: Stem, plan: dict[str, str]) -> tuple[Worker, Controlled, Channel]:
+    """A worker (not started) whose async jobs run on ``Controlled(plan)``, and a channel
+    for one of its runners."""
+    worker = Worker(japp, WorkerOptions(concurrency=1, app_spec=APP_SPEC))
+    runner = Controlled(worker, plan)
+    worker.executor.runners[Pool.ASYNC] = runner  # type: ignore[index]
+    return worker, runner, trio.open_memory_channel[Delivery](10)
+
+
+def verdicts(worker: Worker) -> list[tuple[str | None, Verdict]]:
+    return [(s.delivery.job_id, s.verdict) for s in worker.settler.pending]
+
+
 async def test_a_revoked_job_ends_as_revoked_and_its_runner_goes_on_with_a_fresh_scope(
     japp: Stem,
 ) -> None:
-    worker = Worker(japp, WorkerOptions(concurrency=1, app_spec=APP_SPEC))
-    runner = Controlled(worker, {"A": "block"})
-    worker.executor.runners[Pool.ASYNC] = runner  # type: ignore[index]
-    send, recv = trio.open_memory_channel[Delivery](10)
+    worker, runner, (send, recv) = one_runner(japp, {"A": "block"})
     a = add_job("A", 1)
     send.send_nowait(a)
     async with trio.open_nursery() as nursery:
@@ -291,8 +304,9 @@ async def test_a_revoked_job_ends_as_revoked_and_its_runner_goes_on_with_a_fresh
         send.send_nowait(add_job("B", 2))
         send.send_nowait(add_job("C", 3))
         send.close()
-    verdicts = [(s.delivery.job_id, s.verdict) for s in worker.settler.pending]
-    assert verdicts == [("A", Verdict.REVOKED), ("B", Verdict.COMPLETE), ("C", Verdict.COMPLETE)]
+    assert verdicts(worker) == [
+        ("A", Verdict.REVOKED), ("B", Verdict.COMPLETE), ("C", Verdict.COMPLETE)
+    ]  # fmt: skip
     assert runner.started == ["A", "B", "C"]
     assert worker.revocations._running == {}
 
@@ -303,13 +317,9 @@ async def test_a_revocation_that_lands_as_its_job_returns_leaves_the_job_settled
     # The job's own run cancels its scope and returns without another checkpoint: it
     # completed, so it settles as complete, and the cancel ends only the runner's next
     # take (a fresh scope then takes the next job).
-    worker = Worker(japp, WorkerOptions(concurrency=1, app_spec=APP_SPEC))
-    runner = Controlled(worker, {"A": "self-revoke"})
-    worker.executor.runners[Pool.ASYNC] = runner  # type: ignore[index]
-    send, recv = trio.open_memory_channel[Delivery](10)
+    worker, _, (send, recv) = one_runner(japp, {"A": "self-revoke"})
     for n, job_id in enumerate("AB", 1):
         send.send_nowait(add_job(job_id, n))
     send.close()
     await worker._runner(recv, 0)
-    verdicts = [(s.delivery.job_id, s.verdict) for s in worker.settler.pending]
-    assert verdicts == [("A", Verdict.COMPLETE), ("B", Verdict.COMPLETE)]
+    assert verdicts(worker) == [("A", Verdict.COMPLETE), ("B", Verdict.COMPLETE)]
