@@ -123,10 +123,21 @@ def main() -> None:
     parser.add_argument("--only", nargs="+", default=["stem", "ceiling"], metavar="SYSTEM")
     args = parser.parse_args()
     rates = [float(r) for r in args.rates.split(",")]
-    systems = [s for s in by_name(args.only) if unavailable(s) is None]
+    try:
+        named = by_name(args.only)
+    except ValueError as exc:
+        parser.error(str(exc))  # one line and exit 2, as bench.peers does
+    systems = []
+    for system in named:
+        why = unavailable(system)
+        if why is None:
+            systems.append(system)
+        else:
+            print(f"{system.name}: {why}")
     results: dict[tuple[str, float], list[dict[str, float]]] = {}
-    log = Path(tempfile.mkdtemp(prefix="bench-cpu-")) / "workers.log"
-    with private_redis() as server:
+    # The workers' output, for the error a failed run raises (its last line); removed after.
+    with tempfile.TemporaryDirectory(prefix="bench-cpu-") as logs, private_redis() as server:
+        log = Path(logs) / "workers.log"
         for _ in range(args.runs):
             for rate in rates:
                 for system in systems:
