@@ -22,21 +22,18 @@ import argparse
 import statistics
 import tempfile
 import threading
-import time
 from pathlib import Path
 from typing import Any
 
-import psutil
 import redis
 
 from bench.common import private_redis, table
 from bench.peers import job
 from bench.peers.harness import (
-    STALL_TIMEOUT_S,
-    PeerFailed,
     Workers,
     open_workers,
     run_driver,
+    tree_read,
     unavailable,
     wait_count,
 )
@@ -44,41 +41,10 @@ from bench.peers.systems import System, by_name
 
 
 def _tree_cpu_s(workers: Workers) -> tuple[float, float]:
-    """User and system CPU seconds of the workers and the children alive now (a child
-    that ends between two readings is not counted: stem's and the ceiling's workers keep
-    theirs; a peer that forks per job would be under-counted)."""
-    user = system = 0.0
-    for p in workers.procs:
-        root = psutil.Process(p.pid)
-        for proc in [root, *root.children(recursive=True)]:
-            try:
-                times = proc.cpu_times()
-            except psutil.NoSuchProcess:
-                continue
-            user, system = user + times.user, system + times.system
-    return user, system
-
-
-def _window(client: Any, done_before: int, target: int, workers: Workers) -> tuple[float, float]:
-    """Poll the counter from ``done_before`` to ``target``: when the first of the new jobs
-    completed and when the last did (``time.perf_counter``), so that neither the
-    producer's start-up nor the poll after the last completion is counted."""
-    first = last = None
-    deadline = time.monotonic() + STALL_TIMEOUT_S
-    while last is None:
-        now = time.perf_counter()
-        count = int(client.get(job.COUNTER) or 0)
-        if first is None and count > done_before:
-            first = now
-        if count >= target:
-            last = now
-        if count > done_before:
-            deadline = time.monotonic() + STALL_TIMEOUT_S
-        if time.monotonic() > deadline:
-            workers.check_alive()
-            raise PeerFailed(f"stuck at {count:,} of {target:,} jobs")
-        time.sleep(0.0005)
-    return (first if first is not None else last), last
+    """User and system CPU seconds of the workers and the children alive now (a peer that
+    forks per job would be under-counted; stem's and the ceiling's workers keep theirs)."""
+    times = tree_read(workers.procs, lambda proc: proc.cpu_times())
+    return sum(t.user for t in times), sum(t.system for t in times)
 
 
 def _redis_cpu_s(client: Any) -> float:
@@ -100,7 +66,7 @@ def measure(
         args = ("batches", str(rate), str(jobs)) if rate > 0 else ("fill", str(jobs))
         producer = threading.Thread(target=run_driver, args=(system, url, *args), daemon=True)
         producer.start()
-        first, last = _window(client, 1, 1 + jobs, workers)
+        first, last = wait_count(client, 1 + jobs, workers, done_before=1)
         producer.join()
         user1, sys1 = _tree_cpu_s(workers)
         redis1 = _redis_cpu_s(client)

@@ -13,10 +13,10 @@ import signal
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psutil
 import redis
@@ -28,6 +28,8 @@ from bench.peers.systems import ROOT, System
 START_TIMEOUT_S = 60.0  # worker start-up (imports, connecting) until the first completion
 STALL_TIMEOUT_S = 30.0  # no completion for this long: the system is stuck
 STOP_GRACE_S = 20.0
+
+T = TypeVar("T")
 
 
 class PeerFailed(Exception):
@@ -101,16 +103,26 @@ def run_driver(system: System, url: str, *args: str, timeout_s: float = 600) -> 
     return reply
 
 
-def _tree_rss(procs: list[subprocess.Popen[bytes]]) -> float:
-    total = 0
+def tree_read(procs: list[subprocess.Popen[bytes]], read: Callable[[psutil.Process], T]) -> list[T]:
+    """``read`` of each process started and each of its children alive now (one that ends
+    meanwhile is left out: a child that ends between two readings is not counted)."""
+    out: list[T] = []
     for p in procs:
         try:
             root = psutil.Process(p.pid)
-            for proc in [root, *root.children(recursive=True)]:
-                total += proc.memory_info().rss
+            tree = [root, *root.children(recursive=True)]
         except psutil.NoSuchProcess:
             continue
-    return total / 2**20
+        for proc in tree:
+            try:
+                out.append(read(proc))
+            except psutil.NoSuchProcess:
+                continue
+    return out
+
+
+def _tree_rss(procs: list[subprocess.Popen[bytes]]) -> float:
+    return sum(tree_read(procs, lambda proc: proc.memory_info().rss)) / 2**20
 
 
 def _stop(procs: list[subprocess.Popen[bytes]]) -> None:
@@ -177,9 +189,12 @@ def open_workers(system: System, url: str, processes: int, log: Path) -> Iterato
         _stop(procs)
 
 
-def wait_count(client: Any, target: int, workers: Workers) -> tuple[float, float]:
+def wait_count(
+    client: Any, target: int, workers: Workers, done_before: int = 0
+) -> tuple[float, float]:
     """Poll the counter until it reaches ``target``: (first, last) completion times, from
-    ``time.perf_counter``. Raises ``PeerFailed`` when the workers die, never start, or stall.
+    ``time.perf_counter``, of the jobs after the ``done_before`` already counted. Raises
+    ``PeerFailed`` when the workers die, never start, or stall.
     """
     start = time.perf_counter()
     first: float | None = None
@@ -191,7 +206,7 @@ def wait_count(client: Any, target: int, workers: Workers) -> tuple[float, float
             return (first if first is not None else now), now
         if count > seen:
             seen, seen_at = count, now
-            if first is None and count > 0:
+            if first is None and count > done_before:
                 first = now
         if now >= next_check:  # a dead worker fails the system now, not at the timeout
             workers.check_alive()
