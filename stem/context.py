@@ -32,7 +32,7 @@ class JobContext:
     headers: dict[str, str] = field(default_factory=dict)
     enq_ms: int = 0
     ready_ms: int = 0  # when it became ready to run: its stream entry's time (Redis clock)
-    started_monotonic: float = 0.0
+    started_monotonic: float = 0.0  # when the executor admitted it (``time.monotonic()``)
     state: dict[str, Any] = field(default_factory=dict)
 
 

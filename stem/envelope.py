@@ -162,6 +162,8 @@ def _number(value: int) -> str:
 
 def dumps(value: Any, what: str) -> str:
     """Encode a result or error value, naming ``what`` if it is not JSON-serialisable."""
+    if value is None:  # most tasks return nothing: skip the encoder's three calls
+        return "null"
     try:
         return _encode(value)
     except (TypeError, ValueError) as exc:

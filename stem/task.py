@@ -42,6 +42,10 @@ class Pool(enum.Enum):
     THREADS = "threads"  # a thread of the worker process (sync functions)
     PROCESSES = "processes"  # a pool child process: can be killed at a hard time limit
 
+    # A member is equal only to itself, so hashing by identity is right, and it is a C
+    # slot where Enum's is a Python call (the executor looks a runner up per job).
+    __hash__ = object.__hash__
+
 
 @dataclass(frozen=True)
 class RetryPolicy:

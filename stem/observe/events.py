@@ -25,10 +25,10 @@ import time
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
-import trio
-
 from stem.middleware.base import Middleware
-from stem.observe.logs import current_span_ids, set_job_fields
+from stem.observe.logs import set_job_fields
+from stem.observe.metrics import run_s
+from stem.observe.tracing import job_span_ids
 from stem.outcome import Outcome, Verdict
 
 if TYPE_CHECKING:
@@ -38,6 +38,8 @@ log = logging.getLogger("stem.jobs")
 
 #: Comma-separated task names whose INFO job lines the worker leaves out.
 QUIET_TASKS_ENV = "STEM_QUIET_TASKS"
+#: The ``JobContext.state`` key of the wait a job's ``started`` line logged.
+_WAITED = "wait_s"
 
 
 class JobEvents(Middleware):
@@ -48,13 +50,15 @@ class JobEvents(Middleware):
 
     def before_process(self, ctx: JobContext) -> None:
         fields = {"job_id": ctx.job_id, "task": ctx.task, "queue": ctx.queue}
-        trace_id, span_id = current_span_ids()  # the consumer span (Tracing runs first)
+        trace_id, span_id = job_span_ids(ctx)  # the consumer span (Tracing runs first)
         if trace_id:  # kept for the retry/dead-letter lines, logged once the span ended
             fields |= {"trace_id": trace_id, "span_id": span_id}
         set_job_fields(fields)
-        ctx.state["wait_s"] = wait_s(ctx)
         if ctx.task in self.quiet_tasks or not log.isEnabledFor(logging.INFO):
             return
+        # Kept for the ``succeeded`` line; a job that has none logs no ``succeeded`` line
+        # either (a quiet task, or INFO off when it started: no half pair).
+        waited = ctx.state[_WAITED] = wait_s(ctx)
         again = "redelivered, " if ctx.deliveries > 1 else ""
         _info(
             "before_process",
@@ -62,15 +66,15 @@ class JobEvents(Middleware):
             again,
             ctx.attempt,
             ctx.deliveries,
-            _ms(ctx.state["wait_s"]),
+            _ms(waited),
         )
 
     def after_process(self, ctx: JobContext, outcome: Outcome) -> None:
-        if outcome.verdict is not Verdict.COMPLETE or ctx.task in self.quiet_tasks:
+        waited = ctx.state.get(_WAITED)
+        if waited is None or outcome.verdict is not Verdict.COMPLETE:
             return
         if log.isEnabledFor(logging.INFO):
-            waited = _ms(ctx.state.get("wait_s", 0.0))
-            _info("after_process", "succeeded in %s (waited %s)", _ms(run_s(ctx)), waited)
+            _info("after_process", "succeeded in %s (waited %s)", _ms(run_s(ctx)), _ms(waited))
 
     def on_retry(self, ctx: JobContext, outcome: Outcome) -> None:
         if ctx.task in self.quiet_tasks:
@@ -101,11 +105,6 @@ def _info(hook: str, msg: str, *args: object) -> None:
 def wait_s(ctx: JobContext) -> float:
     """Seconds between enqueue and now (the job's wait; includes a delay it asked for)."""
     return max(0.0, time.time() - ctx.enq_ms / 1000) if ctx.enq_ms else 0.0
-
-
-def run_s(ctx: JobContext) -> float:
-    """Seconds since the executor admitted the job (trio's clock)."""
-    return max(0.0, trio.current_time() - ctx.started_monotonic)
 
 
 def _ms(seconds: float) -> str:

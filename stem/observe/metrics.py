@@ -74,6 +74,10 @@ class TaskStats:
     wait: Histogram = field(default_factory=Histogram)
 
 
+#: The ``JobContext.state`` key of the job's ``TaskStats``.
+_STATS = "stem.stats"
+
+
 class JobStats(Middleware):
     """Cumulative per-(queue, task) counts and histograms; see the module docstring.
 
@@ -95,10 +99,11 @@ class JobStats(Middleware):
         return stats
 
     def before_process(self, ctx: JobContext) -> None:
-        self._stats(ctx).wait.observe(ready_wait_s(ctx))
+        stats = ctx.state[_STATS] = self._stats(ctx)  # kept: one lookup a job, not two
+        stats.wait.observe(ready_wait_s(ctx))
 
     def after_process(self, ctx: JobContext, outcome: Outcome) -> None:
-        stats = self._stats(ctx)
+        stats = ctx.state.get(_STATS) or self._stats(ctx)
         stats.run.observe(run_s(ctx))
         if outcome.verdict is Verdict.COMPLETE:
             stats.processed += 1
@@ -134,10 +139,9 @@ def ready_wait_s(ctx: JobContext) -> float:
 
 
 def run_s(ctx: JobContext) -> float:
-    """Seconds since the executor admitted the job (trio's clock)."""
-    import trio
-
-    return max(0.0, trio.current_time() - ctx.started_monotonic)
+    """Seconds since the executor admitted the job (``time.monotonic``: one C call, where
+    trio's clock is three Python calls, twice a job)."""
+    return max(0.0, time.monotonic() - ctx.started_monotonic)
 
 
 # -- OpenTelemetry meters ----------------------------------------------------------------
@@ -300,14 +304,15 @@ class Meters(Middleware):
         if i is not None and created:
             i.sent.add(1, _attributes(job.queue, job.task))
 
+    # The two per-job hooks call the lookup directly: one call fewer each, on every job.
     def before_process(self, ctx: JobContext) -> None:
-        i = self.instruments()
+        i = self._lookup.get()
         if i is None:
             return
         i.wait.record(ready_wait_s(ctx), _attributes(ctx.queue, ctx.task))
 
     def after_process(self, ctx: JobContext, outcome: Outcome) -> None:
-        i = self.instruments()
+        i = self._lookup.get()
         if i is None:
             return
         attributes = _attributes(ctx.queue, ctx.task, outcome.verdict.value)

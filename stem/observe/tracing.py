@@ -260,29 +260,49 @@ class Tracing(Middleware):
         links = _links_to_origin(ctx, parent)
         span = found.start(f"process {ctx.queue}", SpanKind.CONSUMER, parent, attributes, links)
         token = otel_context.attach(trace.set_span_in_context(span))
-        ctx.state["otel"] = (span, token)
+        ctx.state[_OPENED] = (span, token)
 
     def after_process(self, ctx: JobContext, outcome: Outcome) -> None:
-        self._end(ctx, outcome.verdict.value, outcome.error)
+        opened = ctx.state.pop(_OPENED, None)  # first: most jobs have no span to end
+        if opened is not None:
+            _end(opened, outcome.verdict.value, outcome.error)
 
     def on_cancelled(self, ctx: JobContext) -> None:
         # Revoked while running, or a hard stop: the span still ends (and is exported),
         # and the job's context leaves the runner, which goes on to other jobs.
-        self._end(ctx, CANCELLED, None)
+        opened = ctx.state.pop(_OPENED, None)
+        if opened is not None:
+            _end(opened, CANCELLED, None)
 
-    def _end(self, ctx: JobContext, verdict: str, error: BaseException | None) -> None:
-        opened = ctx.state.pop("otel", None)
-        if opened is None:
-            return
-        span, token = opened
-        try:
-            _set_own(span, "stem.outcome", verdict)
-            if error is not None:
-                span.record_exception(error)
-                span.set_status(Status(StatusCode.ERROR, type(error).__name__))
-            span.end()
-        finally:  # a span processor that raises must not leave the span current
-            otel_context.detach(token)
+
+#: The ``JobContext.state`` key of a job's open ``process`` span and its context token.
+_OPENED = "otel"
+
+
+def job_span_ids(ctx: JobContext) -> tuple[str, str]:
+    """The trace and span id, in hex, of the ``process`` span ``Tracing`` opened for the
+    job; empty strings while it has none (tracing off). Read from the job's state, not
+    from the OpenTelemetry context: that lookup is seven calls a job with tracing off."""
+    opened = ctx.state.get(_OPENED)
+    if opened is None:
+        return "", ""
+    span_context = opened[0].get_span_context()
+    if not span_context.is_valid:
+        return "", ""
+    return f"{span_context.trace_id:032x}", f"{span_context.span_id:016x}"
+
+
+def _end(opened: tuple[Any, Any], verdict: str, error: BaseException | None) -> None:
+    """End a job's ``process`` span with its outcome and leave its context."""
+    span, token = opened
+    try:
+        _set_own(span, "stem.outcome", verdict)
+        if error is not None:
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, type(error).__name__))
+        span.end()
+    finally:  # a span processor that raises must not leave the span current
+        otel_context.detach(token)
 
 
 @contextlib.contextmanager

@@ -15,10 +15,9 @@ from __future__ import annotations
 import json
 import logging
 import math
+import time
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
-
-import trio
 
 from stem.broker import MAX_DELAY_S, Delivery, Settlement
 from stem.context import JobContext
@@ -148,7 +147,7 @@ class Executor:
             headers=env.headers,
             enq_ms=env.enq_ms,
             ready_ms=_entry_ms(d.entry_id),
-            started_monotonic=trio.current_time(),
+            started_monotonic=time.monotonic(),
         )
         ctx.state["task"] = task
         return task, ctx

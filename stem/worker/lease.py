@@ -90,7 +90,8 @@ class HeldJobs:
     def settling(self, deliveries: list[Delivery]) -> None:
         """Mark deliveries whose settle or hand-back is about to be sent."""
         with self._lock:
-            self._settling.update((d.queue, d.priority, d.entry_id) for d in deliveries)
+            # A list, not a generator: a generator is resumed (a call) once per delivery.
+            self._settling.update([(d.queue, d.priority, d.entry_id) for d in deliveries])
 
     def remove(self, deliveries: list[Delivery]) -> None:
         with self._lock:

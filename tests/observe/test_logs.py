@@ -10,8 +10,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from stem import Stem
+from stem.context import JobContext
+from stem.observe.events import JobEvents
 from stem.observe.logs import JobFilter, TextFormatter, set_job_fields
+from stem.outcome import Outcome
 
 APP = "tests.apps.observed:app"
 
@@ -141,3 +146,20 @@ def test_a_field_passed_in_extra_wins_over_the_jobs_own() -> None:
         assert (record.job_id, record.task) == ("job-1", "mine")  # type: ignore[attr-defined]
     finally:
         set_job_fields(None)
+
+
+@pytest.mark.parametrize("info_at_start", [True, False])
+def test_a_job_logs_its_succeeded_line_only_if_it_logged_its_started_line(
+    caplog: pytest.LogCaptureFixture, info_at_start: bool
+) -> None:
+    events = JobEvents()
+    ctx = JobContext("job-1", "app.add", "default", attempt=0, deliveries=1, args=[], kwargs={})
+    caplog.set_level(logging.INFO if info_at_start else logging.WARNING, logger="stem.jobs")
+    try:
+        events.before_process(ctx)
+        caplog.set_level(logging.INFO, logger="stem.jobs")  # turned on while the job runs
+        events.after_process(ctx, Outcome.complete("null"))
+    finally:
+        set_job_fields(None)
+    lines = [r.getMessage().split(" ")[0] for r in caplog.records if r.name == "stem.jobs"]
+    assert lines == (["started", "succeeded"] if info_at_start else [])
