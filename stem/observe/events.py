@@ -39,7 +39,7 @@ log = logging.getLogger("stem.jobs")
 #: Comma-separated task names whose INFO job lines the worker leaves out.
 QUIET_TASKS_ENV = "STEM_QUIET_TASKS"
 #: The ``JobContext.state`` key of the wait a job's ``started`` line logged.
-_WAITED = "wait_s"
+_WAITED = "stem.events.wait_s"
 
 
 class JobEvents(Middleware):

@@ -296,7 +296,8 @@ class Meters(Middleware):
         self._lookup = ProviderLookup(meter_provider, _global_meter_provider, _instruments_of)
 
     def instruments(self) -> Instruments | None:
-        """The instruments, or None while metrics are off."""
+        """The instruments, or None while metrics are off. (The per-job hooks read the
+        lookup directly, a call fewer per job: this is not a point to override.)"""
         return self._lookup.get()
 
     def after_enqueue(self, job: OutgoingJob, created: bool) -> None:

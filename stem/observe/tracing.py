@@ -276,7 +276,7 @@ class Tracing(Middleware):
 
 
 #: The ``JobContext.state`` key of a job's open ``process`` span and its context token.
-_OPENED = "otel"
+_OPENED = "stem.tracing.span"
 
 
 def job_span_ids(ctx: JobContext) -> tuple[str, str]:
