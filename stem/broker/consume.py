@@ -19,6 +19,7 @@ from typing import Any
 
 from stem.broker.base import Delivery, LimitSpec, Settlement
 from stem.broker.connection import mapped
+from stem.broker.held import HeldConnection
 from stem.broker.keys import GROUP, READ_ORDER
 from stem.broker.limits import limits_json
 from stem.broker.parts import BrokerParts
@@ -40,6 +41,7 @@ class ConsumeMixin(BrokerParts):
     dlq_maxlen: int
     dlq_retention_ms: int
     _registered: set[str]
+    _held: HeldConnection | None  # None on a cluster
     # Per queue, the stream positions seen by the last empty fetch (for wait_ready).
     _positions: dict[str, dict[str, bytes]]
 
@@ -64,7 +66,11 @@ class ConsumeMixin(BrokerParts):
         throttled.
         """
         self._register(queue)
-        reply = self.scripts.fetch(*self._fetch_call(queue, consumer, count, limits, 0))
+        keys, args = self._fetch_call(queue, consumer, count, limits, 0)
+        if self._held is not None:
+            reply = self._held.call_script(self.scripts.fetch, keys, args)
+        else:
+            reply = self.scripts.fetch(keys=keys, args=args)
         return self._fetched(queue, count, reply)
 
     def _fetch_call(
@@ -116,7 +122,7 @@ class ConsumeMixin(BrokerParts):
         have delivered then stay pending until the reclaimer hands them on.
         """
         self._register(queue)
-        batch = ScriptBatch(self.client)
+        batch = ScriptBatch(self.client, held=self._held)
         parse = self._settle_calls(batch, settlements)
         batch.add(self.scripts.fetch, *self._fetch_call(queue, consumer, count, limits, cap))
         replies = batch.execute()
@@ -148,7 +154,7 @@ class ConsumeMixin(BrokerParts):
         dead-letters are one call each. Each reply is 1 done, 0 already terminal, -1 the
         entry was no longer ours (a lost lease; the current holder settles instead).
         """
-        batch = ScriptBatch(self.client)
+        batch = ScriptBatch(self.client, held=self._held)
         parse = self._settle_calls(batch, settlements)
         return parse(batch.execute())
 

@@ -1,25 +1,29 @@
-"""The producer's fast path: one held connection, and EVALSHA packed from a cached head.
+"""One held connection for the hot paths, and EVALSHA packed from a cached head.
 
 A single-job enqueue is one round trip whose client cost rivals the server's: redis-py
 checks a connection out of the pool (a lock, observability counters) and in again, and
 encodes every argument, per call. :class:`HeldConnection`
 checks one connection out once and reuses it; :class:`ScriptCall` packs the arguments
 that never change (``EVALSHA``, the SHA, the keys, the fixed arguments) once, so a call
-encodes only its own.
+encodes only its own. The worker's fetches and settles go through the same connection
+(:meth:`HeldConnection.call_script`, :meth:`HeldConnection.execute_each`): through
+redis-py each of those round trips cost about 140 Python calls, a tenth of a thread-pool
+job's (docs/performance.md, Change 19).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+import hiredis
 import redis
 from redis.commands.core import Script
-from redis.exceptions import NoScriptError
+from redis.exceptions import DataError, NoScriptError, ResponseError
 
-__all__ = ["HeldConnection", "ScriptCall", "pack"]
+__all__ = ["HeldConnection", "ScriptCall", "pack", "pack_command"]
 
 
 def _bulk(value: bytes) -> bytes:
@@ -29,6 +33,16 @@ def _bulk(value: bytes) -> bytes:
 def pack(parts: Sequence[bytes]) -> bytes:
     """``parts`` as one RESP command."""
     return b"*%d\r\n%b" % (len(parts), b"".join(map(_bulk, parts)))
+
+
+def pack_command(args: Sequence[Any]) -> bytes:
+    """One command, packed as redis-py packs it with hiredis (one C call: redis-py's own
+    path adds a generator step per argument)."""
+    try:
+        packed: bytes = hiredis.pack_command(tuple(args))
+    except TypeError as exc:
+        raise DataError(str(exc)) from None
+    return packed
 
 
 class ScriptCall:
@@ -79,23 +93,45 @@ class HeldConnection:
             self._client.script_load(call.script.script)
             return self.execute(packed)
 
+    def call_script(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
+        """``EVALSHA`` of ``script`` (as ``script(keys=..., args=...)`` does through
+        redis-py); load the script first if the server lost it."""
+        packed = pack_command(["EVALSHA", script.sha, len(keys), *keys, *args])
+        try:
+            return self.execute(packed)
+        except NoScriptError:  # it did not run: load the script, then run it
+            self._client.script_load(script.script)
+            return self.execute(packed)
+
     def execute(self, packed: bytes) -> Any:
         """Send one packed command; return its reply (an error reply raises)."""
+        return self._with_connection(_run, packed)
+
+    def execute_each(self, commands: Sequence[bytes]) -> list[Any]:
+        """Send packed ``commands`` in one write, as a pipeline without a transaction;
+        their replies in order, a ``ResponseError`` in the place of each one Redis
+        refused (``pipeline.execute(raise_on_error=False)``). A connection lost on the
+        way is handled as redis-py's pipeline handles it: the whole batch goes again by
+        the connection's ``retry`` policy."""
+        replies: list[Any] = self._with_connection(_run_each, commands)
+        return replies
+
+    def _with_connection(self, run: Callable[[Any, Any], Any], what: Any) -> Any:
         if self._pid != os.getpid():
             self._forget()
         if not self._lock.acquire(blocking=False):
-            return self._once(packed)
+            return self._once(run, what)
         try:
             if self._conn is None:
                 self._conn = self._pool.get_connection()
-            return _run(self._conn, packed)
+            return run(self._conn, what)
         finally:
             self._lock.release()
 
-    def _once(self, packed: bytes) -> Any:
+    def _once(self, run: Callable[[Any, Any], Any], what: Any) -> Any:
         conn: Any = self._pool.get_connection()
         try:
-            return _run(conn, packed)
+            return run(conn, what)
         finally:
             self._pool.release(conn)
 
@@ -116,7 +152,7 @@ class HeldConnection:
             self._conn = None
 
 
-def _run(conn: Any, packed: bytes) -> Any:
+def _drop_if_stale(conn: Any) -> None:
     # What the pool checks at each checkout: a connection the server closed while it sat
     # idle (a kill, a timeout, a restart) is replaced before the command goes out, so
     # that needs no retry; a failure during the command is retried by the policy alone.
@@ -127,10 +163,35 @@ def _run(conn: Any, packed: bytes) -> Any:
     if stale:
         conn.disconnect()
 
+
+def _run(conn: Any, packed: bytes) -> Any:
+    _drop_if_stale(conn)
+
     def attempt() -> Any:
         conn.send_packed_command((packed,))
         return conn.read_response()
 
+    return _attempt(conn, attempt)
+
+
+def _run_each(conn: Any, commands: Sequence[bytes]) -> list[Any]:
+    _drop_if_stale(conn)
+
+    def attempt() -> list[Any]:
+        conn.send_packed_command(commands)
+        replies: list[Any] = []
+        for _ in commands:
+            try:
+                replies.append(conn.read_response())
+            except ResponseError as exc:  # that command's reply: the next ones follow
+                replies.append(exc)
+        return replies
+
+    replies: list[Any] = _attempt(conn, attempt)
+    return replies
+
+
+def _attempt(conn: Any, attempt: Callable[[], Any]) -> Any:
     try:
         return conn.retry.call_with_retry(attempt, lambda _error: conn.disconnect())
     finally:

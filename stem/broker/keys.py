@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from stem.errors import ConfigError
 
@@ -29,6 +29,9 @@ PRIORITIES = range(10)
 READ_ORDER = tuple(reversed(PRIORITIES))
 #: The consumer group every worker of a queue joins.
 GROUP = "workers"
+#: ``Keys.queue`` keeps the keys of this many queue names (an app with more builds the
+#: rest per call, as before).
+MAX_CACHED_QUEUES = 512
 
 
 class Suffix(enum.Enum):
@@ -137,19 +140,29 @@ class QueueKeys:
 
     namespace: str
     queue: str
+    # Built once: a worker names the prefix and its streams in every fetch and settle.
+    _prefix: str = field(init=False, repr=False, compare=False)
+    _streams: dict[int, str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        prefix = f"{self.namespace}:{{{self.queue}}}:"
+        object.__setattr__(self, "_prefix", prefix)
+        streams = {p: f"{prefix}{Suffix.STREAM.value}{p}" for p in READ_ORDER}
+        object.__setattr__(self, "_streams", streams)
 
     @property
     def prefix(self) -> str:
         """``ns:{queue}:``, the start of every key of this queue (Lua derives job keys)."""
-        return f"{self.namespace}:{{{self.queue}}}:"
+        return self._prefix
 
     def stream(self, priority: int) -> str:
         """Ready stream for one priority level (entries hold only a job id)."""
-        return f"{self.prefix}{Suffix.STREAM.value}{priority}"
+        name = self._streams.get(priority)
+        return f"{self._prefix}{Suffix.STREAM.value}{priority}" if name is None else name
 
     def streams(self) -> list[str]:
         """All ready streams in read order, highest priority first."""
-        return [self.stream(p) for p in READ_ORDER]
+        return list(self._streams.values())
 
     @property
     def delayed(self) -> str:
@@ -215,13 +228,22 @@ class Keys:
     """Namespace-wide keys, and a factory for per-queue keys."""
 
     namespace: str = "stem"
+    # The queues' keys, made once per name (a few hundred names at most are kept).
+    _queues: dict[str, QueueKeys] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         check_name("namespace", self.namespace)
 
     def queue(self, name: str) -> QueueKeys:
-        """Keys of queue ``name``."""
-        return QueueKeys(self.namespace, check_name("queue name", name))
+        """Keys of queue ``name`` (``ConfigError`` for a name that would break a key)."""
+        keys = self._queues.get(name)
+        if keys is None:
+            keys = QueueKeys(self.namespace, check_name("queue name", name))
+            if len(self._queues) < MAX_CACHED_QUEUES:
+                self._queues[name] = keys
+        return keys
 
     @property
     def queues(self) -> str:

@@ -66,7 +66,10 @@ class ProducerMixin(BrokerParts):
             args = [qk.prefix, GROUP, *_job_args(jobs)]
             return _pairs(jobs, self.scripts.enqueue(keys=[qk.delayed], args=args))
         batch = ScriptBatch(
-            self.client, wait_replicas=self.enqueue_replicas, wait_ms=self.enqueue_wait_ms
+            self.client,
+            wait_replicas=self.enqueue_replicas,
+            wait_ms=self.enqueue_wait_ms,
+            held=self._held,
         )
         chunks = list(_chunks(jobs, ENQUEUE_CHUNK))
         for chunk in chunks:

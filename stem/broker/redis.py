@@ -354,7 +354,7 @@ class RedisBroker(ProducerMixin, ConsumeMixin, AdminMixin, LimitsMixin, ControlM
                 groups[(d.queue, d.priority)] += [d.entry_id, d.job_id]
         if not groups:
             return 0
-        batch = ScriptBatch(self.client)
+        batch = ScriptBatch(self.client, held=self._held)
         for (queue, priority), pairs in groups.items():
             qk = self.keys.queue(queue)
             args: list[Any] = [qk.prefix, GROUP, 1 if undo_delivery else 0, max_deliveries]

@@ -51,6 +51,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from stem.broker.held import HeldConnection, pack_command
 from stem.broker.keys import EntryField, JobField, StatsField, Suffix
 from stem.states import TERMINAL_STATES, DeadReason, JobState
 
@@ -232,9 +233,17 @@ class ScriptBatch:
     RERUN: tuple[type[Exception], ...] = (NoScriptError, MovedError, AskError, TryAgainError)
 
     def __init__(
-        self, client: redis.Redis | RedisCluster, *, wait_replicas: int = 0, wait_ms: int = 0
+        self,
+        client: redis.Redis | RedisCluster,
+        *,
+        wait_replicas: int = 0,
+        wait_ms: int = 0,
+        held: HeldConnection | None = None,
     ) -> None:
         self._client = client
+        #: ``client``'s held connection, if it has one: the calls go out on it, packed
+        #: here, instead of through a redis-py pipeline (not on a cluster).
+        self._held = held
         self._calls: list[tuple[Script, list[Any], list[Any]]] = []
         self._wait = (wait_replicas, wait_ms) if wait_replicas > 0 else None
         #: With ``wait_replicas``: the fewest replicas that confirmed the last execute.
@@ -282,6 +291,8 @@ class ScriptBatch:
 
     def _send(self, indexes: Sequence[int], *, load: bool) -> list[Any]:
         if not isinstance(self._client, RedisCluster):
+            if self._held is not None:
+                return self._on_held(self._held, indexes, load=load)
             return self._pipelined(self._client, indexes, load=load)
         cluster = self._client
         groups: dict[str, list[int]] = defaultdict(list)
@@ -313,11 +324,27 @@ class ScriptBatch:
             if self._wait is not None:
                 pipe.wait(*self._wait)
             got: list[Any] = pipe.execute(raise_on_error=False)
+        return self._replies(got, len(scripts))
+
+    def _on_held(self, held: HeldConnection, indexes: Sequence[int], *, load: bool) -> list[Any]:
+        """``_pipelined`` on the held connection: the same commands, packed here."""
+        scripts = {self._calls[i][0].sha: self._calls[i][0] for i in indexes} if load else {}
+        commands = [pack_command(("SCRIPT", "LOAD", s.script)) for s in scripts.values()]
+        for i in indexes:
+            script, keys, args = self._calls[i]
+            commands.append(pack_command(["EVALSHA", script.sha, len(keys), *keys, *args]))
+        if self._wait is not None:
+            commands.append(pack_command(("WAIT", *self._wait)))
+        return self._replies(held.execute_each(commands), len(scripts))
+
+    def _replies(self, got: list[Any], loads: int) -> list[Any]:
+        """The calls' replies out of a batch's (after ``loads`` script loads, before
+        ``WAIT``'s count, which sets :attr:`replicated`)."""
         if self._wait is not None:
             acked = got.pop()
             acked = int(acked) if isinstance(acked, int) else 0
             self.replicated = acked if self.replicated is None else min(self.replicated, acked)
-        return got[len(scripts) :]
+        return got[loads:]
 
 
 def _refresh(cluster: RedisCluster) -> None:

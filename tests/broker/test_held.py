@@ -8,10 +8,12 @@ from collections.abc import Iterator
 
 import pytest
 import redis
+from redis.exceptions import DataError, NoScriptError
 
-from stem.broker import NewJob, RedisBroker
-from stem.broker.held import HeldConnection, ScriptCall, pack
+from stem.broker import NewJob, RedisBroker, Settlement
+from stem.broker.held import HeldConnection, ScriptCall, pack, pack_command
 from stem.envelope import Envelope, new_job_id
+from stem.outcome import Verdict
 
 Q = "default"
 
@@ -186,3 +188,54 @@ def test_single_enqueues_check_out_one_connection_not_one_per_call(
         broker.enqueue(Q, [new_job()])
     assert checkouts == []  # all 50 went over the connection the first one holds
     broker.close()
+
+
+def test_a_packed_command_is_byte_identical_to_redis_pys_and_refuses_what_it_refuses(
+    client: redis.Redis,
+) -> None:
+    args = ("EVALSHA", "0" * 40, 2, "k{q}", b"raw\x00bytes", "ünïcødé", 1500, "")
+    conn = client.connection_pool.get_connection()
+    try:
+        expected = b"".join(conn.pack_command(*args))  # type: ignore[no-untyped-call]
+    finally:
+        client.connection_pool.release(conn)
+    assert pack_command(args) == expected
+    with pytest.raises(DataError):
+        pack_command(("SET", "k", None))
+
+
+def test_a_batch_on_the_held_connection_replies_in_order_with_each_refusal_in_its_place(
+    client: redis.Redis,
+) -> None:
+    held = HeldConnection(client)
+    batch = [pack([b"ECHO", b"a"]), pack_command(("EVALSHA", "0" * 40, 0)), pack([b"ECHO", b"b"])]
+    first, refused, last = held.execute_each(batch)
+    assert (first, last) == (b"a", b"b")
+    assert isinstance(refused, NoScriptError)
+    # A connection the server dropped is replaced and the batch still goes out whole.
+    client.client_kill_filter(_id=held.execute(pack([b"CLIENT", b"ID"])))
+    assert held.execute_each([pack([b"ECHO", b"c"]), pack([b"ECHO", b"d"])]) == [b"c", b"d"]
+    held.close()
+    assert len(client.connection_pool._in_use_connections) == 0
+
+
+def test_a_broker_fetches_and_settles_after_the_server_lost_its_scripts(
+    redis_url: str, namespace: str, client: redis.Redis
+) -> None:
+    broker = RedisBroker(redis_url, namespace=namespace)
+    try:
+        broker.enqueue(Q, [new_job(), new_job()])
+        client.script_flush()
+        first, second = broker.fetch(Q, "c1", 2)  # fetch.lua reloaded by the held call
+        client.script_flush()
+        settled = broker.settle(  # complete.lua and bury.lua reloaded in a second round
+            [
+                Settlement(first, Verdict.COMPLETE, "1"),
+                Settlement(second, Verdict.BURY, '{"type": "E"}', reason="test"),
+            ]
+        )
+        assert settled == [1, 1]
+        assert broker.job(Q, first.job_id or "").state.value == "succeeded"  # type: ignore[union-attr]
+        assert broker.job(Q, second.job_id or "").state.value == "dead"  # type: ignore[union-attr]
+    finally:
+        broker.close()

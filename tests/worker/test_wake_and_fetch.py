@@ -278,6 +278,9 @@ def test_a_pending_fetch_that_redis_never_answers_gives_up_after_the_socket_time
     admin = redis.Redis.from_url(redis_url)
     try:
         assert broker.fetch("default", "solo", 10) == []
+        # The wait takes a pooled connection (fetches go out on the broker's held one):
+        # one connected now, so that the pause below meets the wait, not a handshake.
+        client.ping()
         admin.client_pause(2_000, all=True)  # longer than the 0.5 s socket timeout
         pending = broker.begin_wait_and_fetch("default", "solo", 10, (), 1)
         assert pending is not None
