@@ -19,7 +19,6 @@ from typing import Any
 
 from stem.broker.base import Delivery, LimitSpec, Settlement
 from stem.broker.connection import mapped
-from stem.broker.held import HeldConnection
 from stem.broker.keys import GROUP, READ_ORDER
 from stem.broker.limits import limits_json
 from stem.broker.parts import BrokerParts
@@ -41,7 +40,6 @@ class ConsumeMixin(BrokerParts):
     dlq_maxlen: int
     dlq_retention_ms: int
     _registered: set[str]
-    _held: HeldConnection | None  # None on a cluster
     # Per queue, the stream positions seen by the last empty fetch (for wait_ready).
     _positions: dict[str, dict[str, bytes]]
 
@@ -67,10 +65,7 @@ class ConsumeMixin(BrokerParts):
         """
         self._register(queue)
         keys, args = self._fetch_call(queue, consumer, count, limits, 0)
-        if self._held is not None:
-            reply = self._held.call_script(self.scripts.fetch, keys, args)
-        else:
-            reply = self.scripts.fetch(keys=keys, args=args)
+        reply = self._call_script(self.scripts.fetch, keys, args)
         return self._fetched(queue, count, reply)
 
     def _fetch_call(

@@ -17,7 +17,7 @@ import redis
 
 from stem.broker.base import NewJob
 from stem.broker.connection import Faults, mapped, redact
-from stem.broker.held import HeldConnection, ScriptCall
+from stem.broker.held import ScriptCall
 from stem.broker.keys import GROUP
 from stem.broker.parts import BrokerParts
 from stem.broker.scripts import ScriptBatch
@@ -42,7 +42,6 @@ class ProducerMixin(BrokerParts):
     enqueue_replicas: int
     enqueue_wait_ms: int
     _register: Callable[[str], None]  # the queue registry's (ConsumeMixin)
-    _held: HeldConnection | None
     _enqueue_calls: dict[str, ScriptCall]
 
     @mapped

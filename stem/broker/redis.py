@@ -448,7 +448,7 @@ class RedisBroker(ProducerMixin, ConsumeMixin, AdminMixin, LimitsMixin, ControlM
         """
         qk = self.keys.queue(queue)
         args: list[Any] = [qk.prefix, GROUP, limit, *self._dlq_args()]
-        n, next_ms, now_ms = self.scripts.promote(keys=[qk.delayed], args=args)
+        n, next_ms, now_ms = self._call_script(self.scripts.promote, [qk.delayed], args)
         next_at = float(next_ms)
         if not math.isfinite(next_at) or next_at < 0:
             return int(n), -1
