@@ -83,6 +83,11 @@ class HeldConnection:
         self._lock = threading.Lock()
         self._conn: Any = None  # a redis-py Connection (untyped: the Any boundary)
         self._pid = os.getpid()
+        # Whether to check the connection for data before each call, as redis-py's pool
+        # checks at checkout: not on RESP3, where pushes (cache invalidations, maintenance
+        # notifications) may arrive between calls and redis-py reads and routes them.
+        protocol = self._pool.connection_kwargs.get("protocol")
+        self._check_idle = getattr(self._pool, "cache", None) is None and str(protocol) != "3"
 
     def evalsha(self, call: ScriptCall, args: Sequence[str]) -> Any:
         """Run ``call`` with ``args``; load its script first if the server lost it."""
@@ -123,7 +128,9 @@ class HeldConnection:
             return self._once(run, what)
         try:
             if self._conn is None:
-                self._conn = self._pool.get_connection()
+                self._conn = self._pool.get_connection()  # checked by the pool
+            elif self._check_idle:
+                _drop_if_stale(self._conn)
             return run(self._conn, what)
         finally:
             self._lock.release()
@@ -165,8 +172,6 @@ def _drop_if_stale(conn: Any) -> None:
 
 
 def _run(conn: Any, packed: bytes) -> Any:
-    _drop_if_stale(conn)
-
     def attempt() -> Any:
         conn.send_packed_command((packed,))
         return conn.read_response()
@@ -175,8 +180,6 @@ def _run(conn: Any, packed: bytes) -> Any:
 
 
 def _run_each(conn: Any, commands: Sequence[bytes]) -> list[Any]:
-    _drop_if_stale(conn)
-
     def attempt() -> list[Any]:
         conn.send_packed_command(commands)
         replies: list[Any] = []
@@ -194,6 +197,15 @@ def _run_each(conn: Any, commands: Sequence[bytes]) -> list[Any]:
 def _attempt(conn: Any, attempt: Callable[[], Any]) -> Any:
     try:
         return conn.retry.call_with_retry(attempt, lambda _error: conn.disconnect())
+    except ResponseError:  # an error reply, read whole: the connection is in step
+        raise
+    except BaseException:
+        # Anything else may have struck between the send and the last reply (an
+        # exception raised into a job thread, a KeyboardInterrupt; a Sentinel connection
+        # does not disconnect on a read error): replies may still be on their way, and
+        # the next call must not read them as its own.
+        conn.disconnect()
+        raise
     finally:
         if conn.should_reconnect():
             conn.disconnect()

@@ -239,3 +239,31 @@ def test_a_broker_fetches_and_settles_after_the_server_lost_its_scripts(
         assert broker.job(Q, second.job_id or "").state.value == "dead"  # type: ignore[union-attr]
     finally:
         broker.close()
+
+
+class Interrupted(BaseException):
+    """What a soft time limit or a KeyboardInterrupt raises into a thread mid-call."""
+
+
+def test_a_call_interrupted_between_its_send_and_its_reply_leaves_nothing_for_the_next(
+    client: redis.Redis,
+) -> None:
+    held = HeldConnection(client)
+    assert held.execute(pack([b"ECHO", b"warm"])) == b"warm"
+    conn = held._conn
+
+    def interrupted(*_args: object, **_kwargs: object) -> object:
+        raise Interrupted
+
+    conn.read_response = interrupted  # the reply of the BLPOP below is still on its way
+    with pytest.raises(Interrupted):
+        held.execute(pack([b"BLPOP", b"nothing{q}", b"0.2"]))
+    del conn.read_response
+    # Read as its own, the BLPOP's late reply (nil) would have answered this ECHO.
+    assert held.execute(pack([b"ECHO", b"mine"])) == b"mine"
+    with pytest.raises(Interrupted):
+        conn.read_response = interrupted
+        held.execute_each([pack([b"BLPOP", b"nothing{q}", b"0.2"]), pack([b"ECHO", b"x"])])
+    del conn.read_response
+    assert held.execute_each([pack([b"ECHO", b"y"])]) == [b"y"]
+    held.close()
