@@ -9,7 +9,8 @@ its thread cache and from-thread plumbing); here it is one ``SimpleQueue.put``, 
 
     trio task ──put(call)──> SimpleQueue ──get──> N persistent threads (started on demand)
         ^                                               │ ctx.run(fn) under outcome.capture
-        └──reschedule(task, outcome)── run_sync_soon ───┘
+        └──reschedule(task, outcome)── run_sync_soon ───┘ (one for all the calls that
+                                                           return before trio gets to it)
 
 Semantics kept from ``trio.to_thread.run_sync``: a cancel before ``run`` is called means
 the call never runs; once called, a cancel waits for it to return (the default: callers
@@ -71,6 +72,10 @@ class ThreadPool:
         self._idle = 0  # threads waiting on the queue
         self._backlog = 0  # calls put on the queue, not yet taken
         self._busy: dict[threading.Thread, _Call[Any]] = {}  # thread -> the call it runs
+        # Returned calls whose callers trio has not woken yet, and whether a delivery of
+        # them is already asked of trio (run_sync_soon).
+        self._done: list[tuple[_Call[Any], outcome.Outcome[Any]]] = []
+        self._wake_pending = False
         self._closed = False
 
     @property
@@ -133,16 +138,27 @@ class ThreadPool:
             result = outcome.capture(call.context.run, call.fn)
             with self._lock:
                 del self._busy[me]
+                self._done.append((call, result))
+                wake = not self._wake_pending  # else trio is to deliver it with the rest
+                self._wake_pending = True
+            if not wake:
+                continue
             # Not contextlib.suppress: three Python calls more per job (docs/performance.md).
             try:  # noqa: SIM105
-                token.run_sync_soon(self._deliver, call, result)
+                token.run_sync_soon(self._deliver)
             except trio.RunFinishedError:  # abandoned, outlived trio.run
                 pass
 
-    @staticmethod
-    def _deliver(call: _Call[Any], result: outcome.Outcome[Any]) -> None:
-        if call.state != _DROPPED:  # else abandoned: nobody waits, the result is dropped
-            trio.lowlevel.reschedule(call.task, result)
+    def _deliver(self) -> None:
+        """In trio's thread: wake the caller of every call that has returned since the
+        last delivery (threads that finish while one is pending add to it instead of
+        each writing to trio's wake-up socket: docs/performance.md, Change 20)."""
+        with self._lock:
+            done, self._done = self._done, []
+            self._wake_pending = False
+        for call, result in done:
+            if call.state != _DROPPED:  # else abandoned: nobody waits, the result is dropped
+                trio.lowlevel.reschedule(call.task, result)
 
     async def aclose(self) -> None:
         """Stop the threads; wait for those not busy with an abandoned call to end."""

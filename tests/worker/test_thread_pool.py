@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import threading
+import time
 from collections.abc import Callable
 
 import pytest
@@ -210,3 +211,35 @@ async def test_queued_counts_the_calls_no_thread_has_taken_yet() -> None:
             release.set()
             while pool.queued:
                 await trio.sleep(0.001)
+
+
+async def test_calls_that_return_while_trio_is_busy_are_delivered_in_one_wake_up() -> None:
+    pool = ThreadPool("batch", 8)
+    deliver = pool._deliver
+    deliveries = 0
+
+    def counting() -> None:
+        nonlocal deliveries
+        deliveries += 1
+        deliver()
+
+    pool._deliver = counting  # type: ignore[method-assign]
+    together = threading.Barrier(8)
+    results: dict[int, int] = {}
+
+    async def one(i: int) -> None:
+        results[i] = await pool.run(lambda: (together.wait(30), i)[1])
+
+    with trio.fail_after(30):
+        async with pool, trio.open_nursery() as nursery:
+            for i in range(8):
+                nursery.start_soon(one, i)
+            await trio.testing.wait_all_tasks_blocked()
+            # Trio's thread held (no await) until all eight have returned: each thread
+            # finds a delivery already asked for and adds its result to it.
+            deadline = time.monotonic() + 30
+            while len(pool._done) < 8:
+                assert time.monotonic() < deadline, "the calls never returned"
+                time.sleep(0.001)
+    assert results == {i: i for i in range(8)}  # each caller got its own result
+    assert deliveries == 1
