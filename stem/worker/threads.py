@@ -143,11 +143,16 @@ class ThreadPool:
                 self._wake_pending = True
             if not wake:
                 continue
-            # Not contextlib.suppress: three Python calls more per job (docs/performance.md).
-            try:  # noqa: SIM105
+            try:
                 token.run_sync_soon(self._deliver)
             except trio.RunFinishedError:  # abandoned, outlived trio.run
                 pass
+            except BaseException:
+                # Not asked after all: the next call to return asks again, for these too
+                # (else no result of this pool would ever be delivered again).
+                with self._lock:
+                    self._wake_pending = False
+                raise
 
     def _deliver(self) -> None:
         """In trio's thread: wake the caller of every call that has returned since the
