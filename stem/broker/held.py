@@ -91,17 +91,14 @@ class HeldConnection:
 
     def evalsha(self, call: ScriptCall, args: Sequence[str]) -> Any:
         """Run ``call`` with ``args``; load its script first if the server lost it."""
-        packed = call.pack(args)
-        try:
-            return self.execute(packed)
-        except NoScriptError:  # it did not run: load the script, then run it
-            self._client.script_load(call.script.script)
-            return self.execute(packed)
+        return self._evalsha(call.script, call.pack(args))
 
     def call_script(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """``EVALSHA`` of ``script`` (as ``script(keys=..., args=...)`` does through
         redis-py); load the script first if the server lost it."""
-        packed = pack_command(["EVALSHA", script.sha, len(keys), *keys, *args])
+        return self._evalsha(script, pack_command(["EVALSHA", script.sha, len(keys), *keys, *args]))
+
+    def _evalsha(self, script: Script, packed: bytes) -> Any:
         try:
             return self.execute(packed)
         except NoScriptError:  # it did not run: load the script, then run it

@@ -313,8 +313,12 @@ class ScriptBatch:
             replies.update(zip(group, got, strict=True))
         return [replies[i] for i in indexes]
 
+    def _to_load(self, indexes: Sequence[int], load: bool) -> dict[str, Script]:
+        """The distinct scripts of the calls at ``indexes``, by SHA (none unless ``load``)."""
+        return {self._calls[i][0].sha: self._calls[i][0] for i in indexes} if load else {}
+
     def _pipelined(self, client: redis.Redis, indexes: Sequence[int], *, load: bool) -> list[Any]:
-        scripts = {self._calls[i][0].sha: self._calls[i][0] for i in indexes} if load else {}
+        scripts = self._to_load(indexes, load)
         with client.pipeline(transaction=False) as pipe:
             for script in scripts.values():
                 pipe.script_load(script.script)
@@ -328,7 +332,7 @@ class ScriptBatch:
 
     def _on_held(self, held: HeldConnection, indexes: Sequence[int], *, load: bool) -> list[Any]:
         """``_pipelined`` on the held connection: the same commands, packed here."""
-        scripts = {self._calls[i][0].sha: self._calls[i][0] for i in indexes} if load else {}
+        scripts = self._to_load(indexes, load)
         commands = [pack_command(("SCRIPT", "LOAD", s.script)) for s in scripts.values()]
         for i in indexes:
             script, keys, args = self._calls[i]

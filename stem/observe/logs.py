@@ -70,10 +70,14 @@ def current_span_ids() -> tuple[str, str]:
     otel = sys.modules.get("opentelemetry.trace")
     if otel is None:
         return "", ""
-    ctx = otel.get_current_span().get_span_context()
-    if not ctx.is_valid:
+    return span_ids(otel.get_current_span().get_span_context())
+
+
+def span_ids(span_context: Any) -> tuple[str, str]:
+    """A span context's trace and span id in hex (empty strings if it is not valid)."""
+    if not span_context.is_valid:
         return "", ""
-    return f"{ctx.trace_id:032x}", f"{ctx.span_id:016x}"
+    return f"{span_context.trace_id:032x}", f"{span_context.span_id:016x}"
 
 
 class TextFormatter(logging.Formatter):

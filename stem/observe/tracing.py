@@ -40,6 +40,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Generic, NamedTuple, TypeVar
 
 from stem.middleware.base import Middleware, OutgoingJob
+from stem.observe.logs import span_ids
 from stem.outcome import Outcome
 
 if TYPE_CHECKING:
@@ -286,10 +287,7 @@ def job_span_ids(ctx: JobContext) -> tuple[str, str]:
     opened = ctx.state.get(_OPENED)
     if opened is None:
         return "", ""
-    span_context = opened[0].get_span_context()
-    if not span_context.is_valid:
-        return "", ""
-    return f"{span_context.trace_id:032x}", f"{span_context.span_id:016x}"
+    return span_ids(opened[0].get_span_context())
 
 
 def _end(opened: tuple[Any, Any], verdict: str, error: BaseException | None) -> None:
