@@ -216,7 +216,8 @@ class ScheduleSnapshot:
 class DefinitionChange:
     """What a read-modify-write of the schedule definitions writes: ``puts``, ``deletes``.
 
-    Deleting a definition also deletes its run record. ``result`` is handed back to the
+    Deleting a definition also deletes its run record, and a new name starts without
+    one (a record left behind by a removed entry is dropped). ``result`` is handed back to the
     caller of ``ScheduleStore.change_definitions`` untouched (e.g. what was refused).
     """
 

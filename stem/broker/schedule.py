@@ -81,11 +81,13 @@ class RedisScheduleStore:
         must be a pure function of its argument.
         """
         out: list[DefinitionChange] = []
+        fresh: list[str] = []  # run records to clear: deleted names and new ones
 
         def transaction(pipe: redis.client.Pipeline) -> None:
             current = _decoded(pipe.hgetall(self.definitions_key))
             change = compute(current)
             out[:] = [change]
+            fresh[:] = [*change.deletes, *(n for n in change.puts if n not in current)]
             pipe.multi()
             if change.puts:
                 puts: dict[Any, Any] = dict(change.puts)  # redis-py's Mapping is invariant
@@ -94,12 +96,14 @@ class RedisScheduleStore:
                 pipe.hdel(self.definitions_key, *change.deletes)
 
         self.client.transaction(transaction, self.definitions_key)
-        if out[0].deletes:
+        if fresh:
             # After the transaction, not in it: on a Redis Cluster the two hashes are in
-            # different slots, and a transaction must stay in one. A run record left
-            # behind by a crash in between matters only if an entry of that name is
-            # defined again: it then resumes from that record's last tick.
-            self.client.hdel(self.states_key, *out[0].deletes)
+            # different slots, and a transaction must stay in one. A run record can
+            # outlive its definition (a crash right here, or a beat round that read the
+            # entry before it was removed and records its tick after), so a name that is
+            # new to the definitions is cleared too: an entry defined again starts fresh
+            # instead of catching up from an old record's last tick.
+            self.client.hdel(self.states_key, *fresh)
         return out[0]
 
     @mapped

@@ -140,6 +140,26 @@ def test_run_records_keep_the_latest_tick_and_the_newest_drifts(app: Stem) -> No
     assert len(record.drifts_ms) == 100
 
 
+def test_an_entry_defined_again_starts_without_the_record_of_its_removed_namesake(
+    app: Stem,
+) -> None:
+    schedules = Schedules(app.broker)
+    entry = Entry("x", "t", Interval(1))
+    schedules.add(entry)
+    schedules.remove("x")
+    # A beat round that read "x" before the removal records its tick after it.
+    schedules.record_tick(DueTick(entry, 1000, 1000), "beat:x:1000", "b")
+    kept = Entry("y", "t", Interval(1))
+    schedules.sync(Source.CODE, [kept])
+    schedules.record_tick(DueTick(kept, 2000, 2000), "beat:y:2000", "b")
+
+    schedules.add(entry)
+    schedules.sync(Source.CODE, [Entry("y", "t", Interval(2))])  # changed, not new
+
+    assert schedules.record("x") == RunRecord()
+    assert schedules.record("y").last_tick_ms == 2000
+
+
 def test_a_manual_run_becomes_the_last_run_without_moving_the_last_tick(app: Stem) -> None:
     schedules = Schedules(app.broker)
     entry = Entry("x", "t", Interval(1))
