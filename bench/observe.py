@@ -16,8 +16,13 @@ an async task that does nothing: the worst case, every microsecond of overhead s
 * ``logs``: a job-event line per start and per success at INFO (to /dev/null);
 * ``traces``: logs at WARNING, the SDK tracer provider with a batch processor and an
   exporter that drops every span (the cost is stem's spans, not an exporter's I/O);
-* ``traces+metrics``: that, plus the SDK meter provider with a reader that is never
-  collected (the cost is recording on the instruments, not exporting).
+* ``traces+metrics``: that, plus the meter provider ``OTEL_METRICS_EXPORTER`` installs:
+  one push reader (``stem.observe.aggregated.push_reader``) with an exporter that drops
+  everything and is never collected during the drain, so the job histograms are stem's
+  own aggregation (the cost is recording, not exporting);
+* ``traces+sdk-metrics``: the same with the SDK's in-memory reader instead, which keeps
+  the SDK's histograms (a measurement per job on each; how every job was metered before
+  stem aggregated its own).
 """
 
 from __future__ import annotations
@@ -34,21 +39,27 @@ from typing import Any
 
 import redis
 import trio
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import (
+    InMemoryMetricReader,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+)
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
 
 from bench.common import private_redis, table
 from stem import Stem
 from stem.middleware.base import Middleware
+from stem.observe.aggregated import push_reader
 from stem.observe.logs import configure_logging
-from stem.observe.metrics import JobStats, Meters
+from stem.observe.metrics import JobStats, Meters, aggregates_job_histograms
 from stem.observe.metrics import meter_provider as sdk_meter_provider
 from stem.observe.tracing import Tracing
 from stem.worker import WorkerOptions, serve_worker
 from stem.worker.cpu import parse_cpu, pin_worker
 
-SETUPS = ("bare", "quiet", "logs", "traces", "traces+metrics")
+SETUPS = ("bare", "quiet", "logs", "traces", "traces+metrics", "traces+sdk-metrics")
 
 
 class DropSpans(SpanExporter):
@@ -56,6 +67,21 @@ class DropSpans(SpanExporter):
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         return SpanExportResult.SUCCESS
+
+
+class DropMetrics(MetricExporter):
+    """Accepts every export and keeps none."""
+
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 0, **_: Any
+    ) -> MetricExportResult:
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 0) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 0, **_: Any) -> None:
+        return None
 
 
 def drain(url: str, setup: str, jobs: int, run: int, job: str = "noop") -> tuple[float, float]:
@@ -68,7 +94,11 @@ def drain(url: str, setup: str, jobs: int, run: int, job: str = "noop") -> tuple
         provider = TracerProvider()
         provider.add_span_processor(BatchSpanProcessor(DropSpans()))
     if setup == "traces+metrics":
-        meter_provider = sdk_meter_provider([InMemoryMetricReader()])  # stem's defaults
+        meter_provider = sdk_meter_provider([push_reader(DropMetrics())])  # stem's defaults
+        if not aggregates_job_histograms(meter_provider):
+            raise SystemExit("bench.observe: the push reader did not get stem's job histograms")
+    if setup == "traces+sdk-metrics":
+        meter_provider = sdk_meter_provider([InMemoryMetricReader()])
     middleware = [Tracing(provider), Meters(meter_provider)]
     with open(os.devnull, "w") as null, _without_job_stats(setup == "bare"):
         configure_logging("worker", "INFO" if setup == "logs" else "WARNING", stream=null)

@@ -26,6 +26,7 @@ import bisect
 import logging
 import os
 import time
+import weakref
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ if TYPE_CHECKING:
     from opentelemetry import metrics
 
     from stem.context import JobContext
+    from stem.observe.aggregated import JobHistograms
 
 log = logging.getLogger("stem.observe.metrics")
 
@@ -176,7 +178,9 @@ def sdk_provider(exporter_names: list[str]) -> Any:
     """An SDK ``MeterProvider`` that reads into the named exporters."""
     from importlib.metadata import entry_points
 
-    from opentelemetry.sdk.metrics.export import MetricReader, PeriodicExportingMetricReader
+    from opentelemetry.sdk.metrics.export import MetricReader
+
+    from stem.observe.aggregated import push_reader
 
     found = {e.name: e for e in entry_points(group="opentelemetry_metrics_exporter")}
     readers: list[MetricReader] = []
@@ -185,8 +189,7 @@ def sdk_provider(exporter_names: list[str]) -> Any:
             log.warning("%s=%s: no such metric exporter installed (ignored)", EXPORTER_ENV, name)
             continue
         exporter = found[name].load()()
-        is_reader = isinstance(exporter, MetricReader)
-        readers.append(exporter if is_reader else PeriodicExportingMetricReader(exporter))
+        readers.append(exporter if isinstance(exporter, MetricReader) else push_reader(exporter))
     return meter_provider(readers)
 
 
@@ -199,6 +202,8 @@ def meter_provider(readers: Sequence[Any]) -> Any:
     ``OTEL_METRICS_EXEMPLAR_FILTER`` asks for them. The SDK's own default samples an
     exemplar from the current span into every measurement, which more than doubled what a
     histogram measurement costs a traced job (~11 to ~35 µs, docs/guides/observability.md).
+    Without exemplars, a provider whose only reader is a :func:`~stem.observe.aggregated.
+    push_reader` gets the job histograms aggregated by stem (that module says why).
     """
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.resources import Resource
@@ -209,9 +214,26 @@ def meter_provider(readers: Sequence[Any]) -> Any:
         from opentelemetry.sdk.metrics import AlwaysOffExemplarFilter
 
         exemplars = AlwaysOffExemplarFilter()
-    return MeterProvider(
+    provider = MeterProvider(
         metric_readers=readers, resource=Resource.create(attributes), exemplar_filter=exemplars
     )
+    if exemplars is not None:  # exemplars need each measurement's context: the SDK's path
+        from stem.observe.aggregated import job_histograms_of
+
+        histograms = job_histograms_of(readers)
+        if histograms is not None:
+            _OWN_HISTOGRAMS[provider] = histograms
+    return provider
+
+
+#: Providers whose job histograms stem aggregates itself (``stem.observe.aggregated``).
+_OWN_HISTOGRAMS: weakref.WeakKeyDictionary[Any, JobHistograms] = weakref.WeakKeyDictionary()
+
+
+def aggregates_job_histograms(provider: Any) -> bool:
+    """Whether ``Meters`` on ``provider`` records the job histograms in stem's own
+    aggregation rather than on the SDK's instruments."""
+    return provider in _OWN_HISTOGRAMS
 
 
 def _is_noop(provider: Any) -> bool:
@@ -231,9 +253,17 @@ def meter(provider: Any = None) -> metrics.Meter | None:
 
 
 class Instruments:
-    """The job instruments of one meter (semantic-convention names where they exist)."""
+    """The job instruments of one meter (semantic-convention names where they exist).
 
-    def __init__(self, m: metrics.Meter) -> None:
+    The run and wait histograms are the SDK's, or, for a provider that has them, stem's
+    own ``JobHistograms`` (``stem.observe.aggregated``): ``record_run`` and
+    ``record_wait`` are bound to one or the other once, here.
+    """
+
+    record_run: Callable[[str, str, str, float], None]
+    record_wait: Callable[[str, str, float], None]
+
+    def __init__(self, m: metrics.Meter, own: JobHistograms | None = None) -> None:
         self.sent = m.create_counter(
             "messaging.client.sent.messages", "{message}", "Jobs enqueued."
         )
@@ -243,15 +273,41 @@ class Instruments:
         self.dead_lettered = m.create_counter(
             "stem.jobs.dead_lettered", "{job}", "Jobs dead-lettered."
         )
-        self.process = m.create_histogram(
-            "messaging.process.duration", "s",
-            "Run time of one attempt (its count: jobs started); stem.outcome says how it ended.",
-            explicit_bucket_boundaries_advisory=list(BUCKETS_S),
-        )  # fmt: skip
-        self.wait = m.create_histogram(
-            "stem.job.wait.duration", "s", "Ready to started, per attempt.",
-            explicit_bucket_boundaries_advisory=list(BUCKETS_S),
-        )  # fmt: skip
+        if own is None:
+            process = m.create_histogram(
+                PROCESS[0], PROCESS[1], PROCESS[2],
+                explicit_bucket_boundaries_advisory=list(BUCKETS_S),
+            )  # fmt: skip
+            wait = m.create_histogram(
+                WAIT[0], WAIT[1], WAIT[2], explicit_bucket_boundaries_advisory=list(BUCKETS_S)
+            )
+
+            def record_run(queue: str, task: str, outcome: str, value_s: float) -> None:
+                process.record(value_s, _attributes(queue, task, outcome))
+
+            def record_wait(queue: str, task: str, value_s: float) -> None:
+                wait.record(value_s, _attributes(queue, task))
+
+        else:
+            own_process = own.histogram(*PROCESS, BUCKETS_S)
+            own_wait = own.histogram(*WAIT, BUCKETS_S)
+
+            def record_run(queue: str, task: str, outcome: str, value_s: float) -> None:
+                key = (queue, task, outcome)
+                own_process.record(key, _attributes(queue, task, outcome), value_s)
+
+            def record_wait(queue: str, task: str, value_s: float) -> None:
+                own_wait.record((queue, task), _attributes(queue, task), value_s)
+
+        self.record_run, self.record_wait = record_run, record_wait
+
+
+#: The two job histograms: name, unit, description.
+PROCESS = (
+    "messaging.process.duration", "s",
+    "Run time of one attempt (its count: jobs started); stem.outcome says how it ended.",
+)  # fmt: skip
+WAIT = ("stem.job.wait.duration", "s", "Ready to started, per attempt.")
 
 
 _ATTRIBUTES: dict[tuple[str, str, str], dict[str, str]] = {}
@@ -282,7 +338,7 @@ def _global_meter_provider() -> Any:
 
 def _instruments_of(provider: Any) -> Instruments | None:
     m = meter(provider)
-    return None if m is None else Instruments(m)
+    return None if m is None else Instruments(m, _OWN_HISTOGRAMS.get(provider))
 
 
 class Meters(Middleware):
@@ -310,14 +366,13 @@ class Meters(Middleware):
         i = self._lookup.get()
         if i is None:
             return
-        i.wait.record(ready_wait_s(ctx), _attributes(ctx.queue, ctx.task))
+        i.record_wait(ctx.queue, ctx.task, ready_wait_s(ctx))
 
     def after_process(self, ctx: JobContext, outcome: Outcome) -> None:
         i = self._lookup.get()
         if i is None:
             return
-        attributes = _attributes(ctx.queue, ctx.task, outcome.verdict.value)
-        i.process.record(run_s(ctx), attributes)
+        i.record_run(ctx.queue, ctx.task, outcome.verdict.value, run_s(ctx))
 
     def on_retry(self, ctx: JobContext, outcome: Outcome) -> None:
         i = self.instruments()

@@ -1,0 +1,144 @@
+"""stem's own job histograms (``stem.observe.aggregated``) against the SDK's: same export."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import Histogram as HistogramInstrument
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    Histogram,
+    InMemoryMetricReader,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+)
+
+from stem.observe.aggregated import push_reader
+from stem.observe.metrics import Instruments, Meters, aggregates_job_histograms, meter_provider
+
+#: Bounds themselves (a value equal to a bound is in its bucket), zero, and past the last.
+BATCHES = (
+    [0.0, 0.005, 0.0051, 0.2, 0.2, 1.0, 301.0],
+    [0.01, 2.5, 0.003],
+)
+
+
+class Capture(MetricExporter):
+    """Keeps every export."""
+
+    def __init__(self, temporality: AggregationTemporality) -> None:
+        super().__init__(preferred_temporality={HistogramInstrument: temporality})
+        self.exports: list[MetricsData] = []
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 0, **_: Any) -> Any:
+        self.exports.append(metrics_data)
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 0) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 0, **_: Any) -> None:
+        pass
+
+
+def _record(i: Instruments, values: Sequence[float]) -> None:
+    i.sent.add(1, {"stem.task": "t"})  # the SDK exports only when it collected something
+    for n, value in enumerate(values):
+        i.record_run("q", "t" if n % 2 else "u", "complete" if n % 3 else "retry", value)
+        i.record_wait("q", "t", value)
+
+
+def _histograms(data: MetricsData | None) -> dict[str, Any]:
+    """name -> (scope, unit, description, temporality, points keyed by attributes)."""
+    found: dict[str, Any] = {}
+    for resource in data.resource_metrics if data is not None else []:
+        for scope in resource.scope_metrics:
+            for m in scope.metrics:
+                if not isinstance(m.data, Histogram):
+                    continue
+                points = {
+                    tuple(sorted((p.attributes or {}).items())): (
+                        p.count, p.sum, list(p.bucket_counts), list(p.explicit_bounds),
+                        p.min, p.max,
+                    )
+                    for p in m.data.data_points
+                }  # fmt: skip
+                found[m.name] = (
+                    scope.scope.name,
+                    m.unit,
+                    m.description,
+                    m.data.aggregation_temporality,
+                    points,
+                )
+    return found
+
+
+@pytest.mark.parametrize(
+    "temporality", list(AggregationTemporality)[1:], ids=lambda t: t.name.lower()
+)
+def test_stems_job_histograms_export_what_the_sdks_would_for_the_same_measurements(
+    temporality: AggregationTemporality,
+) -> None:
+    capture = Capture(temporality)
+    ours = meter_provider([push_reader(capture)])
+    reference = InMemoryMetricReader(preferred_temporality={HistogramInstrument: temporality})
+    theirs = MeterProvider([reference])
+    own, sdk = Meters(ours).instruments(), Instruments(theirs.get_meter("stem"))
+    assert own is not None and aggregates_job_histograms(ours)
+
+    for batch in BATCHES:
+        _record(own, batch)
+        _record(sdk, batch)
+        ours.force_flush()
+        expected = _histograms(reference.get_metrics_data())
+
+        got = _histograms(capture.exports[-1])
+        assert set(got) == {"messaging.process.duration", "stem.job.wait.duration"}
+        assert got == expected
+    ours.shutdown()
+    theirs.shutdown()
+
+
+def test_a_provider_with_anything_but_one_push_reader_keeps_the_sdks_histograms() -> None:
+    capture = Capture(AggregationTemporality.CUMULATIVE)
+    memory = InMemoryMetricReader()
+    for readers in ([memory], [push_reader(capture), InMemoryMetricReader()]):
+        provider = meter_provider(readers)
+        assert not aggregates_job_histograms(provider)
+        i = Meters(provider).instruments()
+        assert i is not None
+        _record(i, BATCHES[0])
+        provider.force_flush()
+        provider.shutdown()
+    data = memory.get_metrics_data()
+    assert "stem.job.wait.duration" in _histograms(data)
+    # The push reader beside another reader got the SDK's histograms, once each.
+    names = [m.name for r in capture.exports[-1].resource_metrics for s in r.scope_metrics
+             for m in s.metrics]  # fmt: skip
+    assert sorted(names) == [
+        "messaging.client.sent.messages",
+        "messaging.process.duration",
+        "stem.job.wait.duration",
+    ]
+
+
+def test_two_meters_on_one_provider_export_each_job_histogram_once() -> None:
+    capture = Capture(AggregationTemporality.CUMULATIVE)
+    provider = meter_provider([push_reader(capture)])
+    assert aggregates_job_histograms(provider)
+    one, two = Meters(provider).instruments(), Meters(provider).instruments()
+    assert one is not None and two is not None
+    _record(one, [0.1])
+    _record(two, [0.2])
+    provider.force_flush()
+    [run] = [
+        m for r in capture.exports[-1].resource_metrics for s in r.scope_metrics
+        for m in s.metrics if m.name == "messaging.process.duration"
+    ]  # fmt: skip
+    assert isinstance(run.data, Histogram)
+    assert [p.count for p in run.data.data_points] == [2]
+    provider.shutdown()
