@@ -20,10 +20,14 @@ SDK's own histograms, measurement by measurement.
 What is exported is what the SDK would export for the same measurements: the same
 instrument names, units, descriptions, attributes, bounds, counts, sums, min and max
 (``tests/observe/test_aggregated.py`` compares the two), under the meter's scope
-(``stem``), cumulative or delta as the exporter prefers. What differs: no exemplars, and a
-series' start time is its first measurement (cumulative) or the last export (delta).
-The SDK exports only when it collected something; a worker always has (its lease
-counters are observed at every collection), so its histograms go out at every interval.
+(``stem``), cumulative or delta as the exporter prefers. What differs: no exemplars, and
+a series' start time: its first measurement (cumulative), or the end of the last
+interval in which it had any (delta; the SDK's is the previous collection).
+
+The SDK calls the exporter only when it collected something itself. ``Instruments``
+always observes ``messaging.client.consumed.messages`` (jobs started, per queue and
+task), which has a point at every collection once a job was recorded, so the job
+histograms are never left behind, at an interval or at shutdown.
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ from opentelemetry.sdk.metrics.export import (
     ResourceMetrics,
     ScopeMetrics,
 )
+from opentelemetry.sdk.metrics.view import DefaultAggregation
 from opentelemetry.sdk.util.instrumentation import InstrumentationScope
 
 #: The instruments' scope: the name of stem's meter (``stem.observe.metrics``).
@@ -214,12 +219,16 @@ def push_reader(exporter: MetricExporter) -> PeriodicExportingMetricReader:
 
 def job_histograms_of(readers: Sequence[Any]) -> JobHistograms | None:
     """The job histograms for a provider reading into ``readers``: made and attached when
-    the only reader is a :func:`push_reader` no provider uses yet, else None (the SDK's
-    own histograms are used)."""
+    the only reader is a :func:`push_reader` no provider uses yet, whose exporter wants
+    the SDK's default histogram aggregation; else None (the SDK's own histograms are used:
+    e.g. for an OTLP exporter told to prefer exponential histograms)."""
     if len(readers) != 1:
         return None  # a delta collection resets the data: one reader must own it
     wrapper = _WRAPPERS.get(readers[0])
     if wrapper is None or wrapper.histograms is not None:
+        return None
+    wanted = (wrapper.exporter._preferred_aggregation or {}).get(HistogramInstrument)
+    if wanted is not None and type(wanted) is not DefaultAggregation:
         return None
     wrapper.histograms = JobHistograms()
     return wrapper.histograms

@@ -273,6 +273,21 @@ class Instruments:
         self.dead_lettered = m.create_counter(
             "stem.jobs.dead_lettered", "{job}", "Jobs dead-lettered."
         )
+        # Jobs started per (queue, task), observed at each collection: a semantic-
+        # convention counter that also keeps a collection from ever being empty once a
+        # job ran (the SDK exports nothing then, stem's own histograms included).
+        consumed: dict[tuple[str, str], int] = {}
+
+        def observe_consumed(_options: Any) -> Iterable[metrics.Observation]:
+            from opentelemetry.metrics import Observation
+
+            counts = list(consumed.items())  # one C call: safe beside the trio thread
+            return [Observation(n, _attributes(q, t)) for (q, t), n in counts]
+
+        m.create_observable_counter(
+            "messaging.client.consumed.messages", [observe_consumed], "{message}",
+            "Jobs delivered to a task (attempts started).",
+        )  # fmt: skip
         if own is None:
             process = m.create_histogram(
                 PROCESS[0], PROCESS[1], PROCESS[2],
@@ -286,6 +301,8 @@ class Instruments:
                 process.record(value_s, _attributes(queue, task, outcome))
 
             def record_wait(queue: str, task: str, value_s: float) -> None:
+                key = (queue, task)
+                consumed[key] = consumed.get(key, 0) + 1
                 wait.record(value_s, _attributes(queue, task))
 
         else:
@@ -297,7 +314,9 @@ class Instruments:
                 own_process.record(key, _attributes(queue, task, outcome), value_s)
 
             def record_wait(queue: str, task: str, value_s: float) -> None:
-                own_wait.record((queue, task), _attributes(queue, task), value_s)
+                key = (queue, task)
+                consumed[key] = consumed.get(key, 0) + 1
+                own_wait.record(key, _attributes(queue, task), value_s)
 
         self.record_run, self.record_wait = record_run, record_wait
 

@@ -15,7 +15,9 @@ from opentelemetry.sdk.metrics.export import (
     MetricExporter,
     MetricExportResult,
     MetricsData,
+    Sum,
 )
+from opentelemetry.sdk.metrics.view import ExponentialBucketHistogramAggregation
 
 from stem.observe.aggregated import push_reader
 from stem.observe.metrics import Instruments, Meters, aggregates_job_histograms, meter_provider
@@ -46,20 +48,24 @@ class Capture(MetricExporter):
 
 
 def _record(i: Instruments, values: Sequence[float]) -> None:
-    i.sent.add(1, {"stem.task": "t"})  # the SDK exports only when it collected something
     for n, value in enumerate(values):
         i.record_run("q", "t" if n % 2 else "u", "complete" if n % 3 else "retry", value)
         i.record_wait("q", "t", value)
 
 
 def _histograms(data: MetricsData | None) -> dict[str, Any]:
-    """name -> (scope, unit, description, temporality, points keyed by attributes)."""
+    """name -> (scope, unit, description, temporality, points keyed by attributes); a
+    counter's points are its values."""
     found: dict[str, Any] = {}
     for resource in data.resource_metrics if data is not None else []:
         for scope in resource.scope_metrics:
             for m in scope.metrics:
-                if not isinstance(m.data, Histogram):
+                if isinstance(m.data, Sum):
+                    values = {tuple(sorted((p.attributes or {}).items())): p.value
+                              for p in m.data.data_points}  # fmt: skip
+                    found[m.name] = (scope.scope.name, m.unit, m.description, values)
                     continue
+                assert isinstance(m.data, Histogram)
                 points = {
                     tuple(sorted((p.attributes or {}).items())): (
                         p.count, p.sum, list(p.bucket_counts), list(p.explicit_bounds),
@@ -96,9 +102,16 @@ def test_stems_job_histograms_export_what_the_sdks_would_for_the_same_measuremen
         ours.force_flush()
         expected = _histograms(reference.get_metrics_data())
 
+        # Nothing but the job instruments recorded: the export still happens.
         got = _histograms(capture.exports[-1])
-        assert set(got) == {"messaging.process.duration", "stem.job.wait.duration"}
+        assert set(got) == {
+            "messaging.client.consumed.messages",
+            "messaging.process.duration",
+            "stem.job.wait.duration",
+        }
         assert got == expected
+    consumed = got["messaging.client.consumed.messages"][3]
+    assert sum(consumed.values()) == sum(map(len, BATCHES))
     ours.shutdown()
     theirs.shutdown()
 
@@ -120,10 +133,25 @@ def test_a_provider_with_anything_but_one_push_reader_keeps_the_sdks_histograms(
     names = [m.name for r in capture.exports[-1].resource_metrics for s in r.scope_metrics
              for m in s.metrics]  # fmt: skip
     assert sorted(names) == [
-        "messaging.client.sent.messages",
+        "messaging.client.consumed.messages",
         "messaging.process.duration",
         "stem.job.wait.duration",
     ]
+
+
+def test_an_exporter_that_prefers_another_histogram_aggregation_gets_the_sdks() -> None:
+    capture = Capture(AggregationTemporality.CUMULATIVE)
+    capture._preferred_aggregation = {HistogramInstrument: ExponentialBucketHistogramAggregation()}
+    provider = meter_provider([push_reader(capture)])
+    assert not aggregates_job_histograms(provider)
+    i = Meters(provider).instruments()
+    assert i is not None
+    _record(i, BATCHES[0])
+    provider.force_flush()
+    kinds = {m.name: type(m.data).__name__ for r in capture.exports[-1].resource_metrics
+             for s in r.scope_metrics for m in s.metrics}  # fmt: skip
+    assert kinds["messaging.process.duration"] == "ExponentialHistogram"
+    provider.shutdown()
 
 
 def test_two_meters_on_one_provider_export_each_job_histogram_once() -> None:
