@@ -35,6 +35,14 @@ class OutgoingJob:
 class Middleware:
     """Base class with a no-op for every hook."""
 
+    def active(self) -> bool:
+        """Whether the worker hooks do anything now. A worker asks at most every second,
+        between jobs, and skips the worker hooks of a middleware that says no until it
+        says yes (``Tracing`` and ``Meters`` while no provider is configured); one job's
+        ``before_process`` and ``after_process`` always come from the same answer.
+        Producer hooks are always called."""
+        return True
+
     def before_enqueue(self, job: OutgoingJob) -> None:
         """Called before a job is written; may change ``job.headers``/``queue``/``priority``."""
 

@@ -370,6 +370,10 @@ class Meters(Middleware):
     def __init__(self, meter_provider: Any = None) -> None:
         self._lookup = ProviderLookup(meter_provider, _global_meter_provider, _instruments_of)
 
+    def active(self) -> bool:
+        """Off while no meter provider is configured: the worker skips the hooks then."""
+        return self._lookup.get() is not None
+
     def instruments(self) -> Instruments | None:
         """The instruments, or None while metrics are off. (The per-job hooks read the
         lookup directly, a call fewer per job: this is not a point to override.)"""

@@ -223,6 +223,10 @@ class Tracing(Middleware):
             tracer_provider, _global_tracer_provider, _tracer_of
         )
 
+    def active(self) -> bool:
+        """Off while no tracer provider is configured: the worker skips the hooks then."""
+        return self._lookup.get() is not None
+
     def tracer(self) -> trace.Tracer | None:
         """The tracer to use, or None while tracing is off (no provider configured)."""
         found = self._lookup.get()

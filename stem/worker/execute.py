@@ -16,7 +16,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from stem.broker import MAX_DELAY_S, Delivery, Settlement
@@ -67,15 +67,12 @@ class Executor:
         self.signer = app.signer
         # Per hook, only the middleware that override it: the base no-ops cost nothing then.
         # The hooks that end a job run in reverse order (the first registered wraps the
-        # others), so they are kept reversed.
-        self._hooked = {
-            name: [getattr(m, name) for m in self.middleware if _overrides(m, name)]
-            for name in ("before_process", "on_retry", "on_dead_letter")
-        }
-        for name in ("after_process", "on_cancelled"):
-            self._hooked[name] = [
-                getattr(m, name) for m in reversed(self.middleware) if _overrides(m, name)
-            ]
+        # others), so they are kept reversed. Of those, the ones whose middleware is
+        # active now (``Middleware.active``, asked again every ``HOOKS_RECHECK_S``).
+        self._switched = [m for m in self.middleware if _overrides(m, "active")]
+        self._hooked: dict[str, list[Callable[..., None]]] = {}
+        self._recheck_at = 0.0
+        self._refresh_hooks(time.monotonic())
         #: Jobs, not attempts: ``processed`` completed, ``failed`` dead-lettered (at the
         #: end of their retries or refused), ``retried`` attempts that will run again.
         self.processed = 0
@@ -83,6 +80,18 @@ class Executor:
         self.retried = 0
         #: The same three counts per queue: [processed, failed, retried].
         self.by_queue: dict[str, list[int]] = {}
+
+    def _refresh_hooks(self, now: float) -> None:
+        """Rebuild the hook lists from the middleware active now."""
+        off = {id(m) for m in self._switched if not _asks_active(m)}
+        on = [m for m in self.middleware if id(m) not in off]
+        self._hooked = {
+            name: [getattr(m, name) for m in on if _overrides(m, name)]
+            for name in ("before_process", "on_retry", "on_dead_letter")
+        }
+        for name in ("after_process", "on_cancelled"):
+            self._hooked[name] = [getattr(m, name) for m in reversed(on) if _overrides(m, name)]
+        self._recheck_at = now + HOOKS_RECHECK_S
 
     async def execute(self, d: Delivery) -> Settlement:
         """Run one delivery to its settlement (cancellation propagates: caller releases)."""
@@ -98,7 +107,10 @@ class Executor:
             self._count(d.queue, 1)
             return Executed(admitted, waited=False)
         task, ctx = admitted
-        self._hooks("before_process", ctx)
+        if ctx.started_monotonic >= self._recheck_at:
+            self._refresh_hooks(ctx.started_monotonic)
+        hooked = self._hooked  # this job's: its before and after hooks from one answer
+        _call(hooked["before_process"], ctx)
         runner = self.runners[task.pool]
         waited = False
         try:
@@ -108,9 +120,9 @@ class Executor:
         except Exception as exc:  # the task's, the runner's, or a result that is not JSON
             outcome = Outcome.failed(exc)
         except BaseException:  # cancelled (revoked, a hard stop): no outcome, hooks still end
-            self._hooks("on_cancelled", ctx)
+            _call(hooked["on_cancelled"], ctx)
             raise
-        self._hooks("after_process", ctx, outcome)
+        _call(hooked["after_process"], ctx, outcome)
         return Executed(self._settlement(d, ctx, outcome), waited)
 
     def _admit(self, d: Delivery) -> tuple[Task[Any, Any], JobContext] | Settlement:
@@ -176,7 +188,7 @@ class Executor:
             reason.value,
         )
         error = json.dumps({"type": "PayloadError", "message": message})
-        self._hooks("on_dead_letter", None, reason.value, error)
+        _call(self._hooked["on_dead_letter"], None, reason.value, error)
         outcome = Outcome(Verdict.FAILED)
         outcome.bury(reason, JobState.DEAD)
         return _settle(d, outcome, error)
@@ -188,12 +200,12 @@ class Executor:
         error = _error_json(outcome.error)
         if outcome.verdict is Verdict.RETRY:
             self._count(d.queue, 2)
-            self._hooks("on_retry", ctx, outcome)
+            _call(self._hooked["on_retry"], ctx, outcome)
             return _settle(d, outcome, error)
         # BURY, or FAILED that no hook decided: dead-letter it.
         outcome.bury(outcome.reason or DeadReason.NOT_RETRYABLE, outcome.state)
         self._count(d.queue, 1)
-        self._hooks("on_dead_letter", ctx, outcome.reason, error)  # JobEvents logs it
+        _call(self._hooked["on_dead_letter"], ctx, outcome.reason, error)  # JobEvents logs it
         return _settle(d, outcome, error)
 
     def _count(self, queue: str, which: int) -> None:
@@ -208,16 +220,30 @@ class Executor:
         else:
             self.retried += 1
 
-    def _hooks(self, name: str, *args: Any) -> None:
-        """Call each middleware's ``name`` hook; one that raises is logged, and the
-        others still run (one loop, no call per hook: this runs several times a job)."""
-        for hook in self._hooked[name]:
-            try:
-                hook(*args)
-            except Exception:
-                log.exception(
-                    "middleware hook %s failed (ignored)", getattr(hook, "__qualname__", hook)
-                )
+
+#: How often the executor asks the middleware whether they are active.
+HOOKS_RECHECK_S = 1.0
+
+
+def _call(hooks: list[Callable[..., None]], *args: Any) -> None:
+    """Call each hook; one that raises is logged, and the others still run (one loop, no
+    call per hook: this runs several times a job)."""
+    for hook in hooks:
+        try:
+            hook(*args)
+        except Exception:
+            log.exception(
+                "middleware hook %s failed (ignored)", getattr(hook, "__qualname__", hook)
+            )
+
+
+def _asks_active(m: Middleware) -> bool:
+    """``m.active()``; one that raises counts as active (its hooks run, as before)."""
+    try:
+        return bool(m.active())
+    except Exception:
+        log.exception("middleware %s: active() failed (its hooks run)", type(m).__name__)
+        return True
 
 
 def _settle(d: Delivery, outcome: Outcome, payload: str) -> Settlement:

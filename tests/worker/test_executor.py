@@ -266,3 +266,89 @@ async def test_a_trace_header_stem_did_not_write_costs_the_job_its_span_only(
     settlement = await executor(FakeRunner(result=3), Tracing(provider)).execute(d)
     assert (settlement.verdict, settlement.payload) == (Verdict.COMPLETE, "3")
     provider.shutdown()
+
+
+class Switched(Middleware):
+    """Records its hooks; ``on`` is what ``active()`` answers (``broken``: it raises)."""
+
+    def __init__(self, on: bool) -> None:
+        self.on, self.broken = on, False
+        self.seen: list[tuple[str, Any]] = []
+
+    def active(self) -> bool:
+        if self.broken:
+            raise RuntimeError("active() broke")
+        return self.on
+
+    def before_process(self, ctx: JobContext) -> None:
+        self.seen.append(("before", ctx.args))
+
+    def after_process(self, ctx: JobContext, outcome: Outcome) -> None:
+        self.seen.append(("after", ctx.args))
+
+
+class Gated(FakeRunner):
+    """Each run waits for its own event (by the job's first argument)."""
+
+    def __init__(self) -> None:
+        super().__init__(result=None)
+        self.started: dict[int, trio.Event] = {}
+        self.release: dict[int, trio.Event] = {}
+
+    async def run(
+        self, task: Task[Any, Any], ctx: JobContext, soft_s: float | None, hard_s: float | None
+    ) -> Any:
+        self.started.setdefault(ctx.args[0], trio.Event()).set()
+        await self.release.setdefault(ctx.args[0], trio.Event()).wait()
+        return None
+
+
+async def test_an_inactive_middleware_is_skipped_until_it_says_it_is_active(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("stem.worker.execute.HOOKS_RECHECK_S", 3600.0)
+    switched = Switched(on=False)
+    runs = executor(FakeRunner(result=3), switched)
+    await runs.execute(delivery(add.name, [1, 2]))
+    switched.on = True
+    await runs.execute(delivery(add.name, [3, 4]))  # not asked again yet
+    assert switched.seen == []
+
+    monkeypatch.setattr("stem.worker.execute.HOOKS_RECHECK_S", 0.0)
+    runs._recheck_at = 0.0  # as if the hour had passed
+    await runs.execute(delivery(add.name, [5, 6]))
+    switched.broken = True  # an answer that raises counts as active: its hooks run
+    await runs.execute(delivery(add.name, [7, 8]))
+    assert switched.seen == [
+        ("before", [5, 6]), ("after", [5, 6]), ("before", [7, 8]), ("after", [7, 8])
+    ]  # fmt: skip
+
+
+async def test_a_jobs_before_and_after_hooks_come_from_one_answer(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("stem.worker.execute.HOOKS_RECHECK_S", 0.0)  # asked at every job
+    switched, gated = Switched(on=False), Gated()
+    runs = executor(gated, switched)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(runs.execute, delivery(add.name, [1, 0]))
+        await gated.started.setdefault(1, trio.Event()).wait()  # admitted while off
+        switched.on = True
+        nursery.start_soon(runs.execute, delivery(add.name, [2, 0]))
+        await gated.started.setdefault(2, trio.Event()).wait()  # admitted while on
+        gated.release.setdefault(1, trio.Event()).set()
+        gated.release.setdefault(2, trio.Event()).set()
+    # Job 1 ran while the middleware switched on: neither of its hooks was called.
+    assert sorted(switched.seen) == [("after", [2, 0]), ("before", [2, 0])]
+
+
+def test_tracing_and_meters_are_active_only_with_a_provider() -> None:
+    from opentelemetry.metrics import NoOpMeterProvider
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.trace import NoOpTracerProvider
+
+    from stem.observe.metrics import Meters
+
+    assert Tracing(TracerProvider()).active() and Meters(MeterProvider()).active()
+    assert not Tracing(NoOpTracerProvider()).active()
+    assert not Meters(NoOpMeterProvider()).active()
