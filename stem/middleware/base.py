@@ -36,11 +36,11 @@ class Middleware:
     """Base class with a no-op for every hook."""
 
     def active(self) -> bool:
-        """Whether the worker hooks do anything now. A worker asks at most every second,
-        between jobs, and skips the worker hooks of a middleware that says no until it
-        says yes (``Tracing`` and ``Meters`` while no provider is configured); one job's
-        ``before_process`` and ``after_process`` always come from the same answer.
-        Producer hooks are always called."""
+        """Whether the worker hooks do anything now. A worker asks when it admits a job,
+        at most every second, and skips the worker hooks of a middleware that says no
+        until it says yes (``Tracing`` and ``Meters`` while no provider is configured);
+        all of one job's hooks come from the same answer. Producer hooks are always
+        called."""
         return True
 
     def before_enqueue(self, job: OutgoingJob) -> None:

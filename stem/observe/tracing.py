@@ -14,8 +14,9 @@ With the SDK's own tracer, the job spans are built by :mod:`stem.observe.spans` 
 headers read and written by :mod:`stem.observe.w3c`: the same spans and headers as the
 SDK's path, for about a third of its CPU per job (docs/guides/observability.md).
 
-Nothing configured, nothing paid: with no tracer provider set, the hooks return after
-one ``isinstance`` check. :func:`configure_from_env` installs the SDK's provider when
+Nothing configured, nothing paid: with no tracer provider set, ``active()`` says so and
+a worker skips the hooks (``Middleware.active``); a producer's hook returns after one
+cached check. :func:`configure_from_env` installs the SDK's provider when
 ``OTEL_TRACES_EXPORTER`` names an exporter other than ``none`` (any the installed
 packages register, e.g. ``console`` from the SDK, ``otlp`` with
 ``opentelemetry-exporter-otlp``); service name, resource attributes and sampler come
@@ -70,7 +71,8 @@ def exporter_names(variable: str) -> list[str]:
 
 _SCOPE = "stem"
 #: How often a ``Tracing`` middleware looks the global tracer provider up again, so one
-#: set after the app was made counts from then on.
+#: set after the app was made counts from then on (in a worker, from its next look at
+#: ``active()``, at most ``stem.worker.execute.HOOKS_RECHECK_S`` later).
 PROVIDER_RECHECK_S = 1.0
 
 

@@ -69,10 +69,11 @@ class Executor:
         # The hooks that end a job run in reverse order (the first registered wraps the
         # others), so they are kept reversed. Of those, the ones whose middleware is
         # active now (``Middleware.active``, asked again every ``HOOKS_RECHECK_S``).
+        # Every middleware until the first job asks (not here: a provider set between
+        # now and the first job must count from that job on).
         self._switched = [m for m in self.middleware if _overrides(m, "active")]
-        self._hooked: dict[str, list[Callable[..., None]]] = {}
+        self._hooked = self._hook_lists(self.middleware)
         self._recheck_at = 0.0
-        self._refresh_hooks(time.monotonic())
         #: Jobs, not attempts: ``processed`` completed, ``failed`` dead-lettered (at the
         #: end of their retries or refused), ``retried`` attempts that will run again.
         self.processed = 0
@@ -81,17 +82,24 @@ class Executor:
         #: The same three counts per queue: [processed, failed, retried].
         self.by_queue: dict[str, list[int]] = {}
 
-    def _refresh_hooks(self, now: float) -> None:
+    def _refresh_hooks(self) -> None:
         """Rebuild the hook lists from the middleware active now."""
         off = {id(m) for m in self._switched if not _asks_active(m)}
-        on = [m for m in self.middleware if id(m) not in off]
-        self._hooked = {
+        self._hooked = self._hook_lists([m for m in self.middleware if id(m) not in off])
+        # From after the answers: the providers' own lookups (``PROVIDER_RECHECK_S``, the
+        # same second) are then due again by the next ask, so a provider set meanwhile
+        # is seen within one second, not two.
+        self._recheck_at = time.monotonic() + HOOKS_RECHECK_S
+
+    @staticmethod
+    def _hook_lists(on: Sequence[Middleware]) -> dict[str, list[Callable[..., None]]]:
+        hooked = {
             name: [getattr(m, name) for m in on if _overrides(m, name)]
             for name in ("before_process", "on_retry", "on_dead_letter")
         }
         for name in ("after_process", "on_cancelled"):
-            self._hooked[name] = [getattr(m, name) for m in reversed(on) if _overrides(m, name)]
-        self._recheck_at = now + HOOKS_RECHECK_S
+            hooked[name] = [getattr(m, name) for m in reversed(on) if _overrides(m, name)]
+        return hooked
 
     async def execute(self, d: Delivery) -> Settlement:
         """Run one delivery to its settlement (cancellation propagates: caller releases)."""
@@ -108,8 +116,8 @@ class Executor:
             return Executed(admitted, waited=False)
         task, ctx = admitted
         if ctx.started_monotonic >= self._recheck_at:
-            self._refresh_hooks(ctx.started_monotonic)
-        hooked = self._hooked  # this job's: its before and after hooks from one answer
+            self._refresh_hooks()
+        hooked = self._hooked  # this job's: all its hooks from one answer
         _call(hooked["before_process"], ctx)
         runner = self.runners[task.pool]
         waited = False
@@ -123,7 +131,7 @@ class Executor:
             _call(hooked["on_cancelled"], ctx)
             raise
         _call(hooked["after_process"], ctx, outcome)
-        return Executed(self._settlement(d, ctx, outcome), waited)
+        return Executed(self._settlement(d, ctx, outcome, hooked), waited)
 
     def _admit(self, d: Delivery) -> tuple[Task[Any, Any], JobContext] | Settlement:
         if d.envelope is None:
@@ -193,19 +201,25 @@ class Executor:
         outcome.bury(reason, JobState.DEAD)
         return _settle(d, outcome, error)
 
-    def _settlement(self, d: Delivery, ctx: JobContext, outcome: Outcome) -> Settlement:
+    def _settlement(
+        self,
+        d: Delivery,
+        ctx: JobContext,
+        outcome: Outcome,
+        hooked: dict[str, list[Callable[..., None]]],
+    ) -> Settlement:
         if outcome.verdict is Verdict.COMPLETE:
             self._count(d.queue, 0)
             return _settle(d, outcome, str(outcome.result))
         error = _error_json(outcome.error)
         if outcome.verdict is Verdict.RETRY:
             self._count(d.queue, 2)
-            _call(self._hooked["on_retry"], ctx, outcome)
+            _call(hooked["on_retry"], ctx, outcome)
             return _settle(d, outcome, error)
         # BURY, or FAILED that no hook decided: dead-letter it.
         outcome.bury(outcome.reason or DeadReason.NOT_RETRYABLE, outcome.state)
         self._count(d.queue, 1)
-        _call(self._hooked["on_dead_letter"], ctx, outcome.reason, error)  # JobEvents logs it
+        _call(hooked["on_dead_letter"], ctx, outcome.reason, error)  # JobEvents logs it
         return _settle(d, outcome, error)
 
     def _count(self, queue: str, which: int) -> None:

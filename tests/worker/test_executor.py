@@ -286,6 +286,9 @@ class Switched(Middleware):
     def after_process(self, ctx: JobContext, outcome: Outcome) -> None:
         self.seen.append(("after", ctx.args))
 
+    def on_retry(self, ctx: JobContext, outcome: Outcome) -> None:
+        self.seen.append(("retry", ctx.args))
+
 
 class Gated(FakeRunner):
     """Each run waits for its own event (by the job's first argument)."""
@@ -300,6 +303,8 @@ class Gated(FakeRunner):
     ) -> Any:
         self.started.setdefault(ctx.args[0], trio.Event()).set()
         await self.release.setdefault(ctx.args[0], trio.Event()).wait()
+        if ctx.args[0] == 1:
+            raise ValueError("job 1 fails: a retry")
         return None
 
 
@@ -324,7 +329,7 @@ async def test_an_inactive_middleware_is_skipped_until_it_says_it_is_active(
     ]  # fmt: skip
 
 
-async def test_a_jobs_before_and_after_hooks_come_from_one_answer(
+async def test_all_of_a_jobs_hooks_come_from_one_answer(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("stem.worker.execute.HOOKS_RECHECK_S", 0.0)  # asked at every job
@@ -338,8 +343,19 @@ async def test_a_jobs_before_and_after_hooks_come_from_one_answer(
         await gated.started.setdefault(2, trio.Event()).wait()  # admitted while on
         gated.release.setdefault(1, trio.Event()).set()
         gated.release.setdefault(2, trio.Event()).set()
-    # Job 1 ran while the middleware switched on: neither of its hooks was called.
+    # Job 1 ran while the middleware switched on: none of its hooks was called.
     assert sorted(switched.seen) == [("after", [2, 0]), ("before", [2, 0])]
+
+
+async def test_a_middleware_switched_on_before_the_first_job_sees_that_job(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("stem.worker.execute.HOOKS_RECHECK_S", 3600.0)
+    switched = Switched(on=False)
+    runs = executor(FakeRunner(result=3), switched)  # built while off
+    switched.on = True  # e.g. an app setting its tracer provider after making the worker
+    await runs.execute(delivery(add.name, [1, 2]))
+    assert switched.seen == [("before", [1, 2]), ("after", [1, 2])]
 
 
 def test_tracing_and_meters_are_active_only_with_a_provider() -> None:
