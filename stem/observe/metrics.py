@@ -273,21 +273,7 @@ class Instruments:
         self.dead_lettered = m.create_counter(
             "stem.jobs.dead_lettered", "{job}", "Jobs dead-lettered."
         )
-        # Jobs started per (queue, task), observed at each collection: a semantic-
-        # convention counter that also keeps a collection from ever being empty once a
-        # job ran (the SDK exports nothing then, stem's own histograms included).
-        consumed: dict[tuple[str, str], int] = {}
-
-        def observe_consumed(_options: Any) -> Iterable[metrics.Observation]:
-            from opentelemetry.metrics import Observation
-
-            counts = list(consumed.items())  # one C call: safe beside the trio thread
-            return [Observation(n, _attributes(q, t)) for (q, t), n in counts]
-
-        m.create_observable_counter(
-            "messaging.client.consumed.messages", [observe_consumed], "{message}",
-            "Jobs delivered to a task (attempts started).",
-        )  # fmt: skip
+        consumed = _consumed_counts(m)
         if own is None:
             process = m.create_histogram(
                 PROCESS[0], PROCESS[1], PROCESS[2],
@@ -319,6 +305,35 @@ class Instruments:
                 own_wait.record(key, _attributes(queue, task), value_s)
 
         self.record_run, self.record_wait = record_run, record_wait
+
+
+#: Jobs started per (queue, task), by meter: one count for every ``Instruments`` of a
+#: meter (the SDK keeps the first callback registered under a name, and ignores the rest).
+_CONSUMED: weakref.WeakKeyDictionary[Any, dict[tuple[str, str], int]] = weakref.WeakKeyDictionary()
+
+
+def _consumed_counts(m: metrics.Meter) -> dict[tuple[str, str], int]:
+    """The meter's count of jobs started per (queue, task), observed at each collection
+    as ``messaging.client.consumed.messages``: a semantic-convention counter that also
+    keeps a collection from ever being empty once a job ran (the SDK exports nothing
+    then, stem's own histograms included)."""
+    consumed = _CONSUMED.get(m)
+    if consumed is not None:
+        return consumed
+    counts: dict[tuple[str, str], int] = {}
+    _CONSUMED[m] = counts
+
+    def observe(_options: Any) -> Iterable[metrics.Observation]:
+        from opentelemetry.metrics import Observation
+
+        now = list(counts.items())  # one C call: safe beside the trio thread
+        return [Observation(n, _attributes(q, t)) for (q, t), n in now]
+
+    m.create_observable_counter(
+        "messaging.client.consumed.messages", [observe], "{message}",
+        "Jobs delivered to a task (attempts started).",
+    )  # fmt: skip
+    return counts
 
 
 #: The two job histograms: name, unit, description.

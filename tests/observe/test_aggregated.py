@@ -169,4 +169,6 @@ def test_two_meters_on_one_provider_export_each_job_histogram_once() -> None:
     ]  # fmt: skip
     assert isinstance(run.data, Histogram)
     assert [p.count for p in run.data.data_points] == [2]
+    consumed = _histograms(capture.exports[-1])["messaging.client.consumed.messages"]
+    assert sum(consumed[3].values()) == 2  # both Meters' jobs, under one instrument
     provider.shutdown()
