@@ -23,7 +23,7 @@ import redis
 from redis.commands.core import Script
 from redis.exceptions import DataError, NoScriptError, ResponseError
 
-__all__ = ["HeldConnection", "ScriptCall", "pack", "pack_command"]
+__all__ = ["HeldConnection", "ScriptCall", "evalsha_command", "pack", "pack_command"]
 
 
 def _bulk(value: bytes) -> bytes:
@@ -33,6 +33,11 @@ def _bulk(value: bytes) -> bytes:
 def pack(parts: Sequence[bytes]) -> bytes:
     """``parts`` as one RESP command."""
     return b"*%d\r\n%b" % (len(parts), b"".join(map(_bulk, parts)))
+
+
+def evalsha_command(script: Script, keys: Sequence[Any], args: Sequence[Any]) -> tuple[Any, ...]:
+    """The ``EVALSHA`` command of one call of ``script``, unpacked."""
+    return ("EVALSHA", script.sha, len(keys), *keys, *args)
 
 
 def pack_command(args: Sequence[Any]) -> bytes:
@@ -96,7 +101,7 @@ class HeldConnection:
     def call_script(self, script: Script, keys: Sequence[Any], args: Sequence[Any]) -> Any:
         """``EVALSHA`` of ``script`` (as ``script(keys=..., args=...)`` does through
         redis-py); load the script first if the server lost it."""
-        return self._evalsha(script, pack_command(["EVALSHA", script.sha, len(keys), *keys, *args]))
+        return self._evalsha(script, pack_command(evalsha_command(script, keys, args)))
 
     def _evalsha(self, script: Script, packed: bytes) -> Any:
         try:

@@ -44,7 +44,7 @@ from stem.broker.connection import (
 )
 from stem.broker.consume import ConsumeMixin
 from stem.broker.control import ControlMixin
-from stem.broker.held import HeldConnection, ScriptCall
+from stem.broker.held import HeldConnection, ScriptCall, evalsha_command
 from stem.broker.keys import GROUP, READ_ORDER, Keys
 from stem.broker.limits import LimitsMixin
 from stem.broker.produce import ProducerMixin
@@ -202,7 +202,7 @@ class RedisBroker(ProducerMixin, ConsumeMixin, AdminMixin, LimitsMixin, ControlM
         keys, args = self._fetch_call(queue, consumer, count, limits, 0)
         read = ("XREAD", "COUNT", 1, "BLOCK", max(1, timeout_ms), "STREAMS", *known)
         read += tuple(known.values())
-        fetch = ("EVALSHA", self.scripts.fetch.sha, len(keys), *keys, *args)
+        fetch = evalsha_command(self.scripts.fetch, keys, args)
         conn: Any = pool.get_connection()  # redis-py's Connection is untyped
         if send_if is not None and not send_if():
             pool.release(conn)

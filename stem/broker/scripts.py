@@ -51,7 +51,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
-from stem.broker.held import HeldConnection, pack_command
+from stem.broker.held import HeldConnection, evalsha_command, pack_command
 from stem.broker.keys import EntryField, JobField, StatsField, Suffix
 from stem.states import TERMINAL_STATES, DeadReason, JobState
 
@@ -336,7 +336,7 @@ class ScriptBatch:
         commands = [pack_command(("SCRIPT", "LOAD", s.script)) for s in scripts.values()]
         for i in indexes:
             script, keys, args = self._calls[i]
-            commands.append(pack_command(["EVALSHA", script.sha, len(keys), *keys, *args]))
+            commands.append(pack_command(evalsha_command(script, keys, args)))
         if self._wait is not None:
             commands.append(pack_command(("WAIT", *self._wait)))
         return self._replies(held.execute_each(commands), len(scripts))

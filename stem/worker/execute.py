@@ -65,12 +65,9 @@ class Executor:
         self.middleware = list(middleware)
         #: Verifies each envelope before it is decoded; None: unsigned jobs are accepted.
         self.signer = app.signer
-        # Per hook, only the middleware that override it: the base no-ops cost nothing then.
-        # The hooks that end a job run in reverse order (the first registered wraps the
-        # others), so they are kept reversed. Of those, the ones whose middleware is
-        # active now (``Middleware.active``, asked again every ``HOOKS_RECHECK_S``).
-        # Every middleware until the first job asks (not here: a provider set between
-        # now and the first job must count from that job on).
+        # Per hook, the middleware that override it and are active (``_refresh_hooks``):
+        # the base no-ops and switched-off middleware cost a job nothing. Until the first
+        # job asks, all of them (asking here would hide a provider set before that job).
         self._switched = [m for m in self.middleware if _overrides(m, "active")]
         self._hooked = self._hook_lists(self.middleware)
         self._recheck_at = 0.0
@@ -93,6 +90,8 @@ class Executor:
 
     @staticmethod
     def _hook_lists(on: Sequence[Middleware]) -> dict[str, list[Callable[..., None]]]:
+        """Per hook, those of ``on`` that override it; the hooks that end a job in
+        reverse order (the first registered wraps the others)."""
         hooked = {
             name: [getattr(m, name) for m in on if _overrides(m, name)]
             for name in ("before_process", "on_retry", "on_dead_letter")
