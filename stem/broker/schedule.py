@@ -15,6 +15,7 @@ The per-tick exactly-once guard is *not* here: it is the enqueue script's idempo
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
@@ -24,6 +25,8 @@ from redis.commands.core import Script
 from stem.broker.base import DefinitionChange, ScheduleSnapshot
 from stem.broker.connection import Faults, mapped
 from stem.broker.keys import Keys
+
+log = logging.getLogger("stem.broker.schedule")
 
 
 def _text(value: bytes | str) -> str:
@@ -103,7 +106,15 @@ class RedisScheduleStore:
             # entry before it was removed and records its tick after), so a name that is
             # new to the definitions is cleared too: an entry defined again starts fresh
             # instead of catching up from an old record's last tick.
-            self.client.hdel(self.states_key, *fresh)
+            try:
+                self.client.hdel(self.states_key, *fresh)
+            except redis.RedisError as exc:  # the change is made: say so, not "failed"
+                log.warning(
+                    "schedule: the definitions changed, but the run records of %s in %s "
+                    "could not be cleared (%s: %s); an entry of that name defined again "
+                    "may catch up ticks from its old record",
+                    ", ".join(fresh), self.states_key, type(exc).__name__, exc,
+                )  # fmt: skip
         return out[0]
 
     @mapped

@@ -160,6 +160,25 @@ def test_an_entry_defined_again_starts_without_the_record_of_its_removed_namesak
     assert schedules.record("y").last_tick_ms == 2000
 
 
+def test_a_change_whose_run_records_cannot_be_cleared_is_made_and_says_so(app: Stem) -> None:
+    # A value stem did not write where the run records live: the definitions still change.
+    app.broker.client.set(app.broker.keys.schedule_state, "not a hash")
+    said = Records()
+    logger = logging.getLogger("stem.broker.schedule")
+    logger.addHandler(said)
+    try:
+        Schedules(app.broker).add(Entry("x", "t", Interval(1)))
+        assert app.broker.client.hexists(app.broker.keys.schedule, "x")
+        Schedules(app.broker).remove("x")
+        assert not app.broker.client.hexists(app.broker.keys.schedule, "x")
+    finally:
+        logger.removeHandler(said)
+    assert [line.split(" in ")[0] for line in said.lines(logging.WARNING)] == [
+        "schedule: the definitions changed, but the run records of x"
+    ] * 2
+    assert all("WRONGTYPE" in line for line in said.lines())
+
+
 def test_a_manual_run_becomes_the_last_run_without_moving_the_last_tick(app: Stem) -> None:
     schedules = Schedules(app.broker)
     entry = Entry("x", "t", Interval(1))
