@@ -172,3 +172,32 @@ def test_two_meters_on_one_provider_export_each_job_histogram_once() -> None:
     consumed = _histograms(capture.exports[-1])["messaging.client.consumed.messages"]
     assert sum(consumed[3].values()) == 2  # both Meters' jobs, under one instrument
     provider.shutdown()
+
+
+class Unreachable(Capture):
+    """A collector that cannot be reached for the first ``failures`` exports."""
+
+    def __init__(self, failures: int) -> None:
+        super().__init__(AggregationTemporality.CUMULATIVE)
+        self.failures = failures
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 0, **_: Any) -> Any:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("collector unreachable")
+        return super().export(metrics_data, timeout_millis)
+
+
+def test_an_export_that_fails_costs_nothing_recorded_and_stops_nothing() -> None:
+    unreachable = Unreachable(failures=1)
+    provider = meter_provider([push_reader(unreachable)])
+    i = Meters(provider).instruments()
+    assert i is not None
+    _record(i, BATCHES[0])
+    provider.force_flush()  # fails: the SDK's reader logs it, nothing raises here
+    _record(i, BATCHES[1])
+    provider.force_flush()
+    [data] = unreachable.exports
+    waits = _histograms(data)["stem.job.wait.duration"][4]
+    assert sum(point[0] for point in waits.values()) == sum(map(len, BATCHES))
+    provider.shutdown()
